@@ -1,0 +1,22 @@
+//! What every IPC example in this workspace shares, written once.
+//!
+//! Each module has one job:
+//! - [`endpoint`]: the blog's URL schemes (`udg://`, `udp://`, `unix://`, `tcp://`), parsed once;
+//! - [`wait`]: `--timeout`, deadlines, retry with backoff and readiness (`poll(2)`);
+//! - [`cli`]: the options every binary shares, flattened into each binary's `Args`;
+//! - [`paths`]: creating and removing filesystem objects without following symlinks or deleting
+//!   what we did not create (socket files, key files);
+//! - [`sysv`]: the thin libc wrapper for `ftok(3)`, SysV shared memory, message queues and
+//!   semaphores: the only module with `unsafe`;
+//! - [`php`]: PHP's `serialize()` format and the sysvshm variable-store layout;
+//! - [`cleanup`]: guards that remove what this process created, also on SIGINT/SIGTERM;
+//! - [`report`]: `main`'s error reporting, stdout payload writing and stderr progress.
+
+pub mod cleanup;
+pub mod cli;
+pub mod endpoint;
+pub mod paths;
+pub mod php;
+pub mod report;
+pub mod sysv;
+pub mod wait;

@@ -1,0 +1,258 @@
+//! Filesystem objects in shared directories such as `/tmp`, handled the careful way: nothing is
+//! followed through a symlink, nothing is removed unless this process created it (checked by
+//! inode, not by name), and a live socket is never stolen.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+
+use crate::cleanup::Cleanup;
+use crate::cli::Mode;
+use crate::progress;
+
+/// Which kind of Unix socket a path is expected to hold; a stale-socket probe must use the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    Stream,
+    Datagram,
+}
+
+/// Makes `path` free for `bind(2)`: nothing there is fine; a socket nobody listens on any more
+/// (left by a crashed or PHP process) is removed; a live socket or anything that is not a socket
+/// is an error, and is left untouched.
+pub fn clear_stale_socket(path: &Path, kind: SocketKind) -> anyhow::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("inspect {}", path.display())),
+    };
+    let file_type = meta.file_type();
+    if !file_type.is_socket() {
+        bail!(
+            "bind {}: the path holds a {}, not a socket; left untouched (remove it yourself or \
+             choose another path)",
+            path.display(),
+            describe(&file_type)
+        );
+    }
+    let probe = match kind {
+        SocketKind::Stream => UnixStream::connect(path).map(drop),
+        SocketKind::Datagram => UnixDatagram::unbound().and_then(|s| s.connect(path)),
+    };
+    match probe {
+        Ok(()) => bail!(
+            "bind {}: address in use (a live listener is there)",
+            path.display()
+        ),
+        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
+            remove_if_same(path, FileIdentity::of(&meta))
+                .with_context(|| format!("remove stale socket {}", path.display()))?;
+            progress!(
+                "removed stale socket {} (nobody was listening)",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(err) => Err(err).with_context(|| {
+            format!(
+                "bind {}: cannot tell whether the socket there is live",
+                path.display()
+            )
+        }),
+    }
+}
+
+fn describe(file_type: &std::fs::FileType) -> &'static str {
+    if file_type.is_symlink() {
+        "symlink"
+    } else if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_file() {
+        "regular file"
+    } else if file_type.is_fifo() {
+        "FIFO"
+    } else {
+        "device"
+    }
+}
+
+/// What makes a file the one we saw: device and inode, plus its birth time, because a
+/// filesystem reuses a freed inode number at once (ext4 does) for the next file created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    born: Option<SystemTime>,
+}
+
+impl FileIdentity {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            born: meta.created().ok(),
+        }
+    }
+}
+
+/// Unlinks `path` only if it is still the file we identified: a file someone put there after us
+/// is not ours to delete.
+pub fn remove_if_same(path: &Path, identity: FileIdentity) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if FileIdentity::of(&meta) == identity => std::fs::remove_file(path),
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// A guard that unlinks `path` when dropped, if it is still the object we created there.
+/// `what` names it in messages ("socket file").
+pub fn remove_on_drop(path: &Path, what: &str) -> anyhow::Result<Cleanup> {
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("inspect the {what} just created at {}", path.display()))?;
+    let owned: PathBuf = path.to_path_buf();
+    let identity = FileIdentity::of(&meta);
+    Ok(Cleanup::register(
+        format!("{what} {}", path.display()),
+        move || Ok(remove_if_same(&owned, identity)?),
+    ))
+}
+
+/// Sets exactly `mode` on the object we just created at `path`, undoing the umask; refuses a
+/// symlink someone may have swapped in since.
+pub fn set_mode(path: &Path, mode: Mode) -> anyhow::Result<()> {
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("chmod {mode} {}", path.display()))?;
+    if meta.file_type().is_symlink() {
+        bail!(
+            "chmod {mode} {}: the path is now a symlink; refusing to follow it",
+            path.display()
+        );
+    }
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        nix::sys::stat::Mode::from_bits_truncate(mode.0),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .with_context(|| format!("chmod {mode} {}", path.display()))
+}
+
+/// What [`ensure_key_file`] found.
+#[derive(Debug)]
+pub enum KeyFile {
+    /// We created it; the guard removes it unless kept.
+    Created(Cleanup),
+    /// It was there already; it is not ours to remove.
+    Existing,
+}
+
+/// Makes sure the `ftok(3)` key file exists: creates it (without following a symlink) if missing,
+/// otherwise checks that it is a regular file. The key depends on its inode, so a key file must
+/// not be replaced while its object is in use.
+pub fn ensure_key_file(path: &Path, mode: Mode) -> anyhow::Result<KeyFile> {
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode.0)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    match created {
+        Ok(file) => {
+            file.set_permissions(std::fs::Permissions::from_mode(mode.0))
+                .with_context(|| format!("chmod {mode} key file {}", path.display()))?;
+            progress!("created key file {}", path.display());
+            Ok(KeyFile::Created(remove_on_drop(path, "key file")?))
+        }
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            check_key_file(path)?;
+            Ok(KeyFile::Existing)
+        }
+        Err(err) => Err(err).with_context(|| format!("create key file {}", path.display())),
+    }
+}
+
+/// A key file must be a regular file reached without a symlink: `ftok(3)` follows links, and a
+/// link in `/tmp` would let another user choose our key.
+pub fn check_key_file(path: &Path) -> anyhow::Result<()> {
+    let meta =
+        std::fs::symlink_metadata(path).with_context(|| format!("key file {}", path.display()))?;
+    if !meta.file_type().is_file() {
+        bail!(
+            "key file {}: is a {}, not a regular file",
+            path.display(),
+            describe(&meta.file_type())
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn a_stale_socket_is_replaced_and_a_live_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let err = clear_stale_socket(&path, SocketKind::Stream).unwrap_err();
+        assert!(
+            err.to_string().contains("a live listener is there"),
+            "{err}"
+        );
+        drop(listener);
+        assert!(path.exists(), "dropping a std listener leaves the file");
+        clear_stale_socket(&path, SocketKind::Stream).unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn anything_else_is_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"precious").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        for (path, kind) in [(&file, "regular file"), (&link, "symlink")] {
+            let err = clear_stale_socket(path, SocketKind::Datagram).unwrap_err();
+            assert!(err.to_string().contains(kind), "{err}");
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn removal_spares_a_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let KeyFile::Created(guard) = ensure_key_file(&path, Mode(0o600)).unwrap() else {
+            panic!("should have created the key file");
+        };
+        assert_eq!(path.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"someone else's").unwrap();
+        drop(guard);
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone else's");
+        assert!(matches!(
+            ensure_key_file(&path, Mode(0o600)).unwrap(),
+            KeyFile::Existing
+        ));
+    }
+
+    #[test]
+    fn a_key_file_is_never_created_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let link = dir.path().join("key");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(ensure_key_file(&link, Mode(0o600)).is_err());
+        assert!(!target.exists());
+    }
+}

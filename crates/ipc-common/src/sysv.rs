@@ -1,0 +1,504 @@
+//! The thin wrapper over System V IPC that `nix` does not cover: `ftok(3)`, shared memory
+//! (`shmget(2)`, `shmat(2)`, `shmdt(2)`, `shmctl(2)`), message queues (`msgget(2)`, `msgsnd(2)`,
+//! `msgrcv(2)`, `msgctl(2)`) and semaphores (`semget(2)`, `semop(2)`, `semtimedop(2)`,
+//! `semctl(2)`).
+//!
+//! Every function is one syscall with its errno as a `nix::Error`, so callers add the context
+//! (`.with_context(|| format!("msgsnd to queue {key}"))`). This is the only module with `unsafe`.
+
+use std::ffi::CString;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+/// A SysV IPC key, shown as `ipcs` shows it (`0x5401abcd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key(pub libc::key_t);
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:08x}", self.0 as u32)
+    }
+}
+
+/// `ftok(3)`: the key PHP's `ftok($path, $proj)` computes, from the file's inode and device.
+/// A missing file is an error here (PHP would go on with key -1, a key every caller shares).
+pub fn ftok(path: &Path, proj_id: u8) -> nix::Result<Key> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+    let key = unsafe { libc::ftok(c_path.as_ptr(), libc::c_int::from(proj_id)) };
+    if key == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(Key(key))
+    }
+}
+
+fn check(ret: libc::c_int) -> nix::Result<libc::c_int> {
+    if ret == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn creat_flags(mode: u32) -> libc::c_int {
+    libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o777) as libc::c_int
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared memory
+
+/// A shared memory segment identifier (`shmid`, the second column of `ipcs -m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmId(pub libc::c_int);
+
+/// `shmget(key, 0, 0)`: the existing segment, or `None` if there is none yet.
+pub fn shm_open(key: Key) -> nix::Result<Option<ShmId>> {
+    // SAFETY: shmget takes plain integers.
+    match check(unsafe { libc::shmget(key.0, 0, 0) }) {
+        Ok(id) => Ok(Some(ShmId(id))),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(errno) => Err(errno),
+    }
+}
+
+/// `shmget(key, size, IPC_CREAT | IPC_EXCL | mode)`: a new zero-filled segment; `EEXIST` if the
+/// key is taken.
+pub fn shm_create(key: Key, size: usize, mode: u32) -> nix::Result<ShmId> {
+    // SAFETY: shmget takes plain integers.
+    check(unsafe { libc::shmget(key.0, size, creat_flags(mode)) }).map(ShmId)
+}
+
+/// What `shmctl(IPC_STAT)` says about a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmStat {
+    pub size: usize,
+    pub mode: u32,
+    pub uid: u32,
+    pub creator_uid: u32,
+    pub creator_pid: i32,
+    pub last_pid: i32,
+    pub attached: u64,
+    /// Seconds since the epoch of the last `shmdt(2)`, 0 if nobody has detached yet.
+    pub detach_time: i64,
+}
+
+/// `shmctl(id, IPC_STAT)`.
+pub fn shm_stat(id: ShmId) -> nix::Result<ShmStat> {
+    // SAFETY: shmid_ds is plain old data; all-zero is a valid value.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a valid, writable shmid_ds.
+    check(unsafe { libc::shmctl(id.0, libc::IPC_STAT, &mut ds) })?;
+    Ok(ShmStat {
+        size: ds.shm_segsz,
+        mode: u32::from(ds.shm_perm.mode) & 0o777,
+        uid: ds.shm_perm.uid,
+        creator_uid: ds.shm_perm.cuid,
+        creator_pid: ds.shm_cpid,
+        last_pid: ds.shm_lpid,
+        attached: ds.shm_nattch,
+        detach_time: ds.shm_dtime,
+    })
+}
+
+/// `shmctl(id, IPC_RMID)`: the segment goes once the last process detaches.
+pub fn shm_remove(id: ShmId) -> nix::Result<()> {
+    // SAFETY: IPC_RMID takes no buffer.
+    check(unsafe { libc::shmctl(id.0, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+}
+
+/// A segment attached to this process with `shmat(2)`; dropping it detaches (`shmdt(2)`).
+///
+/// Other processes may write the memory at any time, so it is never handed out as a Rust slice:
+/// bytes are copied in and out with volatile accesses, and shared words are reached as atomics.
+#[derive(Debug)]
+pub struct Attached {
+    base: NonNull<u8>,
+    len: usize,
+    read_only: bool,
+}
+
+// SAFETY: the mapping belongs to the process, not to a thread; all access goes through volatile
+// copies or atomics.
+unsafe impl Send for Attached {}
+// SAFETY: as above; no method hands out a plain reference into the mapping.
+unsafe impl Sync for Attached {}
+
+impl Attached {
+    /// `shmat(id, NULL, flags)`, `SHM_RDONLY` if `read_only`.
+    pub fn attach(id: ShmId, read_only: bool) -> nix::Result<Self> {
+        let len = shm_stat(id)?.size;
+        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: a null address lets the kernel choose where to map.
+        let addr = unsafe { libc::shmat(id.0, std::ptr::null(), flags) };
+        if addr as isize == -1 {
+            return Err(Errno::last());
+        }
+        let base = NonNull::new(addr.cast::<u8>()).ok_or(Errno::EFAULT)?;
+        Ok(Attached {
+            base,
+            len,
+            read_only,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `buf.len()` bytes from `offset` (an error if that runs past the segment).
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> nix::Result<()> {
+        self.check_range(offset, buf.len())?;
+        for (i, byte) in buf.iter_mut().enumerate() {
+            // SAFETY: offset + i < len, checked above; volatile because another process may be
+            // writing the same memory.
+            *byte = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
+        }
+        Ok(())
+    }
+
+    /// The whole segment as it is now.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut bytes = vec![0; self.len];
+        self.read(0, &mut bytes)
+            .expect("the whole segment is in range");
+        bytes
+    }
+
+    /// Copies `bytes` to `offset` (an error if that runs past the segment or it is read-only).
+    pub fn write(&self, offset: usize, bytes: &[u8]) -> nix::Result<()> {
+        if self.read_only {
+            return Err(Errno::EACCES);
+        }
+        self.check_range(offset, bytes.len())?;
+        for (i, byte) in bytes.iter().enumerate() {
+            // SAFETY: in range and writable, checked above.
+            unsafe { self.base.as_ptr().add(offset + i).write_volatile(*byte) };
+        }
+        Ok(())
+    }
+
+    /// The 4-byte word at `offset` as an atomic, for lock-free hand-offs between processes
+    /// (a futex word, a ring buffer index). `offset` must be 4-aligned and in range.
+    pub fn atomic_u32(&self, offset: usize) -> nix::Result<&AtomicU32> {
+        self.check_range(offset, 4)?;
+        if offset % 4 != 0 || self.read_only {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: in range, aligned (shmat returns page-aligned memory), writable, and valid for
+        // as long as `self` stays attached, which the returned borrow guarantees.
+        Ok(unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast()) })
+    }
+
+    /// Raw base pointer, for a reader that needs bulk copies with `ptr::copy_nonoverlapping`
+    /// under its own synchronisation (the benchmark's ring buffer).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    fn check_range(&self, offset: usize, len: usize) -> nix::Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(Errno::EFAULT),
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        // SAFETY: `base` came from shmat and is detached exactly once.
+        unsafe { libc::shmdt(self.base.as_ptr().cast()) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Message queues
+
+/// A message queue identifier (`msqid`, the second column of `ipcs -q`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsqId(pub libc::c_int);
+
+/// `msgget(key, 0)`: the existing queue, or `None` if there is none yet.
+pub fn msg_open(key: Key) -> nix::Result<Option<MsqId>> {
+    // SAFETY: msgget takes plain integers.
+    match check(unsafe { libc::msgget(key.0, 0) }) {
+        Ok(id) => Ok(Some(MsqId(id))),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(errno) => Err(errno),
+    }
+}
+
+/// `msgget(key, IPC_CREAT | IPC_EXCL | mode)`.
+pub fn msg_create(key: Key, mode: u32) -> nix::Result<MsqId> {
+    // SAFETY: msgget takes plain integers.
+    check(unsafe { libc::msgget(key.0, creat_flags(mode)) }).map(MsqId)
+}
+
+/// What `msgctl(IPC_STAT)` says about a queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsqStat {
+    pub messages: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub creator_uid: u32,
+}
+
+/// `msgctl(id, IPC_STAT)`.
+pub fn msg_stat(id: MsqId) -> nix::Result<MsqStat> {
+    // SAFETY: msqid_ds is plain old data; all-zero is a valid value.
+    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a valid, writable msqid_ds.
+    check(unsafe { libc::msgctl(id.0, libc::IPC_STAT, &mut ds) })?;
+    Ok(MsqStat {
+        messages: ds.msg_qnum,
+        bytes: ds.__msg_cbytes,
+        max_bytes: ds.msg_qbytes,
+        mode: u32::from(ds.msg_perm.mode) & 0o777,
+        uid: ds.msg_perm.uid,
+        creator_uid: ds.msg_perm.cuid,
+    })
+}
+
+/// `msgctl(id, IPC_RMID)`: the queue and its messages go at once; blocked peers get `EIDRM`.
+pub fn msg_remove(id: MsqId) -> nix::Result<()> {
+    // SAFETY: IPC_RMID takes no buffer.
+    check(unsafe { libc::msgctl(id.0, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+}
+
+/// The kernel's per-message limit, `/proc/sys/kernel/msgmax` (8192 by default).
+pub fn msgmax() -> std::io::Result<usize> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/msgmax")?;
+    text.trim()
+        .parse()
+        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+}
+
+/// A reusable `struct msgbuf` (an `i64` type, then the text), so that sending and receiving
+/// many messages allocates once.
+#[derive(Debug, Default)]
+pub struct MsgBuf {
+    buf: Vec<u8>,
+}
+
+const MTYPE_LEN: usize = std::mem::size_of::<libc::c_long>();
+
+impl MsgBuf {
+    pub fn new() -> Self {
+        MsgBuf::default()
+    }
+
+    /// `msgsnd(id, {mtype, text}, text.len(), flags)`; `mtype` must be >= 1.
+    pub fn send(
+        &mut self,
+        id: MsqId,
+        mtype: i64,
+        text: &[u8],
+        flags: libc::c_int,
+    ) -> nix::Result<()> {
+        if mtype < 1 {
+            return Err(Errno::EINVAL);
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&mtype.to_ne_bytes());
+        self.buf.extend_from_slice(text);
+        loop {
+            // SAFETY: `buf` holds the mtype followed by `text.len()` bytes of text.
+            let ret = unsafe { libc::msgsnd(id.0, self.buf.as_ptr().cast(), text.len(), flags) };
+            match check(ret) {
+                Err(Errno::EINTR) => continue,
+                other => return other.map(drop),
+            }
+        }
+    }
+
+    /// `msgrcv(id, buf, max_len, desired_type, flags)`: the received type and text. One call:
+    /// `EINTR` is returned to the caller, who knows whether a deadline has passed.
+    pub fn receive(
+        &mut self,
+        id: MsqId,
+        max_len: usize,
+        desired_type: i64,
+        flags: libc::c_int,
+    ) -> nix::Result<(i64, &[u8])> {
+        self.buf.resize(MTYPE_LEN + max_len, 0);
+        // SAFETY: `buf` has room for the mtype and `max_len` bytes of text; msgrcv writes no more.
+        let ret = unsafe {
+            libc::msgrcv(
+                id.0,
+                self.buf.as_mut_ptr().cast(),
+                max_len,
+                desired_type,
+                flags,
+            )
+        };
+        if ret == -1 {
+            return Err(Errno::last());
+        }
+        let mtype = i64::from_ne_bytes(self.buf[..MTYPE_LEN].try_into().expect("8 bytes"));
+        Ok((mtype, &self.buf[MTYPE_LEN..MTYPE_LEN + ret as usize]))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semaphores
+
+/// A semaphore set identifier (`semid`, the second column of `ipcs -s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemId(pub libc::c_int);
+
+/// `semget(key, 0, 0)`: the existing set, or `None`.
+pub fn sem_open(key: Key) -> nix::Result<Option<SemId>> {
+    // SAFETY: semget takes plain integers.
+    match check(unsafe { libc::semget(key.0, 0, 0) }) {
+        Ok(id) => Ok(Some(SemId(id))),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(errno) => Err(errno),
+    }
+}
+
+/// `semget(key, count, IPC_CREAT | IPC_EXCL | mode)`: a new set, every semaphore 0.
+pub fn sem_create(key: Key, count: u16, mode: u32) -> nix::Result<SemId> {
+    // SAFETY: semget takes plain integers.
+    check(unsafe { libc::semget(key.0, libc::c_int::from(count), creat_flags(mode)) }).map(SemId)
+}
+
+/// One operation of a `semop(2)` call: add `op` to semaphore `num` (0 waits for zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemOp {
+    pub num: u16,
+    pub op: i16,
+    /// `SEM_UNDO` and/or `IPC_NOWAIT`.
+    pub flags: libc::c_int,
+}
+
+unsafe extern "C" {
+    // glibc has it; the libc crate declares it only for some targets.
+    fn semtimedop(
+        semid: libc::c_int,
+        sops: *mut libc::sembuf,
+        nsops: libc::size_t,
+        timeout: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// `semtimedop(id, ops, timeout)`: all of `ops` atomically, waiting at most `timeout` (`None`
+/// waits forever); `EAGAIN` when the time is up, `EINTR` on a signal.
+pub fn sem_op(id: SemId, ops: &[SemOp], timeout: Option<Duration>) -> nix::Result<()> {
+    let mut sops: Vec<libc::sembuf> = ops
+        .iter()
+        .map(|op| libc::sembuf {
+            sem_num: op.num,
+            sem_op: op.op,
+            sem_flg: op.flags as libc::c_short,
+        })
+        .collect();
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |ts| ts as *const libc::timespec);
+    // SAFETY: `sops` holds `sops.len()` valid sembufs; `ts_ptr` is null or points at `ts`.
+    check(unsafe { semtimedop(id.0, sops.as_mut_ptr(), sops.len(), ts_ptr) }).map(drop)
+}
+
+/// `semctl(id, num, GETVAL)`.
+pub fn sem_value(id: SemId, num: u16) -> nix::Result<i32> {
+    // SAFETY: GETVAL takes no fourth argument.
+    check(unsafe { libc::semctl(id.0, libc::c_int::from(num), libc::GETVAL) })
+}
+
+/// `semctl(id, num, SETVAL, value)`.
+pub fn sem_set_value(id: SemId, num: u16, value: i32) -> nix::Result<()> {
+    // SAFETY: SETVAL takes the value as an int-sized union semun.
+    check(unsafe { libc::semctl(id.0, libc::c_int::from(num), libc::SETVAL, value) }).map(drop)
+}
+
+/// `semctl(id, 0, IPC_RMID)`: blocked peers get `EIDRM`.
+pub fn sem_remove(id: SemId) -> nix::Result<()> {
+    // SAFETY: IPC_RMID takes no fourth argument.
+    check(unsafe { libc::semctl(id.0, 0, libc::IPC_RMID) }).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn ftok_matches_the_documented_formula() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let meta = file.path().metadata().unwrap();
+        let expected =
+            ((meta.ino() & 0xffff) | ((meta.dev() & 0xff) << 16) | (u64::from(b'T') << 24)) as u32;
+        assert_eq!(ftok(file.path(), b'T').unwrap().0 as u32, expected);
+        assert_eq!(
+            ftok(Path::new("/nonexistent/key"), b'T'),
+            Err(Errno::ENOENT)
+        );
+    }
+
+    #[test]
+    fn key_prints_like_ipcs() {
+        assert_eq!(Key(0x5401_abcd).to_string(), "0x5401abcd");
+        assert_eq!(Key(-1).to_string(), "0xffffffff");
+    }
+
+    #[test]
+    fn a_private_segment_round_trips_and_is_removed() {
+        let id = shm_create(Key(libc::IPC_PRIVATE), 4096, 0o600).unwrap();
+        let seg = Attached::attach(id, false).unwrap();
+        shm_remove(id).unwrap();
+        assert_eq!(seg.len(), 4096);
+        seg.write(4090, b"abcdef").unwrap();
+        let mut back = [0; 6];
+        seg.read(4090, &mut back).unwrap();
+        assert_eq!(&back, b"abcdef");
+        assert_eq!(seg.write(4091, b"abcdef"), Err(Errno::EFAULT));
+        assert_eq!(seg.read(usize::MAX, &mut back), Err(Errno::EFAULT));
+    }
+
+    #[test]
+    fn a_private_queue_carries_type_and_text() {
+        let id = msg_create(Key(libc::IPC_PRIVATE), 0o600).unwrap();
+        let mut buf = MsgBuf::new();
+        buf.send(id, 7, b"hello", libc::IPC_NOWAIT).unwrap();
+        assert_eq!(msg_stat(id).unwrap().messages, 1);
+        assert_eq!(buf.receive(id, 2, 0, libc::IPC_NOWAIT), Err(Errno::E2BIG));
+        let (mtype, text) = buf.receive(id, 64, 0, libc::IPC_NOWAIT).unwrap();
+        assert_eq!((mtype, text), (7, &b"hello"[..]));
+        assert_eq!(buf.receive(id, 64, 0, libc::IPC_NOWAIT), Err(Errno::ENOMSG));
+        assert_eq!(buf.send(id, 0, b"x", 0), Err(Errno::EINVAL));
+        msg_remove(id).unwrap();
+    }
+
+    #[test]
+    fn a_private_semaphore_times_out() {
+        let id = sem_create(Key(libc::IPC_PRIVATE), 3, 0o600).unwrap();
+        sem_set_value(id, 1, 5).unwrap();
+        assert_eq!(sem_value(id, 1), Ok(5));
+        let take = SemOp {
+            num: 0,
+            op: -1,
+            flags: 0,
+        };
+        assert_eq!(
+            sem_op(id, &[take], Some(Duration::from_millis(5))),
+            Err(Errno::EAGAIN)
+        );
+        sem_remove(id).unwrap();
+    }
+}
