@@ -10,6 +10,7 @@
 //!   semaphores: the only module with `unsafe`;
 //! - [`php`]: PHP's `serialize()` format and the sysvshm variable-store layout;
 //! - [`cleanup`]: guards that remove what this process created, also on SIGINT/SIGTERM;
+//! - [`seq`]: sequence-stamped messages and the loss/duplicate/reorder check of `--count` runs;
 //! - [`report`]: `main`'s error reporting, stdout payload writing and stderr progress.
 
 pub mod cleanup;
@@ -18,5 +19,6 @@ pub mod endpoint;
 pub mod paths;
 pub mod php;
 pub mod report;
+pub mod seq;
 pub mod sysv;
 pub mod wait;

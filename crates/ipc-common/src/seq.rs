@@ -1,0 +1,169 @@
+//! Sequence-numbered messages for load runs (`--count N`): the writer stamps message `i` with its
+//! number, the reader checks that every number from 0 to N-1 arrived exactly once and in order,
+//! and says what was lost, duplicated or reordered.
+//!
+//! A stamped message is `SEQ|` (ten decimal digits and a bar, so it reads well in a packet dump)
+//! followed by the writer's payload.
+
+use std::fmt;
+
+use anyhow::{bail, ensure};
+
+/// Bytes the stamp adds in front of each payload.
+pub const STAMP_LEN: usize = 11;
+
+/// Writes message `seq` (stamp, then `payload`) into `out`, reusing its allocation.
+pub fn stamp_into(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    use std::io::Write;
+    out.clear();
+    write!(out, "{seq:010}|").expect("writing to a Vec cannot fail");
+    out.extend_from_slice(payload);
+}
+
+/// The sequence number and payload of a stamped message.
+pub fn unstamp(message: &[u8]) -> anyhow::Result<(u64, &[u8])> {
+    ensure!(
+        message.len() >= STAMP_LEN && message[STAMP_LEN - 1] == b'|',
+        "message of {} bytes has no sequence stamp",
+        message.len()
+    );
+    let digits = &message[..STAMP_LEN - 1];
+    if !digits.iter().all(u8::is_ascii_digit) {
+        bail!(
+            "sequence stamp {:?} is not ten digits",
+            String::from_utf8_lossy(digits)
+        );
+    }
+    let seq = std::str::from_utf8(digits)?.parse()?;
+    Ok((seq, &message[STAMP_LEN..]))
+}
+
+/// Counts what arrived of `expected` stamped messages.
+#[derive(Debug)]
+pub struct SeqChecker {
+    seen: Vec<bool>,
+    received: u64,
+    bytes: u64,
+    duplicated: u64,
+    reordered: u64,
+    next_expected: u64,
+    payload: Option<Vec<u8>>,
+    corrupted: u64,
+}
+
+impl SeqChecker {
+    /// Expects messages `0..expected`, each carrying `payload` after its stamp (checked when
+    /// given).
+    pub fn new(expected: u64, payload: Option<Vec<u8>>) -> Self {
+        SeqChecker {
+            seen: vec![false; usize::try_from(expected).expect("count fits memory")],
+            received: 0,
+            bytes: 0,
+            duplicated: 0,
+            reordered: 0,
+            next_expected: 0,
+            payload,
+            corrupted: 0,
+        }
+    }
+
+    /// Records one received message; an unstamped or out-of-range message is an error.
+    pub fn observe(&mut self, message: &[u8]) -> anyhow::Result<()> {
+        let (seq, payload) = unstamp(message)?;
+        let expected = self.seen.len();
+        let slot = usize::try_from(seq)
+            .ok()
+            .and_then(|i| self.seen.get_mut(i))
+            .ok_or_else(|| {
+                anyhow::anyhow!("sequence number {seq} is beyond the {expected} expected")
+            })?;
+        self.received += 1;
+        self.bytes += message.len() as u64;
+        if std::mem::replace(slot, true) {
+            self.duplicated += 1;
+        }
+        if seq != self.next_expected {
+            self.reordered += 1;
+        }
+        self.next_expected = seq + 1;
+        if self.payload.as_deref().is_some_and(|p| p != payload) {
+            self.corrupted += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether every expected message has arrived (then the reader can stop).
+    pub fn complete(&self) -> bool {
+        self.received - self.duplicated == self.seen.len() as u64
+    }
+
+    pub fn missing(&self) -> u64 {
+        self.seen.len() as u64 - (self.received - self.duplicated)
+    }
+
+    /// Nothing lost, duplicated, reordered or corrupted.
+    pub fn perfect(&self) -> bool {
+        self.missing() == 0 && self.duplicated == 0 && self.reordered == 0 && self.corrupted == 0
+    }
+}
+
+impl fmt::Display for SeqChecker {
+    /// `received 100000 of 100000 messages (1100000 bytes): 0 lost, 0 duplicated, 0 reordered,
+    /// 0 corrupted`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received {} of {} messages ({} bytes): {} lost, {} duplicated, {} reordered, {} corrupted",
+            self.received,
+            self.seen.len(),
+            self.bytes,
+            self.missing(),
+            self.duplicated,
+            self.reordered,
+            self.corrupted
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip() {
+        let mut buf = Vec::new();
+        stamp_into(&mut buf, 42, b"payload");
+        assert_eq!(buf, b"0000000042|payload");
+        assert_eq!(unstamp(&buf).unwrap(), (42, &b"payload"[..]));
+        assert!(unstamp(b"000000004x|").is_err());
+        assert!(unstamp(b"short").is_err());
+    }
+
+    #[test]
+    fn counts_loss_duplicates_and_reordering() {
+        let mut checker = SeqChecker::new(4, Some(b"p".to_vec()));
+        let mut buf = Vec::new();
+        for seq in [0, 2, 1, 2] {
+            stamp_into(&mut buf, seq, b"p");
+            checker.observe(&buf).unwrap();
+        }
+        assert!(!checker.complete());
+        assert_eq!(
+            checker.to_string(),
+            "received 4 of 4 messages (48 bytes): 1 lost, 1 duplicated, 2 reordered, 0 corrupted"
+        );
+        stamp_into(&mut buf, 4, b"p");
+        assert!(checker.observe(&buf).is_err());
+    }
+
+    #[test]
+    fn a_perfect_run_is_complete() {
+        let mut checker = SeqChecker::new(3, None);
+        let mut buf = Vec::new();
+        for seq in 0..3 {
+            stamp_into(&mut buf, seq, b"anything");
+            checker.observe(&buf).unwrap();
+        }
+        assert!(checker.complete() && checker.perfect());
+    }
+}
