@@ -3,7 +3,9 @@
 //! and says what was lost, duplicated or reordered.
 //!
 //! A stamped message is `SEQ|` (ten decimal digits and a bar, so it reads well in a packet dump)
-//! followed by the writer's payload.
+//! followed by the writer's payload. Mechanisms that keep message boundaries (datagrams, queues)
+//! carry it as it is; byte streams (stream sockets, FIFOs) carry it framed: a `u32`
+//! little-endian length, then the stamped message ([`frame_into`], [`Deframer`]).
 
 use std::fmt;
 
@@ -36,6 +38,70 @@ pub fn unstamp(message: &[u8]) -> anyhow::Result<(u64, &[u8])> {
     }
     let seq = std::str::from_utf8(digits)?.parse()?;
     Ok((seq, &message[STAMP_LEN..]))
+}
+
+/// Appends message `seq` to `out` framed for a byte stream: length (u32 LE), stamp, payload.
+pub fn frame_into(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    let len = u32::try_from(STAMP_LEN + payload.len()).expect("a framed message fits u32");
+    out.extend_from_slice(&len.to_le_bytes());
+    let start = out.len();
+    out.resize(start + STAMP_LEN, 0);
+    let stamp = format!("{seq:010}|");
+    out[start..].copy_from_slice(stamp.as_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Splits a byte stream back into framed messages, refusing a length over `max_len` (a hostile
+/// or corrupted peer cannot make us allocate more).
+#[derive(Debug)]
+pub struct Deframer {
+    buf: Vec<u8>,
+    start: usize,
+    max_len: usize,
+}
+
+impl Deframer {
+    pub fn new(max_len: usize) -> Self {
+        Deframer {
+            buf: Vec::new(),
+            start: 0,
+            max_len,
+        }
+    }
+
+    /// Adds bytes read from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole message, if one has arrived.
+    pub fn next_message(&mut self) -> anyhow::Result<Option<&[u8]>> {
+        let pending = &self.buf[self.start..];
+        let Some(len_bytes) = pending.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes(len_bytes.try_into().expect("4 bytes")) as usize;
+        ensure!(
+            len <= self.max_len,
+            "framed message of {len} bytes exceeds the limit of {} bytes",
+            self.max_len
+        );
+        if pending.len() < 4 + len {
+            return Ok(None);
+        }
+        let begin = self.start + 4;
+        self.start = begin + len;
+        Ok(Some(&self.buf[begin..begin + len]))
+    }
+
+    /// Bytes of an incomplete message left over (non-zero at end of stream means truncation).
+    pub fn leftover(&self) -> usize {
+        self.buf.len() - self.start
+    }
 }
 
 /// Counts what arrived of `expected` stamped messages.
@@ -154,6 +220,39 @@ mod tests {
         );
         stamp_into(&mut buf, 4, b"p");
         assert!(checker.observe(&buf).is_err());
+    }
+
+    #[test]
+    fn frames_survive_any_split() {
+        let mut stream = Vec::new();
+        for seq in 0..5 {
+            frame_into(&mut stream, seq, &vec![b'x'; seq as usize * 7]);
+        }
+        for chunk in [1, 3, 4, 17, stream.len()] {
+            let mut deframer = Deframer::new(1024);
+            let mut seqs = Vec::new();
+            for piece in stream.chunks(chunk) {
+                deframer.push(piece);
+                while let Some(message) = deframer.next_message().unwrap() {
+                    let (seq, payload) = unstamp(message).unwrap();
+                    assert_eq!(payload.len(), seq as usize * 7);
+                    seqs.push(seq);
+                }
+            }
+            assert_eq!(seqs, [0, 1, 2, 3, 4]);
+            assert_eq!(deframer.leftover(), 0);
+        }
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_before_allocating() {
+        let mut deframer = Deframer::new(16);
+        deframer.push(&u32::MAX.to_le_bytes());
+        let err = deframer.next_message().unwrap_err();
+        assert!(
+            err.to_string().contains("exceeds the limit of 16 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
