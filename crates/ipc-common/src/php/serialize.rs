@@ -47,7 +47,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Bool(b) => out.extend_from_slice(if *b { b"b:1;" } else { b"b:0;" }),
         Value::Int(i) => out.extend_from_slice(format!("i:{i};").as_bytes()),
         Value::Float(f) => {
-            out.extend_from_slice(format!("d:{};", float::serialize_repr(*f)).as_bytes())
+            out.extend_from_slice(format!("d:{};", float::serialize_repr(*f)).as_bytes());
         }
         Value::String(bytes) => write_string(out, bytes),
         Value::Array(entries) => {
