@@ -17,6 +17,8 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use wait_timeout::ChildExt;
 
+pub mod php;
+
 /// How long any single wait in a test may take before the test fails. Generous, because CI
 /// machines are slow; a correct run takes milliseconds.
 pub const STEP: Duration = Duration::from_secs(20);

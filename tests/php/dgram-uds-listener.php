@@ -1,0 +1,31 @@
+<?php
+// The blog's "UDP/UDS [Datagram]" listener: binds a Unix datagram socket, receives one datagram
+// and echoes it. Test peer for our dgram-writer.
+//   php dgram-uds-listener.php --socket /tmp/ipc-socket.sock [--length 1024] [--timeout 10]
+// socket_recvfrom() silently truncates a datagram longer than --length: pass a bigger one to
+// receive bigger messages.
+
+require __DIR__ . '/common.php';
+
+$opts = options(['socket' => '/tmp/ipc-socket.sock', 'length' => '1024', 'timeout' => '10']);
+$deadline = deadline($opts);
+$socketPath = $opts['socket'];
+
+// A socket file left by an earlier run makes bind fail with EADDRINUSE.
+if (file_exists($socketPath)) {
+    unlink($socketPath);
+}
+$socket = socket_create(AF_UNIX, SOCK_DGRAM, 0) or fail('socket_create: ' . socket_error());
+socket_bind($socket, $socketPath) or fail("socket_bind $socketPath: " . socket_error($socket));
+// Unlike the blog, remove the socket file when done, whichever way the run ends.
+register_shutdown_function(fn () => unlink($socketPath));
+say("listening on udg://$socketPath");
+
+bound_socket($socket, $deadline);
+$received = socket_recvfrom($socket, $message, (int) $opts['length'], 0, $from);
+if ($received === false) {
+    socket_failed($opts, $socket, "socket_recvfrom on $socketPath", "a datagram on udg://$socketPath");
+}
+echo $message, "\n";
+
+socket_close($socket);
