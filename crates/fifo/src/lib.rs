@@ -1,0 +1,250 @@
+//! The named pipe of the blog, shared by `fifo-writer` and `fifo-reader` (and the benchmark):
+//! making sure the FIFO exists, opening either end without ever blocking in `open(2)`, and moving
+//! bytes with `poll(2)` so that one `--timeout` deadline bounds every step.
+//!
+//! # Who creates the FIFO, who removes it
+//!
+//! Either side may start first, so both call [`create_or_use`]:
+//! - `mkfifo(3)` creates the FIFO with exactly `--mode` (the umask is undone with `chmod(2)`);
+//!   the side that created it holds a [`Cleanup`] guard and unlinks it when it is done, when its
+//!   run fails, and on SIGINT/SIGTERM/SIGHUP; only if the path still holds that same FIFO.
+//! - `EEXIST` with a FIFO at the path: it is used as it is (mode untouched) and left in place
+//!   afterwards, because this run did not create it.
+//! - `EEXIST` with anything else (a symlink, a regular file, a directory, a socket): refused and
+//!   left untouched.
+//!
+//! Reader first: the reader creates the FIFO, the writer uses it, the reader removes it after EOF.
+//! Writer first: the writer creates it and waits for a reader; once it has written and closed its
+//! end it removes the FIFO. The reader keeps reading from its open descriptor: `unlink(2)` takes
+//! away only the name.
+//!
+//! A run killed with SIGKILL leaves its FIFO behind. That is harmless: the bytes in a pipe belong
+//! to its open descriptors and vanish with the last `close(2)`, so the next run finds an empty FIFO
+//! and uses it. Nobody in that run created it, so it stays until someone runs `rm PATH` (a FIFO has
+//! no owner process we could probe to call it stale).
+//!
+//! # Waiting without blocking
+//!
+//! `open(2)` on a FIFO blocks until the other end is opened, with no timeout. So the writer opens
+//! with `O_WRONLY | O_NONBLOCK`, which fails with `ENXIO` while no reader has the FIFO open, and
+//! retries until the deadline ([`open_write_end`]). The reader's `O_RDONLY | O_NONBLOCK` open
+//! always succeeds; it then polls for `POLLIN` ([`wait_for_writer`]): Linux reports no `POLLHUP`
+//! on a FIFO that never had a writer, so the poll sleeps until a writer arrives, and `POLLHUP`
+//! (writer gone) afterwards makes `read(2)` return 0, end of file. Both descriptors stay
+//! non-blocking; `EAGAIN` means "poll, then try again".
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use ipc_common::cleanup::Cleanup;
+use ipc_common::cli::Mode;
+use ipc_common::wait::{self, Deadline};
+use ipc_common::{paths, progress};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::PollFlags;
+
+/// The blog's FIFO path.
+pub const DEFAULT_PATH: &str = "/tmp/ipc-named-pipe";
+
+/// The blog's message.
+pub const MESSAGE: &str = "Hello from Sender: Named Pipe";
+
+/// The largest framed message a `--count` reader accepts: a corrupted length cannot make it
+/// allocate more.
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// How much one `read(2)` asks for: the Linux pipe buffer's default capacity.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Makes sure a FIFO is at `path` (see the module docs). Returns the guard that removes it if
+/// this process created it, `None` if it was there already.
+pub fn create_or_use(path: &Path, mode: Mode) -> anyhow::Result<Option<Cleanup>> {
+    let bits = nix::sys::stat::Mode::from_bits_truncate(mode.0);
+    match nix::unistd::mkfifo(path, bits) {
+        Ok(()) => {
+            let guard = paths::remove_on_drop(path, "FIFO")?;
+            paths::set_mode(path, mode)?;
+            progress!("created FIFO {} (mode {mode})", path.display());
+            Ok(Some(guard))
+        }
+        Err(Errno::EEXIST) => {
+            check_is_fifo(path)?;
+            progress!(
+                "using the existing FIFO {} (left in place: this run did not create it)",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(errno) => Err(errno).with_context(|| format!("mkfifo {}", path.display())),
+    }
+}
+
+/// Refuses a path that holds anything but a FIFO, without following a symlink.
+fn check_is_fifo(path: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("inspect FIFO {}", path.display()))?;
+    let kind = meta.file_type();
+    if !kind.is_fifo() {
+        let held = if kind.is_symlink() {
+            "symlink"
+        } else if kind.is_dir() {
+            "directory"
+        } else if kind.is_file() {
+            "regular file"
+        } else if kind.is_socket() {
+            "socket"
+        } else {
+            "device"
+        };
+        bail!(
+            "mkfifo {}: the path holds a {held}, not a FIFO; left untouched (remove it yourself \
+             or choose another path)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `open(2)` flags both ends share: never block in `open`, never follow a symlink someone swapped
+/// in after [`create_or_use`] looked.
+fn open_end(path: &Path, access: OFlag) -> nix::Result<File> {
+    let flags = access | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()).map(File::from)
+}
+
+/// What was opened must still be a FIFO: reading or writing someone's regular file swapped in
+/// since [`create_or_use`] looked would be wrong.
+fn check_opened(file: &File, path: &Path) -> anyhow::Result<()> {
+    let meta = file
+        .metadata()
+        .with_context(|| format!("fstat FIFO {}", path.display()))?;
+    if !meta.file_type().is_fifo() {
+        bail!(
+            "open FIFO {}: the path no longer holds a FIFO; refusing to use it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Opens the write end, retrying on `ENXIO` (no reader yet) until `deadline`; prints
+/// `waiting for a reader on PATH` when it starts waiting.
+pub fn open_write_end(path: &Path, deadline: &Deadline) -> anyhow::Result<File> {
+    let mut announced = false;
+    let what = format!("a reader on {}", path.display());
+    let file = wait::retry(deadline, &what, || match open_end(path, OFlag::O_WRONLY) {
+        Ok(file) => Ok(Some(file)),
+        Err(Errno::ENXIO) => {
+            if !std::mem::replace(&mut announced, true) {
+                progress!("waiting for {what}");
+            }
+            Ok(None)
+        }
+        Err(errno) => {
+            Err(errno).with_context(|| format!("open FIFO {} for writing", path.display()))
+        }
+    })?;
+    check_opened(&file, path)?;
+    Ok(file)
+}
+
+/// Opens the read end; with `O_NONBLOCK` this succeeds at once, writer or not.
+pub fn open_read_end(path: &Path) -> anyhow::Result<File> {
+    let file = open_end(path, OFlag::O_RDONLY)
+        .with_context(|| format!("open FIFO {} for reading", path.display()))?;
+    check_opened(&file, path)?;
+    Ok(file)
+}
+
+/// Sleeps in `poll(2)` until a writer has opened the FIFO (it sent bytes, or came and went).
+/// Before this, `read(2)` would return 0 and look like end of file.
+pub fn wait_for_writer(file: &File, path: &Path, deadline: &Deadline) -> anyhow::Result<()> {
+    wait::wait_fd(
+        file.as_fd(),
+        PollFlags::POLLIN,
+        deadline,
+        format_args!("a writer on {}", path.display()),
+    )
+    .map(drop)
+}
+
+/// Writes all of `bytes`, polling for `POLLOUT` while the pipe is full (the reader is slower).
+pub fn write_all(
+    mut file: &File,
+    mut bytes: &[u8],
+    path: &Path,
+    deadline: &Deadline,
+) -> anyhow::Result<()> {
+    while !bytes.is_empty() {
+        match file.write(bytes) {
+            Ok(written) => bytes = &bytes[written..],
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                wait::wait_fd(
+                    file.as_fd(),
+                    PollFlags::POLLOUT,
+                    deadline,
+                    format_args!("the reader to drain FIFO {}", path.display()),
+                )?;
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                bail!(
+                    "write to FIFO {}: the reader closed its end before reading everything",
+                    path.display()
+                )
+            }
+            Err(err) => {
+                return Err(err).with_context(|| format!("write to FIFO {}", path.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One `read(2)` into `buf`, polling while the pipe is empty; 0 means end of file (every writer
+/// closed). Call [`wait_for_writer`] first.
+pub fn read_chunk(
+    mut file: &File,
+    buf: &mut [u8],
+    path: &Path,
+    deadline: &Deadline,
+) -> anyhow::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Ok(read) => return Ok(read),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                wait::wait_fd(
+                    file.as_fd(),
+                    PollFlags::POLLIN,
+                    deadline,
+                    format_args!("the writer on {} to send more or close", path.display()),
+                )?;
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(err).with_context(|| format!("read from FIFO {}", path.display()));
+            }
+        }
+    }
+}
+
+/// Reads until end of file, appending to `out`.
+pub fn read_to_end(
+    file: &File,
+    out: &mut Vec<u8>,
+    path: &Path,
+    deadline: &Deadline,
+) -> anyhow::Result<()> {
+    let mut chunk = vec![0; CHUNK];
+    loop {
+        match read_chunk(file, &mut chunk, path, deadline)? {
+            0 => return Ok(()),
+            read => out.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
