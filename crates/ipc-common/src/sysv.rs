@@ -47,6 +47,10 @@ fn check(ret: libc::c_int) -> nix::Result<libc::c_int> {
     }
 }
 
+/// The flags [`MsgBuf::send`], [`MsgBuf::receive`] and [`SemOp`] take, so that callers need no
+/// `libc` of their own.
+pub use libc::{IPC_NOWAIT, MSG_NOERROR, SEM_UNDO};
+
 fn creat_flags(mode: u32) -> libc::c_int {
     libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o777) as libc::c_int
 }
