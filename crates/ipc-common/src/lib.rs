@@ -20,5 +20,6 @@ pub mod paths;
 pub mod php;
 pub mod report;
 pub mod seq;
+pub mod sock;
 pub mod sysv;
 pub mod wait;

@@ -1,0 +1,480 @@
+//! Socket plumbing the datagram and stream examples share: binding a Unix socket file with an
+//! exact mode, binding an IP socket and learning the port the kernel chose, connecting with
+//! retries until the deadline, accepting within it, and the full-duplex exchange of a stream
+//! connection.
+//!
+//! Every socket made here is nonblocking and close-on-exec: each wait is a `poll(2)` through
+//! [`crate::wait`], bounded by the run's one [`Deadline`].
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use nix::errno::Errno;
+use nix::poll::PollFlags;
+use nix::sys::socket::{MsgFlags, recv, send};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::cleanup::Cleanup;
+use crate::cli::Mode;
+use crate::paths::{self, SocketKind};
+use crate::progress;
+use crate::wait::{self, Deadline};
+
+/// `listen(2)` backlog: connections the kernel completes before we `accept(2)` them.
+pub const BACKLOG: i32 = 128;
+
+/// The errno of an I/O error, if it came from a syscall.
+pub fn errno_of(err: &io::Error) -> Option<Errno> {
+    err.raw_os_error().map(Errno::from_raw)
+}
+
+/// `socket(2)`: a new nonblocking, close-on-exec socket.
+pub fn new_socket(domain: Domain, kind: SocketKind) -> anyhow::Result<Socket> {
+    let ty = match kind {
+        SocketKind::Stream => Type::STREAM,
+        SocketKind::Datagram => Type::DGRAM,
+    };
+    Socket::new(domain, ty.nonblocking().cloexec(), None)
+        .with_context(|| format!("socket({domain:?}, {ty:?})"))
+}
+
+/// Binds a new Unix socket of `kind` at `path` and gives the file exactly `mode`.
+///
+/// A stale socket at `path` is replaced; a live one, or anything that is not a socket, is an
+/// error and left alone ([`paths::clear_stale_socket`]). The returned guard unlinks the file
+/// when dropped, and on SIGINT/SIGTERM/SIGHUP.
+///
+/// `bind(2)` creates the file with `0777 & ~umask`; `chmod(2)` right after makes it exactly
+/// `mode`, whatever the umask. We do not change the umask instead: it is process-wide, and a
+/// threaded caller (the benchmark) may create files at the same time. For the microseconds in
+/// between, the file has the umask's mode; the directory's permissions are what guard it.
+pub fn bind_unix(path: &Path, kind: SocketKind, mode: Mode) -> anyhow::Result<(Socket, Cleanup)> {
+    paths::clear_stale_socket(path, kind)?;
+    let socket = new_socket(Domain::UNIX, kind)?;
+    let addr = SockAddr::unix(path).with_context(|| format!("bind {}", path.display()))?;
+    socket
+        .bind(&addr)
+        .with_context(|| format!("bind {}", path.display()))?;
+    let guard = paths::remove_on_drop(path, "socket file")?;
+    paths::set_mode(path, mode)?;
+    Ok((socket, guard))
+}
+
+/// Binds a new IP socket of `kind` to `addr` and returns it with the address it really got
+/// (port 0 asks the kernel to choose a free port).
+///
+/// Stream sockets get `SO_REUSEADDR`, so a server restarted at once can bind the port its last
+/// connections still hold in TIME_WAIT.
+pub fn bind_inet(addr: SocketAddr, kind: SocketKind) -> anyhow::Result<(Socket, SocketAddr)> {
+    let socket = new_socket(Domain::for_address(addr), kind)?;
+    if kind == SocketKind::Stream {
+        socket
+            .set_reuse_address(true)
+            .with_context(|| format!("setsockopt(SO_REUSEADDR) on {addr}"))?;
+    }
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("bind {addr}"))?;
+    let bound = socket
+        .local_addr()
+        .with_context(|| format!("getsockname after bind {addr}"))?
+        .as_socket()
+        .with_context(|| format!("getsockname after bind {addr}: not an IP address"))?;
+    Ok((socket, bound))
+}
+
+/// Connects a new socket of `kind` to `addr`, retrying with backoff while nobody is there yet,
+/// until `deadline`. `peer` names the other side in messages ("a server on unix:///tmp/x.sock").
+///
+/// "Nobody there yet" is `ENOENT` (no socket file), `ECONNREFUSED` (a stale socket file, or no
+/// listener on the port) and `EAGAIN` (a Unix listener's backlog is full). A TCP connect that is
+/// under way (`EINPROGRESS`) is waited for with `poll(2)` and judged by `SO_ERROR`. The first
+/// refusal prints one progress line starting `waiting for`.
+pub fn connect_retry(
+    addr: &SockAddr,
+    kind: SocketKind,
+    deadline: &Deadline,
+    peer: &str,
+) -> anyhow::Result<Socket> {
+    let mut announced = false;
+    wait::retry(deadline, peer, || {
+        // A socket whose connect failed is in an unspecified state: each attempt takes a new one.
+        let socket = new_socket(addr.domain(), kind)?;
+        let refusal = match socket.connect(addr) {
+            Ok(()) => return Ok(Some(socket)),
+            Err(err) if errno_of(&err) == Some(Errno::EINPROGRESS) => {
+                wait::wait_fd(socket.as_fd(), PollFlags::POLLOUT, deadline, peer)?;
+                match socket
+                    .take_error()
+                    .with_context(|| format!("getsockopt(SO_ERROR) connecting to {peer}"))?
+                {
+                    None => return Ok(Some(socket)),
+                    Some(err) => err,
+                }
+            }
+            Err(err) => err,
+        };
+        match errno_of(&refusal) {
+            Some(Errno::ENOENT | Errno::ECONNREFUSED | Errno::EAGAIN) => {
+                if !announced {
+                    progress!("waiting for {peer} ({refusal}); retrying until the deadline");
+                    announced = true;
+                }
+                Ok(None)
+            }
+            _ => Err(refusal).with_context(|| format!("connect to {peer}")),
+        }
+    })
+}
+
+/// `accept(2)`s one connection on `listener` within `deadline`; the connection is nonblocking.
+/// `what` names what we wait for ("a client on tcp://127.0.0.1:9999").
+pub fn accept(listener: &Socket, deadline: &Deadline, what: &str) -> anyhow::Result<Socket> {
+    loop {
+        wait::wait_fd(listener.as_fd(), PollFlags::POLLIN, deadline, what)?;
+        match listener.accept() {
+            Ok((conn, _)) => {
+                // Linux does not pass O_NONBLOCK on from the listener.
+                conn.set_nonblocking(true)
+                    .with_context(|| format!("set O_NONBLOCK on {what}"))?;
+                return Ok(conn);
+            }
+            // The client gave up between poll(2) and accept(2): wait for the next one.
+            Err(err)
+                if matches!(
+                    errno_of(&err),
+                    Some(Errno::EAGAIN | Errno::ECONNABORTED | Errno::EINTR)
+                ) => {}
+            Err(err) => return Err(err).with_context(|| format!("accept {what}")),
+        }
+    }
+}
+
+/// What one side of an [`exchange`] sends: bytes handed out in pieces, so a load run can
+/// produce millions of framed messages without holding them all.
+pub trait Outgoing {
+    /// The bytes still to send, or an empty slice once everything was sent.
+    fn pending(&mut self) -> &[u8];
+    /// The first `n` bytes of the last [`Outgoing::pending`] were sent.
+    fn advance(&mut self, n: usize);
+}
+
+/// One message held in memory, sent as it is.
+#[derive(Debug)]
+pub struct OneMessage<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> OneMessage<'a> {
+    pub fn new(message: &'a [u8]) -> Self {
+        OneMessage { rest: message }
+    }
+}
+
+impl Outgoing for OneMessage<'_> {
+    fn pending(&mut self) -> &[u8] {
+        self.rest
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.rest = &self.rest[n..];
+    }
+}
+
+/// How an [`exchange`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exchanged {
+    /// Bytes we sent.
+    pub sent: u64,
+    /// Bytes the peer sent us.
+    pub received: u64,
+    /// The peer reset the connection once the kernel had taken all we sent: it closed without
+    /// reading everything (as a PHP peer's single `socket_read($s, 1024)` does) and its stream
+    /// ended there.
+    pub reset_after_sending: bool,
+}
+
+/// Runs both halves of a stream exchange at once on the nonblocking `sock`: sends `outgoing`
+/// whole, then `shutdown(SHUT_WR)` so the peer sees end of stream, while handing every byte
+/// the peer sends to `incoming` (through `read_buf`) until its end of stream.
+///
+/// Doing both at once, driven by `poll(2)`, is what lets two peers exchange messages larger
+/// than the socket buffers: if each wrote everything before reading, both would block on full
+/// buffers forever. It also sends our message without waiting for the peer's end of stream, so
+/// a PHP peer that reads once and never shuts down gets it.
+///
+/// A peer that goes away (`ECONNRESET`, `EPIPE`) before the kernel has taken all of our message
+/// is an error. If it resets the connection after that, its stream simply ended: our message
+/// was delivered as far as we can tell, and [`Exchanged::reset_after_sending`] says so.
+pub fn exchange(
+    sock: &Socket,
+    outgoing: &mut impl Outgoing,
+    incoming: &mut impl FnMut(&[u8]) -> anyhow::Result<()>,
+    read_buf: &mut [u8],
+    deadline: &Deadline,
+    peer: &str,
+) -> anyhow::Result<Exchanged> {
+    let fd = sock.as_raw_fd();
+    let mut progress = Exchanged {
+        sent: 0,
+        received: 0,
+        reset_after_sending: false,
+    };
+    let (mut sending, mut receiving) = (true, true);
+    loop {
+        if deadline.expired() {
+            return Err(deadline.timed_out(Pending {
+                peer,
+                sending,
+                receiving,
+            }));
+        }
+        while sending {
+            let chunk = outgoing.pending();
+            if chunk.is_empty() {
+                match sock.shutdown(Shutdown::Write) {
+                    Ok(()) => {}
+                    Err(err) if peer_gone(errno_of(&err)) => progress.reset_after_sending = true,
+                    Err(err) => {
+                        return Err(err).with_context(|| format!("shutdown(SHUT_WR) to {peer}"));
+                    }
+                }
+                sending = false;
+                break;
+            }
+            // MSG_NOSIGNAL: a vanished peer is an EPIPE to report, not a SIGPIPE to die of.
+            match send(fd, chunk, MsgFlags::MSG_NOSIGNAL) {
+                Ok(n) => {
+                    outgoing.advance(n);
+                    progress.sent += n as u64;
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => {}
+                Err(errno) if peer_gone(Some(errno)) => bail!(
+                    "send to {peer}: the peer closed the connection after taking {} bytes, \
+                     before the end of our message ({errno})",
+                    progress.sent
+                ),
+                Err(errno) => {
+                    return Err(errno).with_context(|| format!("send to {peer}"));
+                }
+            }
+        }
+        while receiving {
+            match recv(fd, read_buf, MsgFlags::empty()) {
+                Ok(0) => receiving = false,
+                Ok(n) => {
+                    progress.received += n as u64;
+                    incoming(&read_buf[..n])?;
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => {}
+                Err(Errno::ECONNRESET) if !sending => {
+                    progress.reset_after_sending = true;
+                    receiving = false;
+                }
+                Err(errno) if peer_gone(Some(errno)) => bail!(
+                    "receive from {peer}: the peer reset the connection after sending {} bytes, \
+                     before taking all of our message ({errno})",
+                    progress.received
+                ),
+                Err(errno) => {
+                    return Err(errno).with_context(|| format!("receive from {peer}"));
+                }
+            }
+        }
+        if !sending && !receiving {
+            return Ok(progress);
+        }
+        let mut events = PollFlags::empty();
+        events.set(PollFlags::POLLOUT, sending);
+        events.set(PollFlags::POLLIN, receiving);
+        wait::wait_fd(
+            sock.as_fd(),
+            events,
+            deadline,
+            Pending {
+                peer,
+                sending,
+                receiving,
+            },
+        )?;
+    }
+}
+
+/// The errors that mean the peer's socket is gone.
+fn peer_gone(errno: Option<Errno>) -> bool {
+    matches!(
+        errno,
+        Some(Errno::ECONNRESET | Errno::EPIPE | Errno::ENOTCONN)
+    )
+}
+
+/// What an unfinished [`exchange`] waits for, for the timeout message.
+struct Pending<'a> {
+    peer: &'a str,
+    sending: bool,
+    receiving: bool,
+}
+
+impl fmt::Display for Pending<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let peer = self.peer;
+        match (self.sending, self.receiving) {
+            (true, true) => write!(
+                f,
+                "{peer} to take the rest of our message and to end its own"
+            ),
+            (true, false) => write!(f, "{peer} to take the rest of our message"),
+            _ => write!(f, "{peer} to end its message (end of stream)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wait::{TimedOut, Timeout};
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    fn soon() -> Deadline {
+        Deadline::after(Timeout::from_duration(Duration::from_secs(10)))
+    }
+
+    fn pair() -> (Socket, Socket) {
+        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    /// Runs `exchange` on `sock` sending `message`, collecting what the peer sends.
+    fn swap(sock: &Socket, message: &[u8]) -> anyhow::Result<(Vec<u8>, Exchanged)> {
+        let mut received = Vec::new();
+        let outcome = exchange(
+            sock,
+            &mut OneMessage::new(message),
+            &mut |bytes: &[u8]| {
+                received.extend_from_slice(bytes);
+                Ok(())
+            },
+            &mut [0; 4096],
+            &soon(),
+            "the test peer",
+        )?;
+        Ok((received, outcome))
+    }
+
+    #[test]
+    fn a_unix_socket_gets_exactly_the_mode_and_goes_away_with_its_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        for mode in [0o640, 0o777, 0o600] {
+            let (_socket, guard) = bind_unix(&path, SocketKind::Stream, Mode(mode)).unwrap();
+            let meta = path.symlink_metadata().unwrap();
+            assert_eq!(meta.permissions().mode() & 0o7777, mode);
+            drop(guard);
+            assert!(!path.exists());
+        }
+    }
+
+    #[test]
+    fn port_zero_learns_the_real_port() {
+        let (_socket, bound) =
+            bind_inet("127.0.0.1:0".parse().unwrap(), SocketKind::Datagram).unwrap();
+        assert_ne!(bound.port(), 0);
+    }
+
+    #[test]
+    fn connecting_to_nobody_times_out_naming_the_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = SockAddr::unix(dir.path().join("nobody.sock")).unwrap();
+        let deadline = Deadline::after(Timeout::from_duration(Duration::from_millis(50)));
+        let err =
+            connect_retry(&addr, SocketKind::Stream, &deadline, "a server on nobody").unwrap_err();
+        assert!(err.is::<TimedOut>(), "{err:#}");
+        assert!(err.to_string().contains("waiting for a server on nobody"));
+    }
+
+    #[test]
+    fn connecting_finds_a_listener_and_accept_takes_it() {
+        let (listener, bound) =
+            bind_inet("127.0.0.1:0".parse().unwrap(), SocketKind::Stream).unwrap();
+        listener.listen(BACKLOG).unwrap();
+        let client =
+            connect_retry(&bound.into(), SocketKind::Stream, &soon(), "the listener").unwrap();
+        let server = accept(&listener, &soon(), "the client").unwrap();
+        assert_eq!(
+            server.peer_addr().unwrap().as_socket(),
+            client.local_addr().unwrap().as_socket()
+        );
+    }
+
+    #[test]
+    fn big_messages_cross_both_ways_at_once() {
+        let (a, b) = pair();
+        let to_b: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let to_a: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 241) as u8).collect();
+        let expected_at_a = to_a.clone();
+        let other = std::thread::spawn(move || swap(&b, &to_a).unwrap());
+        let (at_a, outcome) = swap(&a, &to_b).unwrap();
+        let (at_b, _) = other.join().unwrap();
+        assert!(at_a == expected_at_a && at_b == to_b);
+        assert_eq!((outcome.sent, outcome.received), (8 << 20, 8 << 20));
+        assert!(!outcome.reset_after_sending);
+    }
+
+    #[test]
+    fn a_peer_leaving_before_taking_our_message_is_an_error() {
+        let (a, b) = pair();
+        drop(b);
+        let err = swap(&a, &vec![1; 1 << 20]).unwrap_err();
+        assert!(
+            err.to_string().contains("the peer closed the connection"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_reset_after_our_message_went_out_ends_the_peer_stream() {
+        let (a, b) = pair();
+        // The peer sends its message, then closes with ours unread: a reset, as from PHP.
+        nix::sys::socket::send(b.as_raw_fd(), b"theirs", MsgFlags::empty()).unwrap();
+        let (received, outcome) = {
+            let closer = std::thread::spawn(move || {
+                wait::wait_fd(b.as_fd(), PollFlags::POLLIN, &soon(), "our message").unwrap();
+                drop(b);
+            });
+            let result = swap(&a, b"ours").unwrap();
+            closer.join().unwrap();
+            result
+        };
+        assert_eq!(received, b"theirs");
+        assert_eq!(outcome.sent, 4);
+        assert!(outcome.reset_after_sending);
+    }
+
+    #[test]
+    fn an_unfinished_exchange_times_out_saying_what_it_waited_for() {
+        let (a, _b) = pair();
+        let deadline = Deadline::after(Timeout::from_duration(Duration::from_millis(50)));
+        let err = exchange(
+            &a,
+            &mut OneMessage::new(b"x"),
+            &mut |_: &[u8]| Ok(()),
+            &mut [0; 16],
+            &deadline,
+            "the quiet peer",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "timed out after 0.05s waiting for the quiet peer to end its message (end of stream)"
+        );
+    }
+}
