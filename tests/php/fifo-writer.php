@@ -22,6 +22,7 @@ if (!file_exists($pipePath)) {
     fail("$pipePath is a " . filetype($pipePath) . ', not a FIFO');
 }
 
+say("waiting for a reader on $pipePath");
 // The blog's fopen($pipePath, 'w') blocks until a reader opens the FIFO, with no way to time
 // out; with 'n' (O_NONBLOCK) it fails with ENXIO instead while there is no reader, so we retry.
 $pipe = wait_until($opts, $deadline, "a reader on $pipePath", function () use ($pipePath) {

@@ -10,7 +10,7 @@
 //! php.run("mq-writer.php", ["--key-file", "/tmp/ipct-x/key"]).assert_success();
 //! ```
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -24,15 +24,69 @@ pub const SKIP_LINE: &str =
 /// The extensions the peers call into; Debian's `php-cli` has them all.
 const EXTENSIONS: [&str; 5] = ["sockets", "posix", "sysvshm", "sysvmsg", "shmop"];
 
-/// A multi-byte UTF-8 payload: PHP's `strlen` counts its bytes, `mb_strlen` its characters.
-pub const UTF8: &str = "Grüße aus Köln, 東京, Привет 🦀";
+/// One message an interop test sends through a mechanism, in either direction.
+#[derive(Clone, Debug)]
+pub struct Payload {
+    /// What the case is, for the test's output ("binary", "largest (1024 bytes)").
+    pub name: String,
+    pub bytes: Vec<u8>,
+    /// The blog's default message: senders get no message argument at all.
+    blog_default: bool,
+}
 
-/// A binary payload: every byte value, NULs first and last, invalid UTF-8 included.
-pub fn binary() -> Vec<u8> {
-    let mut bytes = vec![0u8, 0];
-    bytes.extend(0..=255u8);
-    bytes.extend([0xff, 0xfe, 0]);
-    bytes
+impl Payload {
+    /// A sender's arguments, the same for our binaries and the PHP peers: none for the blog's
+    /// default, else `--message-file` naming a file in `dir` that holds the bytes (argv cannot
+    /// carry NULs).
+    #[track_caller]
+    pub fn sender_args(&self, dir: &Path) -> Vec<OsString> {
+        if self.blog_default {
+            return Vec::new();
+        }
+        let file = dir.join("message");
+        std::fs::write(&file, &self.bytes).expect("write the message file");
+        vec!["--message-file".into(), file.into()]
+    }
+
+    /// What a receiver prints: the bytes, then one newline.
+    pub fn printed(&self) -> Vec<u8> {
+        let mut out = self.bytes.clone();
+        out.push(b'\n');
+        out
+    }
+}
+
+/// The payloads of every interop test: the blog's default message (sent by default, so both
+/// sides' defaults are checked too), multi-byte UTF-8 (PHP's `strlen` counts its bytes,
+/// `mb_strlen` its characters), binary (every byte value, NULs at both ends, invalid UTF-8),
+/// empty, and the largest message the path allows (printable, without NULs).
+pub fn payloads(blog_message: &str, largest: usize) -> Vec<Payload> {
+    let mut binary = vec![0u8, 0];
+    binary.extend(0..=255u8);
+    binary.extend([0xff, 0xfe, 0]);
+    let pattern = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let case = |name: String, bytes: Vec<u8>| Payload {
+        name,
+        bytes,
+        blog_default: false,
+    };
+    vec![
+        Payload {
+            name: "the blog's default message".into(),
+            bytes: blog_message.as_bytes().to_vec(),
+            blog_default: true,
+        },
+        case(
+            "UTF-8".into(),
+            "Grüße aus Köln, 東京, Привет 🦀".as_bytes().to_vec(),
+        ),
+        case("binary with NULs".into(), binary),
+        case("empty".into(), Vec::new()),
+        case(
+            format!("largest ({largest} bytes)"),
+            pattern.iter().copied().cycle().take(largest).collect(),
+        ),
+    ]
 }
 
 /// The `php` interpreter that runs the peers.
@@ -98,6 +152,18 @@ impl Php {
     {
         self.spawn(script, args).finish()
     }
+}
+
+/// A command for one of our binaries (`env!("CARGO_BIN_EXE_...")`), with the caller's `IPC_*`
+/// settings removed so that only the test's arguments decide what it does.
+pub fn ours(binary: &str) -> Command {
+    let mut command = Command::new(binary);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("IPC_") {
+            command.env_remove(name);
+        }
+    }
+    command
 }
 
 /// `tests/php/` at the workspace root, where the peers live.
