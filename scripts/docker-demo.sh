@@ -25,7 +25,7 @@ export IPC_IMAGE=${IPC_IMAGE:-php-ipc-rs:local}
 # What every binary in the containers may wait in total (their --timeout, via compose).
 export IPC_TIMEOUT=${IPC_TIMEOUT:-30}
 STEP_TIMEOUT=${STEP_TIMEOUT:-120}
-BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
+BUILD_TIMEOUT=${BUILD_TIMEOUT:-900}
 PROJECT="php-ipc-demo-$(date +%s)-$$"
 
 # name|reader service|writer service|reader's stdout|writer's stdout ("" = not checked)
