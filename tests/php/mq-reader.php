@@ -18,10 +18,10 @@ $deadline = deadline($opts);
 
 $key = ftok(wait_for_key_file($opts, $deadline), 'T');
 $shown = show_key($key);
+say("waiting for a message on queue $shown");
 // msg_get_queue() would create a missing queue; wait for the writer's instead.
 wait_until($opts, $deadline, "queue $shown", fn () => msg_queue_exists($key) ?: null);
 $queue = msg_get_queue($key);
-say("waiting for a message on queue $shown");
 
 // A blocking msg_receive() cannot time out: poll with MSG_IPC_NOWAIT until the deadline.
 wait_until($opts, $deadline, "a message on queue $shown", function () use ($queue, $opts, &$message, $shown) {

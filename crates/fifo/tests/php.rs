@@ -41,7 +41,7 @@ fn php_writer_to_our_reader() {
         reader.wait_for_stderr("waiting for a writer on");
         let writer = php.run(
             "fifo-writer.php",
-            php_args(&path, payload.sender_args(dir.path())),
+            php_args(&path, payload.sender_args(&dir.path().join("message"))),
         );
         writer.assert_success().assert_stdout(b"");
         reader
@@ -63,7 +63,12 @@ fn our_writer_to_php_reader() {
         let path = dir.path().join("fifo");
         let mut reader = php.spawn("fifo-reader.php", php_args(&path, vec![]));
         reader.wait_for_stderr("waiting for a writer on");
-        let writer = our("writer", &path, payload.sender_args(dir.path())).finish();
+        let writer = our(
+            "writer",
+            &path,
+            payload.sender_args(&dir.path().join("message")),
+        )
+        .finish();
         writer.assert_success().assert_stdout(b"");
         reader
             .finish()

@@ -36,15 +36,14 @@ pub struct Payload {
 
 impl Payload {
     /// A sender's arguments, the same for our binaries and the PHP peers: none for the blog's
-    /// default, else `--message-file` naming a file in `dir` that holds the bytes (argv cannot
-    /// carry NULs).
+    /// default, else `--message-file FILE`, FILE written with the bytes (argv cannot carry NULs).
     #[track_caller]
-    pub fn sender_args(&self, dir: &Path) -> Vec<OsString> {
+    pub fn sender_args(&self, file: &Path) -> Vec<OsString> {
         if self.blog_default {
             return Vec::new();
         }
-        let file = dir.join("message");
-        std::fs::write(&file, &self.bytes).expect("write the message file");
+        std::fs::write(file, &self.bytes)
+            .unwrap_or_else(|err| panic!("write {}: {err}", file.display()));
         vec!["--message-file".into(), file.into()]
     }
 
