@@ -11,7 +11,9 @@
 //! - [`php`]: PHP's `serialize()` format and the sysvshm variable-store layout;
 //! - [`cleanup`]: guards that remove what this process created, also on SIGINT/SIGTERM;
 //! - [`seq`]: sequence-stamped messages and the loss/duplicate/reorder check of `--count` runs;
-//! - [`report`]: `main`'s error reporting, stdout payload writing and stderr progress.
+//! - [`report`]: `main`'s error reporting, stdout payload writing and stderr progress;
+//! - [`ring`]: a message ring buffer in a SysV segment with futex hand-off (the benchmark's
+//!   shared-memory mechanism).
 
 pub mod cleanup;
 pub mod cli;
@@ -19,6 +21,7 @@ pub mod endpoint;
 pub mod paths;
 pub mod php;
 pub mod report;
+pub mod ring;
 pub mod seq;
 pub mod sock;
 pub mod sysv;
