@@ -1,0 +1,281 @@
+//! The SysV message queue of the blog, shared by `mq-writer` and `mq-reader` (and the
+//! benchmark): finding or creating the queue keyed on `ftok(key file, proj)`, sending and
+//! receiving with every wait bounded by one `--timeout` deadline, and no allocation per message
+//! once the buffers are warm.
+//!
+//! # Who creates what, who removes it
+//!
+//! - The key file: the writer creates it if missing (`ftok(3)` needs an existing file) and leaves
+//!   it for the reader; if its run fails, a key file it created is removed. The reader only waits
+//!   for it. Nobody removes an existing key file: its inode is the key.
+//! - The queue: the writer opens it with `msgget(key, 0)` or creates it with
+//!   `msgget(key, IPC_CREAT | IPC_EXCL | mode)`, as PHP's `msg_get_queue` does. A queue it created
+//!   outlives it on success (the message waits there for the reader) and is removed if its run
+//!   fails. The reader waits for the queue to appear and, after receiving, removes it with
+//!   `msgctl(IPC_RMID)` as the blog's reader does (`--keep` leaves it).
+//!
+//! # Waiting
+//!
+//! The kernel cannot tell us when a queue appears or has room, so with a timeout both sides
+//! call `msgsnd(2)`/`msgrcv(2)` with `IPC_NOWAIT` and retry with backoff
+//! ([`ipc_common::wait::retry`]) until the deadline. With `--timeout 0` they make the truly
+//! blocking calls.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use ipc_common::cleanup::Cleanup;
+use ipc_common::cli::Mode;
+use ipc_common::paths;
+use ipc_common::sysv::{self, Key, MsgBuf, MsqId};
+use ipc_common::wait::{self, Deadline};
+use nix::errno::Errno;
+
+/// The blog's key file.
+pub const DEFAULT_KEY_FILE: &str = "/tmp/ipc-message-queues";
+
+/// The blog's message.
+pub const MESSAGE: &str = "Hello from Writer: Message Queue";
+
+/// A queue and the key it was found by, which names it in messages (`ipcs -q` shows both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queue {
+    pub key: Key,
+    pub id: MsqId,
+}
+
+/// How `ftok(3)`'s project id reads in messages: the character PHP's `ftok` takes, when it is
+/// one.
+#[derive(Clone, Copy, Debug)]
+pub struct ProjId(pub u8);
+
+impl fmt::Display for ProjId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_ascii_graphic() {
+            write!(f, "'{}'", char::from(self.0))
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// `ftok(key_file, proj)`, naming the file when it fails.
+pub fn key_of(key_file: &Path, proj: u8) -> anyhow::Result<Key> {
+    sysv::ftok(key_file, proj).with_context(|| format!("ftok key file {}", key_file.display()))
+}
+
+/// The queue for `key`: `msgget(key, 0)`, else a new one with `mode`, as PHP's `msg_get_queue`.
+/// Returns the guard that removes the queue if this call created it.
+pub fn open_or_create(key: Key, mode: Mode) -> anyhow::Result<(Queue, Option<Cleanup>)> {
+    loop {
+        if let Some(id) = sysv::msg_open(key).with_context(|| format!("msgget queue {key}"))? {
+            return Ok((Queue { key, id }, None));
+        }
+        match sysv::msg_create(key, mode.0) {
+            Ok(id) => {
+                let guard = Cleanup::register(format!("message queue {key}"), move || {
+                    Ok(sysv::msg_remove(id)?)
+                });
+                return Ok((Queue { key, id }, Some(guard)));
+            }
+            // Another writer created it between our two msgget calls: use theirs.
+            Err(Errno::EEXIST) => {}
+            Err(errno) => {
+                return Err(errno).with_context(|| format!("msgget(IPC_CREAT) queue {key}"));
+            }
+        }
+    }
+}
+
+/// Waits until `key_file` exists, then returns its key. `on_wait` runs once if it has to wait.
+pub fn wait_for_key(
+    key_file: &Path,
+    proj: u8,
+    deadline: &Deadline,
+    mut on_wait: impl FnMut(),
+) -> anyhow::Result<Key> {
+    let what = format_args!("key file {} to appear", key_file.display());
+    let mut waited = false;
+    wait::retry(deadline, what, || match sysv::ftok(key_file, proj) {
+        Ok(key) => {
+            paths::check_key_file(key_file)?;
+            Ok(Some(key))
+        }
+        Err(Errno::ENOENT) => {
+            if !std::mem::replace(&mut waited, true) {
+                on_wait();
+            }
+            Ok(None)
+        }
+        Err(errno) => Err(errno).with_context(|| format!("ftok key file {}", key_file.display())),
+    })
+}
+
+/// Waits until the queue for `key` exists (the writer creates it). `on_wait` runs once if it has
+/// to wait.
+pub fn wait_for_queue(
+    key: Key,
+    deadline: &Deadline,
+    mut on_wait: impl FnMut(),
+) -> anyhow::Result<Queue> {
+    let mut waited = false;
+    wait::retry(
+        deadline,
+        format_args!("queue {key} to appear"),
+        || match sysv::msg_open(key).with_context(|| format!("msgget queue {key}"))? {
+            Some(id) => Ok(Some(Queue { key, id })),
+            None => {
+                if !std::mem::replace(&mut waited, true) {
+                    on_wait();
+                }
+                Ok(None)
+            }
+        },
+    )
+}
+
+/// Refuses, before anything is created, a message the kernel would never take: over `msgmax`,
+/// its per-message limit, `msgsnd(2)` fails with `EINVAL`.
+pub fn check_msgmax(len: usize, msgmax: usize) -> anyhow::Result<()> {
+    if len > msgmax {
+        bail!(
+            "send a {len}-byte message: over msgmax, the kernel's limit of {msgmax} bytes per \
+             message (/proc/sys/kernel/msgmax)"
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a message larger than the queue's capacity (`msg_qbytes`): it would never fit, and a
+/// blocking `msgsnd(2)` would wait for ever.
+pub fn check_qbytes(queue: Queue, len: usize) -> anyhow::Result<()> {
+    let stat = sysv::msg_stat(queue.id)
+        .with_context(|| format!("msgctl(IPC_STAT) queue {}", queue.key))?;
+    if len as u64 > stat.max_bytes {
+        bail!(
+            "send a {len}-byte message to queue {}: over its capacity, msg_qbytes, of {} bytes",
+            queue.key,
+            stat.max_bytes
+        );
+    }
+    Ok(())
+}
+
+/// What a full queue makes the writer wait for; looked up only if the wait times out.
+struct Room(Queue);
+
+impl fmt::Display for Room {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "room in queue {}", self.0.key)?;
+        if let Ok(stat) = sysv::msg_stat(self.0.id) {
+            write!(
+                f,
+                " (full: {} messages, {} of its limit of {} bytes, msg_qbytes)",
+                stat.messages, stat.bytes, stat.max_bytes
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `msgsnd(2)` of `text` as type `mtype`, waiting for room until `deadline`.
+pub fn send(
+    buf: &mut MsgBuf,
+    queue: Queue,
+    mtype: i64,
+    text: &[u8],
+    deadline: &Deadline,
+) -> anyhow::Result<()> {
+    let failed = |errno: Errno| {
+        anyhow::Error::new(errno).context(format!(
+            "msgsnd a {}-byte message of type {mtype} to queue {}",
+            text.len(),
+            queue.key
+        ))
+    };
+    if deadline.is_forever() {
+        return buf.send(queue.id, mtype, text, 0).map_err(failed);
+    }
+    wait::retry(deadline, Room(queue), || {
+        match buf.send(queue.id, mtype, text, sysv::IPC_NOWAIT) {
+            Ok(()) => Ok(Some(())),
+            Err(Errno::EAGAIN) => Ok(None),
+            Err(errno) => Err(failed(errno)),
+        }
+    })
+}
+
+/// What the reader waits for: `msgrcv(2)`'s desired type, in words.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted {
+    pub queue: Queue,
+    pub desired_type: i64,
+}
+
+impl fmt::Display for Wanted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.desired_type {
+            0 => f.write_str("a message")?,
+            t if t > 0 => write!(f, "a message of type {t}")?,
+            t => write!(f, "a message of type {} or lower", t.unsigned_abs())?,
+        }
+        write!(f, " on queue {}", self.queue.key)
+    }
+}
+
+/// `msgrcv(2)` of one message of `desired_type` (0 any, < 0 the lowest type <= |desired_type|)
+/// and at most `max_len` bytes, waiting until `deadline`. The text is copied into `out` (reused:
+/// no allocation once it has grown); returns the message's type.
+pub fn receive(
+    buf: &mut MsgBuf,
+    queue: Queue,
+    max_len: usize,
+    desired_type: i64,
+    out: &mut Vec<u8>,
+    deadline: &Deadline,
+) -> anyhow::Result<i64> {
+    let wanted = Wanted {
+        queue,
+        desired_type,
+    };
+    let flags = if deadline.is_forever() {
+        0
+    } else {
+        sysv::IPC_NOWAIT
+    };
+    let mut attempt = || match buf.receive(queue.id, max_len, desired_type, flags) {
+        Ok((mtype, text)) => {
+            out.clear();
+            out.extend_from_slice(text);
+            Ok(Some(mtype))
+        }
+        Err(Errno::ENOMSG) => Ok(None),
+        // A signal the cleanup thread handles; a blocking msgrcv just goes back to waiting.
+        Err(Errno::EINTR) => Ok(None),
+        Err(Errno::E2BIG) => bail!(
+            "msgrcv from queue {}: the next message is longer than the receive limit of \
+             {max_len} bytes (raise --max-size); it stays queued",
+            queue.key
+        ),
+        Err(errno @ (Errno::EIDRM | Errno::EINVAL)) => Err(anyhow::Error::new(errno).context(
+            format!("msgrcv from queue {}: the queue was removed", queue.key),
+        )),
+        Err(errno) => {
+            Err(anyhow::Error::new(errno).context(format!("msgrcv from queue {}", queue.key)))
+        }
+    };
+    if deadline.is_forever() {
+        loop {
+            if let Some(mtype) = attempt()? {
+                return Ok(mtype);
+            }
+        }
+    }
+    wait::retry(deadline, wanted, attempt)
+}
+
+/// `msgctl(IPC_RMID)`: the queue and any message left in it go.
+pub fn remove(queue: Queue) -> anyhow::Result<()> {
+    sysv::msg_remove(queue.id).with_context(|| format!("msgctl(IPC_RMID) queue {}", queue.key))
+}
