@@ -42,12 +42,10 @@ pub fn unstamp(message: &[u8]) -> anyhow::Result<(u64, &[u8])> {
 
 /// Appends message `seq` to `out` framed for a byte stream: length (u32 LE), stamp, payload.
 pub fn frame_into(out: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    use std::io::Write;
     let len = u32::try_from(STAMP_LEN + payload.len()).expect("a framed message fits u32");
     out.extend_from_slice(&len.to_le_bytes());
-    let start = out.len();
-    out.resize(start + STAMP_LEN, 0);
-    let stamp = format!("{seq:010}|");
-    out[start..].copy_from_slice(stamp.as_bytes());
+    write!(out, "{seq:010}|").expect("writing to a Vec cannot fail");
     out.extend_from_slice(payload);
 }
 
@@ -169,7 +167,13 @@ impl SeqChecker {
 
     /// Nothing lost, duplicated, reordered or corrupted.
     pub fn perfect(&self) -> bool {
-        self.missing() == 0 && self.duplicated == 0 && self.reordered == 0 && self.corrupted == 0
+        self.reordered == 0 && self.perfect_in_any_order()
+    }
+
+    /// Every message exactly once and intact, in whatever order: the promise when several
+    /// writers interleave.
+    pub fn perfect_in_any_order(&self) -> bool {
+        self.missing() == 0 && self.duplicated == 0 && self.corrupted == 0
     }
 }
 
