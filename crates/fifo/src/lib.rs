@@ -90,17 +90,7 @@ fn check_is_fifo(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("inspect FIFO {}", path.display()))?;
     let kind = meta.file_type();
     if !kind.is_fifo() {
-        let held = if kind.is_symlink() {
-            "symlink"
-        } else if kind.is_dir() {
-            "directory"
-        } else if kind.is_file() {
-            "regular file"
-        } else if kind.is_socket() {
-            "socket"
-        } else {
-            "device"
-        };
+        let held = paths::describe(&kind);
         bail!(
             "mkfifo {}: the path holds a {held}, not a FIFO; left untouched (remove it yourself \
              or choose another path)",

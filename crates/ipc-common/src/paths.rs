@@ -66,7 +66,8 @@ pub fn clear_stale_socket(path: &Path, kind: SocketKind) -> anyhow::Result<()> {
     }
 }
 
-fn describe(file_type: &std::fs::FileType) -> &'static str {
+/// What a path holds, in words for an error message ("symlink", "regular file", ...).
+pub fn describe(file_type: &std::fs::FileType) -> &'static str {
     if file_type.is_symlink() {
         "symlink"
     } else if file_type.is_dir() {
@@ -75,6 +76,8 @@ fn describe(file_type: &std::fs::FileType) -> &'static str {
         "regular file"
     } else if file_type.is_fifo() {
         "FIFO"
+    } else if file_type.is_socket() {
+        "socket"
     } else {
         "device"
     }
