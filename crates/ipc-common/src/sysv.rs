@@ -275,6 +275,18 @@ pub fn msg_stat(id: MsqId) -> nix::Result<MsqStat> {
     })
 }
 
+/// `msgctl(id, IPC_SET)` with a new `msg_qbytes`: how many bytes the queue may hold (raising it
+/// above `msgmnb` needs CAP_SYS_RESOURCE).
+pub fn msg_set_max_bytes(id: MsqId, max_bytes: u64) -> nix::Result<()> {
+    // SAFETY: msqid_ds is plain old data; all-zero is a valid value.
+    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a valid, writable msqid_ds; IPC_SET reads back the fields IPC_STAT filled.
+    check(unsafe { libc::msgctl(id.0, libc::IPC_STAT, &mut ds) })?;
+    ds.msg_qbytes = max_bytes as libc::msglen_t;
+    // SAFETY: as above.
+    check(unsafe { libc::msgctl(id.0, libc::IPC_SET, &mut ds) }).map(drop)
+}
+
 /// `msgctl(id, IPC_RMID)`: the queue and its messages go at once; blocked peers get `EIDRM`.
 pub fn msg_remove(id: MsqId) -> nix::Result<()> {
     // SAFETY: IPC_RMID takes no buffer.
@@ -555,6 +567,10 @@ mod tests {
         assert_eq!((mtype, text), (7, &b"hello"[..]));
         assert_eq!(buf.receive(id, 64, 0, libc::IPC_NOWAIT), Err(Errno::ENOMSG));
         assert_eq!(buf.send(id, 0, b"x", 0), Err(Errno::EINVAL));
+        msg_set_max_bytes(id, 16).unwrap();
+        assert_eq!(msg_stat(id).unwrap().max_bytes, 16);
+        buf.send(id, 1, &[0; 16], libc::IPC_NOWAIT).unwrap();
+        assert_eq!(buf.send(id, 1, b"x", libc::IPC_NOWAIT), Err(Errno::EAGAIN));
         msg_remove(id).unwrap();
     }
 
