@@ -1,0 +1,421 @@
+//! The datagram examples' core, shared by `dgram-reader`, `dgram-writer` and the benchmark:
+//! a [`Receiver`] that takes each datagram whole, whatever its size, a [`Sender`] that waits for
+//! its reader instead of losing datagrams, and the [`Tally`] of a `--count` run.
+//!
+//! Neither allocates per message: the receiver reuses one buffer, grown to the largest datagram
+//! seen; the sender sends from the caller's buffer.
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail, ensure};
+use ipc_common::cleanup::Cleanup;
+use ipc_common::cli::Mode;
+use ipc_common::endpoint::DgramEndpoint;
+use ipc_common::paths::SocketKind;
+use ipc_common::progress;
+use ipc_common::seq::{self, SeqChecker};
+use ipc_common::sock::{self, errno_of};
+use ipc_common::wait::{self, Deadline, TimedOut, Timeout};
+use nix::errno::Errno;
+use nix::poll::PollFlags;
+use nix::sys::socket::{MsgFlags, recv, send};
+use socket2::{SockAddr, Socket};
+
+/// The blog's message over a Unix domain datagram socket.
+pub const UDS_MESSAGE: &str = "Hello from Sender: UDP/UDS [Datagram]";
+/// The blog's message over UDP/IP.
+pub const IP_MESSAGE: &str = "Hello from Sender: UDP/IP [Datagram]";
+
+/// The largest UDP payload over IPv4: 65535 bytes of IP packet, less 20 of IP and 8 of UDP header.
+pub const UDP_MAX_IPV4: usize = 65_507;
+/// The largest UDP payload over IPv6 (without jumbograms): 65535, less 8 of UDP header.
+pub const UDP_MAX_IPV6: usize = 65_527;
+/// What a Unix datagram must leave free in the sender's `SO_SNDBUF` (`net/unix/af_unix.c`
+/// refuses `len > sk_sndbuf - 32`).
+pub const UNIX_OVERHEAD: usize = 32;
+
+/// The blog's message for this kind of endpoint.
+pub fn default_message(endpoint: &DgramEndpoint) -> &'static str {
+    match endpoint {
+        DgramEndpoint::Unix(_) => UDS_MESSAGE,
+        DgramEndpoint::Udp(_) => IP_MESSAGE,
+    }
+}
+
+/// The listening side: a bound datagram socket, and the socket file it removes when dropped.
+#[derive(Debug)]
+pub struct Receiver {
+    socket: Socket,
+    url: DgramEndpoint,
+    buf: Vec<u8>,
+    _socket_file: Option<Cleanup>,
+}
+
+impl Receiver {
+    /// Binds `endpoint`: a socket file with exactly `mode` (a stale one replaced, anything else
+    /// refused), or a UDP address (port 0: the kernel picks one, see [`Receiver::url`]).
+    pub fn bind(endpoint: &DgramEndpoint, mode: Mode) -> anyhow::Result<Self> {
+        let (socket, url, socket_file) = match endpoint {
+            DgramEndpoint::Unix(path) => {
+                let (socket, guard) = sock::bind_unix(path, SocketKind::Datagram, mode)?;
+                (socket, endpoint.clone(), Some(guard))
+            }
+            DgramEndpoint::Udp(addr) => {
+                let (socket, bound) = sock::bind_inet(*addr, SocketKind::Datagram)?;
+                (socket, DgramEndpoint::Udp(bound), None)
+            }
+        };
+        Ok(Receiver {
+            socket,
+            url,
+            buf: Vec::new(),
+            _socket_file: socket_file,
+        })
+    }
+
+    /// Where we really listen (with the port the kernel chose).
+    pub fn url(&self) -> &DgramEndpoint {
+        &self.url
+    }
+
+    /// Asks for a receive queue of `bytes` (the kernel caps it at `net.core.rmem_max`): a UDP
+    /// reader that falls behind a burst silently drops whatever does not fit.
+    pub fn set_receive_buffer(&self, bytes: usize) -> anyhow::Result<()> {
+        self.socket
+            .set_recv_buffer_size(bytes)
+            .with_context(|| format!("setsockopt(SO_RCVBUF, {bytes}) on {}", self.url))
+    }
+
+    /// Waits for the next datagram and returns it whole.
+    ///
+    /// `recv(2)` with `MSG_PEEK | MSG_TRUNC` and no buffer returns the queued datagram's real
+    /// size without taking it; the buffer grows to that size, and a second `recv(2)` takes it.
+    /// (PHP's `socket_recvfrom($s, $buf, 1024, ...)` silently cuts it at 1024 bytes.)
+    pub fn recv(&mut self, deadline: &Deadline) -> anyhow::Result<&[u8]> {
+        let fd = self.socket.as_raw_fd();
+        loop {
+            wait::wait_fd(
+                self.socket.as_fd(),
+                PollFlags::POLLIN,
+                deadline,
+                format_args!("a datagram on {}", self.url),
+            )?;
+            let size = match recv(fd, &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+                Ok(size) => size,
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(errno) => {
+                    return Err(errno).with_context(|| format!("recv(MSG_PEEK) on {}", self.url));
+                }
+            };
+            if self.buf.len() < size {
+                self.buf.resize(size, 0);
+            }
+            let got = recv(fd, &mut self.buf[..size], MsgFlags::MSG_TRUNC)
+                .with_context(|| format!("recv a {size}-byte datagram on {}", self.url))?;
+            ensure!(
+                got == size,
+                "recv on {}: the queued datagram was {size} bytes when peeked, {got} when taken \
+                 (is another process reading this socket?)",
+                self.url
+            );
+            return Ok(&self.buf[..size]);
+        }
+    }
+
+    /// Receives stamped messages into `tally` until it has them all. With `idle`, gives up
+    /// quietly once that long has passed without a datagram after the first one (UDP loses
+    /// datagrams by design; `tally` then says what is missing).
+    pub fn recv_into(
+        &mut self,
+        tally: &mut Tally,
+        idle: Option<Duration>,
+        deadline: &Deadline,
+    ) -> anyhow::Result<()> {
+        let mut started = false;
+        while !tally.complete() {
+            let wait_until = match idle {
+                Some(gap) if started && deadline.remaining().is_none_or(|left| left > gap) => {
+                    Deadline::after(Timeout::from_duration(gap))
+                }
+                _ => *deadline,
+            };
+            match self.recv(&wait_until) {
+                Ok(datagram) => tally.observe(datagram)?,
+                Err(err) if err.is::<TimedOut>() && !deadline.expired() => {
+                    progress!(
+                        "no datagram for {}: taking the rest as lost",
+                        Timeout::from_duration(idle.unwrap_or_default())
+                    );
+                    return Ok(());
+                }
+                Err(err) => return Err(err),
+            }
+            started = true;
+        }
+        Ok(())
+    }
+}
+
+/// The sending side: a datagram socket connected to its reader.
+#[derive(Debug)]
+pub struct Sender {
+    socket: Socket,
+    url: DgramEndpoint,
+    peer: String,
+    send_buffer: usize,
+    announced: bool,
+}
+
+impl Sender {
+    /// Connects a new socket to the reader at `endpoint`, waiting for it until `deadline`.
+    ///
+    /// Unix: `connect(2)` to the socket file is retried while the file is missing or nobody is
+    /// bound to it; our own socket stays unbound, so we leave no file behind. UDP: `connect(2)`
+    /// sends nothing, it sets the destination and asks the kernel to report ICMP errors for it
+    /// (see [`Sender::send`]).
+    pub fn connect(endpoint: &DgramEndpoint, deadline: &Deadline) -> anyhow::Result<Self> {
+        let peer = format!("a reader on {endpoint}");
+        let addr = match endpoint {
+            DgramEndpoint::Unix(path) => SockAddr::unix(path)
+                .with_context(|| format!("connect to {peer}: {}", path.display()))?,
+            DgramEndpoint::Udp(addr) => (*addr).into(),
+        };
+        let socket = sock::connect_retry(&addr, SocketKind::Datagram, deadline, &peer)?;
+        let send_buffer = socket
+            .send_buffer_size()
+            .with_context(|| format!("getsockopt(SO_SNDBUF) on the socket to {endpoint}"))?;
+        Ok(Sender {
+            socket,
+            url: endpoint.clone(),
+            peer,
+            send_buffer,
+            announced: false,
+        })
+    }
+
+    pub fn url(&self) -> &DgramEndpoint {
+        &self.url
+    }
+
+    /// Sends `datagram` whole, waiting (until `deadline`) for room and for a reader.
+    ///
+    /// Unix: when the reader's queue is full, the kernel refuses with `EAGAIN` and `poll(2)`
+    /// waits for room: nothing is ever dropped. A reader that went away is an error.
+    ///
+    /// UDP: nothing says whether anyone received a datagram. On loopback, a datagram sent to a
+    /// port nobody listens on makes the kernel answer ICMP "port unreachable" during our
+    /// `send(2)`, and a connected socket turns it into `ECONNREFUSED`, which we read at once
+    /// with `getsockopt(SO_ERROR)`: the datagram was lost, so we send it again until a reader is
+    /// there. Off loopback the ICMP answer comes a round trip later, if at all (firewalls drop
+    /// it, and a remote host may not send it): the datagram counts as sent and may be lost
+    /// silently, as PHP's `socket_sendto` always risks; a late refusal then makes us resend a
+    /// later datagram, not the lost one.
+    pub fn send(&mut self, datagram: &[u8], deadline: &Deadline) -> anyhow::Result<()> {
+        if matches!(self.url, DgramEndpoint::Unix(_)) {
+            self.fit_send_buffer(datagram.len())?;
+        }
+        let udp = matches!(self.url, DgramEndpoint::Udp(_));
+        let fd = self.socket.as_raw_fd();
+        let (socket, url, peer, send_buffer) = (
+            &self.socket,
+            &self.url,
+            self.peer.as_str(),
+            self.send_buffer,
+        );
+        let announced = &mut self.announced;
+        wait::retry(deadline, peer, || {
+            loop {
+                let refusal = match send(fd, datagram, MsgFlags::MSG_NOSIGNAL) {
+                    Ok(_) if !udp => return Ok(Some(())),
+                    Ok(_) => match socket
+                        .take_error()
+                        .with_context(|| format!("getsockopt(SO_ERROR) after sending to {url}"))?
+                    {
+                        None => return Ok(Some(())),
+                        Some(err) => errno_of(&err).unwrap_or(Errno::UnknownErrno),
+                    },
+                    Err(Errno::EAGAIN) => {
+                        wait::wait_fd(
+                            socket.as_fd(),
+                            PollFlags::POLLOUT,
+                            deadline,
+                            format_args!("room in the queue of {peer}"),
+                        )?;
+                        continue;
+                    }
+                    Err(Errno::EINTR) => continue,
+                    Err(Errno::EMSGSIZE) => {
+                        return Err(too_big(url, datagram.len(), send_buffer));
+                    }
+                    Err(errno) => errno,
+                };
+                if udp && refusal == Errno::ECONNREFUSED {
+                    if !*announced {
+                        progress!(
+                            "waiting for {peer} (ICMP port unreachable: {refusal}); resending \
+                             until the deadline"
+                        );
+                        *announced = true;
+                    }
+                    return Ok(None);
+                }
+                let why = match refusal {
+                    Errno::ECONNREFUSED => " (the reader went away)",
+                    Errno::ENOBUFS => {
+                        " (the kernel found no memory for a datagram that big in one piece)"
+                    }
+                    _ => "",
+                };
+                return Err(anyhow!(
+                    "send a {}-byte datagram to {url}: {refusal}{why}",
+                    datagram.len()
+                ));
+            }
+        })
+    }
+
+    /// A Unix datagram must fit in the sender's `SO_SNDBUF`: raise it for a big one.
+    fn fit_send_buffer(&mut self, len: usize) -> anyhow::Result<()> {
+        let needed = len.saturating_add(UNIX_OVERHEAD);
+        if needed <= self.send_buffer {
+            return Ok(());
+        }
+        // The kernel doubles what it is given (socket(7)), up to twice net.core.wmem_max.
+        self.socket
+            .set_send_buffer_size(needed.div_ceil(2))
+            .with_context(|| format!("setsockopt(SO_SNDBUF) on the socket to {}", self.url))?;
+        self.send_buffer = self
+            .socket
+            .send_buffer_size()
+            .with_context(|| format!("getsockopt(SO_SNDBUF) on the socket to {}", self.url))?;
+        Ok(())
+    }
+}
+
+/// The error for a datagram over the protocol's limit, naming the limit.
+fn too_big(url: &DgramEndpoint, len: usize, send_buffer: usize) -> anyhow::Error {
+    let limit = match url {
+        DgramEndpoint::Unix(_) => format!(
+            "a Unix datagram must fit the sender's SO_SNDBUF less {UNIX_OVERHEAD} bytes: at most \
+             {} bytes here (SO_SNDBUF {send_buffer}, raised as far as net.core.wmem_max allows)",
+            send_buffer.saturating_sub(UNIX_OVERHEAD)
+        ),
+        DgramEndpoint::Udp(addr) if addr.is_ipv4() => {
+            format!("a UDP datagram over IPv4 carries at most {UDP_MAX_IPV4} bytes")
+        }
+        DgramEndpoint::Udp(_) => {
+            format!("a UDP datagram over IPv6 carries at most {UDP_MAX_IPV6} bytes")
+        }
+    };
+    anyhow!(
+        "send a {len}-byte datagram to {url}: {} ({limit})",
+        Errno::EMSGSIZE
+    )
+}
+
+/// The reader's check of a `--count` run: `writers` writers each send `per_writer` stamped
+/// messages, writer k numbering its own `k * per_writer ..` (its `--first-seq`).
+///
+/// Datagrams of concurrent writers interleave, so each writer's range is checked on its own:
+/// lost, duplicated and reordered mean within one writer's messages.
+#[derive(Debug)]
+pub struct Tally {
+    per_writer: u64,
+    writers: Vec<SeqChecker>,
+    restamped: Vec<u8>,
+}
+
+impl Tally {
+    pub fn new(per_writer: u64, writers: u64) -> Self {
+        Tally {
+            per_writer,
+            writers: (0..writers)
+                .map(|_| SeqChecker::new(per_writer, None))
+                .collect(),
+            restamped: Vec::new(),
+        }
+    }
+
+    /// Records one received datagram; an unstamped one, or one beyond every range, is an error.
+    pub fn observe(&mut self, datagram: &[u8]) -> anyhow::Result<()> {
+        let (seq, payload) = seq::unstamp(datagram)?;
+        let expected = self.per_writer.saturating_mul(self.writers.len() as u64);
+        let Some(checker) = usize::try_from(seq / self.per_writer)
+            .ok()
+            .and_then(|writer| self.writers.get_mut(writer))
+        else {
+            bail!("sequence number {seq} is beyond the {expected} expected");
+        };
+        // Each writer's checker counts from 0: renumber the message within its writer's range.
+        seq::stamp_into(&mut self.restamped, seq % self.per_writer, payload);
+        checker.observe(&self.restamped)
+    }
+
+    /// Every message of every writer has arrived.
+    pub fn complete(&self) -> bool {
+        self.writers.iter().all(SeqChecker::complete)
+    }
+
+    /// Nothing lost, duplicated or reordered.
+    pub fn perfect(&self) -> bool {
+        self.writers.iter().all(SeqChecker::perfect)
+    }
+}
+
+impl fmt::Display for Tally {
+    /// One writer: the checker's line; several: `writer 0: <line>; writer 1: <line>; ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let [only] = self.writers.as_slice() {
+            return only.fmt(f);
+        }
+        for (k, checker) in self.writers.iter().enumerate() {
+            let separator = if k == 0 { "" } else { "; " };
+            write!(f, "{separator}writer {k}: {checker}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamped(seq: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        seq::stamp_into(&mut out, seq, b"p");
+        out
+    }
+
+    #[test]
+    fn interleaved_writers_are_each_in_order() {
+        let mut tally = Tally::new(3, 2);
+        for seq in [0, 3, 1, 4, 2] {
+            tally.observe(&stamped(seq)).unwrap();
+        }
+        assert!(!tally.complete());
+        tally.observe(&stamped(5)).unwrap();
+        assert!(tally.complete() && tally.perfect());
+        assert!(tally.observe(&stamped(6)).is_err());
+        assert_eq!(
+            tally.to_string(),
+            "writer 0: received 3 of 3 messages (36 bytes): 0 lost, 0 duplicated, 0 reordered, \
+             0 corrupted; writer 1: received 3 of 3 messages (36 bytes): 0 lost, 0 duplicated, \
+             0 reordered, 0 corrupted"
+        );
+    }
+
+    #[test]
+    fn one_writer_reports_like_the_checker() {
+        let mut tally = Tally::new(3, 1);
+        for seq in [0, 2] {
+            tally.observe(&stamped(seq)).unwrap();
+        }
+        assert!(!tally.perfect());
+        assert_eq!(
+            tally.to_string(),
+            "received 2 of 3 messages (24 bytes): 1 lost, 0 duplicated, 1 reordered, 0 corrupted"
+        );
+    }
+}

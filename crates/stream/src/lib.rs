@@ -1,0 +1,329 @@
+//! The stream examples' core, shared by `stream-reader`, `stream-writer` and the benchmark: a
+//! [`Listener`] that accepts clients, [`connect`] that waits for the server, and [`Conn`], one
+//! connection on which each side sends its whole message and reads the other's to end of
+//! stream, both at once. Load runs send stamped, framed messages ([`FrameSource`]) and check
+//! them on arrival ([`FrameCheck`]).
+//!
+//! Nothing here allocates per message: a connection reads into one buffer, a load run frames
+//! into one reused batch.
+
+use std::fmt;
+
+use anyhow::{Context, ensure};
+use ipc_common::cleanup::Cleanup;
+use ipc_common::cli::Mode;
+use ipc_common::endpoint::StreamEndpoint;
+use ipc_common::paths::SocketKind;
+use ipc_common::progress;
+use ipc_common::seq::{self, Deframer, SeqChecker};
+use ipc_common::sock::{self, Exchanged, OneMessage, Outgoing};
+use ipc_common::wait::Deadline;
+use socket2::{SockAddr, Socket};
+
+/// The blog's server greeting over a Unix domain stream socket.
+pub const SERVER_UDS: &str = "Hello from Server: TCP/UDS [Stream]";
+/// The blog's server greeting over TCP/IP.
+pub const SERVER_IP: &str = "Hello from Server: TCP/IP [Stream]";
+/// The blog's client message over a Unix domain stream socket.
+pub const CLIENT_UDS: &str = "Hello from Client: TCP/UDS [Stream]";
+/// The blog's client message over TCP/IP.
+pub const CLIENT_IP: &str = "Hello from Client: TCP/IP [Stream]";
+
+/// The largest framed message a load run carries; a reader refuses a longer length prefix
+/// before allocating anything for it.
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// Bytes a connection reads at a time.
+const READ_CHUNK: usize = 64 << 10;
+/// Bytes of framed messages a load run prepares at a time.
+const FRAME_BATCH: usize = 64 << 10;
+
+/// The server's greeting for this kind of endpoint.
+pub fn server_greeting(endpoint: &StreamEndpoint) -> &'static str {
+    match endpoint {
+        StreamEndpoint::Unix(_) => SERVER_UDS,
+        StreamEndpoint::Tcp(_) => SERVER_IP,
+    }
+}
+
+/// The client's message for this kind of endpoint.
+pub fn client_message(endpoint: &StreamEndpoint) -> &'static str {
+    match endpoint {
+        StreamEndpoint::Unix(_) => CLIENT_UDS,
+        StreamEndpoint::Tcp(_) => CLIENT_IP,
+    }
+}
+
+/// The server's listening socket, and the socket file it removes when dropped.
+#[derive(Debug)]
+pub struct Listener {
+    socket: Socket,
+    url: StreamEndpoint,
+    waiting_for: String,
+    _socket_file: Option<Cleanup>,
+}
+
+impl Listener {
+    /// Binds and listens on `endpoint`: a socket file with exactly `mode` (a stale one
+    /// replaced, anything else refused), or a TCP address with `SO_REUSEADDR` (port 0: the
+    /// kernel picks one, see [`Listener::url`]).
+    pub fn bind(endpoint: &StreamEndpoint, mode: Mode) -> anyhow::Result<Self> {
+        let (socket, url, socket_file) = match endpoint {
+            StreamEndpoint::Unix(path) => {
+                let (socket, guard) = sock::bind_unix(path, SocketKind::Stream, mode)?;
+                (socket, endpoint.clone(), Some(guard))
+            }
+            StreamEndpoint::Tcp(addr) => {
+                let (socket, bound) = sock::bind_inet(*addr, SocketKind::Stream)?;
+                (socket, StreamEndpoint::Tcp(bound), None)
+            }
+        };
+        socket
+            .listen(sock::BACKLOG)
+            .with_context(|| format!("listen on {url}"))?;
+        Ok(Listener {
+            socket,
+            waiting_for: format!("a client on {url}"),
+            url,
+            _socket_file: socket_file,
+        })
+    }
+
+    /// Where we really listen (with the port the kernel chose).
+    pub fn url(&self) -> &StreamEndpoint {
+        &self.url
+    }
+
+    /// Waits (until `deadline`) for the next client.
+    pub fn accept(&self, deadline: &Deadline) -> anyhow::Result<Conn> {
+        let socket = sock::accept(&self.socket, deadline, &self.waiting_for)?;
+        Ok(Conn::new(socket, format!("the client on {}", self.url)))
+    }
+}
+
+/// Connects to the server at `endpoint`, retrying until `deadline` while nobody listens there.
+pub fn connect(endpoint: &StreamEndpoint, deadline: &Deadline) -> anyhow::Result<Conn> {
+    let addr = match endpoint {
+        StreamEndpoint::Unix(path) => SockAddr::unix(path)
+            .with_context(|| format!("connect to {endpoint}: {}", path.display()))?,
+        StreamEndpoint::Tcp(addr) => (*addr).into(),
+    };
+    let socket = sock::connect_retry(
+        &addr,
+        SocketKind::Stream,
+        deadline,
+        &format!("a server on {endpoint}"),
+    )?;
+    Ok(Conn::new(socket, format!("the server on {endpoint}")))
+}
+
+/// One connected stream socket, nonblocking.
+#[derive(Debug)]
+pub struct Conn {
+    socket: Socket,
+    peer: String,
+    read_buf: Vec<u8>,
+}
+
+impl Conn {
+    fn new(socket: Socket, peer: String) -> Self {
+        Conn {
+            socket,
+            peer,
+            read_buf: vec![0; READ_CHUNK],
+        }
+    }
+
+    /// Who is at the other end ("the server on tcp://127.0.0.1:9999").
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Sends `outgoing` whole, then `shutdown(SHUT_WR)`, while handing the peer's bytes to
+    /// `incoming` until its end of stream: see [`sock::exchange`], which also says when a peer
+    /// reset is an error.
+    pub fn exchange(
+        &mut self,
+        outgoing: &mut impl Outgoing,
+        incoming: &mut impl FnMut(&[u8]) -> anyhow::Result<()>,
+        deadline: &Deadline,
+    ) -> anyhow::Result<Exchanged> {
+        let done = sock::exchange(
+            &self.socket,
+            outgoing,
+            incoming,
+            &mut self.read_buf,
+            deadline,
+            &self.peer,
+        )?;
+        if done.reset_after_sending {
+            progress!(
+                "{} reset the connection after our whole message went out: it closed without \
+                 reading all of it (as PHP's single socket_read does), which ended its message",
+                self.peer
+            );
+        }
+        Ok(done)
+    }
+
+    /// The blog's exchange: sends `message` and puts the peer's whole message in `received`
+    /// (cleared first, so one buffer serves a whole run).
+    pub fn swap(
+        &mut self,
+        message: &[u8],
+        received: &mut Vec<u8>,
+        deadline: &Deadline,
+    ) -> anyhow::Result<Exchanged> {
+        received.clear();
+        self.exchange(
+            &mut OneMessage::new(message),
+            &mut |bytes: &[u8]| {
+                received.extend_from_slice(bytes);
+                Ok(())
+            },
+            deadline,
+        )
+    }
+}
+
+/// A load run's outgoing bytes: `count` messages carrying `payload`, stamped 0, 1, ... and
+/// framed for a byte stream ([`seq::frame_into`]), prepared a batch at a time in one buffer.
+#[derive(Debug)]
+pub struct FrameSource<'a> {
+    payload: &'a [u8],
+    next: u64,
+    end: u64,
+    batch: Vec<u8>,
+    sent: usize,
+}
+
+impl<'a> FrameSource<'a> {
+    pub fn new(payload: &'a [u8], count: u64) -> anyhow::Result<Self> {
+        let framed = seq::STAMP_LEN + payload.len();
+        ensure!(
+            framed <= MAX_FRAME,
+            "frame a {}-byte message: a stamped message in a load run is at most {MAX_FRAME} \
+             bytes, this one would be {framed}",
+            payload.len()
+        );
+        Ok(FrameSource {
+            payload,
+            next: 0,
+            end: count,
+            batch: Vec::with_capacity(FRAME_BATCH.max(4 + framed)),
+            sent: 0,
+        })
+    }
+}
+
+impl Outgoing for FrameSource<'_> {
+    fn pending(&mut self) -> &[u8] {
+        if self.sent == self.batch.len() && self.next < self.end {
+            self.batch.clear();
+            self.sent = 0;
+            while self.next < self.end && self.batch.len() < FRAME_BATCH {
+                seq::frame_into(&mut self.batch, self.next, self.payload);
+                self.next += 1;
+            }
+        }
+        &self.batch[self.sent..]
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.sent += n;
+    }
+}
+
+/// A load run's check of one connection: reassembles the frames and checks their numbers.
+#[derive(Debug)]
+pub struct FrameCheck {
+    deframer: Deframer,
+    checker: SeqChecker,
+}
+
+impl FrameCheck {
+    /// Expects messages stamped `0..count`.
+    pub fn new(count: u64) -> Self {
+        FrameCheck {
+            deframer: Deframer::new(MAX_FRAME),
+            checker: SeqChecker::new(count, None),
+        }
+    }
+
+    /// Takes bytes as they arrive; a frame too long or a message without a stamp is an error.
+    pub fn push(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.deframer.push(bytes);
+        while let Some(message) = self.deframer.next_message()? {
+            self.checker.observe(message)?;
+        }
+        Ok(())
+    }
+
+    /// Every message arrived once, in order, and the stream did not end inside one.
+    pub fn perfect(&self) -> bool {
+        self.checker.perfect() && self.deframer.leftover() == 0
+    }
+}
+
+impl fmt::Display for FrameCheck {
+    /// The checker's line, and the bytes of a message cut short by the end of stream, if any.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.checker)?;
+        match self.deframer.leftover() {
+            0 => Ok(()),
+            cut => write!(f, "; the stream ended {cut} bytes into a message"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drains `source` the way a socket would: in pieces of `piece` bytes.
+    fn drain(source: &mut FrameSource<'_>, piece: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let pending = source.pending();
+            if pending.is_empty() {
+                return out;
+            }
+            let n = pending.len().min(piece);
+            out.extend_from_slice(&pending[..n]);
+            source.advance(n);
+        }
+    }
+
+    #[test]
+    fn framed_messages_check_perfect_however_they_are_cut() {
+        for piece in [1, 7, 4096, usize::MAX] {
+            let mut source = FrameSource::new(b"hello", 10_000).unwrap();
+            let bytes = drain(&mut source, piece);
+            assert_eq!(bytes.len(), 10_000 * (4 + seq::STAMP_LEN + 5));
+            let mut check = FrameCheck::new(10_000);
+            for chunk in bytes.chunks(piece.min(bytes.len())) {
+                check.push(chunk).unwrap();
+            }
+            assert!(check.perfect(), "{check}");
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_inside_a_message_is_not_perfect() {
+        let bytes = drain(&mut FrameSource::new(b"hello", 2).unwrap(), usize::MAX);
+        let mut check = FrameCheck::new(2);
+        check.push(&bytes[..bytes.len() - 3]).unwrap();
+        assert!(!check.perfect());
+        assert_eq!(
+            check.to_string(),
+            "received 1 of 2 messages (16 bytes): 1 lost, 0 duplicated, 0 reordered, 0 corrupted; \
+             the stream ended 17 bytes into a message"
+        );
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_before_framing() {
+        let big = vec![0; MAX_FRAME];
+        assert!(FrameSource::new(&big, 1).is_err());
+    }
+}
