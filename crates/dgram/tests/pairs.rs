@@ -1,0 +1,435 @@
+//! `dgram-reader` and `dgram-writer` run as real processes against each other (and against
+//! sockets the test makes itself to play a peer or a fault), each test with its own directory
+//! or port.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+
+use dgram::{IP_MESSAGE, UDS_MESSAGE};
+use ipc_common::seq;
+use ipc_testkit::{Finished, Proc, Signal, port_in, temp_dir};
+
+const READER: &str = env!("CARGO_BIN_EXE_dgram-reader");
+const WRITER: &str = env!("CARGO_BIN_EXE_dgram-writer");
+
+/// A command for `program` without the environment variables that would change our binaries.
+fn hermetic(program: &str) -> Command {
+    let mut command = Command::new(program);
+    for var in [
+        "IPC_TIMEOUT",
+        "IPC_QUIET",
+        "IPC_MESSAGE",
+        "IPC_MODE",
+        "IPC_DGRAM_URL",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// A command for `bin` with `args`, waiting at most 5 s unless `args` say otherwise.
+fn command(bin: &str, args: &[&str]) -> Command {
+    let mut command = hermetic(bin);
+    if !args.contains(&"--timeout") {
+        command.args(["--timeout", "5"]);
+    }
+    command.args(args);
+    command
+}
+
+fn spawn_reader(args: &[&str]) -> Proc {
+    Proc::spawn("dgram-reader", &mut command(READER, args))
+}
+
+fn spawn_writer(args: &[&str]) -> Proc {
+    Proc::spawn("dgram-writer", &mut command(WRITER, args))
+}
+
+/// Starts a reader and waits until it listens; returns it with the URL it really listens on.
+fn listening_reader(args: &[&str]) -> (Proc, String) {
+    let mut reader = spawn_reader(args);
+    let line = reader.wait_for_stderr("listening on ");
+    let url = line["listening on ".len()..].trim().to_string();
+    (reader, url)
+}
+
+fn write(args: &[&str]) -> Finished {
+    spawn_writer(args).finish()
+}
+
+fn udg(path: &Path) -> String {
+    format!("udg://{}", path.display())
+}
+
+/// A port nobody listens on now: bound by us for a moment, then released.
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+fn line(bytes: &[u8]) -> Vec<u8> {
+    [bytes, b"\n"].concat()
+}
+
+#[test]
+fn uds_reader_first_receives_the_blog_message() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let (reader, url) = listening_reader(&[&udg(&path)]);
+    assert_eq!(url, udg(&path));
+    write(&[&url]).assert_success().assert_stdout(b"");
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(UDS_MESSAGE.as_bytes()));
+    assert!(!path.exists(), "the reader removes its socket file");
+}
+
+#[test]
+fn uds_writer_first_waits_for_the_reader() {
+    let dir = temp_dir();
+    let url = udg(&dir.path().join("s.sock"));
+    let mut writer = spawn_writer(&[&url]);
+    writer.wait_for_stderr(&format!("waiting for a reader on {url}"));
+    let (reader, _) = listening_reader(&[&url]);
+    writer.finish().assert_success().assert_stdout(b"");
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(UDS_MESSAGE.as_bytes()));
+}
+
+#[test]
+fn udp_reader_first_receives_the_blog_message() {
+    let (reader, url) = listening_reader(&["udp://127.0.0.1:0"]);
+    assert_ne!(port_in(&url), 0, "the real port is announced");
+    write(&[&url]).assert_success().assert_stdout(b"");
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(IP_MESSAGE.as_bytes()));
+}
+
+#[test]
+fn udp_writer_first_resends_until_the_reader_is_there() {
+    let url = format!("udp://127.0.0.1:{}", free_udp_port());
+    let mut writer = spawn_writer(&[&url]);
+    writer.wait_for_stderr(&format!("waiting for a reader on {url}"));
+    let (reader, _) = listening_reader(&[&url]);
+    writer.finish().assert_success().assert_stdout(b"");
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(IP_MESSAGE.as_bytes()));
+}
+
+/// Sends `payload` from a file through a reader on `url` and checks it arrives whole.
+fn round_trip_file(reader_url: &str, payload: &[u8]) {
+    let dir = temp_dir();
+    let file = dir.path().join("payload");
+    std::fs::write(&file, payload).unwrap();
+    let (reader, url) = listening_reader(&[reader_url]);
+    write(&[&url, "--quiet", "--message-file", file.to_str().unwrap()]).assert_success();
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(payload));
+}
+
+const BINARY: &[u8] = b"\0bin\xff\xfe\0ary\x80\n\0";
+
+#[test]
+fn binary_payloads_cross_unchanged() {
+    let dir = temp_dir();
+    round_trip_file(&udg(&dir.path().join("s.sock")), BINARY);
+    round_trip_file("udp://127.0.0.1:0", BINARY);
+}
+
+#[test]
+fn datagrams_near_the_limit_arrive_whole() {
+    let dir = temp_dir();
+    let big: Vec<u8> = (0..200 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    round_trip_file(&udg(&dir.path().join("s.sock")), &big);
+    round_trip_file("udp://127.0.0.1:0", &big[..65_000]);
+}
+
+#[test]
+fn an_empty_message_is_an_empty_datagram() {
+    let dir = temp_dir();
+    for reader_url in [udg(&dir.path().join("s.sock")), "udp://127.0.0.1:0".into()] {
+        let (reader, url) = listening_reader(&[&reader_url]);
+        write(&[&url, "--message", ""]).assert_success();
+        reader.finish().assert_success().assert_stdout(b"\n");
+    }
+}
+
+#[test]
+fn a_datagram_over_the_limit_is_refused_naming_the_limit() {
+    let dir = temp_dir();
+    let file = dir.path().join("payload");
+
+    std::fs::write(&file, vec![b'u'; 65_508]).unwrap();
+    let (_reader, url) = listening_reader(&["udp://127.0.0.1:0"]);
+    write(&[&url, "--message-file", file.to_str().unwrap()])
+        .assert_failure(1, &format!("send a 65508-byte datagram to {url}: EMSGSIZE"))
+        .assert_failure(1, "a UDP datagram over IPv4 carries at most 65507 bytes");
+
+    // More than twice any usual net.core.wmem_max.
+    std::fs::write(&file, vec![b'x'; 9 << 20]).unwrap();
+    let url = udg(&dir.path().join("s.sock"));
+    let (_reader, _) = listening_reader(&[&url]);
+    write(&[&url, "--message-file", file.to_str().unwrap()]).assert_failure(
+        1,
+        "a Unix datagram must fit the sender's SO_SNDBUF less 32 bytes: at most",
+    );
+}
+
+#[test]
+fn a_stale_socket_is_replaced() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let url = udg(&path);
+    // A reader killed outright cannot remove its socket file.
+    let (killed, _) = listening_reader(&[&url]);
+    killed.signal(Signal::SIGKILL);
+    killed.finish();
+    assert!(path.exists());
+
+    let (mut reader, _) = listening_reader(&[&url]);
+    reader.wait_for_stderr(&format!("removed stale socket {}", path.display()));
+    write(&[&url]).assert_success();
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(UDS_MESSAGE.as_bytes()));
+}
+
+#[test]
+fn a_live_socket_is_refused_and_kept() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let url = udg(&path);
+    let (first, _) = listening_reader(&[&url]);
+    spawn_reader(&[&url]).finish().assert_failure(
+        1,
+        &format!(
+            "error: bind {}: address in use (a live listener is there)",
+            path.display()
+        ),
+    );
+    assert!(path.exists());
+    write(&[&url]).assert_success();
+    first
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(UDS_MESSAGE.as_bytes()));
+}
+
+#[test]
+fn other_files_at_the_path_are_refused_untouched() {
+    let dir = temp_dir();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"precious").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let subdir = dir.path().join("dir");
+    std::fs::create_dir(&subdir).unwrap();
+
+    for (path, kind) in [
+        (&file, "regular file"),
+        (&link, "symlink"),
+        (&subdir, "directory"),
+    ] {
+        spawn_reader(&[&udg(path)])
+            .finish()
+            .assert_failure(1, &format!("holds a {kind}, not a socket"));
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+    assert_eq!(std::fs::read_link(&link).unwrap(), file);
+    assert!(subdir.is_dir());
+}
+
+#[test]
+fn waits_time_out_naming_what_they_waited_for() {
+    let dir = temp_dir();
+    let url = udg(&dir.path().join("s.sock"));
+    spawn_reader(&[&url, "--timeout", "0.5"])
+        .finish()
+        .assert_failure(
+            124,
+            &format!("error: timed out after 0.5s waiting for a datagram on {url}"),
+        );
+    write(&[&url, "--timeout", "0.5"]).assert_failure(
+        124,
+        &format!("error: timed out after 0.5s waiting for a reader on {url}"),
+    );
+    let url = format!("udp://127.0.0.1:{}", free_udp_port());
+    write(&[&url, "--timeout", "0.5"]).assert_failure(
+        124,
+        &format!("error: timed out after 0.5s waiting for a reader on {url}"),
+    );
+}
+
+#[test]
+fn a_wrong_scheme_is_a_usage_error_naming_the_schemes() {
+    for bin in [READER, WRITER] {
+        Proc::spawn(bin, &mut command(bin, &["tcp://127.0.0.1:1"]))
+            .finish()
+            .assert_failure(2, "udg://PATH")
+            .assert_failure(2, "udp://HOST:PORT");
+    }
+}
+
+#[test]
+fn sigterm_removes_the_socket_file() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let (reader, _) = listening_reader(&[&udg(&path)]);
+    assert!(path.exists());
+    reader.signal(Signal::SIGTERM);
+    reader
+        .finish()
+        .assert_failure(143, "interrupted by SIGTERM");
+    assert!(!path.exists());
+}
+
+#[test]
+fn the_mode_is_exact_whatever_the_umask() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let url = udg(&path);
+    for (umask, mode_args, expected) in [
+        ("077", &["--mode", "0644"][..], 0o644),
+        ("000", &[][..], 0o600),
+    ] {
+        let mut under_umask = hermetic("sh");
+        under_umask
+            .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+            .arg(READER)
+            .args(["--timeout", "5", &url])
+            .args(mode_args);
+        let mut reader = Proc::spawn("dgram-reader under sh", &mut under_umask);
+        reader.wait_for_stderr("listening on");
+        let mode = path.symlink_metadata().unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, expected, "umask {umask}: {mode:o}");
+        write(&[&url]).assert_success();
+        reader.finish().assert_success();
+    }
+}
+
+/// The summary line of a perfect run of `count` messages of `payload`.
+fn perfect(count: u64, payload: &str) -> Vec<u8> {
+    let bytes = count * (seq::STAMP_LEN + payload.len()) as u64;
+    line(
+        format!(
+            "received {count} of {count} messages ({bytes} bytes): 0 lost, 0 duplicated, \
+             0 reordered, 0 corrupted"
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn ten_thousand_uds_datagrams_arrive_perfect() {
+    let dir = temp_dir();
+    let url = udg(&dir.path().join("s.sock"));
+    let (reader, _) = listening_reader(&[&url, "--count", "10000"]);
+    write(&[&url, "--count", "10000", "--quiet"])
+        .assert_success()
+        .assert_stdout(b"");
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&perfect(10_000, UDS_MESSAGE));
+}
+
+#[test]
+fn eight_concurrent_writers_are_all_accounted_for() {
+    let dir = temp_dir();
+    let url = udg(&dir.path().join("s.sock"));
+    let (reader, _) = listening_reader(&[&url, "--count", "2000", "--writers", "8"]);
+    let writers: Vec<Proc> = (0..8)
+        .map(|k| {
+            let first = (k * 2000).to_string();
+            spawn_writer(&[&url, "--count", "2000", "--first-seq", &first])
+        })
+        .collect();
+    for writer in writers {
+        writer.finish().assert_success();
+    }
+    let summary = perfect(2000, UDS_MESSAGE);
+    let one = std::str::from_utf8(&summary).unwrap().trim_end();
+    let expected: Vec<String> = (0..8).map(|k| format!("writer {k}: {one}")).collect();
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(expected.join("; ").as_bytes()));
+}
+
+#[test]
+fn a_udp_load_run_on_loopback_is_perfect() {
+    let (reader, url) = listening_reader(&["udp://127.0.0.1:0", "--count", "200"]);
+    write(&[&url, "--count", "200"]).assert_success();
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&perfect(200, IP_MESSAGE));
+}
+
+/// Sends stamped datagrams `seqs` of `payload` from a plain socket, as a lossy network would.
+fn send_stamped(url: &str, seqs: &[u64], payload: &[u8]) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut datagram = Vec::new();
+    for &seq in seqs {
+        seq::stamp_into(&mut datagram, seq, payload);
+        socket
+            .send_to(&datagram, url.trim_start_matches("udp://"))
+            .unwrap();
+    }
+}
+
+#[test]
+fn udp_loss_is_reported_and_fails_unless_allowed() {
+    let loss = line(
+        b"received 3 of 4 messages (36 bytes): 1 lost, 0 duplicated, 1 reordered, 0 corrupted",
+    );
+    let (reader, url) = listening_reader(&["udp://127.0.0.1:0", "--count", "4", "--idle", "0.2"]);
+    send_stamped(&url, &[0, 1, 3], b"x");
+    reader
+        .finish()
+        .assert_failure(1, "some were lost, duplicated or reordered")
+        .assert_stdout(&loss);
+
+    let (reader, url) = listening_reader(&[
+        "udp://127.0.0.1:0",
+        "--count",
+        "4",
+        "--idle",
+        "0.2",
+        "--allow-loss",
+    ]);
+    send_stamped(&url, &[0, 1, 3], b"x");
+    reader.finish().assert_success().assert_stdout(&loss);
+}
+
+#[test]
+fn a_uds_load_run_missing_a_datagram_waits_until_the_timeout() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let (reader, _) = listening_reader(&[&udg(&path), "--count", "3", "--timeout", "1"]);
+    let socket = UnixDatagram::unbound().unwrap();
+    let mut datagram = Vec::new();
+    for seq in [0, 2] {
+        seq::stamp_into(&mut datagram, seq, b"x");
+        socket.send_to(&datagram, &path).unwrap();
+    }
+    reader
+        .finish()
+        .assert_failure(124, "timed out after 1s waiting for a datagram")
+        .assert_stdout(&line(
+            b"received 2 of 3 messages (24 bytes): 1 lost, 0 duplicated, 1 reordered, \
+              0 corrupted",
+        ));
+}
