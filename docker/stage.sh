@@ -4,7 +4,6 @@
 # only output there); progress goes to stderr.
 #
 #   docker build -f docker/Dockerfile -t php-ipc-rs:local "$(docker/stage.sh)"
-#   docker/stage.sh stream dgram     # only these mechanisms (default: all five)
 #
 # Why static: the image has no base, so no libc.so and no loader. glibc's static libc.a links
 # everything in; `-C target-feature=+crt-static` asks rustc for it, and the explicit `--target`
@@ -24,11 +23,7 @@ TARGET=x86_64-unknown-linux-gnu
 TARGET_DIR="$ROOT/target/static"
 CONTEXT="$ROOT/target/docker-context"
 # Every mechanism crate ships exactly `<mech>-writer` and `<mech>-reader`.
-if (($#)); then
-    MECHANISMS=("$@")
-else
-    MECHANISMS=(dgram stream fifo shm mq)
-fi
+MECHANISMS=(dgram stream fifo shm mq)
 
 packages=()
 for mech in "${MECHANISMS[@]}"; do
