@@ -17,6 +17,10 @@
 #
 # Without a reachable Docker engine it says so and exits 0 ("0 passed, 0 failed"), unless CI=true,
 # where that is a failure.
+#
+# Environment: IPC_IMAGE (image tag), IPC_TIMEOUT (the binaries' --timeout in the containers,
+# default 30 s), STEP_TIMEOUT (each docker step, default 120 s), BUILD_TIMEOUT (the static cargo
+# build, default 900 s).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
