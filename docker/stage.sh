@@ -4,6 +4,8 @@
 # only output there); progress goes to stderr.
 #
 #   docker build -f docker/Dockerfile -t php-ipc-rs:local "$(docker/stage.sh)"
+#   docker/stage.sh DIR    # lay out the context in DIR (default target/docker-context), e.g.
+#                          # a private one per run, so concurrent runs do not share it
 #
 # Why static: the image has no base, so no libc.so and no loader. glibc's static libc.a links
 # everything in; `-C target-feature=+crt-static` asks rustc for it, and the explicit `--target`
@@ -21,7 +23,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=x86_64-unknown-linux-gnu
 TARGET_DIR="$ROOT/target/static"
-CONTEXT="$ROOT/target/docker-context"
+CONTEXT=${1:-$ROOT/target/docker-context}
 # Every mechanism crate ships exactly `<mech>-writer` and `<mech>-reader`.
 MECHANISMS=(dgram stream fifo shm mq)
 
@@ -39,7 +41,8 @@ RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
     --target "$TARGET" --target-dir "$TARGET_DIR" --bins "${packages[@]}" >&2
 
 umask 022
-rm -rf "$CONTEXT"
+# Only what this script lays out is replaced; anything else in the directory is left alone.
+rm -rf "$CONTEXT/rootfs" "$CONTEXT/ipc"
 mkdir -p "$CONTEXT/rootfs/usr/local/bin" "$CONTEXT/rootfs/tmp" "$CONTEXT/ipc"
 chmod 1777 "$CONTEXT/rootfs/tmp"
 chmod 0700 "$CONTEXT/ipc"

@@ -128,19 +128,26 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
+# Without an image no pair can run: each counts as failed.
+no_image() {
+    echo "docker-demo: $1" >&2
+    echo "0 passed, ${#selected[@]} failed"
+    exit 1
+}
+
 # The image always holds every binary, whichever pairs run, so it is the same image each time.
+# The context is our own: a concurrent run (CI beside a developer) cannot swap it under our build.
 echo "docker-demo: staging static binaries" >&2
-bounded "$BUILD_TIMEOUT" "$ROOT/docker/stage.sh" >"$WORK/context" ||
-    { echo "docker-demo: staging failed" >&2; exit 1; }
-context=$(<"$WORK/context")
+context="$WORK/context"
+bounded "$BUILD_TIMEOUT" "$ROOT/docker/stage.sh" "$context" >/dev/null ||
+    no_image "staging the static binaries failed (cargo's errors above)"
 
 echo "docker-demo: building $IPC_IMAGE from $context" >&2
 old_image=$(timeout 30 docker image inspect --format '{{.Id}}' "$IPC_IMAGE" 2>/dev/null || true)
 bounded "$STEP_TIMEOUT" docker build --force-rm --tag "$IPC_IMAGE" \
     --file "$ROOT/docker/Dockerfile" "$context" >"$WORK/build.log" 2>&1 || {
-    echo "docker-demo: docker build failed:" >&2
     cat "$WORK/build.log" >&2
-    exit 1
+    no_image "docker build failed"
 }
 new_image=$(timeout 30 docker image inspect --format '{{.Id}}' "$IPC_IMAGE")
 # The previous build lost its tag: remove it unless something still uses it, so reruns do not
