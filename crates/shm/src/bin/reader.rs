@@ -1,0 +1,211 @@
+//! `shm-reader`: prints what a writer stored in a SysV shared memory segment, then removes the
+//! segment, as the blog's shared-memory readers do: `shm_attach` + `shm_get_var` +
+//! `shm_remove` (PHP's sysvshm, the default `--api sysv`) or `shmop_open` + `shmop_read` +
+//! `shmop_delete` (PHP's shmop, `--api shmop`).
+//!
+//! Syscalls, in order:
+//! 1. `stat(2)` the key file until it exists, then `ftok(3)` it for the key;
+//! 2. `shmget(2)` `(key, 0, 0)` until the writer has created the segment;
+//! 3. `sem_get`, the PHP lock: `semget(2)` the three-semaphore set (created if missing),
+//!    `semtimedop(2)` to register, `semctl(2)` `GETVAL`/`SETVAL` to initialise it;
+//! 4. `shmat(2)` the segment, read-only unless `--count`;
+//! 5. until the content is there, each look under the lock (`semtimedop(2)` acquire, `semop(2)`
+//!    release): sysv copies the store and looks for variable `--var`, complete and
+//!    unserializable; shmop waits for `shmctl(2)` `IPC_STAT` to report a detach (the writer's
+//!    `shmdt(2)`), then copies the bytes from `--offset`;
+//! 6. prints the value as PHP's `echo` would (or `--format json`), or the bytes up to the first
+//!    NUL (or exactly `--length` bytes);
+//! 7. `shmdt(2)`, then `shmctl(2)` `IPC_RMID` the segment, unless `--keep`; letting go of the
+//!    lock (`semtimedop(2)`, `semctl(2)` `GETVAL`) removes its set with `semctl(2)` `IPC_RMID`
+//!    if nobody else uses it.
+//!
+//! The reader creates nothing but, if it is missing, the lock's semaphore set. It removes the
+//! segment the writer left (the blog's `shm_remove`) unless `--keep`; a run that fails removes
+//! only what it created, never a segment it found broken. Every bound and length in the segment
+//! is checked against the real segment before use.
+//!
+//! Run the pair (either order):
+//!
+//! ```text
+//! cargo run -p shm --bin shm-reader              # add `-- --api shmop` for the shmop pair
+//! cargo run -p shm --bin shm-writer
+//! ```
+
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail, ensure};
+use clap::{Parser, ValueEnum};
+use ipc_common::cli::{CommonArgs, ModeArgs};
+use ipc_common::php::Value;
+use ipc_common::seq::SeqChecker;
+use ipc_common::wait::Deadline;
+use ipc_common::{progress, report};
+use shm::{Api, SegmentArgs, Shared};
+
+/// How to print a sysv variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// As PHP's `echo $value;` prints it (true is 1, false and null print nothing).
+    Echo,
+    /// As PHP's json_encode() writes it.
+    Json,
+}
+
+/// The command line; each field's doc comment is its `--help` text.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "The blog's shared-memory reader: prints what shm-writer stored in a SysV segment, then removes it",
+    long_about = "Prints what a writer stored in a SysV shared memory segment and removes the \
+        segment, as the blog's shared-memory readers do: PHP variable 1 in PHP's sysvshm layout \
+        (shm_get_var; the default), or the raw bytes from offset 0 up to the first NUL (shmop_read, \
+        with --api shmop). The key is ftok(/tmp/ipc-shared-memory, 'T'). Waits up to --timeout \
+        (default 10 s) for the key file, the segment and the content; takes PHP's sem_get() lock \
+        for every look."
+)]
+struct Args {
+    #[command(flatten)]
+    segment: SegmentArgs,
+
+    /// sysv: the variable key to read, shm_get_var()'s second argument [default: 1].
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        env = "IPC_SHM_VAR"
+    )]
+    var: Option<i64>,
+
+    /// sysv: how to print the value [default: echo].
+    #[arg(long, value_enum, env = "IPC_SHM_FORMAT")]
+    format: Option<Format>,
+
+    /// shmop: where in the segment the bytes start [default: 0].
+    #[arg(long, value_name = "BYTES", env = "IPC_SHM_OFFSET")]
+    offset: Option<usize>,
+
+    /// shmop: print exactly N bytes, NULs included, instead of stopping at the first NUL.
+    #[arg(long, value_name = "N")]
+    length: Option<usize>,
+
+    /// Leave the segment in place for another reader instead of removing it.
+    #[arg(long, env = "IPC_SHM_KEEP")]
+    keep: bool,
+
+    /// sysv: take N stamped messages from `shm-writer --count N` out of variable --var, check
+    /// that each arrived once and in order, and print a summary line instead of a value; exit 1
+    /// unless all is well.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "format")]
+    count: Option<u64>,
+
+    #[command(flatten)]
+    mode: ModeArgs,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+impl Args {
+    /// The option combinations clap cannot check by itself, refused as usage errors (exit 2).
+    fn checked(self) -> Self {
+        let sysv_only = [
+            ("--var", self.var.is_some()),
+            ("--format", self.format.is_some()),
+            ("--count", self.count.is_some()),
+        ];
+        let shmop_only = [
+            ("--offset", self.offset.is_some()),
+            ("--length", self.length.is_some()),
+        ];
+        let (misplaced, needs) = match self.segment.api {
+            Api::Sysv => (&shmop_only[..], "shmop"),
+            Api::Shmop => (&sysv_only[..], "sysv"),
+        };
+        if let Some((flag, _)) = misplaced.iter().find(|(_, given)| *given) {
+            shm::usage_error::<Args>(format!("{flag} needs --api {needs}"));
+        }
+        self
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse().checked();
+    ipc_common::report::main(|| run(args))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let deadline = args.common.start();
+    let segment = &args.segment;
+    let var = args.var.unwrap_or(shm::DEFAULT_VAR);
+
+    let name = segment.wait_for_key(&deadline)?;
+    let id = shm::wait_for_segment(&name, &deadline)?;
+    // Only --count writes: it takes each message out of the store.
+    let read_only = args.count.is_none();
+    let mut shared = Shared::attach(
+        name,
+        id,
+        read_only,
+        segment.no_lock,
+        args.mode.mode,
+        &deadline,
+    )?;
+
+    match (segment.api, args.count) {
+        (Api::Sysv, None) => {
+            let what = format!("variable {var} in {}", shared.name);
+            let value = shared.wait_for_var(var, false, what, true, &deadline)?;
+            let printed = match args.format.unwrap_or(Format::Echo) {
+                Format::Echo => value.echo(),
+                Format::Json => value
+                    .to_json()
+                    .map_err(|why| anyhow!("print variable {var} as JSON: {why}"))?
+                    .into_bytes(),
+            };
+            report::print_payload(&printed)?;
+        }
+        (Api::Sysv, Some(count)) => take_all(&mut shared, var, count, &deadline)?,
+        (Api::Shmop, _) => {
+            shm::wait_for_detach(id, &shared.name, &deadline)?;
+            let bytes = shared.read_raw(args.offset.unwrap_or(0), args.length, &deadline)?;
+            report::print_payload(&bytes)?;
+        }
+    }
+
+    if args.keep {
+        progress!("kept {} for the next reader (--keep)", shared.name);
+    } else {
+        shared.remove()?;
+    }
+    Ok(())
+}
+
+/// `--count`: takes `count` stamped messages out of `var`, one at a time, and prints the summary
+/// line; anything short of perfect is an error after that.
+fn take_all(shared: &mut Shared, var: i64, count: u64, deadline: &Deadline) -> anyhow::Result<()> {
+    let mut checker = SeqChecker::new(count, None);
+    for n in 0..count {
+        let what = format!(
+            "message {n} of {count} in variable {var} of {}",
+            shared.name
+        );
+        let value = shared.wait_for_var(var, true, what, false, deadline)?;
+        let Value::String(message) = value else {
+            bail!(
+                "take variable {var} from {}: it holds a PHP {value:?}, not a stamped message",
+                shared.name
+            );
+        };
+        checker
+            .observe(&message)
+            .with_context(|| format!("check message {n} from variable {var} of {}", shared.name))?;
+    }
+    let summary = checker.to_string();
+    report::print_payload(summary.as_bytes())?;
+    ensure!(
+        checker.perfect(),
+        "check {count} messages from variable {var} of {}: {summary}",
+        shared.name
+    );
+    Ok(())
+}

@@ -1,0 +1,517 @@
+//! The blog's shared memory, shared by `shm-writer`, `shm-reader` (and the benchmark): one SysV
+//! segment keyed on `ftok(key file, 'T')`, used the way one of two PHP extensions uses it.
+//!
+//! - `--api sysv` (PHP's sysvshm, `shm_put_var`/`shm_get_var`): the segment holds PHP's variable
+//!   store (a 40-byte `PHP_SM` header, then one record per variable holding its `serialize()`d
+//!   value; see [`ipc_common::php::sysvshm`]). A PHP script can read what we write and add
+//!   variables beside ours.
+//! - `--api shmop` (PHP's shmop, `shmop_write`/`shmop_read`): raw bytes at an offset, nothing
+//!   else: no header, no length, no way to tell "written" from "not yet written".
+//!
+//! # Who creates what, who removes it
+//!
+//! | object | created by | removed by |
+//! |---|---|---|
+//! | key file | the writer, if missing | nobody (as in the blog); a writer whose run fails removes the one it created |
+//! | segment | the writer: `shmget(key, 0, 0)`, else `shmget(key, size, IPC_CREAT \| IPC_EXCL \| mode)`, as PHP does | the reader after printing (the blog's `shm_remove`), unless `--keep`; a writer whose run fails removes the one it created |
+//! | lock (semaphore set) | whoever calls `sem_get` first, writer or reader | its last user, when it lets go (see [`ipc_common::php::sysvsem`]) |
+//!
+//! The reader never creates the segment (PHP's `shm_attach` would, and lay out an empty store):
+//! it waits for it. A reader that fails removes nothing but the lock it was the last to use,
+//! never a segment it found broken. The lock holds no data, so it lives only while processes
+//! use it: neither a writer run alone nor a PHP reader that knows nothing of it leaves a
+//! semaphore set behind.
+//!
+//! # The lock
+//!
+//! Shared memory has no synchronisation of its own: a `shm_put_var` is a read-modify-write of
+//! the whole store (drop the old record, move the later ones down, append), and two writers doing
+//! it at once lose each other's variables or leave a torn store. Every access here (each put,
+//! each read, each raw write) holds PHP's `sem_get($key)` semaphore (same key file, same
+//! project id: [`ipc_common::php::sysvsem`]), so PHP scripts that lock the same way take turns
+//! with us. `--no-lock` skips it, to show what goes wrong. Waiting for it honours `--timeout`.
+//!
+//! # Telling that the writer is done
+//!
+//! There is no notification in shared memory: a reader looks, and looks again (backing off from
+//! 1 to 25 ms, up to `--timeout`).
+//! - sysv: the variable is there and its serialized bytes parse. Under the lock that is exact.
+//!   Without it (`--no-lock`, or a PHP writer that does not lock) the reader may look in the
+//!   middle of a write, so a store that does not parse counts as broken only when it fails the
+//!   same way twice in a row, unchanged; a writer stalled mid-write for longer than one backoff
+//!   step can still be mistaken for a broken one.
+//! - shmop: the bytes carry no sign of completion, so the reader waits for the segment's
+//!   `shm_dtime` (`shmctl(IPC_STAT)`): the kernel sets it when a process detaches, and a writer
+//!   (ours, or PHP's at its end) detaches after writing. The race, honestly: `shm_dtime` says
+//!   that *someone* detached, not that the bytes you want are there. A segment that was attached
+//!   before (by a `--keep` reader, an earlier writer) already has it set, so the reader reads
+//!   whatever is there at once; a second writer may then be writing while we read, which only
+//!   the lock prevents. Waiting for a non-zero first byte instead would hang on an empty
+//!   message, and would see the first byte of a message whose rest is not written yet.
+//!
+//! # `--count N`: a hand-off through one variable
+//!
+//! A load run needs more than one message through one variable. The writer puts stamped message
+//! `i` ([`ipc_common::seq`]) into `--var` only once the variable is absent; the reader takes it
+//! (reads and removes it, `shm_remove_var`), which frees the slot for message `i + 1`. Both
+//! sides poll under the lock, so a message costs at least one backoff step (1 ms): the numbers
+//! measure polling, not memory. That is the honest cost of shared memory without a
+//! notification; it keeps to what a PHP peer could do as well.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, ensure};
+use clap::{Args, ValueEnum};
+use ipc_common::cleanup::Cleanup;
+use ipc_common::cli::{Mode, parse_proj_id};
+use ipc_common::php::sysvsem::Semaphore;
+use ipc_common::php::sysvshm::{self, StoreError};
+use ipc_common::php::{Value, unserialize};
+use ipc_common::sysv::{self, Attached, Key, ShmId};
+use ipc_common::wait::{Deadline, retry};
+use ipc_common::{paths, progress};
+use nix::errno::Errno;
+
+/// The blog's key file.
+pub const DEFAULT_KEY_FILE: &str = "/tmp/ipc-shared-memory";
+/// The blog's segment size, in bytes.
+pub const DEFAULT_SIZE: usize = 1024;
+/// The blog's variable key (`shm_put_var($shm, 1, ...)`).
+pub const DEFAULT_VAR: i64 = 1;
+/// The blog's message.
+pub const MESSAGE: &str = "Hello from Writer: Shared Memory";
+
+/// Which PHP extension's view of the segment to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Api {
+    /// PHP's sysvshm: a store of serialized variables (`shm_put_var`, `shm_get_var`).
+    Sysv,
+    /// PHP's shmop: raw bytes at an offset (`shmop_write`, `shmop_read`).
+    Shmop,
+}
+
+/// The options that name the segment, the same for both sides.
+#[derive(Args, Clone, Debug)]
+pub struct SegmentArgs {
+    /// How to use the segment: `sysv` stores PHP variables as PHP's shm_put_var() does, `shmop`
+    /// raw bytes as PHP's shmop_write() does.
+    #[arg(long, value_enum, default_value = "sysv", env = "IPC_SHM_API")]
+    pub api: Api,
+
+    /// The ftok(3) key file: the segment's key is ftok(FILE, PROJ). The writer creates it if
+    /// missing; nobody removes it.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_KEY_FILE, env = "IPC_SHM_KEY_FILE")]
+    pub key_file: PathBuf,
+
+    /// The ftok(3) project id: one character, as PHP's ftok() takes it, or a number 1-255.
+    #[arg(long, value_name = "ID", default_value = "T", value_parser = parse_proj_id, env = "IPC_SHM_PROJ")]
+    pub proj: u8,
+
+    /// Do not take the PHP sem_get() lock around each access: shows the lost updates and torn
+    /// reads the lock prevents.
+    #[arg(long, env = "IPC_SHM_NO_LOCK")]
+    pub no_lock: bool,
+}
+
+/// A segment's key and where it came from, as messages name it.
+#[derive(Clone, Debug)]
+pub struct SegmentKey {
+    pub key: Key,
+    pub key_file: PathBuf,
+}
+
+impl fmt::Display for SegmentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shared memory segment {} (key file {})",
+            self.key,
+            self.key_file.display()
+        )
+    }
+}
+
+impl SegmentArgs {
+    /// `ftok(3)` of the key file, which must exist.
+    pub fn key(&self) -> anyhow::Result<SegmentKey> {
+        let path = &self.key_file;
+        paths::check_key_file(path)?;
+        let key = sysv::ftok(path, self.proj)
+            .with_context(|| format!("ftok {} '{}'", path.display(), self.proj as char))?;
+        Ok(SegmentKey {
+            key,
+            key_file: path.clone(),
+        })
+    }
+
+    /// Waits until the key file exists (the writer creates it), then its key.
+    pub fn wait_for_key(&self, deadline: &Deadline) -> anyhow::Result<SegmentKey> {
+        let path = &self.key_file;
+        wait(deadline, format!("key file {}", path.display()), || {
+            Ok(path_exists(path)?.then_some(()))
+        })?;
+        self.key()
+    }
+}
+
+fn path_exists(path: &Path) -> anyhow::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err).with_context(|| format!("key file {}", path.display())),
+    }
+}
+
+/// [`retry`], saying `waiting for WHAT` on stderr once, when the first look finds nothing.
+pub fn wait<T>(
+    deadline: &Deadline,
+    what: impl fmt::Display,
+    mut attempt: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let mut announced = false;
+    retry(deadline, &what, || {
+        let found = attempt()?;
+        if found.is_none() && !announced {
+            progress!("waiting for {what}");
+            announced = true;
+        }
+        Ok(found)
+    })
+}
+
+/// PHP's `shm_attach`/`shmop_open($key, "c")`: the existing segment (`shmget(key, 0, 0)`),
+/// else a new one of `size` bytes (`IPC_CREAT | IPC_EXCL`, exactly `mode`). Returns the guard
+/// that removes the segment if this process created it. An existing segment smaller than `size`
+/// is an error.
+pub fn open_or_create(
+    name: &SegmentKey,
+    size: usize,
+    mode: Mode,
+) -> anyhow::Result<(ShmId, Option<Cleanup>)> {
+    let key = name.key;
+    loop {
+        if let Some(id) = sysv::shm_open(key).with_context(|| format!("shmget {name}"))? {
+            let actual = sysv::shm_stat(id)
+                .with_context(|| format!("shmctl IPC_STAT {name}"))?
+                .size;
+            ensure!(
+                actual >= size,
+                "{name} exists (shmid {}) with {actual} bytes, fewer than the {size} bytes needed \
+                 (--size); remove it with `ipcrm -m {}` or pass --size {actual}",
+                id.0,
+                id.0
+            );
+            progress!("using the existing {name}: shmid {}, {actual} bytes", id.0);
+            return Ok((id, None));
+        }
+        match sysv::shm_create(key, size, mode.0) {
+            Ok(id) => {
+                let what = name.to_string();
+                let guard = Cleanup::register(what.clone(), move || {
+                    ignore_gone(sysv::shm_remove(id))
+                        .with_context(|| format!("shmctl IPC_RMID {what}"))
+                });
+                progress!("created {name}: shmid {}, {size} bytes, mode {mode}", id.0);
+                return Ok((id, Some(guard)));
+            }
+            // Another writer created it between our two shmget calls: use theirs.
+            Err(Errno::EEXIST) => continue,
+            Err(errno) => {
+                return Err(errno).with_context(|| {
+                    format!("shmget create {name} of {size} bytes (mode {mode})")
+                });
+            }
+        }
+    }
+}
+
+/// Waits until the writer has created the segment.
+pub fn wait_for_segment(name: &SegmentKey, deadline: &Deadline) -> anyhow::Result<ShmId> {
+    let id = wait(deadline, format!("the writer to create {name}"), || {
+        sysv::shm_open(name.key).with_context(|| format!("shmget {name}"))
+    })?;
+    Ok(id)
+}
+
+/// Waits until some process has detached from the segment (`shm_dtime` set): for a raw shmop
+/// segment, the sign that the writer is done (see the crate docs for the race).
+pub fn wait_for_detach(id: ShmId, name: &SegmentKey, deadline: &Deadline) -> anyhow::Result<()> {
+    wait(
+        deadline,
+        format!("the writer to detach from {name} (shmdt(2) marks its write done)"),
+        || {
+            let stat = sysv::shm_stat(id).with_context(|| format!("shmctl IPC_STAT {name}"))?;
+            Ok((stat.detach_time != 0).then_some(()))
+        },
+    )
+}
+
+/// Removing an object that is already gone (`EINVAL`, `EIDRM`) is not a failure.
+fn ignore_gone(result: nix::Result<()>) -> nix::Result<()> {
+    match result {
+        Err(Errno::EINVAL | Errno::EIDRM) => Ok(()),
+        other => other,
+    }
+}
+
+/// Leaves each created object in place for the peer.
+pub fn keep(guards: impl IntoIterator<Item = Option<Cleanup>>) {
+    guards.into_iter().flatten().for_each(Cleanup::keep);
+}
+
+/// An attached segment with its (optional) lock: every access below holds the lock.
+#[derive(Debug)]
+pub struct Shared {
+    pub name: SegmentKey,
+    pub id: ShmId,
+    seg: Attached,
+    lock: Option<Semaphore>,
+}
+
+impl Shared {
+    /// `shmat(2)` the segment and, unless `no_lock`, `sem_get` its lock (created with `mode` if
+    /// missing; removed by its last user).
+    pub fn attach(
+        name: SegmentKey,
+        id: ShmId,
+        read_only: bool,
+        no_lock: bool,
+        mode: Mode,
+        deadline: &Deadline,
+    ) -> anyhow::Result<Shared> {
+        let lock = if no_lock {
+            None
+        } else {
+            let sem = Semaphore::get(name.key, 1, mode.0, deadline)
+                .with_context(|| format!("sem_get the lock of {name}"))?;
+            Some(sem)
+        };
+        let seg = Attached::attach(id, read_only)
+            .with_context(|| format!("shmat {name}, shmid {}", id.0))?;
+        Ok(Shared {
+            name,
+            id,
+            seg,
+            lock,
+        })
+    }
+
+    /// The segment's real size in bytes.
+    pub fn len(&self) -> usize {
+        self.seg.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seg.is_empty()
+    }
+
+    /// Runs `access` with the lock held (`sem_acquire` ... `sem_release`), or without it under
+    /// `--no-lock`.
+    fn locked<T>(
+        &mut self,
+        deadline: &Deadline,
+        access: impl FnOnce(&Attached, &SegmentKey) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let held = match &self.lock {
+            Some(sem) => Some(sem.acquire(deadline)?),
+            None => None,
+        };
+        let result = access(&self.seg, &self.name);
+        drop(held);
+        result
+    }
+
+    /// `shm_put_var(var, value)` with already-serialized bytes, laying out PHP's header first if
+    /// the segment has none (`total` is the store size PHP's `shm_attach` would be given). With
+    /// `only_if_absent`, leaves the store alone and returns `false` while `var` is there (the
+    /// `--count` hand-off).
+    pub fn put_var(
+        &mut self,
+        var: i64,
+        serialized: &[u8],
+        total: usize,
+        only_if_absent: bool,
+        deadline: &Deadline,
+    ) -> anyhow::Result<bool> {
+        self.locked(deadline, |seg, name| {
+            let context = || format!("put variable {var} into {name}");
+            let before = seg.snapshot();
+            let mut image = before.clone();
+            if !sysvshm::is_initialized(&image) {
+                sysvshm::initialize(&mut image, total).with_context(context)?;
+            }
+            if only_if_absent && sysvshm::get(&image, var).with_context(context)?.is_some() {
+                return Ok(false);
+            }
+            sysvshm::put(&mut image, var, serialized).map_err(|err| match err {
+                StoreError::NoSpace { .. } => {
+                    let total = sysvshm::header(&image).map_or(total, |h| h.total as usize);
+                    anyhow::anyhow!(
+                        "{err}; a {total}-byte store holds one string of at most {} bytes",
+                        sysvshm::max_string_len(total)
+                    )
+                    .context(context())
+                }
+                other => anyhow::Error::new(other).context(context()),
+            })?;
+            write_changes(seg, &before, &image).with_context(context)?;
+            Ok(true)
+        })
+    }
+
+    /// `shm_remove_var(var)`: whether it was there.
+    pub fn remove_var(&mut self, var: i64, deadline: &Deadline) -> anyhow::Result<bool> {
+        self.locked(deadline, |seg, name| {
+            remove_from(seg, &seg.snapshot(), var)
+                .with_context(|| format!("remove variable {var} from {name}"))
+        })
+    }
+
+    /// Waits until variable `var` is in the store and parses, and returns it; with `take`, also
+    /// removes it (`--count`). A store that is broken the same way on two looks in a row is an
+    /// error (see the crate docs). With `announce`, says `waiting for WHAT` if it has to wait.
+    pub fn wait_for_var(
+        &mut self,
+        var: i64,
+        take: bool,
+        what: impl fmt::Display,
+        announce: bool,
+        deadline: &Deadline,
+    ) -> anyhow::Result<Value> {
+        let mut broken_before: Option<Vec<u8>> = None;
+        let look = || {
+            let (image, found) = self.locked(deadline, |seg, name| {
+                let image = seg.snapshot();
+                let found = find_var(&image, var)
+                    .with_context(|| format!("read variable {var} from {name}"));
+                if take && matches!(found, Ok(Some(_))) {
+                    remove_from(seg, &image, var)
+                        .with_context(|| format!("take variable {var} from {name}"))?;
+                }
+                Ok((image, found))
+            })?;
+            match found {
+                Ok(value) => Ok(value),
+                Err(err) if broken_before.as_ref() == Some(&image) => Err(err),
+                Err(_) => {
+                    broken_before = Some(image);
+                    Ok(None)
+                }
+            }
+        };
+        if announce {
+            wait(deadline, what, look)
+        } else {
+            retry(deadline, what, look)
+        }
+    }
+
+    /// `shmop_write(bytes, offset)`, refusing (where PHP truncates) bytes that do not fit.
+    pub fn write_raw(
+        &mut self,
+        offset: usize,
+        bytes: &[u8],
+        deadline: &Deadline,
+    ) -> anyhow::Result<()> {
+        let size = self.len();
+        let room = size.saturating_sub(offset);
+        ensure!(
+            bytes.len() <= room,
+            "write {} bytes at offset {offset} of {} ({size} bytes): at most {room} bytes fit there \
+             (shmop_write would cut the message; refusing)",
+            bytes.len(),
+            self.name
+        );
+        self.locked(deadline, |seg, name| {
+            seg.write(offset, bytes).with_context(|| {
+                format!("write {} bytes at offset {offset} of {name}", bytes.len())
+            })
+        })
+    }
+
+    /// `shmop_read(offset, length)`: exactly `length` bytes, or (without one) the bytes from
+    /// `offset` up to the first NUL or the end of the segment.
+    pub fn read_raw(
+        &mut self,
+        offset: usize,
+        length: Option<usize>,
+        deadline: &Deadline,
+    ) -> anyhow::Result<Vec<u8>> {
+        let size = self.len();
+        let wanted = length.unwrap_or(size.saturating_sub(offset));
+        ensure!(
+            offset.checked_add(wanted).is_some_and(|end| end <= size),
+            "read {wanted} bytes at offset {offset} of {}: the segment has only {size} bytes",
+            self.name
+        );
+        let mut bytes = vec![0; wanted];
+        self.locked(deadline, |seg, name| {
+            seg.read(offset, &mut bytes)
+                .with_context(|| format!("read {wanted} bytes at offset {offset} of {name}"))
+        })?;
+        if length.is_none() {
+            let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+            bytes.truncate(end);
+        }
+        Ok(bytes)
+    }
+
+    /// What the blog's reader does last, `shm_remove`: detach, then `IPC_RMID` the segment. The
+    /// lock's semaphore set goes with its last user, which is usually us, a moment later.
+    pub fn remove(self) -> anyhow::Result<()> {
+        let Shared { name, id, seg, .. } = self;
+        drop(seg);
+        ignore_gone(sysv::shm_remove(id)).with_context(|| format!("shmctl IPC_RMID {name}"))?;
+        progress!("removed {name}");
+        Ok(())
+    }
+}
+
+/// Variable `var` of a segment image: `None` while it (or the whole store) is not there yet.
+pub fn find_var(image: &[u8], var: i64) -> anyhow::Result<Option<Value>> {
+    let bytes = match sysvshm::get(image, var) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) | Err(StoreError::NotInitialized) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let (value, _) = unserialize(bytes)
+        .with_context(|| format!("its {} serialized bytes are not a PHP value", bytes.len()))?;
+    Ok(Some(value))
+}
+
+/// `shm_remove_var` on `image`, the segment as it is now, written back to `seg`.
+fn remove_from(seg: &Attached, image: &[u8], var: i64) -> anyhow::Result<bool> {
+    let mut after = image.to_vec();
+    let removed = sysvshm::remove(&mut after, var)?;
+    write_changes(seg, image, &after)?;
+    Ok(removed)
+}
+
+/// Copies back only the bytes that changed between two images of the segment: less to tear for
+/// a reader that does not lock.
+pub fn write_changes(seg: &Attached, before: &[u8], after: &[u8]) -> nix::Result<()> {
+    let differs = |(a, b): (&u8, &u8)| a != b;
+    let Some(first) = before.iter().zip(after).position(differs) else {
+        return Ok(());
+    };
+    let last = before.iter().zip(after).rposition(differs).unwrap_or(first);
+    seg.write(first, &after[first..=last])
+}
+
+/// Parses `--size`: a positive number of bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(size) if size > 0 => Ok(size),
+        _ => Err(format!(
+            "`{text}` is not a segment size: give a positive number of bytes"
+        )),
+    }
+}
+
+/// Rejects option combinations clap cannot express, with clap's usage error (exit 2).
+pub fn usage_error<C: clap::CommandFactory>(message: impl fmt::Display) -> ! {
+    C::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
+}

@@ -1,0 +1,574 @@
+//! The real `shm-writer` and `shm-reader`, run against each other (both start orders, both APIs)
+//! and against segments the tests lay out themselves, each test on its own key file. Every test
+//! ends by checking that no segment or semaphore set is left under its key.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use ipc_common::php::sysvsem::Semaphore;
+use ipc_common::php::{Value, serialize, sysvshm};
+use ipc_common::sysv::{self, Attached, Key, ShmId};
+use ipc_common::wait::{Deadline, Timeout};
+use ipc_testkit::{Finished, Proc, Signal, assert_no_sysv_objects, temp_dir};
+
+const MESSAGE: &[u8] = b"Hello from Writer: Shared Memory";
+
+/// `bin --key-file KEY --timeout 5 EXTRA...`, unless EXTRA sets its own timeout.
+fn command(bin: &str, key_file: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(bin);
+    // Settings from the caller's environment must not change what the test checks.
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("IPC_") {
+            command.env_remove(var);
+        }
+    }
+    command.arg("--key-file").arg(key_file);
+    if !extra.contains(&"--timeout") {
+        command.args(["--timeout", "5"]);
+    }
+    command.args(extra);
+    command
+}
+
+fn writer(key_file: &Path, extra: &[&str]) -> Command {
+    command(env!("CARGO_BIN_EXE_shm-writer"), key_file, extra)
+}
+
+fn reader(key_file: &Path, extra: &[&str]) -> Command {
+    command(env!("CARGO_BIN_EXE_shm-reader"), key_file, extra)
+}
+
+fn write(key_file: &Path, extra: &[&str]) -> Finished {
+    ipc_testkit::run("shm-writer", &mut writer(key_file, extra), None)
+}
+
+fn read(key_file: &Path, extra: &[&str]) -> Finished {
+    ipc_testkit::run("shm-reader", &mut reader(key_file, extra), None)
+}
+
+fn key_of(key_file: &Path) -> Key {
+    sysv::ftok(key_file, b'T').expect("ftok the test's key file")
+}
+
+fn segment(key_file: &Path) -> Option<ShmId> {
+    sysv::shm_open(key_of(key_file)).expect("shmget")
+}
+
+/// The segment under the test's key, byte for byte, as it is now.
+fn snapshot(key_file: &Path) -> Vec<u8> {
+    let id = segment(key_file).expect("the segment exists");
+    Attached::attach(id, true).expect("shmat").snapshot()
+}
+
+/// A segment laid out by the test itself (`IPC_EXCL`: a key collision fails loudly).
+fn make_segment(key_file: &Path, image: &[u8]) -> ShmId {
+    let id = sysv::shm_create(key_of(key_file), image.len(), 0o600).expect("shmget create");
+    Attached::attach(id, false)
+        .expect("shmat")
+        .write(0, image)
+        .expect("write the image");
+    id
+}
+
+/// A fresh PHP store of `total` bytes holding `vars` (already serialized).
+fn store(total: usize, vars: &[(i64, &[u8])]) -> Vec<u8> {
+    let mut image = vec![0; total];
+    sysvshm::initialize(&mut image, total).unwrap();
+    for (var, bytes) in vars {
+        sysvshm::put(&mut image, *var, bytes).unwrap();
+    }
+    image
+}
+
+fn with_newline(bytes: &[u8]) -> Vec<u8> {
+    [bytes, b"\n"].concat()
+}
+
+/// Both start orders; `key_file` may not exist yet (then the writer creates it).
+fn pair(
+    key_file: &Path,
+    reader_first: bool,
+    writer_args: &[&str],
+    reader_args: &[&str],
+) -> Finished {
+    if reader_first {
+        let mut read = Proc::spawn("shm-reader", &mut reader(key_file, reader_args));
+        read.wait_for_stderr("waiting for");
+        write(key_file, writer_args).assert_success();
+        read.finish()
+    } else {
+        write(key_file, writer_args).assert_success();
+        read(key_file, reader_args)
+    }
+}
+
+#[test]
+fn the_blog_message_passes_in_both_orders_with_both_apis() {
+    for api in ["sysv", "shmop"] {
+        for reader_first in [false, true] {
+            let dir = temp_dir();
+            // The writer creates the key file; in reader-first order the reader waits for it.
+            let key_file = dir.path().join("key");
+            let args = ["--api", api];
+            let got = pair(&key_file, reader_first, &args, &args);
+            got.assert_success().assert_stdout(&with_newline(MESSAGE));
+            assert!(key_file.exists(), "the key file stays, as in the blog");
+            assert_no_sysv_objects(&key_file, b'T');
+        }
+    }
+}
+
+#[test]
+fn the_writer_leaves_phps_exact_layout_and_no_lock_behind() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    write(&key_file, &[]).assert_success();
+
+    // What PHP's shm_put_var($shm, 1, 'Hello from Writer: Shared Memory') leaves in a fresh
+    // 1024-byte segment, spelled out independently of the code under test.
+    let mut expected = vec![0u8; 1024];
+    expected[..7].copy_from_slice(b"PHP_SM\0");
+    for (at, value) in [
+        (8, 40i64),
+        (16, 112),
+        (24, 912),
+        (32, 1024),
+        (40, 1),
+        (48, 40),
+        (56, 72),
+    ] {
+        expected[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    }
+    expected[64..104].copy_from_slice(b"s:32:\"Hello from Writer: Shared Memory\";");
+    assert_eq!(snapshot(&key_file), expected);
+
+    // The lock's semaphore set went with its last user, the writer.
+    assert_eq!(sysv::sem_open(key_of(&key_file)), Ok(None));
+
+    read(&key_file, &[])
+        .assert_success()
+        .assert_stdout(&with_newline(MESSAGE));
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn a_943_byte_string_fits_1024_bytes_and_944_is_refused() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let fits = "x".repeat(943);
+    write(&key_file, &["--message", &fits]).assert_success();
+    read(&key_file, &[])
+        .assert_success()
+        .assert_stdout(&with_newline(fits.as_bytes()));
+
+    let too_long = "x".repeat(944);
+    let refused = write(&key_file, &["--message", &too_long]);
+    refused.assert_failure(1, "not enough shared memory left");
+    refused.assert_failure(1, "at most 943 bytes");
+    assert_eq!(
+        segment(&key_file),
+        None,
+        "the failed run removed its segment"
+    );
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn binary_utf8_and_empty_values_round_trip() {
+    let binary: Vec<u8> = (0..=255u8).chain([0, 0xff, 0]).collect();
+    let utf8 = "Grüße aus Köln, 東京 🦀".as_bytes();
+    for (api, payload) in [
+        ("sysv", &binary[..]),
+        ("sysv", utf8),
+        ("sysv", b""),
+        ("shmop", utf8),
+        ("shmop", b""),
+    ] {
+        let dir = temp_dir();
+        let key_file = ipc_testkit::key_file(dir.path());
+        let file = dir.path().join("payload");
+        std::fs::write(&file, payload).unwrap();
+        let file = file.to_str().unwrap();
+        let got = pair(
+            &key_file,
+            false,
+            &["--api", api, "--message-file", file],
+            &["--api", api],
+        );
+        got.assert_success().assert_stdout(&with_newline(payload));
+        assert_no_sysv_objects(&key_file, b'T');
+    }
+}
+
+/// Writer flags, the bytes PHP's serialize() gives that value, what `echo` prints, its JSON.
+type Scalar = (
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+#[test]
+fn php_scalars_are_stored_exactly_and_printed_as_php_echoes_them() {
+    let cases: [Scalar; 7] = [
+        (&["--int", "42"], "i:42;", "42", "42"),
+        (&["--int", "-7"], "i:-7;", "-7", "-7"),
+        (&["--float", "2.5"], "d:2.5;", "2.5", "2.5"),
+        (&["--float", "0.1"], "d:0.1;", "0.1", "0.1"),
+        (&["--bool", "true"], "b:1;", "1", "true"),
+        (&["--bool", "false"], "b:0;", "", "false"),
+        (&["--null"], "N;", "", "null"),
+    ];
+    for (args, serialized, echoed, json) in cases {
+        let dir = temp_dir();
+        let key_file = ipc_testkit::key_file(dir.path());
+        write(&key_file, args).assert_success();
+        assert_eq!(
+            sysvshm::get(&snapshot(&key_file), 1).unwrap(),
+            Some(serialized.as_bytes()),
+            "{args:?}"
+        );
+        read(&key_file, &["--format", "json", "--keep"])
+            .assert_success()
+            .assert_stdout(&with_newline(json.as_bytes()));
+        read(&key_file, &[])
+            .assert_success()
+            .assert_stdout(&with_newline(echoed.as_bytes()));
+        assert_no_sysv_objects(&key_file, b'T');
+    }
+}
+
+#[test]
+fn several_variables_share_one_segment_as_in_php() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    write(&key_file, &["--var", "1", "--message", "first"]).assert_success();
+    write(&key_file, &["--var", "2", "--int", "7"]).assert_success();
+    write(&key_file, &["--var", "1", "--message", "replaced"]).assert_success();
+
+    // PHP's replace drops the old record and appends the new one: var 2 now comes first.
+    let image = snapshot(&key_file);
+    let keys: Vec<i64> = sysvshm::records(&image)
+        .unwrap()
+        .iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys, [2, 1]);
+    read(&key_file, &["--var", "2", "--keep"])
+        .assert_success()
+        .assert_stdout(b"7\n");
+    read(&key_file, &["--var", "1", "--keep"])
+        .assert_success()
+        .assert_stdout(b"replaced\n");
+
+    write(&key_file, &["--remove-var", "2"]).assert_success();
+    write(&key_file, &["--remove-var", "2"]).assert_failure(1, "variable 2");
+    assert_eq!(sysvshm::get(&snapshot(&key_file), 2).unwrap(), None);
+    read(&key_file, &["--var", "1"])
+        .assert_success()
+        .assert_stdout(b"replaced\n");
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn an_existing_segment_smaller_than_the_size_is_refused() {
+    for api in ["sysv", "shmop"] {
+        let dir = temp_dir();
+        let key_file = ipc_testkit::key_file(dir.path());
+        let id = make_segment(&key_file, &[0; 512]);
+        let refused = write(&key_file, &["--api", api]);
+        refused.assert_failure(1, "with 512 bytes, fewer than the 1024 bytes needed");
+        refused.assert_failure(1, &key_of(&key_file).to_string());
+        assert_eq!(segment(&key_file), Some(id), "not ours to remove");
+        assert_eq!(snapshot(&key_file), [0; 512], "left untouched");
+        sysv::shm_remove(id).unwrap();
+        assert_no_sysv_objects(&key_file, b'T');
+    }
+}
+
+#[test]
+fn a_reader_gives_up_naming_what_it_waited_for() {
+    let dir = temp_dir();
+    let key_file = dir.path().join("key");
+    let timeout = ["--timeout", "0.3"];
+    read(&key_file, &timeout).assert_failure(124, "waiting for key file");
+
+    std::fs::write(&key_file, b"").unwrap();
+    read(&key_file, &timeout).assert_failure(
+        124,
+        "waiting for the writer to create shared memory segment",
+    );
+    read(&key_file, &["--api", "shmop", "--timeout", "0.3"])
+        .assert_failure(124, "waiting for the writer to create");
+
+    write(&key_file, &["--var", "2"]).assert_success();
+    read(&key_file, &timeout)
+        .assert_failure(124, "waiting for variable 1 in shared memory segment");
+    // A reader that times out removes nothing it did not create: variable 2 is still there.
+    read(&key_file, &["--var", "2"])
+        .assert_success()
+        .assert_stdout(&with_newline(MESSAGE));
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn sigterm_while_waiting_removes_what_that_process_created() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let key = key_of(&key_file);
+
+    // A writer stuck behind a lock we hold: it created the segment, and must take it away.
+    let deadline = Deadline::after(Timeout::from_duration(Duration::from_secs(20)));
+    let lock = Semaphore::get(key, 1, 0o600, &deadline).unwrap();
+    let held = lock.acquire(&deadline).unwrap();
+    let mut stuck = Proc::spawn("shm-writer", &mut writer(&key_file, &[]));
+    stuck.wait_for_stderr("waiting for the lock");
+    assert!(
+        segment(&key_file).is_some(),
+        "the writer created the segment"
+    );
+    stuck.signal(Signal::SIGTERM);
+    let ended = stuck.finish();
+    assert_eq!(ended.status.code(), Some(143), "{ended:?}");
+    assert_eq!(segment(&key_file), None, "the writer removed its segment");
+    drop(held);
+    drop(lock);
+
+    // A reader waiting for a variable in a segment we made: it created the lock's set only.
+    let id = make_segment(&key_file, &store(1024, &[]));
+    let mut waiting = Proc::spawn("shm-reader", &mut reader(&key_file, &[]));
+    waiting.wait_for_stderr("waiting for variable 1");
+    assert!(
+        sysv::sem_open(key).unwrap().is_some(),
+        "the reader created the lock"
+    );
+    waiting.signal(Signal::SIGTERM);
+    let ended = waiting.finish();
+    assert_eq!(ended.status.code(), Some(143), "{ended:?}");
+    assert_eq!(
+        sysv::sem_open(key).unwrap(),
+        None,
+        "the reader removed its lock"
+    );
+    assert_eq!(segment(&key_file), Some(id), "not the reader's to remove");
+    sysv::shm_remove(id).unwrap();
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn keep_leaves_the_segment_for_the_next_reader() {
+    for api in ["sysv", "shmop"] {
+        let dir = temp_dir();
+        let key_file = ipc_testkit::key_file(dir.path());
+        write(&key_file, &["--api", api]).assert_success();
+        for _ in 0..2 {
+            read(&key_file, &["--api", api, "--keep"])
+                .assert_success()
+                .assert_stdout(&with_newline(MESSAGE));
+            assert!(segment(&key_file).is_some());
+        }
+        read(&key_file, &["--api", api])
+            .assert_success()
+            .assert_stdout(&with_newline(MESSAGE));
+        assert_eq!(segment(&key_file), None);
+        assert_no_sysv_objects(&key_file, b'T');
+    }
+}
+
+#[test]
+fn a_hostile_segment_is_a_clean_error_and_is_left_alone() {
+    let at = |image: &mut Vec<u8>, offset: usize, value: i64| {
+        image[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+    };
+    let good = store(1024, &[(1, b"s:2:\"hi\";")]);
+    let mut header_out_of_bounds = good.clone();
+    at(&mut header_out_of_bounds, 32, 1 << 20); // total past the segment
+    at(&mut header_out_of_bounds, 24, (1 << 20) - 80);
+    let mut record_out_of_bounds = good.clone();
+    at(&mut record_out_of_bounds, 56, 100_000); // record size past `end`
+    let mut negative_length = good.clone();
+    at(&mut negative_length, 48, -5);
+    let unterminated = store(1024, &[(1, b"i:42")]);
+    let cases = [
+        (header_out_of_bounds, "does not fit a 1024-byte segment"),
+        (record_out_of_bounds, "outside end="),
+        (negative_length, "claims -5 bytes"),
+        (unterminated, "unterminated value"),
+    ];
+    for (image, why) in cases {
+        let dir = temp_dir();
+        let key_file = ipc_testkit::key_file(dir.path());
+        let id = make_segment(&key_file, &image);
+        let failed = read(&key_file, &["--quiet"]);
+        failed.assert_failure(1, why);
+        assert_eq!(failed.stdout, b"", "{failed:?}");
+        assert!(
+            failed
+                .stderr
+                .starts_with("error: read variable 1 from shared memory segment")
+                && failed.stderr.lines().count() == 1,
+            "one error line: {failed:?}"
+        );
+        assert_eq!(segment(&key_file), Some(id), "the reader did not create it");
+        assert_eq!(snapshot(&key_file), image, "nor change it");
+        sysv::shm_remove(id).unwrap();
+        assert_no_sysv_objects(&key_file, b'T');
+    }
+}
+
+#[test]
+fn concurrent_writers_under_the_lock_keep_every_variable() {
+    const WRITERS: i64 = 8;
+    const PUTS: i64 = 50;
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let value = |var: i64| format!("writer {} put {}", var / PUTS, var % PUTS);
+    std::thread::scope(|scope| {
+        for w in 0..WRITERS {
+            let key_file = &key_file;
+            scope.spawn(move || {
+                for var in w * PUTS..(w + 1) * PUTS {
+                    let args = ["--quiet", "--size", "65536", "--timeout", "20"];
+                    let var_text = var.to_string();
+                    let message = value(var);
+                    let args = [&args[..], &["--var", &var_text, "--message", &message]].concat();
+                    write(key_file, &args).assert_success();
+                }
+            });
+        }
+    });
+
+    let image = snapshot(&key_file);
+    assert_eq!(
+        sysvshm::records(&image).unwrap().len(),
+        (WRITERS * PUTS) as usize
+    );
+    for var in 0..WRITERS * PUTS {
+        let expected = serialize(&Value::String(value(var).into_bytes()));
+        assert_eq!(
+            sysvshm::get(&image, var).unwrap(),
+            Some(&expected[..]),
+            "variable {var}"
+        );
+    }
+    read(&key_file, &["--var", "399"])
+        .assert_success()
+        .assert_stdout(b"writer 7 put 49\n");
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn mode_is_exactly_what_was_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let key_file = dir.path().join("key");
+    write(&key_file, &["--mode", "0644"]).assert_success();
+    let key_mode = key_file.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(key_mode, 0o644);
+    let stat = sysv::shm_stat(segment(&key_file).unwrap()).unwrap();
+    assert_eq!(stat.mode, 0o644);
+    read(&key_file, &[]).assert_success();
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn shmop_reads_at_an_offset_and_exact_lengths() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    write(
+        &key_file,
+        &["--api", "shmop", "--offset", "1000", "--message", "abc"],
+    )
+    .assert_success();
+    let image = snapshot(&key_file);
+    assert_eq!(&image[1000..1003], b"abc");
+    assert!(image[..1000].iter().chain(&image[1003..]).all(|&b| b == 0));
+
+    let shmop = |extra: &[&str]| read(&key_file, &[&["--api", "shmop", "--keep"], extra].concat());
+    shmop(&["--offset", "1000"])
+        .assert_success()
+        .assert_stdout(b"abc\n");
+    shmop(&["--offset", "1000", "--length", "5"])
+        .assert_success()
+        .assert_stdout(b"abc\0\0\n");
+    shmop(&["--offset", "999", "--length", "2"])
+        .assert_success()
+        .assert_stdout(b"\0a\n");
+    shmop(&[]).assert_success().assert_stdout(b"\n");
+    shmop(&["--offset", "1000", "--length", "25"]).assert_failure(1, "has only 1024 bytes");
+
+    // 24 more bytes fit at 1000, 25 do not: refused whole, nothing written.
+    let refused = write(
+        &key_file,
+        &[
+            "--api",
+            "shmop",
+            "--offset",
+            "1000",
+            "--message",
+            &"y".repeat(25),
+        ],
+    );
+    refused.assert_failure(1, "at most 24 bytes fit");
+    assert_eq!(snapshot(&key_file), image);
+    read(&key_file, &["--api", "shmop", "--offset", "1000"])
+        .assert_success()
+        .assert_stdout(b"abc\n");
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn an_oversized_shmop_message_is_refused_and_the_run_leaves_nothing() {
+    let dir = temp_dir();
+    let key_file = dir.path().join("key");
+    let refused = write(
+        &key_file,
+        &["--api", "shmop", "--message", &"z".repeat(1025)],
+    );
+    refused.assert_failure(1, "write 1025 bytes at offset 0");
+    refused.assert_failure(1, "at most 1024 bytes fit");
+    assert!(
+        !key_file.exists(),
+        "the failed run removed the key file it created"
+    );
+    // Same path again, so that the check below looks under the key that run used.
+    std::fs::write(&key_file, b"").unwrap();
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn count_hands_every_message_over_one_variable() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let mut take = Proc::spawn("shm-reader", &mut reader(&key_file, &["--count", "20"]));
+    take.wait_for_stderr("waiting for");
+    write(&key_file, &["--count", "20", "--quiet"]).assert_success();
+    take.finish().assert_success().assert_stdout(
+        b"received 20 of 20 messages (860 bytes): 0 lost, 0 duplicated, 0 reordered, 0 corrupted\n",
+    );
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn options_that_do_not_fit_the_api_are_usage_errors() {
+    let dir = temp_dir();
+    let key_file = dir.path().join("key");
+    for (bin, args) in [
+        ("writer", &["--api", "shmop", "--int", "1"][..]),
+        ("writer", &["--offset", "3"]),
+        ("writer", &["--bool", "maybe"]),
+        ("writer", &["--int", "1", "--message", "x"]),
+        ("writer", &["--size", "39"]),
+        ("reader", &["--api", "shmop", "--format", "json"]),
+        ("reader", &["--length", "3"]),
+    ] {
+        let got = if bin == "writer" {
+            write(&key_file, args)
+        } else {
+            read(&key_file, args)
+        };
+        assert_eq!(got.status.code(), Some(2), "{bin} {args:?}: {got:?}");
+    }
+    assert!(!key_file.exists());
+}
