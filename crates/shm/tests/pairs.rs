@@ -519,6 +519,24 @@ fn shmop_reads_at_an_offset_and_exact_lengths() {
 }
 
 #[test]
+fn the_shmop_reader_waits_for_the_writer_to_detach() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    // Created but never attached, so no detach time yet: as a writer between shmget and shmdt.
+    let id = sysv::shm_create(key_of(&key_file), 1024, 0o600).unwrap();
+    let mut waiting = Proc::spawn("shm-reader", &mut reader(&key_file, &["--api", "shmop"]));
+    waiting.wait_for_stderr("waiting for the writer to detach");
+    let seg = Attached::attach(id, false).unwrap();
+    seg.write(0, b"written").unwrap();
+    drop(seg);
+    waiting
+        .finish()
+        .assert_success()
+        .assert_stdout(b"written\n");
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
 fn an_oversized_shmop_message_is_refused_and_the_run_leaves_nothing() {
     let dir = temp_dir();
     let key_file = dir.path().join("key");
