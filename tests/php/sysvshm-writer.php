@@ -4,6 +4,9 @@
 // which serializes it. The segment stays for the reader. Test peer for our shm-reader.
 //   php sysvshm-writer.php --key-file /tmp/ipc-shared-memory [--size 1024] [--var 1]
 //       [--message TEXT | --message-file F | --int N | --float X | --bool B | --null]
+//       [--lock [--hold-until FILE]] [--timeout 10]
+// --lock takes PHP's sysvsem lock (sem_get on the same key) around the put, as our shm binaries
+// do; --hold-until keeps holding it until FILE exists, so a test can watch our side wait.
 
 require __DIR__ . '/common.php';
 
@@ -17,13 +20,31 @@ $opts = options([
     'float' => null,
     'bool' => null,
     'null' => false,
+    'lock' => false,
+    'hold-until' => null,
+    'timeout' => '10',
 ]);
+$deadline = deadline($opts);
 $value = value($opts);
 
 $key = ftok(ensure_key_file($opts), 'T');
+if ($opts['lock']) {
+    // One holder at a time (max_acquire 1); auto_release lets go if we die holding it.
+    $sem = sem_get($key, 1, 0600, true) or fail('sem_get ' . show_key($key));
+    // A blocking sem_acquire() cannot time out: try without blocking until the deadline.
+    wait_until($opts, $deadline, 'the lock of ' . show_key($key), fn () => sem_acquire($sem, true) ?: null);
+}
 // 0600 rather than the blog's 0666: only our own user (the test's) needs the segment.
 $shm = shm_attach($key, (int) $opts['size'], 0600);
+if ($opts['hold-until'] !== null) {
+    say('holding the lock of ' . show_key($key));
+    $file = $opts['hold-until'];
+    wait_until($opts, $deadline, "$file to exist", fn () => file_exists($file) ?: null);
+}
 shm_put_var($shm, (int) $opts['var'], $value)
     or fail('shm_put_var into segment ' . show_key($key) . ': ' . error_get_last()['message']);
+if ($opts['lock']) {
+    sem_release($sem);
+}
 
 shm_detach($shm);
