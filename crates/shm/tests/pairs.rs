@@ -10,9 +10,41 @@ use ipc_common::php::sysvsem::Semaphore;
 use ipc_common::php::{Value, serialize, sysvshm};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
 use ipc_common::wait::{Deadline, Timeout};
-use ipc_testkit::{Finished, Proc, Signal, assert_no_sysv_objects, temp_dir};
+use ipc_testkit::{Finished, Proc, Signal, assert_no_sysv_objects};
 
 const MESSAGE: &[u8] = b"Hello from Writer: Shared Memory";
+
+/// A test's private directory, whose `key` file keys the test's SysV objects. If the test fails
+/// half-way, dropping it removes what is left under that key (only this test uses it), so one
+/// red test does not leak segments into later runs.
+struct TestDir(tempfile::TempDir);
+
+impl TestDir {
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(key) = sysv::ftok(&self.path().join("key"), b'T') else {
+            return;
+        };
+        if let Ok(Some(id)) = sysv::shm_open(key) {
+            let _ = sysv::shm_remove(id);
+        }
+        if let Ok(Some(id)) = sysv::sem_open(key) {
+            let _ = sysv::sem_remove(id);
+        }
+    }
+}
+
+fn temp_dir() -> TestDir {
+    TestDir(ipc_testkit::temp_dir())
+}
 
 /// `bin --key-file KEY --timeout 5 EXTRA...`, unless EXTRA sets its own timeout.
 fn command(bin: &str, key_file: &Path, extra: &[&str]) -> Command {
@@ -237,6 +269,22 @@ fn php_scalars_are_stored_exactly_and_printed_as_php_echoes_them() {
             .assert_stdout(&with_newline(echoed.as_bytes()));
         assert_no_sysv_objects(&key_file, b'T');
     }
+}
+
+#[test]
+fn infinity_is_stored_but_json_has_no_way_to_say_it() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    write(&key_file, &["--float", "-INF"]).assert_success();
+    assert_eq!(
+        sysvshm::get(&snapshot(&key_file), 1).unwrap(),
+        Some(&b"d:-INF;"[..])
+    );
+    read(&key_file, &["--format", "json"]).assert_failure(1, "-INF cannot be written as JSON");
+    read(&key_file, &[])
+        .assert_success()
+        .assert_stdout(b"-INF\n");
+    assert_no_sysv_objects(&key_file, b'T');
 }
 
 #[test]

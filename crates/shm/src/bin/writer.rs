@@ -84,7 +84,7 @@ struct Args {
     int: Option<i64>,
 
     /// sysv: store this PHP float instead of the message (`d:2.5;`; INF, -INF and NAN too).
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     float: Option<f64>,
 
     /// sysv: store this PHP bool instead of the message (`b:1;` or `b:0;`).
