@@ -66,8 +66,8 @@ else
     unavailable "neither 'docker compose' nor 'docker-compose' is installed"
 fi
 COMPOSE+=(--project-name "$PROJECT" --file "$COMPOSE_FILE")
-# Without the buildx plugin, a client that defaults to BuildKit refuses to build; the classic
-# builder needs nothing.
+# Without the buildx plugin BuildKit cannot build (an exported DOCKER_BUILDKIT=1 would make
+# `docker build` fail); the classic builder needs nothing and builds this Dockerfile the same.
 if ! timeout 30 docker buildx version >/dev/null 2>&1; then
     export DOCKER_BUILDKIT=0
 fi
