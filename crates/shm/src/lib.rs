@@ -228,10 +228,9 @@ pub fn open_or_create(
 
 /// Waits until the writer has created the segment.
 pub fn wait_for_segment(name: &SegmentKey, deadline: &Deadline) -> anyhow::Result<ShmId> {
-    let id = wait(deadline, format!("the writer to create {name}"), || {
+    wait(deadline, format!("the writer to create {name}"), || {
         sysv::shm_open(name.key).with_context(|| format!("shmget {name}"))
-    })?;
-    Ok(id)
+    })
 }
 
 /// Waits until some process has detached from the segment (`shm_dtime` set): for a raw shmop
