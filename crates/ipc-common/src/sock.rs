@@ -12,7 +12,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, recv, send};
@@ -208,8 +208,8 @@ pub struct Exchanged {
 /// a PHP peer that reads once and never shuts down gets it.
 ///
 /// A peer that goes away (`ECONNRESET`, `EPIPE`) before the kernel has taken all of our message
-/// is an error. If it resets the connection after that, its stream simply ended: our message
-/// was delivered as far as we can tell, and [`Exchanged::reset_after_sending`] says so.
+/// is a [`PeerGone`] error. If it resets the connection after that, its stream simply ended: our
+/// message was delivered as far as we can tell, and [`Exchanged::reset_after_sending`] says so.
 pub fn exchange(
     sock: &Socket,
     outgoing: &mut impl Outgoing,
@@ -225,6 +225,9 @@ pub fn exchange(
         reset_after_sending: false,
     };
     let (mut sending, mut receiving) = (true, true);
+    // Set when the peer went away before taking all we send; what it sent before that is still
+    // read, so the error can say how much of its message arrived.
+    let mut gone = None;
     loop {
         if deadline.expired() {
             return Err(deadline.timed_out(Pending {
@@ -254,11 +257,10 @@ pub fn exchange(
                 }
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => {}
-                Err(errno) if peer_gone(Some(errno)) => bail!(
-                    "send to {peer}: the peer closed the connection after taking {} bytes, \
-                     before the end of our message ({errno})",
-                    progress.sent
-                ),
+                Err(errno) if peer_gone(Some(errno)) => {
+                    gone = Some(errno);
+                    sending = false;
+                }
                 Err(errno) => {
                     return Err(errno).with_context(|| format!("send to {peer}"));
                 }
@@ -273,19 +275,21 @@ pub fn exchange(
                 }
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => {}
-                Err(Errno::ECONNRESET) if !sending => {
+                Err(Errno::ECONNRESET) if !sending && gone.is_none() => {
                     progress.reset_after_sending = true;
                     receiving = false;
                 }
-                Err(errno) if peer_gone(Some(errno)) => bail!(
-                    "receive from {peer}: the peer reset the connection after sending {} bytes, \
-                     before taking all of our message ({errno})",
-                    progress.received
-                ),
+                Err(errno) if peer_gone(Some(errno)) => {
+                    gone.get_or_insert(errno);
+                    receiving = false;
+                }
                 Err(errno) => {
                     return Err(errno).with_context(|| format!("receive from {peer}"));
                 }
             }
+        }
+        if let Some(errno) = gone {
+            return Err(PeerGone::new(peer, errno, &progress).into());
         }
         if !sending && !receiving {
             return Ok(progress);
@@ -305,6 +309,42 @@ pub fn exchange(
         )?;
     }
 }
+
+/// The error of an [`exchange`] whose peer went away (`ECONNRESET`, `EPIPE`) before taking all
+/// of our message.
+#[derive(Debug)]
+pub struct PeerGone {
+    pub peer: String,
+    pub errno: Errno,
+    /// Bytes we had sent.
+    pub sent: u64,
+    /// Bytes the peer had sent us.
+    pub received: u64,
+}
+
+impl PeerGone {
+    fn new(peer: &str, errno: Errno, progress: &Exchanged) -> Self {
+        PeerGone {
+            peer: peer.to_string(),
+            errno,
+            sent: progress.sent,
+            received: progress.received,
+        }
+    }
+}
+
+impl fmt::Display for PeerGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exchange messages with {}: the peer went away after we sent {} bytes and it sent \
+             {}, before taking all of our message ({})",
+            self.peer, self.sent, self.received, self.errno
+        )
+    }
+}
+
+impl std::error::Error for PeerGone {}
 
 /// The errors that mean the peer's socket is gone.
 fn peer_gone(errno: Option<Errno>) -> bool {
@@ -432,11 +472,16 @@ mod tests {
     #[test]
     fn a_peer_leaving_before_taking_our_message_is_an_error() {
         let (a, b) = pair();
+        nix::sys::socket::send(b.as_raw_fd(), b"theirs", MsgFlags::empty()).unwrap();
         drop(b);
         let err = swap(&a, &vec![1; 1 << 20]).unwrap_err();
-        assert!(
-            err.to_string().contains("the peer closed the connection"),
-            "{err:#}"
+        let gone = err.downcast_ref::<PeerGone>().expect("a PeerGone error");
+        // What the peer sent before it left still counts.
+        assert_eq!((gone.errno, gone.sent, gone.received), (Errno::EPIPE, 0, 6));
+        assert_eq!(
+            err.to_string(),
+            "exchange messages with the test peer: the peer went away after we sent 0 bytes and \
+             it sent 6, before taking all of our message (EPIPE: Broken pipe)"
         );
     }
 
