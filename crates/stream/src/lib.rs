@@ -16,7 +16,7 @@ use ipc_common::endpoint::StreamEndpoint;
 use ipc_common::paths::SocketKind;
 use ipc_common::progress;
 use ipc_common::seq::{self, Deframer, SeqChecker};
-use ipc_common::sock::{self, Exchanged, OneMessage, Outgoing};
+use ipc_common::sock::{self, Exchanged, OneMessage, Outgoing, PeerGone};
 use ipc_common::wait::Deadline;
 use socket2::{SockAddr, Socket};
 
@@ -183,6 +183,21 @@ impl Conn {
             },
             deadline,
         )
+    }
+}
+
+/// Whether the peer of an exchange connected and left without a word, before taking our
+/// message: a liveness probe (another server's stale-socket check, a port scanner, a health
+/// check) rather than a client, which a server need not count.
+///
+/// A client that sends nothing still reads our message before it closes, which ends the
+/// exchange normally; only one that also leaves part of our message unread looks like a probe.
+pub fn left_without_a_word(outcome: &anyhow::Result<Exchanged>) -> bool {
+    match outcome {
+        Ok(done) => done.reset_after_sending && done.received == 0,
+        Err(err) => err
+            .downcast_ref::<PeerGone>()
+            .is_some_and(|gone| gone.received == 0),
     }
 }
 

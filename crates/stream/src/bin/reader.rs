@@ -32,7 +32,9 @@
 //!
 //! `--connections N` serves N clients one after another, in the order they connect (the
 //! kernel's backlog holds the others meanwhile; `--timeout` bounds the whole run), printing
-//! each one's message. `--count N` is a load run: each client sends N stamped, framed messages,
+//! each one's message. A connection that leaves without a word before taking our greeting is
+//! not counted: that is what another server's stale-socket check (`connect(2)`, then
+//! `close(2)`) or a port scanner does, and it must not end a live server's run. `--count N` is a load run: each client sends N stamped, framed messages,
 //! and instead of a message the server prints one summary line per client.
 
 use std::process::ExitCode;
@@ -109,20 +111,29 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let mut message = Vec::new();
     let mut imperfect = 0;
-    for n in 1..=args.connections {
+    let mut served = 0;
+    while served < args.connections {
         let mut conn = listener.accept(&deadline)?;
-        progress!("accepted client {n} of {}", args.connections);
-        let Some(count) = args.count else {
-            conn.swap(&greeting, &mut message, &deadline)?;
+        let mut check = args.count.map(FrameCheck::new);
+        let exchanged = match &mut check {
+            None => conn.swap(&greeting, &mut message, &deadline),
+            Some(check) => conn.exchange(
+                &mut OneMessage::new(&greeting),
+                &mut |bytes: &[u8]| check.push(bytes),
+                &deadline,
+            ),
+        };
+        if stream::left_without_a_word(&exchanged) {
+            progress!("a connection left without a word before taking our greeting: not a client");
+            continue;
+        }
+        served += 1;
+        progress!("served client {served} of {}", args.connections);
+        let Some(check) = check else {
+            exchanged?;
             report::print_payload(&message)?;
             continue;
         };
-        let mut check = FrameCheck::new(count);
-        let exchanged = conn.exchange(
-            &mut OneMessage::new(&greeting),
-            &mut |bytes: &[u8]| check.push(bytes),
-            &deadline,
-        );
         // The summary is the client's result, also when its connection failed.
         report::print_payload(check.to_string().as_bytes())?;
         exchanged?;
