@@ -196,10 +196,11 @@ run_pair() {
         sed 's/^/    /' "$WORK/$name.up" >&2
         return 1
     }
-    # Files, not $(...): a step in a command substitution would run in a subshell, out of reach
-    # of the Ctrl-C trap.
-    bounded "$STEP_TIMEOUT" "${COMPOSE[@]}" ps --quiet "$reader" >"$WORK/$name.ids"
-    bounded "$STEP_TIMEOUT" "${COMPOSE[@]}" ps --quiet "$writer" >>"$WORK/$name.ids"
+    # --all: a fast pair has exited already, and compose v2 lists only running containers
+    # without it. Files, not $(...): a step in a command substitution would run in a subshell,
+    # out of reach of the Ctrl-C trap.
+    bounded "$STEP_TIMEOUT" "${COMPOSE[@]}" ps --all --quiet "$reader" >"$WORK/$name.ids"
+    bounded "$STEP_TIMEOUT" "${COMPOSE[@]}" ps --all --quiet "$writer" >>"$WORK/$name.ids"
     { read -r reader_id && read -r writer_id; } <"$WORK/$name.ids" || {
         echo "  compose did not create both containers" >&2
         return 1
@@ -231,8 +232,8 @@ for pair in "${selected[@]}"; do
     fi
 done
 
+# A failed teardown or a leftover object fails the run too, counted as one more failure.
 teardown || failed=$((failed + 1))
-# Prove the teardown: nothing of this project may remain.
 leftovers=$(
     filter="label=com.docker.compose.project=$PROJECT"
     timeout 30 docker ps --all --quiet --filter "$filter"
