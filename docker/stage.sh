@@ -13,7 +13,7 @@
 # host). A separate target directory keeps this build from invalidating the workspace's usual
 # `target/debug` artifacts or waiting on its build lock.
 #
-# Layout of the context (the only thing sent to the docker daemon, a few MB, not the repo):
+# Layout of the context (the only thing sent to the docker daemon, ~26 MB, not the repo):
 #   rootfs/usr/local/bin/<mech>-{reader,writer}   the binaries, mode 0755
 #   rootfs/tmp/                                   mode 1777, as every /tmp
 #   ipc/                                          empty, mode 0700; the Dockerfile copies it
