@@ -271,7 +271,7 @@ pub fn exchange(
                 Ok(0) => receiving = false,
                 Ok(n) => {
                     progress.received += n as u64;
-                    incoming(&read_buf[..n])?;
+                    incoming(&read_buf[..n]).with_context(|| format!("receive from {peer}"))?;
                 }
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => {}
