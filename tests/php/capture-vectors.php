@@ -4,6 +4,7 @@
 // where PHP is not installed:
 //   php tests/php/capture-vectors.php crates/ipc-common/tests/php_vectors
 // - values.json: serialize(), echo and json_encode() of every kind of value;
+// - unserialize.json: what unserialize() makes of inputs serialize() never writes;
 // - sysvshm.json: the whole segment, byte for byte, after each shm_put_var()/shm_remove_var();
 // - mq.json: the mtext msg_send() puts on a queue (read back raw with msg_receive).
 // Each value is described exactly, for the Rust test to rebuild: ["null"], ["bool", b],
@@ -91,6 +92,25 @@ foreach ($sources as $source) {
     ];
 }
 write_json("$out/values.json", ['php_version' => PHP_VERSION, 'values' => $values]);
+
+// Inputs PHP's serialize() never writes but unserialize() meets in a segment or queue written by
+// hand: what PHP makes of each (null where it refuses).
+$odd = [
+    'i:+5;', 'i:-0;', 'i:007;', 'i:9223372036854775808;', 'i:-9223372036854775809;', 'i:;', 'i:5',
+    'i: 5;', 'd:1e5;', 'd:.5;', 'd:5.;', 'd:-.5E-3;', 'd:1E+400;', 'd:inf;', 'd:-NAN;', 'd:0x10;',
+    'd:5;', 'd:+5;', 'd:1e;', 'b:2;', 'b:-1;', 'b:01;', 'N;junk', 'n;', 's:3:"abc";junk', 's:3:"ab";',
+    's:3:"abcd";', 's:-1:"";', 's:+3:"abc";', 's:03:"abc";', 's:3:"abc"', "s:3:'abc';",
+    'a:1:{i:0;i:1;', 'a:2:{i:0;i:1;}', 'a:1:{i:0;i:1;i:1;i:2;}', 'a:1:{d:0.5;i:1;}',
+    'a:1:{b:1;i:1;}', 'a:1:{N;i:1;}', 'a:1:{s:1:"7";i:1;}', 'a:2:{i:0;i:1;i:0;i:2;}', 'a:-1:{}',
+    'a:1:{i:0;i:1;};', 'R:1;', '', 'x',
+];
+$unserialized = [];
+foreach ($odd as $input) {
+    $value = @unserialize($input);
+    $refused = $value === false && $input !== 'b:0;';
+    $unserialized[] = ['input' => $input, 'value' => $refused ? null : describe($value)];
+}
+write_json("$out/unserialize.json", ['php_version' => PHP_VERSION, 'inputs' => $unserialized]);
 
 // SysV objects keyed on a key file of our own, removed before we exit.
 $keyFile = tempnam(sys_get_temp_dir(), 'php-vectors-');
