@@ -214,3 +214,35 @@ fn readers_first_wait_for_the_writer() {
         .assert_stdout(expected.as_bytes());
     assert_no_sysv_objects(&key, b'T');
 }
+
+/// Message types cross over: `msg_send`'s `$message_type` is what `mq-reader --type` selects on,
+/// and `mq-writer --type` is what `msg_receive`'s `$desired_message_type` selects on.
+#[test]
+fn message_types_mean_the_same_on_both_sides() {
+    let Some(php) = Php::find() else { return };
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    for (kind, text) in [("2", "type two"), ("1", "type one")] {
+        php.run(
+            "mq-writer.php",
+            php_args(&key, &os(&["--type", kind, "--message", text])),
+        )
+        .assert_success();
+    }
+    our_run("reader", &key, &os(&["--type", "1", "--keep"]))
+        .assert_success()
+        .assert_stdout(b"type one\n");
+    our_run("reader", &key, &os(&["--type", "0"]))
+        .assert_success()
+        .assert_stdout(b"type two\n");
+    assert_no_sysv_objects(&key, b'T');
+
+    for (kind, text) in [("3", "type three"), ("4", "type four")] {
+        our_run("writer", &key, &os(&["--type", kind, "--message", text])).assert_success();
+    }
+    php.run("mq-reader.php", php_args(&key, &os(&["--type", "4"])))
+        .assert_success()
+        .assert_stdout(b"type four\n");
+    // PHP's reader removes the queue, type three still in it, as the blog's does.
+    assert_no_sysv_objects(&key, b'T');
+}
