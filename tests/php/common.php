@@ -153,7 +153,7 @@ function wait_for_client(array $opts, Socket $server, float $deadline, string $u
     }
 }
 
-/** The last error of `$socket` (or of the last socket call) as "errno text". */
+/** The last error of `$socket` (or of the last socket call), as text. */
 function socket_error(?Socket $socket = null): string
 {
     $code = $socket === null ? socket_last_error() : socket_last_error($socket);
@@ -174,15 +174,16 @@ function socket_failed(array $opts, Socket $socket, string $call, string $what):
 }
 
 /**
- * socket_write() in a loop: one call may write less than asked. `$deadline` must already bound
- * the socket (bound_socket), so a stuck peer ends in a send timeout, not a hang.
+ * socket_write() in a loop: one call may write less than asked. The socket must already be
+ * bounded (bound_socket), so a stuck peer ends in a send timeout (exit 124), not a hang.
  */
-function socket_write_all(Socket $socket, string $bytes, string $peer): void
+function socket_write_all(array $opts, Socket $socket, string $bytes, string $peer): void
 {
     for ($sent = 0; $sent < strlen($bytes); $sent += $wrote) {
         $wrote = socket_write($socket, substr($bytes, $sent));
         if ($wrote === false) {
-            fail("socket_write to $peer after $sent of " . strlen($bytes) . ' bytes: ' . socket_error($socket));
+            $call = "socket_write to $peer after $sent of " . strlen($bytes) . ' bytes';
+            socket_failed($opts, $socket, $call, "$peer to take our message");
         }
     }
 }

@@ -23,7 +23,7 @@ bound_socket($socket, $deadline);
 socket_connect($socket, $opts['host'], (int) $opts['port'])
     or fail("socket_connect $address: " . socket_error($socket));
 
-socket_write_all($socket, $message, "the server on $address");
+socket_write_all($opts, $socket, $message, "the server on $address");
 $response = socket_read($socket, (int) $opts['length']);
 if ($response === false) {
     socket_failed($opts, $socket, "socket_read on $address", "the server's answer on tcp://$address");

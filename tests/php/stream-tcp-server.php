@@ -36,6 +36,6 @@ if ($input === false) {
 }
 echo $input, "\n";
 
-socket_write_all($client, $response, "the client on $host:$port");
+socket_write_all($opts, $client, $response, "the client on $host:$port");
 socket_close($client);
 socket_close($server);

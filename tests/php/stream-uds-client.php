@@ -21,7 +21,7 @@ $socket = socket_create(AF_UNIX, SOCK_STREAM, 0) or fail('socket_create: ' . soc
 bound_socket($socket, $deadline);
 socket_connect($socket, $socketPath) or fail("socket_connect $socketPath: " . socket_error($socket));
 
-socket_write_all($socket, $message, "the server on $socketPath");
+socket_write_all($opts, $socket, $message, "the server on $socketPath");
 $response = socket_read($socket, (int) $opts['length']);
 if ($response === false) {
     socket_failed($opts, $socket, "socket_read on $socketPath", "the server's answer on unix://$socketPath");

@@ -37,6 +37,6 @@ if ($input === false) {
 }
 echo $input, "\n";
 
-socket_write_all($client, $response, "the client on $socketPath");
+socket_write_all($opts, $client, $response, "the client on $socketPath");
 socket_close($client);
 socket_close($server);
