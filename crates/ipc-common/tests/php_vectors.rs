@@ -276,18 +276,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "i:-9223372036854775809;",
         "PHP clamps an out-of-range int to PHP_INT_MIN; we refuse it",
     ),
-    (
-        "s:+3:\"abc\";",
-        "PHP refuses a + before a string length; we accept it",
-    ),
-    (
-        "a:1:{s:1:\"7\";i:1;}",
-        "PHP turns a numeric string key into an int key; we keep the string (JSON lists differ)",
-    ),
-    (
-        "a:2:{i:0;i:1;i:0;i:2;}",
-        "PHP keeps the last of duplicate keys; we keep both entries",
-    ),
 ];
 
 /// Inputs `serialize()` never writes, as a hand-made segment or queue message may hold them:

@@ -10,6 +10,7 @@
 //! | string | `s:5:"hello";` (raw bytes)  |
 //! | array  | `a:1:{i:0;s:1:"x";}`        |
 
+use std::collections::HashMap;
 use std::fmt;
 
 use super::float;
@@ -28,10 +29,31 @@ pub enum Value {
 }
 
 /// An array key: PHP keys are ints or byte strings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ArrayKey {
     Int(i64),
     String(Vec<u8>),
+}
+
+impl ArrayKey {
+    /// The key PHP makes of a string: a canonical decimal integer (`"7"`, `"-3"`, not `"07"`,
+    /// `"+7"` or `"-0"`) becomes an int key, as `$a["7"]` is `$a[7]`.
+    pub fn from_php_string(bytes: Vec<u8>) -> ArrayKey {
+        let canonical = match bytes.as_slice() {
+            [b'0'] => true,
+            [b'-', b'1'..=b'9', rest @ ..] | [b'1'..=b'9', rest @ ..] => {
+                rest.iter().all(u8::is_ascii_digit)
+            }
+            _ => false,
+        };
+        let int = canonical
+            .then(|| std::str::from_utf8(&bytes).ok()?.parse::<i64>().ok())
+            .flatten();
+        match int {
+            Some(n) => ArrayKey::Int(n),
+            None => ArrayKey::String(bytes),
+        }
+    }
 }
 
 /// `serialize($value)`.
@@ -156,8 +178,12 @@ impl Parser<'_> {
         }
     }
 
+    /// A length or count: PHP takes plain digits here, no sign.
     fn length_until(&mut self, end: u8) -> Result<usize, UnserializeError> {
         let start = self.pos;
+        if self.bytes.get(self.pos) == Some(&b'+') {
+            return self.fail("a length takes no sign");
+        }
         let n = self.int_until(end)?;
         usize::try_from(n).map_err(|_| UnserializeError {
             offset: start,
@@ -247,7 +273,8 @@ impl Parser<'_> {
                 "array claims {count} entries, the data holds fewer"
             ));
         }
-        let mut entries = Vec::with_capacity(count);
+        let mut entries: Vec<(ArrayKey, Value)> = Vec::with_capacity(count);
+        let mut positions: HashMap<ArrayKey, usize> = HashMap::with_capacity(count);
         for _ in 0..count {
             let key = match self.bytes.get(self.pos) {
                 Some(b'i') => {
@@ -256,13 +283,21 @@ impl Parser<'_> {
                 }
                 Some(b's') => {
                     self.expect(b"s:")?;
-                    ArrayKey::String(self.string_body()?)
+                    ArrayKey::from_php_string(self.string_body()?)
                 }
                 Some(_) => return self.fail("an array key is i: or s:"),
                 None => return self.fail("unexpected end of data"),
             };
             let value = self.value(depth + 1)?;
-            entries.push((key, value));
+            // A repeated key overwrites the earlier value in its place, as assigning to a PHP
+            // array does.
+            match positions.get(&key) {
+                Some(&at) => entries[at].1 = value,
+                None => {
+                    positions.insert(key.clone(), entries.len());
+                    entries.push((key, value));
+                }
+            }
         }
         self.expect(b"}")?;
         Ok(Value::Array(entries))
@@ -433,6 +468,30 @@ mod tests {
     }
 
     #[test]
+    fn arrays_get_phps_keys() {
+        let (value, _) = unserialize(b"a:3:{s:1:\"7\";i:1;s:2:\"07\";i:2;i:7;i:3;}").unwrap();
+        assert_eq!(
+            value,
+            Value::Array(vec![
+                (ArrayKey::Int(7), Value::Int(3)),
+                (ArrayKey::String(b"07".to_vec()), Value::Int(2)),
+            ])
+        );
+        assert_eq!(
+            ArrayKey::from_php_string(b"-0".to_vec()),
+            ArrayKey::String(b"-0".to_vec())
+        );
+        assert_eq!(
+            ArrayKey::from_php_string(b"-12".to_vec()),
+            ArrayKey::Int(-12)
+        );
+        assert_eq!(
+            ArrayKey::from_php_string(b"9223372036854775808".to_vec()),
+            ArrayKey::String(b"9223372036854775808".to_vec())
+        );
+    }
+
+    #[test]
     fn echoes_as_php_does() {
         assert_eq!(Value::Bool(true).echo(), b"1");
         assert_eq!(Value::Bool(false).echo(), b"");
@@ -482,9 +541,18 @@ mod tests {
         leaf.prop_recursive(4, 64, 8, |inner| {
             let key = prop_oneof![
                 any::<i64>().prop_map(ArrayKey::Int),
-                proptest::collection::vec(any::<u8>(), 0..8).prop_map(ArrayKey::String),
+                proptest::collection::vec(any::<u8>(), 0..8).prop_map(ArrayKey::from_php_string),
             ];
-            proptest::collection::vec((key, inner), 0..8).prop_map(Value::Array)
+            // PHP arrays have unique keys: a later duplicate would overwrite an earlier one.
+            proptest::collection::vec((key, inner), 0..8).prop_map(|entries| {
+                let mut seen = std::collections::HashSet::new();
+                Value::Array(
+                    entries
+                        .into_iter()
+                        .filter(|(k, _)| seen.insert(k.clone()))
+                        .collect(),
+                )
+            })
         })
     }
 
