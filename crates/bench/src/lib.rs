@@ -1,0 +1,15 @@
+//! The benchmark's machinery, used by the `ipc-bench` binary: the measurement loops ([`link`]),
+//! what one measurement is ([`plan`]) and how it runs between two processes ([`measure`]), the
+//! mechanisms through our code ([`ours`]) and through raw libc with the floors ([`raw`]), the
+//! standard tools ([`tools`]), statistics ([`stats`]), the derived figures, claims and targets
+//! ([`results`]) and the report ([`output`]).
+
+pub mod link;
+pub mod measure;
+pub mod ours;
+pub mod output;
+pub mod plan;
+pub mod raw;
+pub mod results;
+pub mod stats;
+pub mod tools;

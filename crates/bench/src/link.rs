@@ -1,0 +1,229 @@
+//! What every mechanism, ours or raw, offers the measurement loops, and the loops themselves:
+//! ping-pong round trips and one-way throughput, timed the same way for every [`Link`].
+//!
+//! Every message starts with its sequence number (u64, little-endian); the number
+//! [`STOP`] ends a run. Byte streams also end a throughput run with end of file.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure};
+
+/// The sequence number that tells the peer the run is over.
+pub const STOP: u64 = u64::MAX;
+
+/// One end of an established mechanism, with its buffers.
+pub trait Link {
+    /// A byte stream (no message boundaries; a throughput run ends with end of file) rather
+    /// than messages.
+    const STREAM: bool;
+
+    /// Sends `msg` whole.
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()>;
+
+    /// The next `len` bytes: one message of exactly `len` bytes, or `len` bytes of the stream.
+    fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]>;
+
+    /// Whatever arrives next, up to `max` bytes: one message, or a piece of the stream (empty at
+    /// end of file).
+    fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]>;
+
+    /// Receives `len` bytes and sends them straight back, from the buffer they arrived in;
+    /// `false` (nothing sent) if they were the stop message.
+    fn echo(&mut self, len: usize) -> anyhow::Result<bool>;
+
+    /// Ends a one-way run: sends the stop message, and end of file on a stream.
+    fn finish(&mut self, stop: &[u8]) -> anyhow::Result<()> {
+        self.send(stop)
+    }
+}
+
+/// The sequence number a message starts with.
+pub fn seq_of(msg: &[u8]) -> u64 {
+    msg.get(..8)
+        .map_or(STOP, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+}
+
+/// A message of `len` bytes (at least 8): a recognisable pattern, stamped with `seq` later.
+pub fn message(len: usize) -> Vec<u8> {
+    let mut msg: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    stamp(&mut msg, 0);
+    msg
+}
+
+pub fn stamp(msg: &mut [u8], seq: u64) {
+    msg[..8].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// How long to run, and how long to run before counting.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub warmup: Duration,
+    pub measure: Duration,
+}
+
+/// The parent's side of a ping-pong run: round trips of `len`-byte messages until the budget
+/// is spent; every round trip after the warm-up, in nanoseconds.
+pub fn ping<L: Link>(link: &mut L, len: usize, budget: Budget) -> anyhow::Result<Vec<u64>> {
+    let mut msg = message(len);
+    let mut samples = Vec::with_capacity(1 << 16);
+    let start = Instant::now();
+    let mut before = start;
+    let mut seq = 0u64;
+    let (warm, end) = (budget.warmup, budget.warmup + budget.measure);
+    loop {
+        stamp(&mut msg, seq);
+        link.send(&msg)?;
+        let reply = link.recv(len)?;
+        ensure!(
+            seq_of(reply) == seq,
+            "round trip {seq}: the echo carried sequence number {}",
+            seq_of(reply)
+        );
+        let now = Instant::now();
+        let since_start = now - start;
+        if since_start > warm {
+            samples.push((now - before).as_nanos() as u64);
+        }
+        before = now;
+        seq += 1;
+        if since_start > end {
+            break;
+        }
+    }
+    stamp(&mut msg, STOP);
+    link.send(&msg)?;
+    Ok(samples)
+}
+
+/// The peer's side of a ping-pong run: echoes every message until the stop message.
+pub fn pong<L: Link>(link: &mut L, len: usize) -> anyhow::Result<()> {
+    while link.echo(len)? {}
+    Ok(())
+}
+
+/// The peer's side of a throughput run: sends `len`-byte messages for the budget, then the stop
+/// message. With `window`, sends at most that many messages ahead of the receiver's credits
+/// (UDP drops what does not fit the receiver's buffer; credits make it lossless).
+pub fn blast<L: Link>(
+    link: &mut L,
+    len: usize,
+    budget: Budget,
+    window: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut msg = message(len);
+    let start = Instant::now();
+    let end = budget.warmup + budget.measure;
+    let mut credits = window.unwrap_or(u64::MAX);
+    let mut seq = 0u64;
+    loop {
+        if credits == 0 {
+            let grant = link.recv(8)?;
+            credits += seq_of(grant);
+        }
+        stamp(&mut msg, seq);
+        link.send(&msg)?;
+        credits -= 1;
+        seq += 1;
+        if seq % 64 == 0 && start.elapsed() > end {
+            break;
+        }
+    }
+    if credits == 0 {
+        link.recv(8)?;
+    }
+    stamp(&mut msg, STOP);
+    link.finish(&msg)
+}
+
+/// What a throughput run measured at the receiver.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    pub messages: u64,
+    pub bytes: u64,
+    pub secs: f64,
+}
+
+impl Rate {
+    pub fn messages_per_sec(&self) -> f64 {
+        self.messages as f64 / self.secs
+    }
+
+    pub fn gb_per_sec(&self) -> f64 {
+        self.bytes as f64 / self.secs / 1e9
+    }
+}
+
+/// The parent's side of a throughput run, timed here at the receiver from the first message
+/// (or first piece of the stream) after the warm-up to the last one. Checks that messages arrive
+/// complete and in order; with `window`, grants the sender credits for half a window at a time.
+pub fn drain<L: Link>(
+    link: &mut L,
+    len: usize,
+    budget: Budget,
+    window: Option<u64>,
+) -> anyhow::Result<Rate> {
+    let grant = window.map(|w| (w / 2).max(1));
+    let mut grant_msg = [0u8; 8];
+    if let Some(grant) = grant {
+        stamp(&mut grant_msg, grant);
+    }
+    let chunk = if L::STREAM { len.max(64 << 10) } else { len };
+    let start = Instant::now();
+    let mut timed_from: Option<(Instant, u64)> = None;
+    let mut last = start;
+    let (mut bytes, mut expected, mut since_grant) = (0u64, 0u64, 0u64);
+    loop {
+        let got = link.recv_any(chunk)?;
+        let n = got.len() as u64;
+        if L::STREAM {
+            if n == 0 {
+                break;
+            }
+        } else {
+            let seq = seq_of(got);
+            if seq == STOP {
+                break;
+            }
+            ensure!(
+                n == len as u64 && seq == expected,
+                "message {expected}: got {n} bytes with sequence number {seq} (lost or reordered)"
+            );
+            expected += 1;
+        }
+        let now = Instant::now();
+        bytes += n;
+        last = now;
+        if timed_from.is_none() && now - start > budget.warmup {
+            timed_from = Some((now, bytes));
+        }
+        if let Some(grant) = grant {
+            since_grant += 1;
+            if since_grant == grant {
+                link.send(&grant_msg)?;
+                since_grant = 0;
+            }
+        }
+    }
+    if L::STREAM {
+        // The stop message came through the stream as ordinary bytes before end of file.
+        ensure!(
+            bytes >= len as u64 && bytes % len as u64 == 0,
+            "the stream carried {bytes} bytes, not a whole number of {len}-byte messages"
+        );
+        bytes -= len as u64;
+    }
+    let Some((from, before)) = timed_from else {
+        bail!("the run ended within its warm-up ({bytes} bytes): raise the budget");
+    };
+    let timed_bytes = bytes.saturating_sub(before);
+    let secs = (last - from).as_secs_f64();
+    ensure!(
+        secs > 0.0 && timed_bytes > 0,
+        "too few messages after the warm-up to time"
+    );
+    Ok(Rate {
+        messages: timed_bytes / len as u64,
+        bytes: timed_bytes,
+        secs,
+    })
+}

@@ -1,0 +1,777 @@
+//! The mechanisms through this workspace's own code, the code the examples run:
+//! - datagrams: the `dgram` crate's `Receiver` and `Sender` (one of each per side);
+//! - stream sockets: `ipc_common::sock` (bind, listen, accept, connect with retry) and
+//!   nonblocking `send(2)`/`recv(2)` waiting in `ipc_common::wait::wait_fd`, as `sock::exchange`
+//!   does (the `stream` crate's `Conn` offers only a whole-message exchange, no per-message
+//!   calls);
+//! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `write_all`, `read_chunk`);
+//! - the queue: the `mq` crate's `send`/`receive` over `ipc_common::sysv::MsgBuf`;
+//! - shared memory: `ipc_common::ring` over `ipc_common::sysv::Attached`.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, ensure};
+use dgram::{Receiver, Sender};
+use ipc_common::cleanup::Cleanup;
+use ipc_common::cli::Mode;
+use ipc_common::endpoint::{DgramEndpoint, StreamEndpoint};
+use ipc_common::paths::SocketKind;
+use ipc_common::ring::{self, Consumer, Producer, Wait};
+use ipc_common::sock;
+use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
+use ipc_common::wait::{self, Deadline};
+use nix::poll::PollFlags;
+use socket2::{SockAddr, Socket};
+
+use crate::link::{Link, STOP, seq_of};
+use crate::measure::{Ctx, Outcome, PeerArgs, Watchdog, drive, serve};
+use crate::plan::{Kind, Mech, Spec};
+
+const MODE: Mode = Mode(0o600);
+const HELLO: [u8; 8] = [0; 8];
+
+/// The measuring side of `ctx.spec` through our code.
+pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    match ctx.spec.mech {
+        Mech::Udg | Mech::Udp => dgram_parent(ctx),
+        Mech::Unix | Mech::Tcp => stream_parent(ctx),
+        Mech::Fifo => fifo_parent(ctx),
+        Mech::Mq => mq_parent(ctx),
+        Mech::Shm | Mech::ShmSpin => shm_parent(ctx),
+        Mech::Futex | Mech::Spin => unreachable!("the floors are raw only"),
+    }
+}
+
+/// The peer side of `spec` through our code.
+pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
+    match spec.mech {
+        Mech::Udg | Mech::Udp => dgram_peer(args, spec, deadline),
+        Mech::Unix | Mech::Tcp => stream_peer(args, spec, deadline),
+        Mech::Fifo => fifo_peer(args, spec, deadline),
+        Mech::Mq => mq_peer(args, spec, deadline),
+        Mech::Shm | Mech::ShmSpin => shm_peer(args, spec, deadline),
+        Mech::Futex | Mech::Spin => unreachable!("the floors are raw only"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Datagrams: each side binds a Receiver and connects a Sender to the other's.
+
+/// The receive buffer UDP asks for, and the credits that fit it: the kernel charges each queued
+/// datagram its payload plus about a kilobyte of bookkeeping, and doubles what it is given
+/// (capped at `net.core.rmem_max`); half of that, to be safe.
+pub const UDP_RCVBUF: usize = 4 << 20;
+
+pub fn udp_window(size: usize) -> u64 {
+    let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .unwrap_or(212_992);
+    let queue = 2 * UDP_RCVBUF.min(rmem_max);
+    (queue / 2 / (size + 1024)).clamp(2, 256) as u64
+}
+
+struct DgramLink {
+    rx: Receiver,
+    tx: Sender,
+    deadline: Deadline,
+}
+
+impl Link for DgramLink {
+    const STREAM: bool = false;
+
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.tx.send(msg, &self.deadline)
+    }
+
+    fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        let got = self.rx.recv(&self.deadline)?;
+        ensure!(
+            got.len() == len,
+            "a {}-byte datagram, expected {len}",
+            got.len()
+        );
+        Ok(got)
+    }
+
+    fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
+        let got = self.rx.recv(&self.deadline)?;
+        ensure!(
+            got.len() <= max,
+            "a {}-byte datagram, expected at most {max}",
+            got.len()
+        );
+        Ok(got)
+    }
+
+    fn echo(&mut self, len: usize) -> anyhow::Result<bool> {
+        let got = self.rx.recv(&self.deadline)?;
+        ensure!(
+            got.len() == len,
+            "a {}-byte datagram, expected {len}",
+            got.len()
+        );
+        if seq_of(got) == STOP {
+            return Ok(false);
+        }
+        self.tx.send(got, &self.deadline)?;
+        Ok(true)
+    }
+}
+
+fn dgram_endpoint(ctx_path: impl FnOnce() -> PathBuf, mech: Mech) -> DgramEndpoint {
+    match mech {
+        Mech::Udg => DgramEndpoint::Unix(ctx_path()),
+        _ => DgramEndpoint::Udp(([127, 0, 0, 1], 0).into()),
+    }
+}
+
+fn dgram_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let spec = &ctx.spec;
+    let mut rx = Receiver::bind(&dgram_endpoint(|| ctx.path("p.sock"), spec.mech), MODE)?;
+    let window = (spec.mech == Mech::Udp && spec.kind == Kind::Throughput)
+        .then(|| udp_window(spec.wire_size()));
+    if spec.mech == Mech::Udp {
+        rx.set_receive_buffer(UDP_RCVBUF)?;
+    }
+    let mut extra = vec![format!("--addr={}", rx.url())];
+    if spec.mech == Mech::Udg {
+        extra.push(format!("--addr=udg://{}", ctx.path("c.sock").display()));
+    }
+    if let Some(window) = window {
+        extra.push(format!("--window={window}"));
+    }
+    let peer = ctx.spawn(&extra)?;
+    // The hello carries the peer's own address (for UDP, the port its kernel chose).
+    let hello = rx.recv(&ctx.deadline)?;
+    let back: DgramEndpoint = std::str::from_utf8(hello)
+        .ok()
+        .and_then(|url| url.parse().ok())
+        .context("the peer's hello is not its address")?;
+    let tx = Sender::connect(&back, &ctx.deadline)?;
+    let mut link = DgramLink {
+        rx,
+        tx,
+        deadline: ctx.deadline,
+    };
+    let outcome = drive(&mut link, spec, window)?;
+    peer.finish(&ctx.deadline)?;
+    Ok(outcome)
+}
+
+fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
+    let parent: DgramEndpoint = args
+        .addr(0)?
+        .parse()
+        .map_err(|err: String| anyhow::anyhow!(err))?;
+    let own = match spec.mech {
+        Mech::Udg => args
+            .addr(1)?
+            .parse()
+            .map_err(|err: String| anyhow::anyhow!(err))?,
+        _ => dgram_endpoint(PathBuf::new, spec.mech),
+    };
+    let rx = Receiver::bind(&own, MODE)?;
+    if spec.mech == Mech::Udp {
+        rx.set_receive_buffer(UDP_RCVBUF)?;
+    }
+    let mut tx = Sender::connect(&parent, deadline)?;
+    tx.send(rx.url().to_string().as_bytes(), deadline)?;
+    let mut link = DgramLink {
+        rx,
+        tx,
+        deadline: *deadline,
+    };
+    serve(&mut link, spec, args.window)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream sockets: nonblocking, waiting in poll(2) when the kernel says EAGAIN.
+
+struct StreamLink {
+    socket: Socket,
+    buf: Vec<u8>,
+    deadline: Deadline,
+    peer: String,
+}
+
+impl StreamLink {
+    fn new(socket: Socket, size: usize, deadline: Deadline, peer: String) -> Self {
+        StreamLink {
+            socket,
+            buf: vec![0; size.max(64 << 10)],
+            deadline,
+            peer,
+        }
+    }
+
+    fn wait(&self, events: PollFlags, what: &str) -> anyhow::Result<()> {
+        wait::wait_fd(
+            self.socket.as_fd(),
+            events,
+            &self.deadline,
+            format_args!("{what} {}", self.peer),
+        )
+        .map(drop)
+    }
+
+    fn read_some(&mut self, range: std::ops::Range<usize>) -> anyhow::Result<usize> {
+        loop {
+            match (&self.socket).read(&mut self.buf[range.clone()]) {
+                Ok(n) => return Ok(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(PollFlags::POLLIN, "bytes from")?;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).with_context(|| format!("recv from {}", self.peer)),
+            }
+        }
+    }
+
+    fn fill(&mut self, len: usize) -> anyhow::Result<()> {
+        let mut got = 0;
+        while got < len {
+            match self.read_some(got..len)? {
+                0 => anyhow::bail!(
+                    "{} closed the connection {got} bytes into a message",
+                    self.peer
+                ),
+                n => got += n,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_all(
+    socket: &Socket,
+    mut bytes: &[u8],
+    link_wait: impl Fn() -> anyhow::Result<()>,
+    peer: &str,
+) -> anyhow::Result<()> {
+    while !bytes.is_empty() {
+        match (&*socket).write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => link_wait()?,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err).with_context(|| format!("send to {peer}")),
+        }
+    }
+    Ok(())
+}
+
+impl Link for StreamLink {
+    const STREAM: bool = true;
+
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        write_all(
+            &self.socket,
+            msg,
+            || self.wait(PollFlags::POLLOUT, "room towards"),
+            &self.peer,
+        )
+    }
+
+    fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        self.fill(len)?;
+        Ok(&self.buf[..len])
+    }
+
+    fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
+        let n = self.read_some(0..max.min(self.buf.len()))?;
+        Ok(&self.buf[..n])
+    }
+
+    fn echo(&mut self, len: usize) -> anyhow::Result<bool> {
+        self.fill(len)?;
+        if seq_of(&self.buf[..len]) == STOP {
+            return Ok(false);
+        }
+        write_all(
+            &self.socket,
+            &self.buf[..len],
+            || self.wait(PollFlags::POLLOUT, "room towards"),
+            &self.peer,
+        )?;
+        Ok(true)
+    }
+
+    fn finish(&mut self, stop: &[u8]) -> anyhow::Result<()> {
+        self.send(stop)?;
+        self.socket
+            .shutdown(std::net::Shutdown::Write)
+            .with_context(|| format!("shutdown(SHUT_WR) towards {}", self.peer))
+    }
+}
+
+fn tune_stream(socket: &Socket, spec: &Spec, sender: bool) -> anyhow::Result<()> {
+    if spec.kind == Kind::Latency && spec.mech == Mech::Tcp {
+        socket
+            .set_tcp_nodelay(true)
+            .context("setsockopt(TCP_NODELAY)")?;
+    }
+    if let Some(bytes) = spec.knobs.sockbuf {
+        if sender {
+            socket
+                .set_send_buffer_size(bytes)
+                .context("setsockopt(SO_SNDBUF)")?;
+        } else {
+            socket
+                .set_recv_buffer_size(bytes)
+                .context("setsockopt(SO_RCVBUF)")?;
+        }
+    }
+    Ok(())
+}
+
+fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let spec = &ctx.spec;
+    let (listener, url, _socket_file) = match spec.mech {
+        Mech::Unix => {
+            let path = ctx.path("s.sock");
+            let (socket, guard) = sock::bind_unix(&path, SocketKind::Stream, MODE)?;
+            (socket, StreamEndpoint::Unix(path), Some(guard))
+        }
+        _ => {
+            let (socket, bound) = sock::bind_inet(([127, 0, 0, 1], 0).into(), SocketKind::Stream)?;
+            (socket, StreamEndpoint::Tcp(bound), None)
+        }
+    };
+    // Set before listen(2), so the accepted socket inherits it (and TCP scales its window).
+    tune_stream(&listener, spec, false)?;
+    listener
+        .listen(sock::BACKLOG)
+        .with_context(|| format!("listen on {url}"))?;
+    let peer = ctx.spawn(&[format!("--addr={url}")])?;
+    let what = format!("the peer on {url}");
+    let socket = sock::accept(&listener, &ctx.deadline, &what)?;
+    tune_stream(&socket, spec, false)?;
+    let mut link = StreamLink::new(socket, spec.wire_size(), ctx.deadline, what);
+    link.recv(HELLO.len())?;
+    let outcome = drive(&mut link, spec, None)?;
+    peer.finish(&ctx.deadline)?;
+    Ok(outcome)
+}
+
+fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
+    let url: StreamEndpoint = args
+        .addr(0)?
+        .parse()
+        .map_err(|err: String| anyhow::anyhow!(err))?;
+    let addr = match &url {
+        StreamEndpoint::Unix(path) => SockAddr::unix(path)?,
+        StreamEndpoint::Tcp(addr) => (*addr).into(),
+    };
+    let what = format!("the measuring side on {url}");
+    let socket = sock::connect_retry(&addr, SocketKind::Stream, deadline, &what)?;
+    tune_stream(&socket, spec, true)?;
+    let mut link = StreamLink::new(socket, spec.wire_size(), *deadline, what);
+    link.send(&HELLO)?;
+    serve(&mut link, spec, None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// FIFOs: `down` carries the measuring side's messages to the peer, `up` the peer's back.
+
+struct FifoLink {
+    rx: File,
+    rx_path: PathBuf,
+    tx: File,
+    tx_path: PathBuf,
+    /// Whether a writer has opened `rx` yet (before that, `read(2)` says end of file).
+    rx_ready: bool,
+    buf: Vec<u8>,
+    deadline: Deadline,
+}
+
+impl FifoLink {
+    fn ready(&mut self) -> anyhow::Result<()> {
+        if !self.rx_ready {
+            fifo::wait_for_writer(&self.rx, &self.rx_path, &self.deadline)?;
+            self.rx_ready = true;
+        }
+        Ok(())
+    }
+
+    fn fill(&mut self, len: usize) -> anyhow::Result<()> {
+        self.ready()?;
+        let mut got = 0;
+        while got < len {
+            match fifo::read_chunk(
+                &self.rx,
+                &mut self.buf[got..len],
+                &self.rx_path,
+                &self.deadline,
+            )? {
+                0 => anyhow::bail!(
+                    "FIFO {}: the writer closed {got} bytes into a message",
+                    self.rx_path.display()
+                ),
+                n => got += n,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Link for FifoLink {
+    const STREAM: bool = true;
+
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        fifo::write_all(&self.tx, msg, &self.tx_path, &self.deadline)
+    }
+
+    fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        self.fill(len)?;
+        Ok(&self.buf[..len])
+    }
+
+    fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
+        self.ready()?;
+        let max = max.min(self.buf.len());
+        let n = fifo::read_chunk(
+            &self.rx,
+            &mut self.buf[..max],
+            &self.rx_path,
+            &self.deadline,
+        )?;
+        Ok(&self.buf[..n])
+    }
+
+    fn echo(&mut self, len: usize) -> anyhow::Result<bool> {
+        self.fill(len)?;
+        if seq_of(&self.buf[..len]) == STOP {
+            return Ok(false);
+        }
+        fifo::write_all(&self.tx, &self.buf[..len], &self.tx_path, &self.deadline)?;
+        Ok(true)
+    }
+
+    fn finish(&mut self, stop: &[u8]) -> anyhow::Result<()> {
+        self.send(stop)?;
+        // End of file for the reader: the only writer closes its end.
+        let devnull = File::open("/dev/null").context("open /dev/null")?;
+        drop(std::mem::replace(&mut self.tx, devnull));
+        Ok(())
+    }
+}
+
+fn set_pipe_size(file: &File, path: &Path, bytes: Option<usize>) -> anyhow::Result<()> {
+    if let Some(bytes) = bytes {
+        nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_SETPIPE_SZ(bytes as i32))
+            .with_context(|| format!("fcntl(F_SETPIPE_SZ, {bytes}) on FIFO {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let spec = &ctx.spec;
+    let (down, up) = (ctx.path("down"), ctx.path("up"));
+    let _down_guard = fifo::create_or_use(&down, MODE)?;
+    let _up_guard = fifo::create_or_use(&up, MODE)?;
+    let rx = fifo::open_read_end(&up)?;
+    set_pipe_size(&rx, &up, spec.knobs.pipe)?;
+    let peer = ctx.spawn(&[
+        format!("--addr={}", down.display()),
+        format!("--addr={}", up.display()),
+    ])?;
+    fifo::wait_for_writer(&rx, &up, &ctx.deadline)?;
+    let tx = fifo::open_write_end(&down, &ctx.deadline)?;
+    set_pipe_size(&tx, &down, spec.knobs.pipe)?;
+    let mut link = FifoLink {
+        rx,
+        rx_path: up,
+        tx,
+        tx_path: down,
+        rx_ready: true,
+        buf: vec![0; spec.wire_size().max(fifo::CHUNK)],
+        deadline: ctx.deadline,
+    };
+    link.recv(HELLO.len())?;
+    let outcome = drive(&mut link, spec, None)?;
+    peer.finish(&ctx.deadline)?;
+    Ok(outcome)
+}
+
+fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
+    let (down, up) = (PathBuf::from(args.addr(0)?), PathBuf::from(args.addr(1)?));
+    let rx = fifo::open_read_end(&down)?;
+    let tx = fifo::open_write_end(&up, deadline)?;
+    let mut link = FifoLink {
+        rx,
+        rx_path: down,
+        tx,
+        tx_path: up,
+        rx_ready: false,
+        buf: vec![0; spec.wire_size().max(fifo::CHUNK)],
+        deadline: *deadline,
+    };
+    link.send(&HELLO)?;
+    serve(&mut link, spec, None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The message queue: type 1 towards the peer, type 2 back; messages over msgmax go in pieces.
+
+/// Through `mq::send`/`mq::receive` with no deadline: given one, they poll with IPC_NOWAIT and
+/// a 1-25 ms backoff, far too coarse for a round trip of microseconds; without, they block in
+/// the kernel. The watchdogs bound those blocking calls instead (see `measure`).
+struct MqLink {
+    queue: mq::Queue,
+    send_type: i64,
+    recv_type: i64,
+    msgmax: usize,
+    send_buf: MsgBuf,
+    recv_buf: MsgBuf,
+    piece: Vec<u8>,
+    whole: Vec<u8>,
+}
+
+impl MqLink {
+    fn new(id: MsqId, parent_side: bool, size: usize) -> anyhow::Result<Self> {
+        let msgmax = sysv::msgmax().context("read /proc/sys/kernel/msgmax")?;
+        Ok(MqLink {
+            queue: mq::Queue {
+                key: Key(libc::IPC_PRIVATE),
+                id,
+            },
+            send_type: if parent_side { 1 } else { 2 },
+            recv_type: if parent_side { 2 } else { 1 },
+            msgmax,
+            send_buf: MsgBuf::new(),
+            recv_buf: MsgBuf::new(),
+            piece: Vec::with_capacity(msgmax),
+            whole: Vec::with_capacity(size),
+        })
+    }
+
+    fn receive(&mut self, len: usize) -> anyhow::Result<()> {
+        let forever = Deadline::forever();
+        if len <= self.msgmax {
+            mq::receive(
+                &mut self.recv_buf,
+                self.queue,
+                self.msgmax,
+                self.recv_type,
+                &mut self.whole,
+                &forever,
+            )?;
+            ensure!(
+                self.whole.len() == len,
+                "a {}-byte message, expected {len}",
+                self.whole.len()
+            );
+            return Ok(());
+        }
+        self.whole.clear();
+        while self.whole.len() < len {
+            mq::receive(
+                &mut self.recv_buf,
+                self.queue,
+                self.msgmax,
+                self.recv_type,
+                &mut self.piece,
+                &forever,
+            )?;
+            self.whole.extend_from_slice(&self.piece);
+        }
+        ensure!(
+            self.whole.len() == len,
+            "{} bytes in pieces, expected {len}",
+            self.whole.len()
+        );
+        Ok(())
+    }
+}
+
+fn mq_send(
+    buf: &mut MsgBuf,
+    queue: mq::Queue,
+    mtype: i64,
+    msgmax: usize,
+    msg: &[u8],
+) -> anyhow::Result<()> {
+    let forever = Deadline::forever();
+    for piece in msg.chunks(msgmax) {
+        mq::send(buf, queue, mtype, piece, &forever)?;
+    }
+    Ok(())
+}
+
+impl Link for MqLink {
+    const STREAM: bool = false;
+
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        mq_send(
+            &mut self.send_buf,
+            self.queue,
+            self.send_type,
+            self.msgmax,
+            msg,
+        )
+    }
+
+    fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        self.receive(len)?;
+        Ok(&self.whole)
+    }
+
+    fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
+        self.receive(max)?;
+        Ok(&self.whole)
+    }
+
+    fn echo(&mut self, len: usize) -> anyhow::Result<bool> {
+        self.receive(len)?;
+        if seq_of(&self.whole) == STOP {
+            return Ok(false);
+        }
+        mq_send(
+            &mut self.send_buf,
+            self.queue,
+            self.send_type,
+            self.msgmax,
+            &self.whole,
+        )?;
+        Ok(true)
+    }
+}
+
+/// A private queue for one measurement, removed when the guard drops.
+pub fn private_queue() -> anyhow::Result<(MsqId, Cleanup)> {
+    let id = sysv::msg_create(Key(libc::IPC_PRIVATE), MODE.0).context("msgget(IPC_PRIVATE)")?;
+    let guard = Cleanup::register(format!("message queue id {}", id.0), move || {
+        match sysv::msg_remove(id) {
+            // The watchdog removed it already.
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
+            Err(errno) => Err(errno.into()),
+        }
+    });
+    Ok((id, guard))
+}
+
+fn mq_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let spec = &ctx.spec;
+    let (id, _queue) = private_queue()?;
+    let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
+    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
+        let _ = sysv::msg_remove(id);
+    });
+    let mut link = MqLink::new(id, true, spec.wire_size())?;
+    link.recv(HELLO.len())?;
+    let outcome = drive(&mut link, spec, None)?;
+    peer.finish(&ctx.deadline)?;
+    Ok(outcome)
+}
+
+fn mq_peer(args: &PeerArgs, spec: &Spec, _deadline: &Deadline) -> anyhow::Result<()> {
+    let id = MsqId(args.addr(0)?.parse().context("--addr: a queue id")?);
+    let mut link = MqLink::new(id, false, spec.wire_size())?;
+    link.send(&HELLO)?;
+    serve(&mut link, spec, None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared memory: two rings, `down` towards the peer and `up` back.
+
+struct ShmLink {
+    tx: Producer,
+    rx: Consumer,
+    buf: Vec<u8>,
+    deadline: Deadline,
+}
+
+impl Link for ShmLink {
+    const STREAM: bool = false;
+
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.tx.send(msg, &self.deadline)
+    }
+
+    fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        let n = self.rx.recv(&mut self.buf, &self.deadline)?;
+        ensure!(n == len, "a {n}-byte message, expected {len}");
+        Ok(&self.buf[..n])
+    }
+
+    fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
+        let max = max.min(self.buf.len());
+        let n = self.rx.recv(&mut self.buf[..max], &self.deadline)?;
+        Ok(&self.buf[..n])
+    }
+
+    fn echo(&mut self, len: usize) -> anyhow::Result<bool> {
+        let n = self.rx.recv(&mut self.buf, &self.deadline)?;
+        ensure!(n == len, "a {n}-byte message, expected {len}");
+        if seq_of(&self.buf[..n]) == STOP {
+            return Ok(false);
+        }
+        self.tx.send(&self.buf[..n], &self.deadline)?;
+        Ok(true)
+    }
+}
+
+/// How the ring's sides wait for this spec.
+pub fn ring_wait(spec: &Spec) -> Wait {
+    if spec.mech.spins() {
+        Wait::Spin(spec.knobs.spin)
+    } else {
+        Wait::Block
+    }
+}
+
+/// A private segment of `len` bytes, attached, with the guard that removes it.
+pub fn private_segment(len: usize) -> anyhow::Result<(ShmId, Attached, Cleanup)> {
+    let id = sysv::shm_create(Key(libc::IPC_PRIVATE), len, MODE.0)
+        .with_context(|| format!("shmget(IPC_PRIVATE, {len})"))?;
+    let guard = Cleanup::register(format!("shared memory segment id {}", id.0), move || {
+        Ok(sysv::shm_remove(id)?)
+    });
+    let seg = Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))?;
+    Ok((id, seg, guard))
+}
+
+fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let spec = &ctx.spec;
+    let len = ring::segment_len(spec.knobs.ring_bytes);
+    let (down_id, down, down_guard) = private_segment(len)?;
+    let (up_id, up, up_guard) = private_segment(len)?;
+    ring::init(&down, spec.knobs.ring_bytes)?;
+    ring::init(&up, spec.knobs.ring_bytes)?;
+    let peer = ctx.spawn(&[
+        format!("--addr={}", down_id.0),
+        format!("--addr={}", up_id.0),
+    ])?;
+    let mut link = ShmLink {
+        tx: Producer::new(down, ring_wait(spec))?,
+        rx: Consumer::new(up, ring_wait(spec))?,
+        buf: vec![0; spec.wire_size().max(HELLO.len())],
+        deadline: ctx.deadline,
+    };
+    link.recv(HELLO.len())?;
+    // Both sides are attached: removing now lets the segments go with the last detach, even
+    // if this process is killed.
+    down_guard.remove()?;
+    up_guard.remove()?;
+    let outcome = drive(&mut link, spec, None)?;
+    peer.finish(&ctx.deadline)?;
+    Ok(outcome)
+}
+
+fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
+    let attach = |i: usize| -> anyhow::Result<Attached> {
+        let id = ShmId(args.addr(i)?.parse().context("--addr: a segment id")?);
+        Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))
+    };
+    let mut link = ShmLink {
+        rx: Consumer::new(attach(0)?, ring_wait(spec))?,
+        tx: Producer::new(attach(1)?, ring_wait(spec))?,
+        buf: vec![0; spec.wire_size().max(HELLO.len())],
+        deadline: *deadline,
+    };
+    link.send(&HELLO)?;
+    serve(&mut link, spec, None)
+}

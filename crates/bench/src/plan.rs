@@ -1,0 +1,262 @@
+//! What one measurement is: which mechanism, whose implementation, which figure, which size,
+//! with which knobs; and how it travels to the peer process on its command line.
+
+use std::fmt;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::link::Budget;
+
+/// The mechanisms of the blog, and the two floors that bound what any of them can reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum Mech {
+    /// Unix domain datagram socket (`udg://`).
+    Udg,
+    /// UDP over loopback (`udp://`).
+    Udp,
+    /// Unix domain stream socket (`unix://`).
+    Unix,
+    /// TCP over loopback (`tcp://`).
+    Tcp,
+    /// Two named pipes (FIFOs), one each way.
+    Fifo,
+    /// A SysV message queue (type 1 one way, type 2 the other).
+    Mq,
+    /// The SysV shared-memory ring, blocking hand-off (futex).
+    Shm,
+    /// The SysV shared-memory ring, spinning before it parks.
+    ShmSpin,
+    /// Floor: a bare futex hand-off between two processes, no data.
+    Futex,
+    /// Floor: a bare spin hand-off between two processes, no data.
+    Spin,
+}
+
+impl Mech {
+    /// The mechanisms, in table order.
+    pub const MECHANISMS: [Mech; 8] = [
+        Mech::Udg,
+        Mech::Udp,
+        Mech::Unix,
+        Mech::Tcp,
+        Mech::Fifo,
+        Mech::Mq,
+        Mech::Shm,
+        Mech::ShmSpin,
+    ];
+    pub const FLOORS: [Mech; 2] = [Mech::Futex, Mech::Spin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mech::Udg => "udg",
+            Mech::Udp => "udp",
+            Mech::Unix => "unix",
+            Mech::Tcp => "tcp",
+            Mech::Fifo => "fifo",
+            Mech::Mq => "mq",
+            Mech::Shm => "shm",
+            Mech::ShmSpin => "shm-spin",
+            Mech::Futex => "futex",
+            Mech::Spin => "spin",
+        }
+    }
+
+    /// What the table calls it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Mech::Udg => "UDS datagram",
+            Mech::Udp => "UDP",
+            Mech::Unix => "UDS stream",
+            Mech::Tcp => "TCP",
+            Mech::Fifo => "FIFO pair",
+            Mech::Mq => "SysV queue",
+            Mech::Shm => "shm ring (futex)",
+            Mech::ShmSpin => "shm ring (spin)",
+            Mech::Futex => "futex hand-off",
+            Mech::Spin => "spin hand-off",
+        }
+    }
+
+    pub fn spins(self) -> bool {
+        matches!(self, Mech::ShmSpin | Mech::Spin)
+    }
+
+    /// The size a "`size`-byte message" really is on this mechanism.
+    pub fn wire_size(self, size: usize) -> usize {
+        match self {
+            Mech::Udp => size.min(UDP_MAX),
+            _ => size,
+        }
+    }
+
+    /// What limits this mechanism at `size`, for the table's ceiling column.
+    pub fn ceiling(self, size: usize, msgmax: usize) -> Option<String> {
+        match self {
+            Mech::Udp if size > UDP_MAX => Some(format!(
+                "UDP carries at most {UDP_MAX} B here (65507 B IPv4 limit): sent {UDP_MAX} B"
+            )),
+            Mech::Udp => Some("receiver credits keep it lossless".into()),
+            Mech::Mq if size > msgmax => Some(format!(
+                "msgmax {msgmax} B: split into {} messages",
+                size.div_ceil(msgmax)
+            )),
+            Mech::Udg if size > 16 << 10 => Some("SO_SNDBUF raised to fit".into()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Mech {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The largest UDP datagram the benchmark sends (fits loopback's 64 KiB MTU unfragmented).
+pub const UDP_MAX: usize = 65_000;
+
+/// Whose code moves the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum Imp {
+    /// This workspace's code: ipc-common and the mechanism crates.
+    Ours,
+    /// The same syscalls straight through libc, blocking, as a C program makes them.
+    Raw,
+}
+
+impl fmt::Display for Imp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Imp::Ours => "ours",
+            Imp::Raw => "raw",
+        })
+    }
+}
+
+/// Which figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum Kind {
+    /// Ping-pong round trips.
+    Latency,
+    /// One-way throughput, timed at the receiver.
+    Throughput,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Latency => "latency",
+            Kind::Throughput => "throughput",
+        })
+    }
+}
+
+/// `--pin`: where the two processes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Pin {
+    /// Wherever the scheduler puts them.
+    None,
+    /// One core each (the measuring side on CPU 0, the peer on CPU 1).
+    Split,
+    /// Both on CPU 0 (every hand-off is a context switch; spinning is skipped).
+    Same,
+}
+
+impl Pin {
+    /// The CPU of the measuring side and of the peer.
+    pub fn cpus(self) -> (Option<usize>, Option<usize>) {
+        match self {
+            Pin::None => (None, None),
+            Pin::Split => (Some(0), Some(1)),
+            Pin::Same => (Some(0), Some(0)),
+        }
+    }
+}
+
+impl fmt::Display for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Pin::None => "none",
+            Pin::Split => "split",
+            Pin::Same => "same",
+        })
+    }
+}
+
+/// Settings that change how a mechanism is set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Knobs {
+    /// `SO_SNDBUF` on the sender and `SO_RCVBUF` on the receiver (stream sockets).
+    pub sockbuf: Option<usize>,
+    /// Pipe capacity (`F_SETPIPE_SZ`) of the FIFOs.
+    pub pipe: Option<usize>,
+    /// Data bytes of each shared-memory ring.
+    pub ring_bytes: usize,
+    /// How long the spinning variants spin before they park.
+    pub spin: Duration,
+}
+
+/// One measurement.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub mech: Mech,
+    pub imp: Imp,
+    pub kind: Kind,
+    /// The nominal size (64, 4096, 65536); see [`Mech::wire_size`].
+    pub size: usize,
+    pub budget: Budget,
+    pub knobs: Knobs,
+    /// The peer's CPU.
+    pub peer_cpu: Option<usize>,
+}
+
+impl Spec {
+    pub fn wire_size(&self) -> usize {
+        self.mech.wire_size(self.size)
+    }
+
+    /// The peer's command line for this measurement (after `peer`), without the addresses.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("--mech={}", self.mech),
+            format!("--imp={}", self.imp),
+            format!("--kind={}", self.kind),
+            format!("--size={}", self.size),
+            format!("--warmup-us={}", self.budget.warmup.as_micros()),
+            format!("--measure-us={}", self.budget.measure.as_micros()),
+            format!("--ring-bytes={}", self.knobs.ring_bytes),
+            format!("--spin-us={}", self.knobs.spin.as_micros()),
+        ];
+        if let Some(bytes) = self.knobs.sockbuf {
+            args.push(format!("--sockbuf={bytes}"));
+        }
+        if let Some(bytes) = self.knobs.pipe {
+            args.push(format!("--pipe={bytes}"));
+        }
+        if let Some(cpu) = self.peer_cpu {
+            args.push(format!("--cpu={cpu}"));
+        }
+        args
+    }
+}
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} ({}) at {} B",
+            self.mech,
+            self.kind,
+            self.imp,
+            self.wire_size()
+        )?;
+        if let Some(bytes) = self.knobs.sockbuf {
+            write!(f, ", socket buffers {bytes} B")?;
+        }
+        if let Some(bytes) = self.knobs.pipe {
+            write!(f, ", pipe capacity {bytes} B")?;
+        }
+        Ok(())
+    }
+}
