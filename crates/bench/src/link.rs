@@ -132,7 +132,13 @@ pub fn blast<L: Link>(
         link.recv(8)?;
     }
     stamp(&mut msg, STOP);
-    link.finish(&msg)
+    link.finish(&msg)?;
+    if window.is_some() {
+        // Stay until the receiver is done: a UDP socket closed now would answer its last
+        // credits with ICMP "port unreachable", which fails the receiver's next call.
+        while seq_of(link.recv(8)?) != STOP {}
+    }
+    Ok(())
 }
 
 /// What a throughput run measured at the receiver.
@@ -203,6 +209,10 @@ pub fn drain<L: Link>(
                 since_grant = 0;
             }
         }
+    }
+    if grant.is_some() {
+        stamp(&mut grant_msg, STOP);
+        link.send(&grant_msg)?;
     }
     if L::STREAM {
         // The stop message came through the stream as ordinary bytes before end of file.

@@ -169,6 +169,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         raw::pin_to_cpu(cpu).with_context(|| format!("pin this process to CPU {cpu}"))?;
     }
     let dir = private_dir()?;
+    progress!("socket files and FIFOs go to {}", dir.path.display());
     let plan = Plan::new(&args);
     let mut results = Results {
         meta: meta(&args, &plan),
@@ -194,7 +195,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                         s.median_ns / 1e3
                     ),
                     (_, Some(r)) => {
-                        progress!("rep {}: {spec}: {:.3} GB/s", rep + 1, r.gb_per_sec())
+                        progress!("rep {}: {spec}: {:.3} GB/s", rep + 1, r.gb_per_sec());
                     }
                     _ => {}
                 }

@@ -1,16 +1,14 @@
 //! The mechanisms through this workspace's own code, the code the examples run:
 //! - datagrams: the `dgram` crate's `Receiver` and `Sender` (one of each per side);
-//! - stream sockets: `ipc_common::sock` (bind, listen, accept, connect with retry) and
-//!   nonblocking `send(2)`/`recv(2)` waiting in `ipc_common::wait::wait_fd`, as `sock::exchange`
-//!   does (the `stream` crate's `Conn` offers only a whole-message exchange, no per-message
-//!   calls);
+//! - stream sockets: `ipc_common::sock` (bind, listen, accept, connect with retry), then
+//!   `send(2)`/`recv(2)` bounded by `SO_SNDTIMEO`/`SO_RCVTIMEO` (the `stream` crate's `Conn`
+//!   offers only a whole-message exchange and keeps its socket private: no per-message calls);
 //! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `write_all`, `read_chunk`);
 //! - the queue: the `mq` crate's `send`/`receive` over `ipc_common::sysv::MsgBuf`;
 //! - shared memory: `ipc_common::ring` over `ipc_common::sysv::Attached`.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
@@ -22,8 +20,7 @@ use ipc_common::paths::SocketKind;
 use ipc_common::ring::{self, Consumer, Producer, Wait};
 use ipc_common::sock;
 use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
-use ipc_common::wait::{self, Deadline};
-use nix::poll::PollFlags;
+use ipc_common::wait::Deadline;
 use socket2::{SockAddr, Socket};
 
 use crate::link::{Link, STOP, seq_of};
@@ -189,7 +186,10 @@ fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resu
 }
 
 // ---------------------------------------------------------------------------------------------
-// Stream sockets: nonblocking, waiting in poll(2) when the kernel says EAGAIN.
+// Stream sockets: set up by ipc_common::sock (nonblocking, every wait a poll), then switched
+// to blocking calls whose timeouts (SO_RCVTIMEO/SO_SNDTIMEO) are the time left: one syscall per
+// step instead of a failed recv(2), a poll(2) and a second recv(2) each time the peer is not
+// ahead (which, in a ping-pong, is every time).
 
 struct StreamLink {
     socket: Socket,
@@ -199,23 +199,25 @@ struct StreamLink {
 }
 
 impl StreamLink {
-    fn new(socket: Socket, size: usize, deadline: Deadline, peer: String) -> Self {
-        StreamLink {
+    fn new(socket: Socket, size: usize, deadline: Deadline, peer: String) -> anyhow::Result<Self> {
+        socket
+            .set_nonblocking(false)
+            .with_context(|| format!("clear O_NONBLOCK on the socket to {peer}"))?;
+        let left = deadline
+            .remaining()
+            .map(|left| left.max(std::time::Duration::from_millis(1)));
+        socket
+            .set_read_timeout(left)
+            .with_context(|| format!("setsockopt(SO_RCVTIMEO) on the socket to {peer}"))?;
+        socket
+            .set_write_timeout(left)
+            .with_context(|| format!("setsockopt(SO_SNDTIMEO) on the socket to {peer}"))?;
+        Ok(StreamLink {
             socket,
             buf: vec![0; size.max(64 << 10)],
             deadline,
             peer,
-        }
-    }
-
-    fn wait(&self, events: PollFlags, what: &str) -> anyhow::Result<()> {
-        wait::wait_fd(
-            self.socket.as_fd(),
-            events,
-            &self.deadline,
-            format_args!("{what} {}", self.peer),
-        )
-        .map(drop)
+        })
     }
 
     fn read_some(&mut self, range: std::ops::Range<usize>) -> anyhow::Result<usize> {
@@ -223,7 +225,9 @@ impl StreamLink {
             match (&self.socket).read(&mut self.buf[range.clone()]) {
                 Ok(n) => return Ok(n),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(PollFlags::POLLIN, "bytes from")?;
+                    return Err(self
+                        .deadline
+                        .timed_out(format_args!("bytes from {}", self.peer)));
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err).with_context(|| format!("recv from {}", self.peer)),
@@ -249,13 +253,15 @@ impl StreamLink {
 fn write_all(
     socket: &Socket,
     mut bytes: &[u8],
-    link_wait: impl Fn() -> anyhow::Result<()>,
+    deadline: &Deadline,
     peer: &str,
 ) -> anyhow::Result<()> {
     while !bytes.is_empty() {
         match (&*socket).write(bytes) {
             Ok(n) => bytes = &bytes[n..],
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => link_wait()?,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                return Err(deadline.timed_out(format_args!("room towards {peer}")));
+            }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err).with_context(|| format!("send to {peer}")),
         }
@@ -267,12 +273,7 @@ impl Link for StreamLink {
     const STREAM: bool = true;
 
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
-        write_all(
-            &self.socket,
-            msg,
-            || self.wait(PollFlags::POLLOUT, "room towards"),
-            &self.peer,
-        )
+        write_all(&self.socket, msg, &self.deadline, &self.peer)
     }
 
     fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
@@ -290,12 +291,7 @@ impl Link for StreamLink {
         if seq_of(&self.buf[..len]) == STOP {
             return Ok(false);
         }
-        write_all(
-            &self.socket,
-            &self.buf[..len],
-            || self.wait(PollFlags::POLLOUT, "room towards"),
-            &self.peer,
-        )?;
+        write_all(&self.socket, &self.buf[..len], &self.deadline, &self.peer)?;
         Ok(true)
     }
 
@@ -349,7 +345,7 @@ fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let what = format!("the peer on {url}");
     let socket = sock::accept(&listener, &ctx.deadline, &what)?;
     tune_stream(&socket, spec, false)?;
-    let mut link = StreamLink::new(socket, spec.wire_size(), ctx.deadline, what);
+    let mut link = StreamLink::new(socket, spec.wire_size(), ctx.deadline, what)?;
     link.recv(HELLO.len())?;
     let outcome = drive(&mut link, spec, None)?;
     peer.finish(&ctx.deadline)?;
@@ -368,7 +364,7 @@ fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Res
     let what = format!("the measuring side on {url}");
     let socket = sock::connect_retry(&addr, SocketKind::Stream, deadline, &what)?;
     tune_stream(&socket, spec, true)?;
-    let mut link = StreamLink::new(socket, spec.wire_size(), *deadline, what);
+    let mut link = StreamLink::new(socket, spec.wire_size(), *deadline, what)?;
     link.send(&HELLO)?;
     serve(&mut link, spec, None)
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::{Value, json};
 
 use crate::link::Rate;
@@ -362,8 +363,8 @@ pub fn plot(r: &Results, path: &Path) -> anyhow::Result<()> {
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(450);
     let n = mechs.len().max(1) as f64;
-    let title = format!(
-        "ipc-bench: {} ({} repetitions, pin {})",
+    let run = format!(
+        "ipc-bench {}, {} repetitions, pin {}",
         r.meta.date, r.meta.reps, r.meta.pin
     );
 
@@ -374,7 +375,7 @@ pub fn plot(r: &Results, path: &Path) -> anyhow::Result<()> {
     };
     panel(
         &top,
-        &format!("{title}\nround trip, microseconds (lower is better)"),
+        &format!("round trip, microseconds, lower is better ({run})"),
         &mechs,
         n,
         &lat,
@@ -391,7 +392,7 @@ pub fn plot(r: &Results, path: &Path) -> anyhow::Result<()> {
     )?;
     panel(
         &bottom,
-        "one-way throughput, GB/s (higher is better)",
+        "one-way throughput, GB/s, higher is better (timed at the receiver)",
         &mechs,
         n,
         &thr,
@@ -426,7 +427,8 @@ fn panel(
         .fold(f64::INFINITY, f64::min)
         .min(1.0)
         / 2.0;
-    let hi = values.iter().copied().fold(0.0, f64::max).max(lo * 10.0) * 2.0;
+    // Headroom above the tallest bar for the legend.
+    let hi = values.iter().copied().fold(0.0, f64::max).max(lo * 10.0) * 12.0;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(12)
@@ -449,11 +451,20 @@ fn panel(
                 )))?;
             }
         }
-        chart.draw_series(std::iter::once(Text::new(
-            mech.title().to_string(),
-            (i as f64 + 0.05, lo * 1.15),
-            ("sans-serif", 12),
-        )))?;
+    }
+    // Mechanism names under the axis, centred under their bars (in pixels: the chart's own
+    // labels sit at round numbers, not at the groups).
+    let (base_x, base_y) = area.get_base_pixel();
+    for (i, &mech) in mechs.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, lo));
+        area.draw(&Text::new(
+            mech.title(),
+            (x - base_x, y - base_y + 8),
+            ("sans-serif", 13)
+                .into_font()
+                .into_text_style(area)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
     }
     for (k, &size) in SIZES.iter().enumerate() {
         chart

@@ -365,7 +365,10 @@ fn open_fifo(path: &std::path::Path, flags: libc::c_int) -> anyhow::Result<Owned
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
     // SAFETY: `c_path` is a NUL-terminated path that outlives the call.
     let fd = unsafe { libc::open(c_path.as_ptr(), flags | libc::O_CLOEXEC) };
-    check(fd as isize, &format!("open FIFO {}", path.display()))?;
+    if fd < 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("open FIFO {}", path.display()));
+    }
     // SAFETY: open returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -391,16 +394,34 @@ fn set_pipe_size(fd: &impl AsRawFd, bytes: Option<usize>) -> anyhow::Result<()> 
 fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
     let (down, up) = (ctx.path("rdown"), ctx.path("rup"));
-    let mode = ipc_common::cli::Mode(0o600);
-    let _down_guard = fifo::create_or_use(&down, mode)?;
-    let _up_guard = fifo::create_or_use(&up, mode)?;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::unistd::mkfifo(&down, mode).with_context(|| format!("mkfifo {}", down.display()))?;
+    let _down_guard = paths::remove_on_drop(&down, "FIFO")?;
+    nix::unistd::mkfifo(&up, mode).with_context(|| format!("mkfifo {}", up.display()))?;
+    let _up_guard = paths::remove_on_drop(&up, "FIFO")?;
     let rx = open_fifo(&up, libc::O_RDONLY | libc::O_NONBLOCK)?;
     let peer = ctx.spawn(&[
         format!("--addr={}", down.display()),
         format!("--addr={}", up.display()),
     ])?;
     let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, || {});
-    let tx: OwnedFd = fifo::open_write_end(&down, &ctx.deadline)?.into();
+    // O_NONBLOCK: fails with ENXIO until the peer has opened its read end; retried.
+    let tx = wait::retry(
+        &ctx.deadline,
+        "the peer to open its FIFO",
+        || match open_fifo(&down, libc::O_WRONLY | libc::O_NONBLOCK) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(err)
+                if err
+                    .downcast_ref::<io::Error>()
+                    .and_then(io::Error::raw_os_error)
+                    == Some(libc::ENXIO) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        },
+    )?;
     set_blocking(&tx)?;
     set_pipe_size(&tx, spec.knobs.pipe)?;
     set_pipe_size(&rx, spec.knobs.pipe)?;
@@ -1044,13 +1065,18 @@ fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
 /// `memcpy` bandwidth at `size`: one buffer copied into another for `budget`, in this process.
 pub fn memcpy_rate(size: usize, budget: Duration) -> Rate {
     let src = crate::link::message(size);
-    let mut dst = vec![0u8; size];
+    // Half a page apart: source and destination at the same offset in their pages would make
+    // the CPU stall on false load-store dependencies ("4K aliasing"), a cost of the addresses
+    // malloc happened to pick, not of copying.
+    let mut space = vec![0u8; size + 8192];
+    let shift = (src.as_ptr() as usize + 2048).wrapping_sub(space.as_ptr() as usize) % 4096;
+    let dst = &mut space[shift..shift + size];
     let start = Instant::now();
     let mut copies = 0u64;
     loop {
         for _ in 0..64 {
             dst.copy_from_slice(std::hint::black_box(&src));
-            std::hint::black_box(&mut dst);
+            std::hint::black_box(&mut *dst);
         }
         copies += 64;
         if start.elapsed() >= budget {

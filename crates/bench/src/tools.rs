@@ -67,10 +67,12 @@ fn installed(tool: &str) -> anyhow::Result<()> {
 /// CPU 0 in the pinned modes and children inherit that, so an unpinned tool is spread over
 /// both CPUs explicitly.
 fn command(tool: &str, cpu: Option<usize>) -> Command {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map_or("0".into(), |cpus| cpus.trim().to_string());
     let mut command = Command::new("taskset");
     command
         .arg("-c")
-        .arg(cpu.map_or("0-1023".into(), |cpu| cpu.to_string()))
+        .arg(cpu.map_or(online, |cpu| cpu.to_string()))
         .arg(tool);
     command
 }
@@ -191,7 +193,8 @@ fn iperf3(budget: ToolBudget, pin: Pin) -> anyhow::Result<Vec<ToolFigure>> {
     let (client_cpu, server_cpu) = pin.cpus();
     let port = free_port()?.to_string();
     let mut server = command("iperf3", server_cpu);
-    server.args(["-s", "-1", "-B", "127.0.0.1", "-p", &port]);
+    // --forceflush: its stdout is a pipe, and the readiness line must not wait in a buffer.
+    server.args(["-s", "-1", "--forceflush", "-B", "127.0.0.1", "-p", &port]);
     let server = Server::start("iperf3", server)?;
     server.ready("Server listening")?;
     progress!("iperf3: TCP, 64 KiB writes, {} s", budget.secs);

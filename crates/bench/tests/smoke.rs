@@ -1,0 +1,160 @@
+//! Smoke runs of the real `ipc-bench` binary with tiny budgets: every mechanism measures, the
+//! report and the three output files come out, nothing is left behind. Numbers are printed,
+//! never asserted (this machine is shared and CI machines are slower).
+
+use std::path::Path;
+use std::process::Command;
+
+use ipc_testkit::{run, temp_dir};
+
+fn bench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ipc-bench"))
+}
+
+/// SysV objects in `/proc/sysvipc/{shm,msg}` that process `pid` created (shm) or used last
+/// (queues record only the last sender and receiver).
+fn sysv_objects_of(pid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for (kind, columns) in [("shm", &[4, 5][..]), ("msg", &[5, 6][..])] {
+        let table = std::fs::read_to_string(format!("/proc/sysvipc/{kind}")).unwrap_or_default();
+        for line in table.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if columns
+                .iter()
+                .any(|&c| fields.get(c) == Some(&pid.to_string().as_str()))
+            {
+                found.push(format!("{kind}: {line}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_mechanism_measures_and_writes_the_report_and_files() {
+    let dir = temp_dir();
+    let (json, csv, svg) = (
+        dir.path().join("b.json"),
+        dir.path().join("b.csv"),
+        dir.path().join("b.svg"),
+    );
+    let mut command = bench();
+    command
+        .args([
+            "--quick",
+            "--reps",
+            "1",
+            "--budget-ms",
+            "2",
+            "--no-sweep",
+            "--timeout",
+            "10",
+        ])
+        .args(["--only", "udg,udp,unix,tcp,fifo,mq,shm,shm-spin,futex,spin"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--plot")
+        .arg(&svg);
+    let proc = ipc_testkit::Proc::spawn("ipc-bench", &mut command);
+    let pid = proc.pid();
+    let done = proc.finish();
+    done.assert_success();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    println!("{stdout}");
+    for section in [
+        "Round trip (ping-pong)",
+        "One-way throughput",
+        "The blog's claims",
+        "Targets:",
+    ] {
+        assert!(stdout.contains(section), "no {section:?} in the report");
+    }
+    for mech in [
+        "UDS datagram",
+        "UDP",
+        "UDS stream",
+        "TCP",
+        "FIFO pair",
+        "SysV queue",
+        "shm ring (futex)",
+        "shm ring (spin)",
+    ] {
+        assert!(stdout.contains(mech), "no {mech} row in the report");
+    }
+
+    // 8 mechanisms x ours and raw x round trip and throughput x 3 sizes, and the 2 floors.
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["records"].as_array().unwrap().len(),
+        8 * 2 * 2 * 3 + 2
+    );
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(rows.lines().count(), 1 + 8 * 2 * 2 * 3 + 2, "{rows}");
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+
+    let private = done
+        .stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("socket files and FIFOs go to "))
+        .expect("the run names its private directory");
+    assert!(!Path::new(private).exists(), "{private} was left behind");
+    let left = sysv_objects_of(pid);
+    assert!(left.is_empty(), "SysV objects left behind: {left:#?}");
+}
+
+#[test]
+fn one_core_for_both_skips_the_spinning_variants() {
+    let done = run(
+        "ipc-bench --pin same",
+        bench().args([
+            "--quick",
+            "--reps",
+            "1",
+            "--budget-ms",
+            "2",
+            "--pin",
+            "same",
+            "--kinds",
+            "latency",
+            "--only",
+            "shm,shm-spin,spin",
+            "--timeout",
+            "10",
+        ]),
+        None,
+    );
+    done.assert_success();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    println!("{stdout}");
+    assert!(stdout.contains("shm ring (futex)"));
+    assert!(
+        !stdout
+            .lines()
+            .any(|line| line.starts_with("shm ring (spin)")),
+        "a spinning variant ran on one core"
+    );
+    assert!(stdout.contains("spinning variants (shm-spin, the spin floor) were skipped"));
+}
+
+#[test]
+fn bad_options_are_usage_errors_and_the_peer_is_hidden() {
+    for args in [
+        &["--pin", "both"][..],
+        &["--ring-bytes", "1000"],
+        &["--only", "carrier-pigeon"],
+        &["--reps", "0"],
+    ] {
+        let done = run("ipc-bench with a bad option", bench().args(args), None);
+        assert_eq!(done.status.code(), Some(2), "{args:?}: {done:?}");
+    }
+    let help = run("ipc-bench --help", bench().arg("--help"), None);
+    help.assert_success();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--pin") && text.contains("--quick"));
+    assert!(
+        !text.contains("Commands:"),
+        "the peer subcommand shows in --help:\n{text}"
+    );
+}
