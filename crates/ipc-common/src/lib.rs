@@ -12,6 +12,8 @@
 //! - [`cleanup`]: guards that remove what this process created, also on SIGINT/SIGTERM;
 //! - [`seq`]: sequence-stamped messages and the loss/duplicate/reorder check of `--count` runs;
 //! - [`report`]: `main`'s error reporting, stdout payload writing and stderr progress;
+//! - [`trust`]: whose objects a run uses when it finds rather than creates them (ourselves,
+//!   root, `--trust-uid`);
 //! - [`ring`]: a message ring buffer in a SysV segment with futex hand-off (the benchmark's
 //!   shared-memory mechanism).
 
@@ -25,4 +27,5 @@ pub mod ring;
 pub mod seq;
 pub mod sock;
 pub mod sysv;
+pub mod trust;
 pub mod wait;

@@ -13,6 +13,8 @@ use anyhow::{Context, bail};
 use crate::cleanup::Cleanup;
 use crate::cli::Mode;
 use crate::progress;
+use crate::sysv::{self, Key};
+use crate::trust;
 
 /// Which kind of Unix socket a path is expected to hold; a stale-socket probe must use the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub fn clear_stale_socket(path: &Path, kind: SocketKind) -> anyhow::Result<()> {
             path.display()
         ),
         Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
+            trust::check_file(path, &meta, "stale socket")
+                .with_context(|| format!("bind {}", path.display()))?;
             remove_if_same(path, FileIdentity::of(&meta))
                 .with_context(|| format!("remove stale socket {}", path.display()))?;
             progress!(
@@ -128,6 +132,10 @@ pub fn remove_on_drop(path: &Path, what: &str) -> anyhow::Result<Cleanup> {
 
 /// Sets exactly `mode` on the object we just created at `path`, undoing the umask; refuses a
 /// symlink someone may have swapped in since.
+///
+/// `fchmodat(2)` with `AT_SYMLINK_NOFOLLOW` (glibc opens the path with `O_PATH | O_NOFOLLOW` and
+/// changes the inode it got), so a symlink swapped in after the check is refused rather than
+/// followed to someone's file.
 pub fn set_mode(path: &Path, mode: Mode) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(path)
         .with_context(|| format!("chmod {mode} {}", path.display()))?;
@@ -141,9 +149,34 @@ pub fn set_mode(path: &Path, mode: Mode) -> anyhow::Result<()> {
         nix::fcntl::AT_FDCWD,
         path,
         nix::sys::stat::Mode::from_bits_truncate(mode.0),
-        nix::sys::stat::FchmodatFlags::FollowSymlink,
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
     )
     .with_context(|| format!("chmod {mode} {}", path.display()))
+}
+
+/// Checks the socket file a client is about to `connect(2)` to: `connect` follows a symlink, so
+/// a symlink is refused, and a socket must belong to a trusted owner ([`trust`]): otherwise
+/// whoever put it there would receive what we send. Nothing there yet is fine (the caller
+/// waits for it); anything else is left to `connect` to refuse.
+pub fn check_socket_to_connect(path: &Path) -> anyhow::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("inspect {}", path.display())),
+    };
+    let file_type = meta.file_type();
+    if file_type.is_symlink() {
+        bail!(
+            "connect to {}: the path is a symlink; refusing to follow it (connect to the socket \
+             itself)",
+            path.display()
+        );
+    }
+    if file_type.is_socket() {
+        trust::check_file(path, &meta, "socket file")
+            .with_context(|| format!("connect to {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// What [`ensure_key_file`] found.
@@ -180,8 +213,9 @@ pub fn ensure_key_file(path: &Path, mode: Mode) -> anyhow::Result<KeyFile> {
     }
 }
 
-/// A key file must be a regular file reached without a symlink: `ftok(3)` follows links, and a
-/// link in `/tmp` would let another user choose our key.
+/// A key file must be a regular file reached without a symlink, owned by a trusted user
+/// ([`trust`]): `ftok(3)` follows links, and a link or a file another user put in `/tmp` would
+/// let them choose our key (and create the object under it first).
 pub fn check_key_file(path: &Path) -> anyhow::Result<()> {
     let meta =
         std::fs::symlink_metadata(path).with_context(|| format!("key file {}", path.display()))?;
@@ -192,7 +226,28 @@ pub fn check_key_file(path: &Path) -> anyhow::Result<()> {
             describe(&meta.file_type())
         );
     }
-    Ok(())
+    trust::check_file(path, &meta, "key file")
+}
+
+/// Checks, while a reader waits for the object keyed on `key_file`, that the file still gives
+/// `key`: the key comes from the file's inode, so a key file removed (a writer whose run failed
+/// takes the one it created) or replaced means the object will never appear under `key`, and
+/// waiting out the timeout would only hide why.
+pub fn check_key_unchanged(key_file: &Path, proj: u8, key: Key) -> anyhow::Result<()> {
+    match sysv::ftok(key_file, proj) {
+        Ok(now) if now == key => Ok(()),
+        Ok(now) => bail!(
+            "key file {} was replaced while we waited: it now gives key {now}, not {key}, so \
+             nothing will appear under {key} (start the writer again, then the reader)",
+            key_file.display()
+        ),
+        Err(nix::errno::Errno::ENOENT) => bail!(
+            "key file {} was removed while we waited for the object under its key {key} (did \
+             the writer fail?); a new key file would give a new key",
+            key_file.display()
+        ),
+        Err(errno) => Err(errno).with_context(|| format!("ftok key file {}", key_file.display())),
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +302,29 @@ mod tests {
             ensure_key_file(&path, Mode(0o600)).unwrap(),
             KeyFile::Existing
         ));
+    }
+
+    #[test]
+    fn a_removed_or_replaced_key_file_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, b"").unwrap();
+        let key = sysv::ftok(&path, b'T').unwrap();
+        check_key_unchanged(&path, b'T', key).unwrap();
+        // Keep the old inode alive, so the new file cannot reuse its number.
+        let old = dir.path().join("old");
+        std::fs::rename(&path, &old).unwrap();
+        let err = check_key_unchanged(&path, b'T', key).unwrap_err();
+        assert!(
+            err.to_string().contains("was removed while we waited"),
+            "{err}"
+        );
+        std::fs::write(&path, b"").unwrap();
+        let err = check_key_unchanged(&path, b'T', key).unwrap_err();
+        assert!(
+            err.to_string().contains("was replaced while we waited"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub fn bind_inet(addr: SocketAddr, kind: SocketKind) -> anyhow::Result<(Socket, 
 /// listener on the port) and `EAGAIN` (a Unix listener's backlog is full). A TCP connect that is
 /// under way (`EINPROGRESS`) is waited for with `poll(2)` and judged by `SO_ERROR`. The first
 /// refusal prints one progress line starting `waiting for`.
+///
+/// A Unix socket path is checked before each attempt ([`paths::check_socket_to_connect`]): a
+/// symlink, or a socket file of an untrusted owner, ends the wait with an error.
 pub fn connect_retry(
     addr: &SockAddr,
     kind: SocketKind,
@@ -102,6 +105,9 @@ pub fn connect_retry(
 ) -> anyhow::Result<Socket> {
     let mut announced = false;
     wait::retry(deadline, peer, || {
+        if let Some(path) = addr.as_pathname() {
+            paths::check_socket_to_connect(path)?;
+        }
         // A socket whose connect failed is in an unspecified state: each attempt takes a new one.
         let socket = new_socket(addr.domain(), kind)?;
         let refusal = match socket.connect(addr) {

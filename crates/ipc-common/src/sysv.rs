@@ -390,6 +390,29 @@ pub fn sem_create(key: Key, count: u16, mode: u32) -> nix::Result<SemId> {
     check(unsafe { libc::semget(key.0, libc::c_int::from(count), creat_flags(mode)) }).map(SemId)
 }
 
+/// What `semctl(IPC_STAT)` says about a semaphore set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemStat {
+    pub semaphores: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub creator_uid: u32,
+}
+
+/// `semctl(id, 0, IPC_STAT)`.
+pub fn sem_stat(id: SemId) -> nix::Result<SemStat> {
+    // SAFETY: semid_ds is plain old data; all-zero is a valid value.
+    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT takes a pointer to a writable semid_ds as its fourth argument.
+    check(unsafe { libc::semctl(id.0, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) })?;
+    Ok(SemStat {
+        semaphores: ds.sem_nsems as u64,
+        mode: u32::from(ds.sem_perm.mode) & 0o777,
+        uid: ds.sem_perm.uid,
+        creator_uid: ds.sem_perm.cuid,
+    })
+}
+
 /// One operation of a `semop(2)` call: add `op` to semaphore `num` (0 waits for zero).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SemOp {
@@ -579,6 +602,9 @@ mod tests {
         let id = sem_create(Key(libc::IPC_PRIVATE), 3, 0o600).unwrap();
         sem_set_value(id, 1, 5).unwrap();
         assert_eq!(sem_value(id, 1), Ok(5));
+        let stat = sem_stat(id).unwrap();
+        assert_eq!((stat.semaphores, stat.mode), (3, 0o600));
+        assert_eq!(stat.uid, nix::unistd::geteuid().as_raw());
         let take = SemOp {
             num: 0,
             op: -1,

@@ -56,6 +56,7 @@ use nix::errno::Errno;
 use crate::cleanup::Cleanup;
 use crate::progress;
 use crate::sysv::{self, IPC_NOWAIT, Key, SEM_UNDO, SemId, SemOp};
+use crate::trust;
 use crate::wait::{Deadline, Timeout};
 
 /// The semaphore itself, initialised to `max_acquire`.
@@ -246,12 +247,26 @@ fn leave(key: Key, id: SemId) -> anyhow::Result<()> {
 }
 
 /// `semget(key, 0, 0)`, else `semget(key, 3, IPC_CREAT | IPC_EXCL | mode)`; a creator racing us
-/// sends us back to open its set.
+/// sends us back to open its set. A set we did not create must belong to a trusted user
+/// ([`crate::trust`]): another user's set could hold the lock for ever.
 fn open_or_create(key: Key, mode: u32) -> anyhow::Result<SemId> {
     loop {
         if let Some(id) =
             sysv::sem_open(key).with_context(|| format!("semget semaphore set {key}"))?
         {
+            match sysv::sem_stat(id) {
+                Ok(stat) => trust::check_sysv(
+                    format_args!("semaphore set {key} (the PHP sem_get lock)"),
+                    stat.uid,
+                    stat.creator_uid,
+                )?,
+                // Its last user removed it between the two calls: start over.
+                Err(Errno::EIDRM | Errno::EINVAL) => continue,
+                Err(errno) => {
+                    return Err(errno)
+                        .with_context(|| format!("semctl IPC_STAT semaphore set {key}"));
+                }
+            }
             return Ok(id);
         }
         match sysv::sem_create(key, SET_SIZE, mode) {
