@@ -142,7 +142,12 @@ impl Receiver {
                 _ => *deadline,
             };
             match self.recv(&wait_until) {
-                Ok(datagram) => tally.observe(datagram)?,
+                Ok(datagram) => {
+                    tally.observe(datagram)?;
+                    if !started {
+                        progress!("first message arrived; receiving the rest");
+                    }
+                }
                 Err(err) if err.is::<TimedOut>() && !deadline.expired() => {
                     progress!(
                         "no datagram for {}: taking the rest as lost",

@@ -9,7 +9,9 @@
 //!   the side that created it holds a [`Cleanup`] guard and unlinks it when it is done, when its
 //!   run fails, and on SIGINT/SIGTERM/SIGHUP; only if the path still holds that same FIFO.
 //! - `EEXIST` with a FIFO at the path: it is used as it is (mode untouched) and left in place
-//!   afterwards, because this run did not create it.
+//!   afterwards, because this run did not create it; only if it belongs to a trusted owner
+//!   (ourselves, root, or a user named with `--trust-uid`: see [`ipc_common::trust`]), checked
+//!   again with `fstat(2)` on the descriptor once opened. Another user's FIFO is refused.
 //! - `EEXIST` with anything else (a symlink, a regular file, a directory, a socket): refused and
 //!   left untouched.
 //!
@@ -43,7 +45,7 @@ use anyhow::{Context, bail};
 use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::Mode;
 use ipc_common::wait::{self, Deadline};
-use ipc_common::{paths, progress};
+use ipc_common::{paths, progress, trust};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
@@ -84,7 +86,9 @@ pub fn create_or_use(path: &Path, mode: Mode) -> anyhow::Result<Option<Cleanup>>
     }
 }
 
-/// Refuses a path that holds anything but a FIFO, without following a symlink.
+/// Refuses a path that holds anything but a FIFO, without following a symlink, and a FIFO of an
+/// untrusted owner ([`ipc_common::trust`]): whoever made it could read what we write or write
+/// what we read.
 fn check_is_fifo(path: &Path) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(path)
         .with_context(|| format!("inspect FIFO {}", path.display()))?;
@@ -97,7 +101,7 @@ fn check_is_fifo(path: &Path) -> anyhow::Result<()> {
             path.display()
         );
     }
-    Ok(())
+    trust::check_file(path, &meta, "FIFO")
 }
 
 /// `open(2)` flags both ends share: never block in `open`, never follow a symlink someone swapped
@@ -107,8 +111,9 @@ fn open_end(path: &Path, access: OFlag) -> nix::Result<File> {
     nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()).map(File::from)
 }
 
-/// What was opened must still be a FIFO: reading or writing someone's regular file swapped in
-/// since [`create_or_use`] looked would be wrong.
+/// What was opened must still be a FIFO of a trusted owner: reading or writing someone's file
+/// swapped in since [`create_or_use`] looked would be wrong. `fstat(2)` on the descriptor
+/// itself, so no later swap can fool it.
 fn check_opened(file: &File, path: &Path) -> anyhow::Result<()> {
     let meta = file
         .metadata()
@@ -119,7 +124,7 @@ fn check_opened(file: &File, path: &Path) -> anyhow::Result<()> {
             path.display()
         );
     }
-    Ok(())
+    trust::check_file(path, &meta, "FIFO")
 }
 
 /// Opens the write end, retrying on `ENXIO` (no reader yet) until `deadline`; prints

@@ -13,6 +13,10 @@
 //!   outlives it on success (the message waits there for the reader) and is removed if its run
 //!   fails. The reader waits for the queue to appear and, after receiving, removes it with
 //!   `msgctl(IPC_RMID)` as the blog's reader does (`--keep` leaves it).
+//! - Whose: a key file or queue found rather than created is used only if a trusted user owns
+//!   it (and, for the queue, created it): ourselves, root, or `--trust-uid`
+//!   ([`ipc_common::trust`]). Another user's queue under our key could be read or filled by
+//!   them.
 //!
 //! # Waiting
 //!
@@ -29,6 +33,7 @@ use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::Mode;
 use ipc_common::paths;
 use ipc_common::sysv::{self, Key, MsgBuf, MsqId};
+use ipc_common::trust;
 use ipc_common::wait::{self, Deadline};
 use nix::errno::Errno;
 
@@ -66,11 +71,14 @@ pub fn key_of(key_file: &Path, proj: u8) -> anyhow::Result<Key> {
 }
 
 /// The queue for `key`: `msgget(key, 0)`, else a new one with `mode`, as PHP's `msg_get_queue`.
-/// Returns the guard that removes the queue if this call created it.
+/// Returns the guard that removes the queue if this call created it. An existing queue must
+/// belong to a trusted user ([`check_owner`]).
 pub fn open_or_create(key: Key, mode: Mode) -> anyhow::Result<(Queue, Option<Cleanup>)> {
     loop {
         if let Some(id) = sysv::msg_open(key).with_context(|| format!("msgget queue {key}"))? {
-            return Ok((Queue { key, id }, None));
+            let queue = Queue { key, id };
+            check_owner(queue)?;
+            return Ok((queue, None));
         }
         match sysv::msg_create(key, mode.0) {
             Ok(id) => {
@@ -112,27 +120,46 @@ pub fn wait_for_key(
     })
 }
 
-/// Waits until the queue for `key` exists (the writer creates it). `on_wait` runs once if it has
-/// to wait.
+/// A queue someone else created under our key could be read or filled by them: only a queue
+/// owned and created by a trusted user ([`ipc_common::trust`]) is used.
+pub fn check_owner(queue: Queue) -> anyhow::Result<()> {
+    let stat = sysv::msg_stat(queue.id)
+        .with_context(|| format!("msgctl(IPC_STAT) queue {}", queue.key))?;
+    trust::check_sysv(
+        format_args!("queue {}", queue.key),
+        stat.uid,
+        stat.creator_uid,
+    )
+}
+
+/// Waits until the queue for `key` exists (the writer creates it) and checks its owner.
+/// `on_wait` runs once if it has to wait. A key file removed or replaced meanwhile ends the wait
+/// at once ([`paths::check_key_unchanged`]): the queue would never appear under `key`.
 pub fn wait_for_queue(
     key: Key,
+    key_file: &Path,
+    proj: u8,
     deadline: &Deadline,
     mut on_wait: impl FnMut(),
 ) -> anyhow::Result<Queue> {
     let mut waited = false;
-    wait::retry(
-        deadline,
-        format_args!("queue {key} to appear"),
-        || match sysv::msg_open(key).with_context(|| format!("msgget queue {key}"))? {
-            Some(id) => Ok(Some(Queue { key, id })),
-            None => {
-                if !std::mem::replace(&mut waited, true) {
-                    on_wait();
+    let queue =
+        wait::retry(
+            deadline,
+            format_args!("queue {key} to appear"),
+            || match sysv::msg_open(key).with_context(|| format!("msgget queue {key}"))? {
+                Some(id) => Ok(Some(Queue { key, id })),
+                None => {
+                    paths::check_key_unchanged(key_file, proj, key)?;
+                    if !std::mem::replace(&mut waited, true) {
+                        on_wait();
+                    }
+                    Ok(None)
                 }
-                Ok(None)
-            }
-        },
-    )
+            },
+        )?;
+    check_owner(queue)?;
+    Ok(queue)
 }
 
 /// Refuses, before anything is created, a message the kernel would never take: over `msgmax`,
@@ -275,7 +302,16 @@ pub fn receive(
     wait::retry(deadline, wanted, attempt)
 }
 
-/// `msgctl(IPC_RMID)`: the queue and any message left in it go.
+/// `msgctl(IPC_RMID)`: the queue and any message left in it go. Only the queue's owner or
+/// creator (or root) may do it: a reader running as another user is told so.
 pub fn remove(queue: Queue) -> anyhow::Result<()> {
-    sysv::msg_remove(queue.id).with_context(|| format!("msgctl(IPC_RMID) queue {}", queue.key))
+    let context = || format!("msgctl(IPC_RMID) queue {}", queue.key);
+    match sysv::msg_remove(queue.id) {
+        Ok(()) => Ok(()),
+        Err(Errno::EPERM) => Err(anyhow::Error::new(Errno::EPERM).context(format!(
+            "{}: only its owner or creator may remove it (pass --keep to leave it to them)",
+            context()
+        ))),
+        Err(errno) => Err(errno).with_context(context),
+    }
 }

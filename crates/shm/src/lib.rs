@@ -18,7 +18,11 @@
 //!
 //! The reader never creates the segment (PHP's `shm_attach` would, and lay out an empty store):
 //! it waits for it. A reader that fails removes nothing but the lock it was the last to use,
-//! never a segment it found broken. The lock holds no data, so it lives only while processes
+//! never a segment it found broken (a `--count` reader excepted: its hand-off segment goes
+//! whichever way the run ended, and its writer first clears a message an interrupted run left
+//! in the variable). A key file, segment or semaphore set found rather than created is used only
+//! if a trusted user owns it (and created it): ourselves, root, or `--trust-uid`
+//! ([`ipc_common::trust`]). The lock holds no data, so it lives only while processes
 //! use it: neither a writer run alone nor a PHP reader that knows nothing of it leaves a
 //! semaphore set behind.
 //!
@@ -70,7 +74,7 @@ use ipc_common::php::sysvshm::{self, StoreError};
 use ipc_common::php::{Value, unserialize};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
 use ipc_common::wait::{Deadline, retry};
-use ipc_common::{paths, progress};
+use ipc_common::{paths, progress, trust};
 use nix::errno::Errno;
 
 /// The blog's key file.
@@ -119,6 +123,7 @@ pub struct SegmentArgs {
 pub struct SegmentKey {
     pub key: Key,
     pub key_file: PathBuf,
+    pub proj: u8,
 }
 
 impl fmt::Display for SegmentKey {
@@ -142,6 +147,7 @@ impl SegmentArgs {
         Ok(SegmentKey {
             key,
             key_file: path.clone(),
+            proj: self.proj,
         })
     }
 
@@ -180,10 +186,23 @@ pub fn wait<T>(
     })
 }
 
+/// A segment someone else created under our key could be read or rewritten by them: only a
+/// segment owned and created by a trusted user ([`ipc_common::trust`]) is used. Returns its
+/// size.
+pub fn check_owner(name: &SegmentKey, id: ShmId) -> anyhow::Result<usize> {
+    let stat = sysv::shm_stat(id).with_context(|| format!("shmctl IPC_STAT {name}"))?;
+    trust::check_sysv(
+        format_args!("{name}, shmid {},", id.0),
+        stat.uid,
+        stat.creator_uid,
+    )?;
+    Ok(stat.size)
+}
+
 /// PHP's `shm_attach`/`shmop_open($key, "c")`: the existing segment (`shmget(key, 0, 0)`),
 /// else a new one of `size` bytes (`IPC_CREAT | IPC_EXCL`, exactly `mode`). Returns the guard
-/// that removes the segment if this process created it. An existing segment smaller than `size`
-/// is an error.
+/// that removes the segment if this process created it. An existing segment smaller than `size`,
+/// or of an untrusted owner ([`check_owner`]), is an error.
 pub fn open_or_create(
     name: &SegmentKey,
     size: usize,
@@ -192,9 +211,7 @@ pub fn open_or_create(
     let key = name.key;
     loop {
         if let Some(id) = sysv::shm_open(key).with_context(|| format!("shmget {name}"))? {
-            let actual = sysv::shm_stat(id)
-                .with_context(|| format!("shmctl IPC_STAT {name}"))?
-                .size;
+            let actual = check_owner(name, id)?;
             ensure!(
                 actual >= size,
                 "{name} exists (shmid {}) with {actual} bytes, fewer than the {size} bytes needed \
@@ -226,11 +243,19 @@ pub fn open_or_create(
     }
 }
 
-/// Waits until the writer has created the segment.
+/// Waits until the writer has created the segment, and checks its owner ([`check_owner`]). A
+/// key file removed or replaced meanwhile ends the wait at once: the segment would never appear
+/// under this key ([`paths::check_key_unchanged`]).
 pub fn wait_for_segment(name: &SegmentKey, deadline: &Deadline) -> anyhow::Result<ShmId> {
-    wait(deadline, format!("the writer to create {name}"), || {
-        sysv::shm_open(name.key).with_context(|| format!("shmget {name}"))
-    })
+    let id = wait(deadline, format!("the writer to create {name}"), || {
+        let found = sysv::shm_open(name.key).with_context(|| format!("shmget {name}"))?;
+        if found.is_none() {
+            paths::check_key_unchanged(&name.key_file, name.proj, name.key)?;
+        }
+        Ok(found)
+    })?;
+    check_owner(name, id)?;
+    Ok(id)
 }
 
 /// Waits until some process has detached from the segment (`shm_dtime` set): for a raw shmop
@@ -367,6 +392,19 @@ impl Shared {
         })
     }
 
+    /// [`Shared::remove_var`] for a store that may not be laid out yet: a segment without PHP's
+    /// header holds no variable to remove.
+    pub fn discard_var(&mut self, var: i64, deadline: &Deadline) -> anyhow::Result<bool> {
+        self.locked(deadline, |seg, name| {
+            let image = seg.snapshot();
+            if !sysvshm::is_initialized(&image) {
+                return Ok(false);
+            }
+            remove_from(seg, &image, var)
+                .with_context(|| format!("remove variable {var} from {name}"))
+        })
+    }
+
     /// Waits until variable `var` is in the store and parses, and returns it; with `take`, also
     /// removes it (`--count`). A store that is broken the same way on two looks in a row is an
     /// error (see the crate docs). With `announce`, says `waiting for WHAT` if it has to wait.
@@ -461,7 +499,19 @@ impl Shared {
     pub fn remove(self) -> anyhow::Result<()> {
         let Shared { name, id, seg, .. } = self;
         drop(seg);
-        ignore_gone(sysv::shm_remove(id)).with_context(|| format!("shmctl IPC_RMID {name}"))?;
+        match ignore_gone(sysv::shm_remove(id)) {
+            Ok(()) => {}
+            // Only the owner or creator (or root) may: a reader running as another user.
+            Err(Errno::EPERM) => {
+                return Err(anyhow::Error::new(Errno::EPERM).context(format!(
+                    "shmctl IPC_RMID {name}: only its owner or creator may remove it (pass \
+                     --keep to leave it to them)"
+                )));
+            }
+            Err(errno) => {
+                return Err(errno).with_context(|| format!("shmctl IPC_RMID {name}"));
+            }
+        }
         progress!("removed {name}");
         Ok(())
     }

@@ -254,6 +254,7 @@ impl Outgoing for FrameSource<'_> {
 pub struct FrameCheck {
     deframer: Deframer,
     checker: SeqChecker,
+    started: bool,
 }
 
 impl FrameCheck {
@@ -262,6 +263,7 @@ impl FrameCheck {
         FrameCheck {
             deframer: Deframer::new(MAX_FRAME),
             checker: SeqChecker::new(count, None),
+            started: false,
         }
     }
 
@@ -270,6 +272,9 @@ impl FrameCheck {
         self.deframer.push(bytes);
         while let Some(message) = self.deframer.next_message()? {
             self.checker.observe(message)?;
+            if !std::mem::replace(&mut self.started, true) {
+                progress!("first message arrived; receiving the rest");
+            }
         }
         Ok(())
     }

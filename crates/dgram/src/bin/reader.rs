@@ -6,7 +6,8 @@
 //! Syscalls, in order:
 //! 1. `socket(2)`: `AF_UNIX` (`udg://PATH`, the default) or `AF_INET`/`AF_INET6`
 //!    (`udp://HOST:PORT`), `SOCK_DGRAM`, nonblocking;
-//! 2. Unix: if something is at PATH, `connect(2)` probes it: a stale socket (nobody bound) is
+//! 2. Unix: if something is at PATH, `lstat(2)` and a `connect(2)` probe tell what: a stale
+//!    socket (nobody bound) of a trusted owner (ourselves, root or `--trust-uid`) is
 //!    `unlink(2)`ed, a live socket or any other file is an error and left alone; then `bind(2)`
 //!    creates the socket file and `chmod(2)` gives it exactly `--mode`.
 //!    UDP: `bind(2)`, then `getsockname(2)` learns the port the kernel chose for port 0;
@@ -38,6 +39,7 @@ use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::endpoint::DgramEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
+use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Timeout;
 
 /// The receive queue asked for in UDP load runs, so a burst is not dropped while we catch up.
@@ -93,6 +95,9 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let mut receiver = Receiver::bind(&args.endpoint, args.mode.mode)?;
     progress!("listening on {}", receiver.url());
 

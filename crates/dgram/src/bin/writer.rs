@@ -8,8 +8,10 @@
 //! 1. `socket(2)`: `AF_UNIX` (`udg://PATH`, the default) or `AF_INET`/`AF_INET6`
 //!    (`udp://HOST:PORT`), `SOCK_DGRAM`, nonblocking; never bound to a path, so it leaves no file;
 //! 2. `connect(2)`: Unix: to the reader's socket file, retried while it is missing (`ENOENT`) or
-//!    nobody is bound to it (`ECONNREFUSED`); UDP: sets the destination (nothing is sent), and
-//!    makes the kernel report ICMP errors about it to us;
+//!    nobody is bound to it (`ECONNREFUSED`); before each attempt `lstat(2)` refuses a symlink
+//!    (`connect` would follow it) and a socket file of an untrusted owner (not ourselves, root
+//!    or `--trust-uid`). UDP: sets the destination (nothing is sent), and makes the kernel
+//!    report ICMP errors about it to us;
 //! 3. Unix, for a big datagram: `setsockopt(SO_SNDBUF)`, since the datagram must fit in it;
 //! 4. `send(2)`; when the reader's queue is full (`EAGAIN`), `poll(2)` waits for room.
 //!    UDP: `getsockopt(SO_ERROR)` right after; on loopback an `ECONNREFUSED` there (ICMP port
@@ -37,6 +39,7 @@ use ipc_common::endpoint::DgramEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
 use ipc_common::seq;
+use ipc_common::trust::TrustArgs;
 
 /// Send a datagram: the blog's datagram sender.
 #[derive(Parser, Debug)]
@@ -70,6 +73,9 @@ struct Args {
     first_seq: u64,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let payload = args
         .message
         .payload(dgram::default_message(&args.endpoint))?;

@@ -3,7 +3,8 @@
 //!
 //! Syscalls, in order:
 //! 1. `mkfifo(3)` the FIFO if it is missing (then `chmod(2)` to exactly `--mode`); an existing
-//!    FIFO is used, anything else at the path is refused;
+//!    FIFO is used if its owner is trusted (ourselves, root or `--trust-uid`), anything else at
+//!    the path is refused;
 //! 2. `open(2)` with `O_RDONLY | O_NONBLOCK`, which succeeds at once;
 //! 3. `poll(2)` for `POLLIN` until a writer arrives, bounded by `--timeout`;
 //! 4. `read(2)` until it returns 0 (every writer closed), `poll(2)` whenever the pipe is empty;
@@ -28,6 +29,7 @@ use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::seq::{Deframer, SeqChecker};
+use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
 
@@ -55,6 +57,9 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let path = &args.path;
 
     let created = fifo::create_or_use(path, args.mode.mode)?;
@@ -101,6 +107,7 @@ fn check_count_run(
     let mut checker = SeqChecker::new(count, None);
     let mut deframer = Deframer::new(fifo::MAX_FRAME);
     let mut chunk = vec![0; fifo::CHUNK];
+    let mut started = false;
     loop {
         let read = fifo::read_chunk(file, &mut chunk, path, deadline)?;
         if read == 0 {
@@ -114,6 +121,9 @@ fn check_count_run(
             checker
                 .observe(message)
                 .with_context(|| format!("check a message from FIFO {}", path.display()))?;
+            if !std::mem::replace(&mut started, true) {
+                progress!("first message arrived; receiving the rest");
+            }
         }
     }
     let summary = checker.to_string();

@@ -3,7 +3,8 @@
 //!
 //! Syscalls, in order:
 //! 1. `mkfifo(3)` the FIFO if it is missing (then `chmod(2)` to exactly `--mode`); an existing
-//!    FIFO is used, anything else at the path is refused;
+//!    FIFO is used if its owner is trusted (ourselves, root or `--trust-uid`), anything else at
+//!    the path is refused;
 //! 2. `open(2)` with `O_WRONLY | O_NONBLOCK`, retried while it fails with `ENXIO` (no reader
 //!    yet), so the wait honours `--timeout`;
 //! 3. `write(2)` until every byte is in the pipe, `poll(2)` for `POLLOUT` while it is full;
@@ -24,6 +25,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ipc_common::cli::{CommonArgs, MessageArgs, ModeArgs};
+use ipc_common::trust::TrustArgs;
 use ipc_common::{progress, seq};
 
 /// The command line; each field's doc comment is its `--help` text.
@@ -53,6 +55,9 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let path = &args.path;
     let payload = args.message.payload(fifo::MESSAGE)?;
 

@@ -4,11 +4,15 @@
 //! PHP's `echo` prints the value (`--format json`: as JSON; `--raw`: the bytes as they are).
 //!
 //! Syscalls, in order:
-//! 1. `ftok(3)`: the key, retried until the key file exists;
-//! 2. `msgget(2)` with flags 0: the queue, retried until the writer has created it;
+//! 1. `ftok(3)`: the key, retried until the key file exists; `lstat(2)` checks it is a regular
+//!    file of a trusted owner (ourselves, root or `--trust-uid`);
+//! 2. `msgget(2)` with flags 0: the queue, retried until the writer has created it (a key file
+//!    removed or replaced meanwhile ends the wait: the queue would never come); `msgctl(2)`
+//!    `IPC_STAT` checks that a trusted user owns and created it;
 //! 3. `msgrcv(2)` with `IPC_NOWAIT`, retried until a message arrives or `--timeout` passes (with
 //!    `--timeout 0`, one blocking `msgrcv`); the receive limit is the kernel's `msgmax`;
-//! 4. `msgctl(2)` `IPC_RMID`: the queue goes (not with `--keep`).
+//! 4. the message on stdout, then `msgctl(2)` `IPC_RMID`: the queue goes (not with `--keep`;
+//!    only its owner, its creator or root may remove it).
 //!
 //! The writer creates the key file and the queue; the reader creates nothing and removes the
 //! queue once it has read from it. stdout gets the message and one newline.
@@ -29,6 +33,7 @@ use ipc_common::cli::{CommonArgs, parse_proj_id};
 use ipc_common::php::{self, Value};
 use ipc_common::seq::SeqChecker;
 use ipc_common::sysv::{self, Key, MsgBuf};
+use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
 use mq::{ProjId, Queue, Wanted};
@@ -97,6 +102,9 @@ struct Args {
     any_order: bool,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -116,6 +124,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let key_file = &args.key_file;
     let key = mq::wait_for_key(key_file, args.proj, &deadline, || {
         progress!("waiting for key file {} to appear", key_file.display());
@@ -125,7 +134,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         key_file.display(),
         ProjId(args.proj)
     );
-    let queue = mq::wait_for_queue(key, &deadline, || {
+    let queue = mq::wait_for_queue(key, key_file, args.proj, &deadline, || {
         progress!("waiting for queue {key} to appear (mq-writer creates it)");
     })?;
     let max_len = match args.max_size {
@@ -158,13 +167,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         "received {} bytes of type {mtype} from queue {key}",
         text.len()
     );
-    remove_unless_kept(queue, args.keep)?;
-    let output = if args.raw {
-        text
+    // The message has left the queue: print it before removing the queue, so that a removal
+    // which fails (a queue another user owns) loses nothing.
+    let printed = if args.raw {
+        Ok(text)
     } else {
-        decode(&text, key, args.format)?
-    };
-    report::print_payload(&output)
+        decode(&text, key, args.format)
+    }
+    .and_then(|output| report::print_payload(&output));
+    let removed = remove_unless_kept(queue, args.keep);
+    printed.and(removed)
 }
 
 /// Unserializes the mtext as PHP's `msg_receive` does (trailing bytes ignored, as there) and
@@ -219,6 +231,9 @@ fn check_count_run(
         if let Err(err) = received {
             outcome = Err(err);
             break;
+        }
+        if n == 1 {
+            progress!("first message arrived; {} to go", count - 1);
         }
     }
     report::print_payload(checker.to_string().as_bytes())?;

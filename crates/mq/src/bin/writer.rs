@@ -6,7 +6,9 @@
 //! 1. `open(2)` with `O_CREAT | O_EXCL | O_NOFOLLOW`: the key file, if it is missing;
 //! 2. `ftok(3)`: the key, from the key file's inode and device;
 //! 3. `msgget(2)` with flags 0, else with `IPC_CREAT | IPC_EXCL | mode`: the queue;
-//!    `msgctl(2)` `IPC_STAT`: its capacity, `msg_qbytes`;
+//!    `msgctl(2)` `IPC_STAT`: its capacity, `msg_qbytes`, and, for a queue we did not create,
+//!    that a trusted user (ourselves, root or `--trust-uid`) owns and created it; an existing
+//!    key file must be a regular file of a trusted owner too;
 //! 4. `msgsnd(2)` with `IPC_NOWAIT`, retried while the queue is full, until `--timeout` (with
 //!    `--timeout 0`, one blocking `msgsnd`).
 //!
@@ -30,6 +32,7 @@ use ipc_common::cli::{CommonArgs, MessageArgs, ModeArgs, parse_proj_id};
 use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{self, Value};
 use ipc_common::sysv::{self, MsgBuf};
+use ipc_common::trust::TrustArgs;
 use ipc_common::{progress, seq};
 use mq::ProjId;
 
@@ -109,6 +112,9 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -119,6 +125,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let text = message_text(&args)?;
     let stamp = if args.count.is_some() {
         seq::STAMP_LEN

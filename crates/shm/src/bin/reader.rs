@@ -21,8 +21,11 @@
 //!
 //! The reader creates nothing but, if it is missing, the lock's semaphore set. It removes the
 //! segment the writer left (the blog's `shm_remove`) unless `--keep`; a run that fails removes
-//! only what it created, never a segment it found broken. Every bound and length in the segment
-//! is checked against the real segment before use.
+//! only what it created, never a segment it found broken, except that `--count` removes its
+//! hand-off segment whichever way the run ended (it is of no use afterwards). It uses only a key
+//! file, segment and semaphore set owned by a trusted user (ourselves, root or `--trust-uid`),
+//! and a key file removed or replaced while it waits ends the wait at once. Every bound and
+//! length in the segment is checked against the real segment before use.
 //!
 //! Run the pair (either order):
 //!
@@ -38,6 +41,7 @@ use clap::{Parser, ValueEnum};
 use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::php::Value;
 use ipc_common::seq::SeqChecker;
+use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
 use shm::{Api, SegmentArgs, Shared};
@@ -102,6 +106,9 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -135,6 +142,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let segment = &args.segment;
     let var = args.var.unwrap_or(shm::DEFAULT_VAR);
 
@@ -164,7 +172,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             };
             report::print_payload(&printed)?;
         }
-        (Api::Sysv, Some(count)) => take_all(&mut shared, var, count, &deadline)?,
+        (Api::Sysv, Some(count)) => {
+            // A hand-off segment is of no use once its run is over, whichever way it ended, as
+            // with `mq-reader --count`: it goes now (unless --keep) and the error, if any, after.
+            let taken = take_all(&mut shared, var, count, &deadline);
+            let removed = if args.keep { Ok(()) } else { shared.remove() };
+            return taken.and(removed);
+        }
         (Api::Shmop, _) => {
             shm::wait_for_detach(id, &shared.name, &deadline)?;
             let bytes = shared.read_raw(args.offset.unwrap_or(0), args.length, &deadline)?;
@@ -184,7 +198,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 /// line; anything short of perfect is an error after that.
 fn take_all(shared: &mut Shared, var: i64, count: u64, deadline: &Deadline) -> anyhow::Result<()> {
     let mut checker = SeqChecker::new(count, None);
-    for n in 0..count {
+    let mut take = |n: u64, checker: &mut SeqChecker| {
         let what = format!(
             "message {n} of {count} in variable {var} of {}",
             shared.name
@@ -198,10 +212,22 @@ fn take_all(shared: &mut Shared, var: i64, count: u64, deadline: &Deadline) -> a
         };
         checker
             .observe(&message)
-            .with_context(|| format!("check message {n} from variable {var} of {}", shared.name))?;
+            .with_context(|| format!("check message {n} from variable {var} of {}", shared.name))
+    };
+    let mut outcome = Ok(());
+    for n in 0..count {
+        if let Err(err) = take(n, &mut checker) {
+            outcome = Err(err);
+            break;
+        }
+        if n == 0 {
+            progress!("first message arrived; {} to go", count - 1);
+        }
     }
+    // The summary is the run's result, also when it ended early.
     let summary = checker.to_string();
     report::print_payload(summary.as_bytes())?;
+    outcome?;
     ensure!(
         checker.perfect(),
         "check {count} messages from variable {var} of {}: {summary}",

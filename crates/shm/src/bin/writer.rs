@@ -6,7 +6,9 @@
 //! 1. `open(2)` the key file with `O_CREAT | O_EXCL` if it is missing (mode `--mode`), then
 //!    `ftok(3)` it (`stat(2)`) for the key;
 //! 2. `shmget(2)` `(key, 0, 0)` for the existing segment, else `(key, --size, IPC_CREAT |
-//!    IPC_EXCL | mode)`, as PHP does; `shmctl(2)` `IPC_STAT` checks an existing one is big enough;
+//!    IPC_EXCL | mode)`, as PHP does; `shmctl(2)` `IPC_STAT` checks an existing one is big enough
+//!    and owned and created by a trusted user (ourselves, root or `--trust-uid`), as an existing
+//!    key file and semaphore set must be;
 //! 3. `sem_get`, the PHP lock: `semget(2)` the three-semaphore set (created if missing),
 //!    `semtimedop(2)` to register, `semctl(2)` `GETVAL`/`SETVAL` to initialise it;
 //! 4. `shmat(2)` the segment;
@@ -35,6 +37,7 @@ use clap::{ArgAction, Parser};
 use ipc_common::cli::{CommonArgs, MessageArgs, Mode, ModeArgs};
 use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{Value, serialize, sysvshm};
+use ipc_common::trust::TrustArgs;
 use ipc_common::wait::{Deadline, retry};
 use ipc_common::{progress, seq, sysv};
 use shm::{Api, SegmentArgs, Shared};
@@ -109,6 +112,9 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -160,6 +166,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let segment = &args.segment;
     let mode = args.mode.mode;
     let var = args.var.unwrap_or(shm::DEFAULT_VAR);
@@ -216,6 +223,14 @@ fn hand_over(
     total: usize,
     deadline: &Deadline,
 ) -> anyhow::Result<()> {
+    // The variable is this run's hand-off slot: a message left in it by an interrupted run
+    // (its reader killed) would be taken as ours.
+    if shared.discard_var(var, deadline)? {
+        progress!(
+            "removed a message left in variable {var} of {} by an earlier run",
+            shared.name
+        );
+    }
     let mut stamped = Vec::new();
     for n in 0..count {
         seq::stamp_into(&mut stamped, n, message);
@@ -247,6 +262,7 @@ fn remove_var(
     let Some(id) = sysv::shm_open(name.key).with_context(|| format!("shmget {name}"))? else {
         bail!("remove variable {var}: there is no {name}");
     };
+    shm::check_owner(&name, id)?;
     let mut shared = Shared::attach(name, id, false, segment.no_lock, mode, deadline)?;
     if !shared.remove_var(var, deadline)? {
         bail!(

@@ -6,8 +6,9 @@
 //! Syscalls, in order:
 //! 1. `socket(2)`: `AF_UNIX` (`unix://PATH`, the default) or `AF_INET`/`AF_INET6`
 //!    (`tcp://HOST:PORT`), `SOCK_STREAM`, nonblocking;
-//! 2. Unix: if something is at PATH, `connect(2)` probes it: a stale socket (nobody listening)
-//!    is `unlink(2)`ed, a live socket or any other file is an error and left alone; then
+//! 2. Unix: if something is at PATH, `lstat(2)` and a `connect(2)` probe tell what: a stale
+//!    socket (nobody listening) of a trusted owner (ourselves, root or `--trust-uid`) is
+//!    `unlink(2)`ed, a live socket or any other file is an error and left alone; then
 //!    `bind(2)` creates the socket file and `chmod(2)` gives it exactly `--mode`.
 //!    TCP: `setsockopt(SO_REUSEADDR)` (a restarted server need not wait out TIME_WAIT), `bind(2)`,
 //!    and `getsockname(2)` learns the port the kernel chose for port 0;
@@ -46,6 +47,7 @@ use ipc_common::endpoint::StreamEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
 use ipc_common::sock::OneMessage;
+use ipc_common::trust::TrustArgs;
 use stream::{FrameCheck, Listener};
 
 /// Serve stream clients: the blog's stream server.
@@ -93,6 +95,9 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let greeting = args
         .greeting
         .payload(stream::server_greeting(&args.endpoint))?;

@@ -10,7 +10,9 @@
 //! 2. `connect(2)`, retried with a new socket while nobody is there yet (`ENOENT`: no socket
 //!    file; `ECONNREFUSED`: a stale file or a closed port; `EAGAIN`: the server's backlog is
 //!    full); a TCP connect under way (`EINPROGRESS`) is waited for with `poll(2)` and judged by
-//!    `getsockopt(SO_ERROR)`;
+//!    `getsockopt(SO_ERROR)`. Unix: before each attempt `lstat(2)` refuses a symlink (`connect`
+//!    would follow it) and a socket file of an untrusted owner (not ourselves, root or
+//!    `--trust-uid`);
 //! 3. at once, driven by `poll(2)`: `send(2)` our message, then `shutdown(SHUT_WR)` so the
 //!    server sees its end; and `recv(2)` the server's greeting until its end of stream (`0`).
 //!    Doing both together is what keeps two peers with messages larger than the socket buffers
@@ -36,6 +38,7 @@ use ipc_common::cli::{CommonArgs, MessageArgs};
 use ipc_common::endpoint::StreamEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
+use ipc_common::trust::TrustArgs;
 use stream::FrameSource;
 
 /// Connect to a stream server: the blog's stream client.
@@ -68,6 +71,9 @@ struct Args {
     count: Option<u64>,
 
     #[command(flatten)]
+    trust: TrustArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    args.trust.apply();
     let message = args
         .message
         .payload(stream::client_message(&args.endpoint))?;
