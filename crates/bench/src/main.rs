@@ -89,6 +89,14 @@ struct Args {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
     kinds: Vec<Kind>,
 
+    /// Measure only these implementations (comma-separated): ours, raw.
+    #[arg(long = "impl", value_enum, value_delimiter = ',', value_name = "IMPL")]
+    imps: Vec<Imp>,
+
+    /// Measure only these message sizes (comma-separated; of 64, 4096, 65536).
+    #[arg(long, value_delimiter = ',', value_name = "BYTES", value_parser = parse_size)]
+    sizes: Vec<usize>,
+
     /// Milliseconds each measurement runs after its warm-up (a tenth of it) [default: 12 with
     /// --quick, else 200].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -137,6 +145,15 @@ enum Hidden {
     /// The other process of one measurement (started by ipc-bench itself).
     #[command(hide = true)]
     Peer(PeerArgs),
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(size) if SIZES.contains(&size) => Ok(size),
+        _ => Err(format!(
+            "`{text}`: the sizes measured are 64, 4096 and 65536"
+        )),
+    }
 }
 
 fn parse_ring_bytes(text: &str) -> Result<usize, String> {
@@ -222,9 +239,9 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     for rep in 0..plan.reps {
         for kind in &plan.kinds {
-            for size in SIZES {
+            for &size in &plan.sizes {
                 for &mech in &plan.mechs {
-                    for imp in [Imp::Ours, Imp::Raw] {
+                    for &imp in &plan.imps {
                         measure(
                             plan.spec(mech, imp, *kind, size, plan.knobs),
                             rep,
@@ -246,7 +263,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         if plan.memcpy {
-            for size in SIZES {
+            for &size in &plan.sizes {
                 let rate = raw::memcpy_rate(size, plan.budget.measure / 4);
                 progress!(
                     "rep {}: memcpy at {size} B: {:.2} GB/s",
@@ -320,6 +337,8 @@ fn run(args: Args) -> anyhow::Result<()> {
 struct Plan {
     reps: usize,
     kinds: Vec<Kind>,
+    sizes: Vec<usize>,
+    imps: Vec<Imp>,
     mechs: Vec<Mech>,
     floors: Vec<Mech>,
     memcpy: bool,
@@ -344,6 +363,11 @@ impl Plan {
         let keep = |m: &Mech| named(m) && (spins_allowed || !m.spins());
         let mechs: Vec<Mech> = Mech::MECHANISMS.into_iter().filter(keep).collect();
         let floors: Vec<Mech> = Mech::FLOORS.into_iter().filter(keep).collect();
+        let imps = if args.imps.is_empty() {
+            vec![Imp::Ours, Imp::Raw]
+        } else {
+            args.imps.clone()
+        };
         let kinds = if args.kinds.is_empty() {
             vec![Kind::Latency, Kind::Throughput]
         } else {
@@ -376,6 +400,12 @@ impl Plan {
             reps: args.reps as usize,
             memcpy: args.only.is_empty() && kinds.contains(&Kind::Throughput),
             kinds,
+            sizes: if args.sizes.is_empty() {
+                SIZES.to_vec()
+            } else {
+                args.sizes.clone()
+            },
+            imps,
             mechs,
             floors,
             budget,
