@@ -7,7 +7,7 @@
 //! `scripts/reliability.sh` adds them up).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 
 use ipc_common::cli::{Mode, parse_proj_id};
 use ipc_common::endpoint::{DgramEndpoint, MAX_UNIX_PATH, StreamEndpoint};
@@ -108,7 +108,7 @@ fn endpoint_urls_parse_or_fail_cleanly() {
 }
 
 /// A Unix socket path that parsed is one `bind(2)` can take.
-fn check_path(path: &PathBuf, url: &str) -> Result<(), TestCaseError> {
+fn check_path(path: &Path, url: &str) -> Result<(), TestCaseError> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
     prop_assert!(!bytes.is_empty() && bytes.len() <= MAX_UNIX_PATH, "{url:?}");
