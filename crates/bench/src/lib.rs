@@ -2,7 +2,7 @@
 //! what one measurement is ([`plan`]) and how it runs between two processes ([`measure`]), the
 //! mechanisms through our code ([`ours`]) and through raw libc with the floors ([`raw`]), the
 //! standard tools ([`tools`]), statistics ([`stats`]), the derived figures, claims and targets
-//! ([`results`]) and the report ([`output`]).
+//! ([`results`]), the report ([`output`]) and a whole run ([`suite`]).
 
 pub mod link;
 pub mod measure;
@@ -12,4 +12,5 @@ pub mod plan;
 pub mod raw;
 pub mod results;
 pub mod stats;
+pub mod suite;
 pub mod tools;

@@ -85,6 +85,17 @@ pub struct Agg {
 }
 
 impl Results {
+    /// No results yet.
+    pub fn new(meta: Meta) -> Results {
+        Results {
+            meta,
+            records: Vec::new(),
+            memcpy: Vec::new(),
+            tools: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
     fn latencies(
         &self,
         mech: Mech,
