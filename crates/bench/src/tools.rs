@@ -285,7 +285,10 @@ fn perf_pipe(budget: ToolBudget, pin: Pin) -> anyhow::Result<Vec<ToolFigure>> {
         .context("no usecs/op in perf bench sched pipe's output")?;
     Ok(vec![ToolFigure {
         tool: "perf bench sched pipe",
-        what: "pipe round trip (4 B)".into(),
+        what: match cpu {
+            Some(_) => "pipe round trip (4 B, both on CPU 0)".into(),
+            None => "pipe round trip (4 B, perf's processes unpinned)".into(),
+        },
         value: usecs,
         unit: "us",
     }])
