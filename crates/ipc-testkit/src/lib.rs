@@ -17,6 +17,7 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use wait_timeout::ChildExt;
 
+pub mod other_user;
 pub mod php;
 
 /// How long any single wait in a test may take before the test fails. Generous, because CI
