@@ -40,7 +40,7 @@ use anyhow::{Context, anyhow, bail, ensure};
 use clap::{Parser, ValueEnum};
 use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::php::Value;
-use ipc_common::seq::SeqChecker;
+use ipc_common::seq::{self, SeqChecker};
 use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
@@ -210,17 +210,32 @@ fn take_all(shared: &mut Shared, var: i64, count: u64, deadline: &Deadline) -> a
                 shared.name
             );
         };
+        // A run starts at 0: anything else found first was left by an interrupted run (its
+        // reader killed), and is not this run's message.
+        if n == 0 && seq::unstamp(&message).is_ok_and(|(stamp, _)| stamp != 0) {
+            progress!(
+                "discarded {:?}, left in variable {var} by an earlier run",
+                String::from_utf8_lossy(&message[..seq::STAMP_LEN - 1])
+            );
+            return Ok(false);
+        }
         checker
             .observe(&message)
-            .with_context(|| format!("check message {n} from variable {var} of {}", shared.name))
+            .with_context(|| format!("check message {n} from variable {var} of {}", shared.name))?;
+        Ok(true)
     };
     let mut outcome = Ok(());
-    for n in 0..count {
-        if let Err(err) = take(n, &mut checker) {
-            outcome = Err(err);
-            break;
+    let mut n = 0;
+    while n < count {
+        match take(n, &mut checker) {
+            Ok(true) => n += 1,
+            Ok(false) => continue,
+            Err(err) => {
+                outcome = Err(err);
+                break;
+            }
         }
-        if n == 0 {
+        if n == 1 {
             progress!("first message arrived; {} to go", count - 1);
         }
     }
