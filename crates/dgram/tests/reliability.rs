@@ -1,0 +1,297 @@
+//! What happens to `dgram-reader` and `dgram-writer` when things go wrong: a peer killed
+//! (SIGKILL) at each stage, a reader that stops reading, files another user put in the way, and
+//! a peer running as another user. The survivor must say what went wrong within its timeout,
+//! and the next run must work without anyone cleaning up by hand.
+//!
+//! Test names start with what they exercise: `fault_` (a peer killed), `load_` (a full queue),
+//! `hostile_` (files and users in the way); `scripts/reliability.sh` counts them by prefix.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use dgram::UDS_MESSAGE;
+use ipc_common::wait::{Deadline, Timeout, retry};
+use ipc_testkit::other_user::{self, NOBODY};
+use ipc_testkit::{Finished, Proc, Signal, temp_dir};
+
+const READER: &str = env!("CARGO_BIN_EXE_dgram-reader");
+const WRITER: &str = env!("CARGO_BIN_EXE_dgram-writer");
+
+/// Messages in a run that is killed long before its end.
+const ENDLESS: &str = "10000000";
+
+/// `program ARGS`, waiting at most 5 s unless `args` say otherwise, without the caller's
+/// `IPC_*` settings.
+fn command(mut command: Command, args: &[&str]) -> Command {
+    if !args.contains(&"--timeout") {
+        command.args(["--timeout", "5"]);
+    }
+    command.args(args);
+    command
+}
+
+fn reader(args: &[&str]) -> Proc {
+    Proc::spawn(
+        "dgram-reader",
+        &mut command(ipc_testkit::php::ours(READER), args),
+    )
+}
+
+fn writer(args: &[&str]) -> Proc {
+    Proc::spawn(
+        "dgram-writer",
+        &mut command(ipc_testkit::php::ours(WRITER), args),
+    )
+}
+
+fn listening(args: &[&str]) -> Proc {
+    let mut proc = reader(args);
+    proc.wait_for_stderr("listening on ");
+    proc
+}
+
+fn udg(path: &Path) -> String {
+    format!("udg://{}", path.display())
+}
+
+fn line(text: &str) -> Vec<u8> {
+    format!("{text}\n").into_bytes()
+}
+
+/// The blog's message goes through a fresh pair on `url`: the next run works.
+fn a_fresh_pair_works(url: &str) {
+    let read = listening(&[url]);
+    writer(&[url]).finish().assert_success();
+    read.finish()
+        .assert_success()
+        .assert_stdout(&line(UDS_MESSAGE));
+}
+
+/// The number before `lost` in a summary line.
+fn lost(summary: &Finished) -> u64 {
+    let text = String::from_utf8_lossy(&summary.stdout);
+    let (before, _) = text
+        .split_once(" lost")
+        .unwrap_or_else(|| panic!("no loss count in {text:?}"));
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn fault_reader_killed_while_waiting_leaves_a_stale_socket_the_next_reader_replaces() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let url = udg(&path);
+    let killed = listening(&[&url]);
+    killed.signal(Signal::SIGKILL);
+    assert_eq!(killed.finish().status.code(), None, "killed by a signal");
+    assert!(path.exists(), "SIGKILL leaves the socket file");
+
+    // A writer now finds a socket nobody is bound to: it waits, it does not fail.
+    let mut write = writer(&[&url]);
+    write.wait_for_stderr("waiting for a reader");
+    let mut read = reader(&[&url]);
+    read.wait_for_stderr("removed stale socket");
+    write.finish().assert_success();
+    read.finish()
+        .assert_success()
+        .assert_stdout(&line(UDS_MESSAGE));
+    assert!(!path.exists());
+}
+
+#[test]
+fn fault_reader_killed_mid_stream_the_writer_says_the_reader_went_away() {
+    let dir = temp_dir();
+    let url = udg(&dir.path().join("s.sock"));
+    let mut read = listening(&[&url, "--count", ENDLESS]);
+    let write = writer(&[&url, "--count", ENDLESS]);
+    read.wait_for_stderr("first message arrived");
+    read.signal(Signal::SIGKILL);
+    write
+        .finish()
+        .assert_failure(1, "(the reader went away)")
+        .assert_stdout(b"");
+    read.finish();
+    a_fresh_pair_works(&url);
+}
+
+#[test]
+fn fault_writer_killed_mid_stream_the_reader_reports_the_loss_at_its_timeout() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let url = udg(&path);
+    let mut read = listening(&[&url, "--count", ENDLESS, "--timeout", "2"]);
+    let write = writer(&[&url, "--count", ENDLESS]);
+    read.wait_for_stderr("first message arrived");
+    write.signal(Signal::SIGKILL);
+    write.finish();
+    let read = read.finish();
+    read.assert_failure(124, "timed out after 2s waiting for a datagram");
+    assert!(lost(&read) > 0, "{read:?}");
+    assert!(!path.exists(), "the reader removed its socket file");
+    a_fresh_pair_works(&url);
+}
+
+#[test]
+fn fault_writer_killed_while_waiting_for_a_reader_leaves_nothing() {
+    let dir = temp_dir();
+    let url = udg(&dir.path().join("s.sock"));
+    let mut write = writer(&[&url]);
+    write.wait_for_stderr("waiting for a reader");
+    write.signal(Signal::SIGKILL);
+    write.finish();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    a_fresh_pair_works(&url);
+}
+
+#[test]
+fn fault_udp_reader_killed_mid_stream_the_writer_times_out_naming_the_reader() {
+    let mut read = reader(&["udp://127.0.0.1:0", "--count", ENDLESS]);
+    let ready = read.wait_for_stderr("listening on ");
+    let url = ready["listening on ".len()..].trim().to_string();
+    let write = writer(&[&url, "--count", ENDLESS, "--timeout", "2"]);
+    read.wait_for_stderr("first message arrived");
+    read.signal(Signal::SIGKILL);
+    read.finish();
+    // Loopback answers "port unreachable": the writer knows nobody is there, and resends.
+    write
+        .finish()
+        .assert_failure(124, &format!("waiting for a reader on {url}"));
+}
+
+/// The process state letter in `/proc/PID/stat` (`R` running, `S` sleeping, `T` stopped).
+fn state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .unwrap_or('?')
+}
+
+#[test]
+fn load_a_uds_writer_waits_for_a_stopped_reader_and_nothing_is_lost() {
+    const COUNT: &str = "20000";
+    let dir = temp_dir();
+    let url = udg(&dir.path().join("s.sock"));
+    let read = listening(&[&url, "--count", COUNT, "--timeout", "20"]);
+    read.signal(Signal::SIGSTOP);
+    let write = writer(&[&url, "--count", COUNT, "--timeout", "20"]);
+    // Connected to a reader that reads nothing, the writer fills the reader's queue, then
+    // sleeps in poll(2) for room (its only sleep once connected), instead of dropping.
+    let deadline = Deadline::after(Timeout::from_duration(Duration::from_secs(10)));
+    retry(&deadline, "the writer to block on the full queue", || {
+        Ok((state(write.pid()) == 'S').then_some(()))
+    })
+    .unwrap();
+    assert_eq!(state(read.pid()), 'T', "the reader is still stopped");
+    read.signal(Signal::SIGCONT);
+    write.finish().assert_success();
+    read.finish().assert_success().assert_stdout(&line(
+        "received 20000 of 20000 messages (960000 bytes): 0 lost, 0 duplicated, 0 reordered, \
+         0 corrupted",
+    ));
+}
+
+#[test]
+fn load_a_udp_writer_never_waits_and_a_stopped_reader_loses_datagrams() {
+    const COUNT: &str = "100000";
+    let mut read = reader(&[
+        "udp://127.0.0.1:0",
+        "--count",
+        COUNT,
+        "--idle",
+        "0.5",
+        "--allow-loss",
+        "--timeout",
+        "20",
+    ]);
+    let ready = read.wait_for_stderr("listening on ");
+    let url = ready["listening on ".len()..].trim().to_string();
+    read.signal(Signal::SIGSTOP);
+    // Nothing tells a UDP sender that the receiver's queue is full: it sends everything.
+    writer(&[&url, "--count", COUNT, "--timeout", "20"])
+        .finish()
+        .assert_success();
+    read.signal(Signal::SIGCONT);
+    let read = read.finish();
+    read.assert_success();
+    let lost = lost(&read);
+    assert!(lost > 0 && lost < 100_000, "{read:?}");
+    println!("UDP to a stopped reader: {lost} of {COUNT} datagrams lost");
+}
+
+#[test]
+fn hostile_a_symlink_to_a_live_socket_is_not_followed() {
+    let dir = temp_dir();
+    let real = dir.path().join("real.sock");
+    let link = dir.path().join("link.sock");
+    let _listener = UnixDatagram::bind(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    writer(&[&udg(&link)])
+        .finish()
+        .assert_failure(1, "the path is a symlink; refusing to follow it");
+    reader(&[&udg(&link)])
+        .finish()
+        .assert_failure(1, "holds a symlink, not a socket");
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+}
+
+#[test]
+fn hostile_another_users_socket_is_neither_used_nor_removed() {
+    if !other_user::available() {
+        return;
+    }
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let url = udg(&path);
+    // A live socket at our path, as if nobody had bound it there first.
+    let squatter = UnixDatagram::bind(&path).unwrap();
+    other_user::give_to_nobody(&path);
+    writer(&[&url])
+        .finish()
+        .assert_failure(1, &format!("belongs to uid {NOBODY}"));
+    writer(&[&url, "--trust-uid", "nobody"])
+        .finish()
+        .assert_success();
+    let mut got = [0; 64];
+    let n = squatter.recv(&mut got).unwrap();
+    assert_eq!(&got[..n], UDS_MESSAGE.as_bytes(), "trusted, it is used");
+
+    // Stale now: still not ours to remove unless trusted.
+    drop(squatter);
+    reader(&[&url])
+        .finish()
+        .assert_failure(1, "refusing to use it and leaving it untouched");
+    assert!(path.exists());
+    let mut read = reader(&[&url, "--trust-uid", &NOBODY.to_string()]);
+    read.wait_for_stderr("removed stale socket");
+    writer(&[&url]).finish().assert_success();
+    read.finish()
+        .assert_success()
+        .assert_stdout(&line(UDS_MESSAGE));
+}
+
+#[test]
+fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
+    if !other_user::available() {
+        return;
+    }
+    let dir = temp_dir();
+    other_user::open_dir(dir.path());
+    let url = udg(&dir.path().join("s.sock"));
+    let as_nobody = || {
+        let mut command = other_user::as_nobody(WRITER);
+        command.args([&url, "--timeout", "5"]);
+        ipc_testkit::run("dgram-writer as nobody", &mut command, None)
+    };
+
+    let read = listening(&[&url, "--timeout", "2"]);
+    as_nobody().assert_failure(1, "Permission denied");
+    read.finish().assert_failure(124, "waiting for a datagram");
+
+    let read = listening(&[&url, "--mode", "0666"]);
+    as_nobody().assert_success();
+    read.finish()
+        .assert_success()
+        .assert_stdout(&line(UDS_MESSAGE));
+}
