@@ -1,0 +1,139 @@
+//! What happens to `fifo-reader` and `fifo-writer` when things go wrong: a peer killed
+//! (SIGKILL) in the middle of a load run, a FIFO another user put at our path, and a peer running
+//! as another user. (A peer killed while waiting is in `pairs.rs`.) The survivor must say what
+//! went wrong within its timeout, and the next run must work without cleaning up by hand.
+//!
+//! Test names start with what they exercise: `fault_` (a peer killed), `hostile_` (files and
+//! users in the way); `scripts/reliability.sh` counts them by prefix.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::process::Command;
+
+use fifo::MESSAGE;
+use ipc_testkit::other_user::{self, NOBODY};
+use ipc_testkit::{Proc, Signal, temp_dir};
+
+const READER: &str = env!("CARGO_BIN_EXE_fifo-reader");
+const WRITER: &str = env!("CARGO_BIN_EXE_fifo-writer");
+
+/// Messages in a run that is killed long before its end.
+const ENDLESS: &str = "10000000";
+
+/// `program PATH ARGS`, waiting at most 5 s unless `args` say otherwise, without the caller's
+/// `IPC_*` settings.
+fn command(program: &str, path: &Path, args: &[&str]) -> Command {
+    let mut command = ipc_testkit::php::ours(program);
+    command.arg(path);
+    if !args.contains(&"--timeout") {
+        command.args(["--timeout", "5"]);
+    }
+    command.args(args);
+    command
+}
+
+fn reader(path: &Path, args: &[&str]) -> Proc {
+    Proc::spawn("fifo-reader", &mut command(READER, path, args))
+}
+
+fn writer(path: &Path, args: &[&str]) -> Proc {
+    Proc::spawn("fifo-writer", &mut command(WRITER, path, args))
+}
+
+fn is_fifo(path: &Path) -> bool {
+    path.symlink_metadata()
+        .is_ok_and(|meta| meta.file_type().is_fifo())
+}
+
+/// The blog's message goes through a fresh pair on `path`.
+fn a_fresh_pair_works(path: &Path, args: &[&str]) {
+    let mut read = reader(path, args);
+    read.wait_for_stderr("waiting for a writer");
+    writer(path, args).finish().assert_success();
+    read.finish()
+        .assert_success()
+        .assert_stdout(format!("{MESSAGE}\n").as_bytes());
+}
+
+#[test]
+fn fault_writer_killed_mid_stream_the_reader_reports_what_is_missing() {
+    let dir = temp_dir();
+    let path = dir.path().join("fifo");
+    let mut read = reader(&path, &["--count", ENDLESS]);
+    read.wait_for_stderr("waiting for a writer");
+    let write = writer(&path, &["--count", ENDLESS]);
+    read.wait_for_stderr("first message arrived");
+    write.signal(Signal::SIGKILL);
+    write.finish();
+    // End of file comes at once (the kernel closed the killed writer's end); whether it cut a
+    // frame depends on where the writer was.
+    let read = read.finish();
+    assert_eq!(read.status.code(), Some(1), "{read:?}");
+    assert!(
+        read.stderr.contains("truncated frame") || read.stderr.contains(" lost"),
+        "{read:?}"
+    );
+    assert!(!is_fifo(&path), "the reader removed the FIFO it created");
+    a_fresh_pair_works(&path, &[]);
+}
+
+#[test]
+fn fault_reader_killed_mid_stream_the_writer_says_the_reader_left() {
+    let dir = temp_dir();
+    let path = dir.path().join("fifo");
+    let mut read = reader(&path, &["--count", ENDLESS]);
+    read.wait_for_stderr("waiting for a writer");
+    let write = writer(&path, &["--count", ENDLESS]);
+    read.wait_for_stderr("first message arrived");
+    read.signal(Signal::SIGKILL);
+    read.finish();
+    write
+        .finish()
+        .assert_failure(1, "the reader closed its end before reading everything");
+    // The killed reader created the FIFO and could not remove it: the next pair uses it.
+    assert!(is_fifo(&path));
+    a_fresh_pair_works(&path, &[]);
+}
+
+#[test]
+fn hostile_another_users_fifo_is_refused_unless_trusted() {
+    if !other_user::available() {
+        return;
+    }
+    let dir = temp_dir();
+    let path = dir.path().join("fifo");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    other_user::give_to_nobody(&path);
+    let refused = format!("FIFO {}: belongs to uid {NOBODY}", path.display());
+    reader(&path, &[]).finish().assert_failure(1, &refused);
+    writer(&path, &[]).finish().assert_failure(1, &refused);
+    assert!(is_fifo(&path), "left untouched");
+    a_fresh_pair_works(&path, &["--trust-uid", "nobody"]);
+}
+
+#[test]
+fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
+    if !other_user::available() {
+        return;
+    }
+    let dir = temp_dir();
+    other_user::open_dir(dir.path());
+    let path = dir.path().join("fifo");
+    let as_nobody = || {
+        let mut command = other_user::as_nobody(WRITER);
+        command.arg(&path).args(["--timeout", "5"]);
+        ipc_testkit::run("fifo-writer as nobody", &mut command, None)
+    };
+
+    let mut read = reader(&path, &["--timeout", "2"]);
+    read.wait_for_stderr("waiting for a writer");
+    as_nobody().assert_failure(1, "Permission denied");
+    read.finish().assert_failure(124, "waiting for a writer");
+
+    let mut read = reader(&path, &["--mode", "0666"]);
+    read.wait_for_stderr("waiting for a writer");
+    as_nobody().assert_success();
+    read.finish()
+        .assert_success()
+        .assert_stdout(format!("{MESSAGE}\n").as_bytes());
+}
