@@ -38,7 +38,7 @@ use ipc_common::cli::{CommonArgs, MessageArgs, Mode, ModeArgs};
 use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{Value, serialize, sysvshm};
 use ipc_common::trust::TrustArgs;
-use ipc_common::wait::{Deadline, retry};
+use ipc_common::wait::Deadline;
 use ipc_common::{progress, seq, sysv};
 use shm::{Api, SegmentArgs, Shared};
 
@@ -239,7 +239,7 @@ fn hand_over(
             "the reader to take variable {var} from {} before message {n}",
             shared.name
         );
-        retry(deadline, what, || {
+        shm::hand_off_retry(deadline, what, || {
             let put = shared.put_var(var, &serialized, total, true, deadline)?;
             Ok(put.then_some(()))
         })?;
