@@ -57,11 +57,12 @@ pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
 // ---------------------------------------------------------------------------------------------
 // Datagrams: each side binds a Receiver and connects a Sender to the other's.
 
-/// The receive buffer UDP asks for, and the credits that fit it: the kernel charges each queued
-/// datagram its payload plus about a kilobyte of bookkeeping, and doubles what it is given
-/// (capped at `net.core.rmem_max`); half of that, to be safe.
+/// The receive buffer both UDP sockets ask for (`SO_RCVBUF`).
 pub const UDP_RCVBUF: usize = 4 << 20;
 
+/// The UDP credits (messages in flight) that fit the receive buffer: the kernel doubles what it
+/// is given, capped at twice `net.core.rmem_max`, and charges each queued datagram its payload
+/// plus about a kilobyte of bookkeeping; half of that, to be safe.
 pub fn udp_window(size: usize) -> u64 {
     let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
         .ok()

@@ -406,10 +406,10 @@ impl Results {
                     .rtt(shm, Imp::Ours, 64, |s| s.median_ns)
                     .map(|a| rtt / a.median);
                 parts.push(format!(
-                    "{} round trip at 64 B {} faster than {} (best other)",
+                    "round trip at 64 B, {} (the fastest other) / {}: {}",
+                    m.title(),
                     shm.title(),
-                    x(ratio),
-                    m.title()
+                    x(ratio)
                 ));
                 shm_ratios.push(ratio);
             }
@@ -418,10 +418,10 @@ impl Results {
                     .thr(shm, Imp::Ours, big, None, Rate::gb_per_sec)
                     .map(|a| a.median / gbs);
                 parts.push(format!(
-                    "{} throughput at 64 KiB {} of {}",
+                    "throughput at 64 KiB, {} / {} (the fastest other): {}",
                     shm.title(),
-                    x(ratio),
-                    m.title()
+                    m.title(),
+                    x(ratio)
                 ));
                 shm_ratios.push(ratio);
             }

@@ -108,7 +108,13 @@ pub fn run(
         for kind in &plan.kinds {
             for &size in &plan.sizes {
                 for &mech in &plan.mechs {
-                    for &imp in &plan.imps {
+                    // Alternate which goes first, so neither always runs right after a
+                    // different mechanism's teardown.
+                    let mut imps = plan.imps.clone();
+                    if rep % 2 == 1 {
+                        imps.reverse();
+                    }
+                    for imp in imps {
                         measure(
                             plan.spec(mech, imp, *kind, size, plan.knobs),
                             rep,
