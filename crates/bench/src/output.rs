@@ -9,7 +9,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::{Value, json};
 
 use crate::link::Rate;
-use crate::plan::{Imp, Mech};
+use crate::plan::{Imp, Kind, Mech};
 use crate::results::{FLOOR_SIZE, Results, SIZES, human_bytes};
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -27,7 +27,11 @@ pub fn text(r: &Results) -> String {
     let _ = writeln!(
         out,
         "ipc-bench {}",
-        if m.quick { "(quick)" } else { "(full run)" }
+        if m.quick {
+            "(quick: short measurements, numbers are rough)"
+        } else {
+            "report"
+        }
     );
     let _ = writeln!(out, "  command:  {}", m.command);
     let _ = writeln!(out, "  date:     {}", m.date);
@@ -44,116 +48,120 @@ pub fn text(r: &Results) -> String {
 
     let futex = r.rtt(Mech::Futex, Imp::Raw, FLOOR_SIZE, |s| s.median_ns);
     let spin = r.rtt(Mech::Spin, Imp::Raw, FLOOR_SIZE, |s| s.median_ns);
-    let _ = writeln!(out, "\nRound trip (ping-pong), microseconds");
-    let _ = writeln!(
-        out,
-        "{:<18} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  ceiling",
-        "mechanism", "size", "median", "p99", "mean", "raw med", "ours/raw", "/floor"
-    );
-    for mech in r.mechs() {
-        for size in SIZES {
-            let med = r.rtt(mech, Imp::Ours, size, |s| s.median_ns);
-            if med.is_none() && r.rtt(mech, Imp::Raw, size, |s| s.median_ns).is_none() {
-                continue;
-            }
-            let floor = if mech == Mech::ShmSpin {
-                (Mech::Spin, Imp::Raw, FLOOR_SIZE)
-            } else {
-                (Mech::Futex, Imp::Raw, FLOOR_SIZE)
-            };
-            let _ = writeln!(
-                out,
-                "{:<18} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
-                mech.title(),
-                human_bytes(mech.wire_size(size)),
-                opt(med.map(|a| a.median), 2),
-                opt(
-                    r.rtt(mech, Imp::Ours, size, |s| s.p99_ns).map(|a| a.median),
-                    2
-                ),
-                opt(
-                    r.rtt(mech, Imp::Ours, size, |s| s.mean_ns)
-                        .map(|a| a.median),
-                    2
-                ),
-                opt(
-                    r.rtt(mech, Imp::Raw, size, |s| s.median_ns)
-                        .map(|a| a.median),
-                    2
-                ),
-                ratio(r.rtt_ratio((mech, Imp::Ours, size), (mech, Imp::Raw, size))),
-                if size == 64 {
-                    ratio(r.rtt_ratio((mech, Imp::Ours, size), floor))
+    let measured = |kind| r.records.iter().any(|rec| rec.kind == kind);
+    if measured(Kind::Latency) {
+        let _ = writeln!(out, "\nRound trip (ping-pong), microseconds");
+        let _ = writeln!(
+            out,
+            "{:<18} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  ceiling",
+            "mechanism", "size", "median", "p99", "mean", "raw med", "ours/raw", "/floor"
+        );
+        for mech in r.mechs() {
+            for size in SIZES {
+                let med = r.rtt(mech, Imp::Ours, size, |s| s.median_ns);
+                if med.is_none() && r.rtt(mech, Imp::Raw, size, |s| s.median_ns).is_none() {
+                    continue;
+                }
+                let floor = if mech == Mech::ShmSpin {
+                    (Mech::Spin, Imp::Raw, FLOOR_SIZE)
                 } else {
-                    "".into()
-                },
-                mech.ceiling(size, m.msgmax).unwrap_or_default()
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "floors (two processes, no data): futex hand-off {} us (p99 {}), spin hand-off {} us (p99 {})",
-        opt(futex.map(|a| a.median), 2),
-        opt(
-            r.rtt(Mech::Futex, Imp::Raw, FLOOR_SIZE, |s| s.p99_ns)
-                .map(|a| a.median),
-            2
-        ),
-        opt(spin.map(|a| a.median), 3),
-        opt(
-            r.rtt(Mech::Spin, Imp::Raw, FLOOR_SIZE, |s| s.p99_ns)
-                .map(|a| a.median),
-            3
-        ),
-    );
-
-    let _ = writeln!(out, "\nOne-way throughput, timed at the receiver");
-    let _ = writeln!(
-        out,
-        "{:<18} {:>7} {:>11} {:>8} {:>8} {:>9} {:>9}  ceiling",
-        "mechanism", "size", "msg/s", "GB/s", "best", "raw GB/s", "ours/raw"
-    );
-    for mech in r.mechs() {
-        for size in SIZES {
-            let gbs = r.thr(mech, Imp::Ours, size, None, Rate::gb_per_sec);
-            if gbs.is_none()
-                && r.thr(mech, Imp::Raw, size, None, Rate::gb_per_sec)
-                    .is_none()
-            {
-                continue;
+                    (Mech::Futex, Imp::Raw, FLOOR_SIZE)
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
+                    mech.title(),
+                    human_bytes(mech.wire_size(size)),
+                    opt(med.map(|a| a.median), 2),
+                    opt(
+                        r.rtt(mech, Imp::Ours, size, |s| s.p99_ns).map(|a| a.median),
+                        2
+                    ),
+                    opt(
+                        r.rtt(mech, Imp::Ours, size, |s| s.mean_ns)
+                            .map(|a| a.median),
+                        2
+                    ),
+                    opt(
+                        r.rtt(mech, Imp::Raw, size, |s| s.median_ns)
+                            .map(|a| a.median),
+                        2
+                    ),
+                    ratio(r.rtt_ratio((mech, Imp::Ours, size), (mech, Imp::Raw, size))),
+                    if size == 64 {
+                        ratio(r.rtt_ratio((mech, Imp::Ours, size), floor))
+                    } else {
+                        "".into()
+                    },
+                    mech.ceiling(size, m.msgmax).unwrap_or_default()
+                );
             }
-            let _ = writeln!(
-                out,
-                "{:<18} {:>7} {:>11} {:>8} {:>8} {:>9} {:>9}  {}",
-                mech.title(),
-                human_bytes(mech.wire_size(size)),
-                opt(
-                    r.thr(mech, Imp::Ours, size, None, Rate::messages_per_sec)
-                        .map(|a| a.median),
-                    0
-                ),
-                opt(gbs.map(|a| a.median), 3),
-                opt(gbs.map(|a| a.best), 3),
-                opt(
-                    r.thr(mech, Imp::Raw, size, None, Rate::gb_per_sec)
-                        .map(|a| a.median),
-                    3
-                ),
-                ratio(r.thr_ratio((mech, Imp::Ours, size, None), (mech, Imp::Raw, size, None))),
-                mech.ceiling(size, m.msgmax).unwrap_or_default()
-            );
         }
+        let _ = writeln!(
+            out,
+            "floors (two processes, no data): futex hand-off {} us (p99 {}), spin hand-off {} us (p99 {})",
+            opt(futex.map(|a| a.median), 2),
+            opt(
+                r.rtt(Mech::Futex, Imp::Raw, FLOOR_SIZE, |s| s.p99_ns)
+                    .map(|a| a.median),
+                2
+            ),
+            opt(spin.map(|a| a.median), 3),
+            opt(
+                r.rtt(Mech::Spin, Imp::Raw, FLOOR_SIZE, |s| s.p99_ns)
+                    .map(|a| a.median),
+                3
+            ),
+        );
     }
-    let memcpy: Vec<String> = SIZES
-        .iter()
-        .filter_map(|&s| {
-            r.memcpy_gbs(s)
-                .map(|a| format!("{} {:.2} GB/s", human_bytes(s), a.median))
-        })
-        .collect();
-    if !memcpy.is_empty() {
-        let _ = writeln!(out, "floor: memcpy (one process) {}", memcpy.join(", "));
+    if measured(Kind::Throughput) {
+        let _ = writeln!(out, "\nOne-way throughput, timed at the receiver");
+        let _ = writeln!(
+            out,
+            "{:<18} {:>7} {:>11} {:>8} {:>8} {:>9} {:>9}  ceiling",
+            "mechanism", "size", "msg/s", "GB/s", "best", "raw GB/s", "ours/raw"
+        );
+        for mech in r.mechs() {
+            for size in SIZES {
+                let gbs = r.thr(mech, Imp::Ours, size, None, Rate::gb_per_sec);
+                if gbs.is_none()
+                    && r.thr(mech, Imp::Raw, size, None, Rate::gb_per_sec)
+                        .is_none()
+                {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:>7} {:>11} {:>8} {:>8} {:>9} {:>9}  {}",
+                    mech.title(),
+                    human_bytes(mech.wire_size(size)),
+                    opt(
+                        r.thr(mech, Imp::Ours, size, None, Rate::messages_per_sec)
+                            .map(|a| a.median),
+                        0
+                    ),
+                    opt(gbs.map(|a| a.median), 3),
+                    opt(gbs.map(|a| a.best), 3),
+                    opt(
+                        r.thr(mech, Imp::Raw, size, None, Rate::gb_per_sec)
+                            .map(|a| a.median),
+                        3
+                    ),
+                    ratio(r.thr_ratio((mech, Imp::Ours, size, None), (mech, Imp::Raw, size, None))),
+                    mech.ceiling(size, m.msgmax).unwrap_or_default()
+                );
+            }
+        }
+        let memcpy: Vec<String> = SIZES
+            .iter()
+            .filter_map(|&s| {
+                r.memcpy_gbs(s)
+                    .map(|a| format!("{} {:.2} GB/s", human_bytes(s), a.median))
+            })
+            .collect();
+        if !memcpy.is_empty() {
+            let _ = writeln!(out, "floor: memcpy (one process) {}", memcpy.join(", "));
+        }
     }
 
     let swept: Vec<Mech> = [Mech::Unix, Mech::Tcp, Mech::Fifo]
