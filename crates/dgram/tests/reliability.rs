@@ -174,15 +174,17 @@ fn load_a_uds_writer_waits_for_a_stopped_reader_and_nothing_is_lost() {
     let dir = temp_dir();
     let url = udg(&dir.path().join("s.sock"));
     let read = listening(&[&url, "--count", COUNT, "--timeout", "20"]);
+    let deadline = Deadline::after(Timeout::from_duration(Duration::from_secs(10)));
+    let becomes = |pid: u32, wanted: char, what: &str| {
+        retry(&deadline, what, || Ok((state(pid) == wanted).then_some(()))).unwrap();
+    };
+    // A signal takes effect when the process next runs: wait until it has.
     read.signal(Signal::SIGSTOP);
+    becomes(read.pid(), 'T', "the reader to stop");
     let write = writer(&[&url, "--count", COUNT, "--timeout", "20"]);
     // Connected to a reader that reads nothing, the writer fills the reader's queue, then
     // sleeps in poll(2) for room (its only sleep once connected), instead of dropping.
-    let deadline = Deadline::after(Timeout::from_duration(Duration::from_secs(10)));
-    retry(&deadline, "the writer to block on the full queue", || {
-        Ok((state(write.pid()) == 'S').then_some(()))
-    })
-    .unwrap();
+    becomes(write.pid(), 'S', "the writer to block on the full queue");
     assert_eq!(state(read.pid()), 'T', "the reader is still stopped");
     read.signal(Signal::SIGCONT);
     write.finish().assert_success();
