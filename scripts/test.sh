@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: lints, every crate's unit and integration tests (PHP
 # interop included, which must run when CI=true), the end-to-end run of the eight blog pairs, the
+# reliability runs (load, faults, hostile input and other users, with their counts), the
 # docker compose demo when a Docker engine is reachable (required when CI=true), and a quick
 # benchmark whose numbers are printed, never asserted.
 set -euo pipefail
@@ -34,6 +35,9 @@ cargo test --workspace --quiet 2>&1
 
 section "scripts/run-all.sh"
 timeout 600 scripts/run-all.sh
+
+section "scripts/reliability.sh (load, faults, hostile input, other users, leaks)"
+timeout 900 scripts/reliability.sh
 
 if [[ -x scripts/docker-demo.sh ]]; then
   section "scripts/docker-demo.sh"
