@@ -28,8 +28,8 @@
 //! Run it:
 //!
 //! ```text
-//! cargo run --release -p ipc-bench -- --quick
-//! cargo run --release -p ipc-bench -- --json bench.json --csv bench.csv --plot bench.svg
+//! cargo run --release -p bench --bin ipc-bench -- --quick
+//! cargo run --release -p bench --bin ipc-bench -- --json bench.json --csv bench.csv --plot bench.svg
 //! ```
 
 use std::path::PathBuf;
@@ -37,14 +37,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bench::link::Budget;
+use bench::measure::PeerArgs;
+use bench::plan::{Imp, Kind, Knobs, Mech, Pin};
+use bench::results::{Results, SIZES};
+use bench::suite::{self, Plan};
+use bench::tools::ToolBudget;
+use bench::{measure, output, raw};
 use clap::{Parser, Subcommand};
-use ipc_bench::link::Budget;
-use ipc_bench::measure::PeerArgs;
-use ipc_bench::plan::{Imp, Kind, Knobs, Mech, Pin};
-use ipc_bench::results::{Results, SIZES};
-use ipc_bench::suite::{self, Plan};
-use ipc_bench::tools::ToolBudget;
-use ipc_bench::{measure, output, raw};
 use ipc_common::cli::CommonArgs;
 use ipc_common::ring;
 
