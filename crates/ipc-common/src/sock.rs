@@ -12,16 +12,17 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use nix::errno::Errno;
 use nix::poll::PollFlags;
-use nix::sys::socket::{MsgFlags, recv, send};
+use nix::sys::socket::{MsgFlags, getsockopt, recv, send, sockopt};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::cleanup::Cleanup;
 use crate::cli::Mode;
 use crate::paths::{self, SocketKind};
 use crate::progress;
+use crate::trust;
 use crate::wait::{self, Deadline};
 
 /// `listen(2)` backlog: connections the kernel completes before we `accept(2)` them.
@@ -96,7 +97,9 @@ pub fn bind_inet(addr: SocketAddr, kind: SocketKind) -> anyhow::Result<(Socket, 
 /// refusal prints one progress line starting `waiting for`.
 ///
 /// A Unix socket path is checked before each attempt ([`paths::check_socket_to_connect`]): a
-/// symlink, or a socket file of an untrusted owner, ends the wait with an error.
+/// symlink, or a socket file of an untrusted owner, ends the wait with an error; once connected,
+/// a stream's listener must run as a trusted user (`SO_PEERCRED`), and a datagram socket's path
+/// is checked again.
 pub fn connect_retry(
     addr: &SockAddr,
     kind: SocketKind,
@@ -111,7 +114,12 @@ pub fn connect_retry(
         // A socket whose connect failed is in an unspecified state: each attempt takes a new one.
         let socket = new_socket(addr.domain(), kind)?;
         let refusal = match socket.connect(addr) {
-            Ok(()) => return Ok(Some(socket)),
+            Ok(()) => {
+                if let Some(path) = addr.as_pathname() {
+                    check_connected_unix(&socket, path, kind, peer)?;
+                }
+                return Ok(Some(socket));
+            }
             Err(err) if errno_of(&err) == Some(Errno::EINPROGRESS) => {
                 wait::wait_fd(socket.as_fd(), PollFlags::POLLOUT, deadline, peer)?;
                 match socket
@@ -135,6 +143,34 @@ pub fn connect_retry(
             _ => Err(refusal).with_context(|| format!("connect to {peer}")),
         }
     })
+}
+
+/// Closes the window between [`paths::check_socket_to_connect`] and `connect(2)`, in which a
+/// symlink could have been put at `path`: a stream connection knows who listens at the other
+/// end (`SO_PEERCRED`, the listener's credentials), which must be a trusted user
+/// ([`crate::trust`]); a datagram socket has no such credentials, so the path is checked again.
+fn check_connected_unix(
+    socket: &Socket,
+    path: &Path,
+    kind: SocketKind,
+    peer: &str,
+) -> anyhow::Result<()> {
+    match kind {
+        SocketKind::Datagram => paths::check_socket_to_connect(path),
+        SocketKind::Stream => {
+            let cred = getsockopt(socket, sockopt::PeerCredentials)
+                .with_context(|| format!("getsockopt(SO_PEERCRED) on the connection to {peer}"))?;
+            let uid = cred.uid();
+            if !trust::trusted(uid) {
+                bail!(
+                    "connect to {peer}: the process listening there runs as uid {uid}, not as us \
+                     or root; refusing to talk to it (pass --trust-uid {uid} if that user is your \
+                     peer)"
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `accept(2)`s one connection on `listener` within `deadline`; the connection is nonblocking.

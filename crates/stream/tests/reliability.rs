@@ -186,6 +186,33 @@ fn hostile_another_users_socket_is_neither_used_nor_removed() {
 }
 
 #[test]
+fn hostile_a_server_running_as_another_user_is_refused_even_behind_a_trusted_file() {
+    if !other_user::available() {
+        return;
+    }
+    let dir = temp_dir();
+    let theirs = other_user::nobodys_dir(dir.path());
+    let path = theirs.join("s.sock");
+    let url = unix(&path);
+    let mut command = other_user::as_nobody(SERVER);
+    command.args([&url, "--mode", "0666", "--timeout", "5"]);
+    let mut read = Proc::spawn("stream-reader as nobody", &mut command);
+    read.wait_for_stderr("listening on");
+    // The file now looks like ours; the listener behind it still runs as nobody.
+    std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
+    client(&[&url])
+        .finish()
+        .assert_failure(1, &format!("listening there runs as uid {NOBODY}"));
+    client(&[&url, "--trust-uid", "nobody"])
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(SERVER_UDS));
+    read.finish()
+        .assert_success()
+        .assert_stdout(&line(CLIENT_UDS));
+}
+
+#[test]
 fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
     if !other_user::available() {
         return;
