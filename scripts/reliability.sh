@@ -137,6 +137,8 @@ load() {
     shift
   done
   shift
+  local began
+  began=$(date +%s%N)
   start r "${reader[@]}"
   local reader_pid=$started
   if ! wait_for_line "$work/r.err" '^(listening on|waiting for)' "$reader_pid"; then
@@ -166,6 +168,7 @@ load() {
   done
   wait "$reader_pid" || status=$?
   ((status == 0)) || problems+="reader exited with $status: $(cat "$work/r.err")"$'\n'
+  label+=" [$((($(date +%s%N) - began) / 1000000)) ms]"
 
   local received lost
   received=$(grep -oE 'received [0-9]+ of' "$work/r.out" | awk '{ n += $2 } END { print n + 0 }')
