@@ -15,7 +15,8 @@
 //! - [`trust`]: whose objects a run uses when it finds rather than creates them (ourselves,
 //!   root, `--trust-uid`);
 //! - [`ring`]: a message ring buffer in a SysV segment with futex hand-off (the benchmark's
-//!   shared-memory mechanism).
+//!   shared-memory mechanism); besides `sysv`, the one module with `unsafe` (bulk copies into
+//!   the segment and its shared words, each with its `SAFETY` line).
 
 pub mod cleanup;
 pub mod cli;
