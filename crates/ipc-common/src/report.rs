@@ -14,7 +14,9 @@ static QUIET: AtomicBool = AtomicBool::new(false);
 /// Exit code of a run that gave up waiting (as `timeout(1)` uses).
 pub const EXIT_TIMED_OUT: u8 = 124;
 
-pub(crate) fn set_quiet(quiet: bool) {
+/// Silences (or restores) `progress!` lines for the whole process: `--quiet`, or a program such
+/// as the benchmark that calls the mechanisms' code in a loop.
+pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
 
