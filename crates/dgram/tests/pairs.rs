@@ -9,34 +9,14 @@ use std::process::Command;
 
 use dgram::{IP_MESSAGE, UDS_MESSAGE};
 use ipc_common::seq;
-use ipc_testkit::{Finished, Proc, Signal, port_in, temp_dir};
+use ipc_testkit::{Finished, Proc, Signal, bounded, ours, port_in, temp_dir};
 
 const READER: &str = env!("CARGO_BIN_EXE_dgram-reader");
 const WRITER: &str = env!("CARGO_BIN_EXE_dgram-writer");
 
-/// A command for `program` without the environment variables that would change our binaries.
-fn hermetic(program: &str) -> Command {
-    let mut command = Command::new(program);
-    for var in [
-        "IPC_TIMEOUT",
-        "IPC_QUIET",
-        "IPC_MESSAGE",
-        "IPC_MODE",
-        "IPC_DGRAM_URL",
-    ] {
-        command.env_remove(var);
-    }
-    command
-}
-
 /// A command for `bin` with `args`, waiting at most 5 s unless `args` say otherwise.
 fn command(bin: &str, args: &[&str]) -> Command {
-    let mut command = hermetic(bin);
-    if !args.contains(&"--timeout") {
-        command.args(["--timeout", "5"]);
-    }
-    command.args(args);
-    command
+    bounded(ours(bin), args)
 }
 
 fn spawn_reader(args: &[&str]) -> Proc {
@@ -50,8 +30,7 @@ fn spawn_writer(args: &[&str]) -> Proc {
 /// Starts a reader and waits until it listens; returns it with the URL it really listens on.
 fn listening_reader(args: &[&str]) -> (Proc, String) {
     let mut reader = spawn_reader(args);
-    let line = reader.wait_for_stderr("listening on ");
-    let url = line["listening on ".len()..].trim().to_string();
+    let url = reader.listening_url();
     (reader, url)
 }
 
@@ -304,7 +283,7 @@ fn the_mode_is_exact_whatever_the_umask() {
         ("077", &["--mode", "0644"][..], 0o644),
         ("000", &[][..], 0o600),
     ] {
-        let mut under_umask = hermetic("sh");
+        let mut under_umask = ours("sh");
         under_umask
             .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
             .arg(READER)

@@ -7,7 +7,8 @@
 
 use std::ffi::OsString;
 
-use ipc_testkit::php::{Php, ours, payloads};
+use ipc_testkit::ours;
+use ipc_testkit::php::{Php, payloads};
 use ipc_testkit::{Proc, port_in, temp_dir};
 
 const UDS_MESSAGE: &str = "Hello from Sender: UDP/UDS [Datagram]";

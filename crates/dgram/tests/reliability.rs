@@ -8,7 +8,6 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use dgram::UDS_MESSAGE;
@@ -22,27 +21,17 @@ const WRITER: &str = env!("CARGO_BIN_EXE_dgram-writer");
 /// Messages in a run that is killed long before its end.
 const ENDLESS: &str = "10000000";
 
-/// `program ARGS`, waiting at most 5 s unless `args` say otherwise, without the caller's
-/// `IPC_*` settings.
-fn command(mut command: Command, args: &[&str]) -> Command {
-    if !args.contains(&"--timeout") {
-        command.args(["--timeout", "5"]);
-    }
-    command.args(args);
-    command
-}
-
 fn reader(args: &[&str]) -> Proc {
     Proc::spawn(
         "dgram-reader",
-        &mut command(ipc_testkit::php::ours(READER), args),
+        &mut ipc_testkit::bounded(ipc_testkit::ours(READER), args),
     )
 }
 
 fn writer(args: &[&str]) -> Proc {
     Proc::spawn(
         "dgram-writer",
-        &mut command(ipc_testkit::php::ours(WRITER), args),
+        &mut ipc_testkit::bounded(ipc_testkit::ours(WRITER), args),
     )
 }
 
@@ -148,8 +137,7 @@ fn fault_writer_killed_while_waiting_for_a_reader_leaves_nothing() {
 #[test]
 fn fault_udp_reader_killed_mid_stream_the_writer_times_out_naming_the_reader() {
     let mut read = reader(&["udp://127.0.0.1:0", "--count", ENDLESS]);
-    let ready = read.wait_for_stderr("listening on ");
-    let url = ready["listening on ".len()..].trim().to_string();
+    let url = read.listening_url();
     let write = writer(&[&url, "--count", ENDLESS, "--timeout", "2"]);
     read.wait_for_stderr("first message arrived");
     read.signal(Signal::SIGKILL);
@@ -207,8 +195,7 @@ fn load_a_udp_writer_never_waits_and_a_stopped_reader_loses_datagrams() {
         "--timeout",
         "20",
     ]);
-    let ready = read.wait_for_stderr("listening on ");
-    let url = ready["listening on ".len()..].trim().to_string();
+    let url = read.listening_url();
     read.signal(Signal::SIGSTOP);
     // Nothing tells a UDP sender that the receiver's queue is full: it sends everything.
     writer(&[&url, "--count", COUNT, "--timeout", "20"])

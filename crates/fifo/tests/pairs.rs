@@ -6,29 +6,15 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ipc_testkit::{Finished, Proc, Signal, temp_dir};
+use ipc_testkit::{Finished, Proc, Signal, bounded, ours, temp_dir};
 
 const MESSAGE: &[u8] = b"Hello from Sender: Named Pipe";
 
 /// `bin PATH --timeout 5 EXTRA...`, unless EXTRA sets its own timeout.
 fn command(bin: &str, path: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(bin);
-    // Settings from the caller's environment must not change what the test checks.
-    for var in [
-        "IPC_FIFO",
-        "IPC_MESSAGE",
-        "IPC_MODE",
-        "IPC_QUIET",
-        "IPC_TIMEOUT",
-    ] {
-        command.env_remove(var);
-    }
+    let mut command = ours(bin);
     command.arg(path);
-    if !extra.contains(&"--timeout") {
-        command.args(["--timeout", "5"]);
-    }
-    command.args(extra);
-    command
+    bounded(command, extra)
 }
 
 /// One side by name, for tests that do the same to both.

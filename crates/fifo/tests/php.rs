@@ -5,7 +5,8 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use ipc_testkit::php::{Php, ours, payloads};
+use ipc_testkit::ours;
+use ipc_testkit::php::{Php, payloads};
 use ipc_testkit::{Proc, temp_dir};
 
 const BLOG_MESSAGE: &str = "Hello from Sender: Named Pipe";

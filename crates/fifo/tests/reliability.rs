@@ -23,13 +23,9 @@ const ENDLESS: &str = "10000000";
 /// `program PATH ARGS`, waiting at most 5 s unless `args` say otherwise, without the caller's
 /// `IPC_*` settings.
 fn command(program: &str, path: &Path, args: &[&str]) -> Command {
-    let mut command = ipc_testkit::php::ours(program);
+    let mut command = ipc_testkit::ours(program);
     command.arg(path);
-    if !args.contains(&"--timeout") {
-        command.args(["--timeout", "5"]);
-    }
-    command.args(args);
-    command
+    ipc_testkit::bounded(command, args)
 }
 
 fn reader(path: &Path, args: &[&str]) -> Proc {

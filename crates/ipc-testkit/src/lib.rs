@@ -181,6 +181,16 @@ impl Proc {
         }
     }
 
+    /// Waits for a socket reader's `listening on URL` line and returns the URL: the address it
+    /// really bound (port 0 becomes the kernel's choice).
+    #[track_caller]
+    pub fn listening_url(&mut self) -> String {
+        let line = self.wait_for_stderr("listening on ");
+        let at =
+            line.find("listening on ").expect("the line has the marker") + "listening on ".len();
+        line[at..].trim().to_string()
+    }
+
     /// Sends `signal` to the process.
     #[track_caller]
     pub fn signal(&self, signal: Signal) {
@@ -229,6 +239,28 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A command for one of our binaries (`env!("CARGO_BIN_EXE_...")`), with the caller's `IPC_*`
+/// settings removed so that only the test's arguments decide what it does.
+pub fn ours(binary: &str) -> Command {
+    let mut command = Command::new(binary);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("IPC_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Adds `args` to `command`, and `--timeout 5` unless they give one: no child of a test waits
+/// without a bound.
+pub fn bounded(mut command: Command, args: &[&str]) -> Command {
+    if !args.contains(&"--timeout") {
+        command.args(["--timeout", "5"]);
+    }
+    command.args(args);
+    command
 }
 
 /// Runs `command` to completion (stdin from `stdin`), with the [`STEP`] timeout.

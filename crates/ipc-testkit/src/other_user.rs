@@ -33,7 +33,7 @@ pub fn available() -> bool {
 /// A command that runs `program` as `nobody` (uid and gid 65534, no supplementary groups), with
 /// the caller's `IPC_*` settings removed; the caller adds the arguments.
 pub fn as_nobody(program: impl AsRef<OsStr>) -> Command {
-    let mut command = crate::php::ours("setpriv");
+    let mut command = crate::ours("setpriv");
     command
         .arg(format!("--reuid={NOBODY}"))
         .arg(format!("--regid={NOBODY}"))

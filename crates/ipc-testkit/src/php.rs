@@ -153,18 +153,6 @@ impl Php {
     }
 }
 
-/// A command for one of our binaries (`env!("CARGO_BIN_EXE_...")`), with the caller's `IPC_*`
-/// settings removed so that only the test's arguments decide what it does.
-pub fn ours(binary: &str) -> Command {
-    let mut command = Command::new(binary);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("IPC_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
-
 /// `tests/php/` at the workspace root, where the peers live.
 pub fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/php")

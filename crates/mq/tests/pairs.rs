@@ -5,31 +5,16 @@ use std::path::Path;
 use std::process::Command;
 
 use ipc_common::sysv;
-use ipc_testkit::{Finished, Proc, assert_no_sysv_objects, key_file, temp_dir};
+use ipc_testkit::{Finished, Proc, assert_no_sysv_objects, bounded, key_file, ours, temp_dir};
 
 const MESSAGE: &[u8] = b"Hello from Writer: Message Queue";
 const SERIALIZED: &[u8] = b"s:32:\"Hello from Writer: Message Queue\";";
 
 /// `bin --key-file KEY --timeout 5 EXTRA...`, unless EXTRA sets its own timeout.
 fn command(bin: &str, key: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(bin);
-    // Settings from the caller's environment must not change what the test checks.
-    for var in [
-        "IPC_KEY_FILE",
-        "IPC_PROJ",
-        "IPC_MESSAGE",
-        "IPC_MODE",
-        "IPC_QUIET",
-        "IPC_TIMEOUT",
-    ] {
-        command.env_remove(var);
-    }
+    let mut command = ours(bin);
     command.arg("--key-file").arg(key);
-    if !extra.contains(&"--timeout") {
-        command.args(["--timeout", "5"]);
-    }
-    command.args(extra);
-    command
+    bounded(command, extra)
 }
 
 fn writer(key: &Path, extra: &[&str]) -> Command {

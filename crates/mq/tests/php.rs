@@ -8,7 +8,8 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use ipc_testkit::php::{Php, ours, payloads};
+use ipc_testkit::ours;
+use ipc_testkit::php::{Php, payloads};
 use ipc_testkit::{Finished, Proc, assert_no_sysv_objects, key_file, temp_dir};
 
 const BLOG_MESSAGE: &str = "Hello from Writer: Message Queue";

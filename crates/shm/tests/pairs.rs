@@ -10,7 +10,7 @@ use ipc_common::php::sysvsem::Semaphore;
 use ipc_common::php::{Value, serialize, sysvshm};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
 use ipc_common::wait::{Deadline, Timeout};
-use ipc_testkit::{Finished, Proc, Signal, assert_no_sysv_objects};
+use ipc_testkit::{Finished, Proc, Signal, assert_no_sysv_objects, bounded, ours};
 
 const MESSAGE: &[u8] = b"Hello from Writer: Shared Memory";
 
@@ -48,19 +48,9 @@ fn temp_dir() -> TestDir {
 
 /// `bin --key-file KEY --timeout 5 EXTRA...`, unless EXTRA sets its own timeout.
 fn command(bin: &str, key_file: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(bin);
-    // Settings from the caller's environment must not change what the test checks.
-    for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("IPC_") {
-            command.env_remove(var);
-        }
-    }
+    let mut command = ours(bin);
     command.arg("--key-file").arg(key_file);
-    if !extra.contains(&"--timeout") {
-        command.args(["--timeout", "5"]);
-    }
-    command.args(extra);
-    command
+    bounded(command, extra)
 }
 
 fn writer(key_file: &Path, extra: &[&str]) -> Command {

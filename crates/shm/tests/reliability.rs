@@ -64,20 +64,16 @@ impl Drop for Keyed {
 /// caller's `IPC_*` settings.
 fn command(mut command: Command, key_file: &Path, args: &[&str]) -> Command {
     command.arg("--key-file").arg(key_file);
-    if !args.contains(&"--timeout") {
-        command.args(["--timeout", "5"]);
-    }
-    command.args(args);
-    command
+    ipc_testkit::bounded(command, args)
 }
 
 fn reader(key_file: &Path, args: &[&str]) -> Proc {
-    let ours = ipc_testkit::php::ours(READER);
+    let ours = ipc_testkit::ours(READER);
     Proc::spawn("shm-reader", &mut command(ours, key_file, args))
 }
 
 fn writer(key_file: &Path, args: &[&str]) -> Proc {
-    let ours = ipc_testkit::php::ours(WRITER);
+    let ours = ipc_testkit::ours(WRITER);
     Proc::spawn("shm-writer", &mut command(ours, key_file, args))
 }
 

@@ -10,35 +10,15 @@ use std::path::Path;
 use std::process::Command;
 
 use ipc_common::seq;
-use ipc_testkit::{Finished, Proc, STEP, Signal, port_in, temp_dir};
+use ipc_testkit::{Finished, Proc, STEP, Signal, bounded, ours, port_in, temp_dir};
 use stream::{CLIENT_IP, CLIENT_UDS, SERVER_IP, SERVER_UDS};
 
 const READER: &str = env!("CARGO_BIN_EXE_stream-reader");
 const WRITER: &str = env!("CARGO_BIN_EXE_stream-writer");
 
-/// A command for `program` without the environment variables that would change our binaries.
-fn hermetic(program: &str) -> Command {
-    let mut command = Command::new(program);
-    for var in [
-        "IPC_TIMEOUT",
-        "IPC_QUIET",
-        "IPC_MESSAGE",
-        "IPC_MODE",
-        "IPC_STREAM_URL",
-    ] {
-        command.env_remove(var);
-    }
-    command
-}
-
 /// A command for `bin` with `args`, waiting at most 5 s unless `args` say otherwise.
 fn command(bin: &str, args: &[&str]) -> Command {
-    let mut command = hermetic(bin);
-    if !args.contains(&"--timeout") {
-        command.args(["--timeout", "5"]);
-    }
-    command.args(args);
-    command
+    bounded(ours(bin), args)
 }
 
 fn spawn_reader(args: &[&str]) -> Proc {
@@ -52,8 +32,7 @@ fn spawn_writer(args: &[&str]) -> Proc {
 /// Starts a server and waits until it listens; returns it with the URL it really listens on.
 fn listening_reader(args: &[&str]) -> (Proc, String) {
     let mut reader = spawn_reader(args);
-    let line = reader.wait_for_stderr("listening on ");
-    let url = line["listening on ".len()..].trim().to_string();
+    let url = reader.listening_url();
     (reader, url)
 }
 
@@ -343,7 +322,7 @@ fn the_mode_is_exact_whatever_the_umask() {
         ("077", &["--mode", "0644"][..], 0o644),
         ("000", &[][..], 0o600),
     ] {
-        let mut under_umask = hermetic("sh");
+        let mut under_umask = ours("sh");
         under_umask
             .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
             .arg(READER)

@@ -9,7 +9,8 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use ipc_testkit::php::{Payload, Php, ours, payloads};
+use ipc_testkit::ours;
+use ipc_testkit::php::{Payload, Php, payloads};
 use ipc_testkit::{Finished, Proc, port_in, temp_dir};
 
 /// What PHP's single `socket_read($socket, 1024)` takes.

@@ -23,12 +23,7 @@ const ENDLESS: &str = "10000000";
 /// `program ARGS`, waiting at most 5 s unless `args` say otherwise, without the caller's
 /// `IPC_*` settings.
 fn command(program: &str, args: &[&str]) -> Command {
-    let mut command = ipc_testkit::php::ours(program);
-    if !args.contains(&"--timeout") {
-        command.args(["--timeout", "5"]);
-    }
-    command.args(args);
-    command
+    ipc_testkit::bounded(ipc_testkit::ours(program), args)
 }
 
 fn server(args: &[&str]) -> Proc {
@@ -42,8 +37,7 @@ fn client(args: &[&str]) -> Proc {
 /// A server that listens; returns it with the URL it really listens on.
 fn listening(args: &[&str]) -> (Proc, String) {
     let mut proc = server(args);
-    let line = proc.wait_for_stderr("listening on ");
-    let url = line["listening on ".len()..].trim().to_string();
+    let url = proc.listening_url();
     (proc, url)
 }
 
