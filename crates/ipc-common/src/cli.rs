@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::report;
+use crate::trust::TrustArgs;
 use crate::wait::{Deadline, Timeout};
 
 /// Options of every binary.
@@ -24,12 +25,16 @@ pub struct CommonArgs {
     /// Print nothing but errors on stderr.
     #[arg(short, long, env = "IPC_QUIET")]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 impl CommonArgs {
-    /// Applies `--quiet` and starts the clock that `--timeout` bounds.
+    /// Applies `--quiet` and `--trust-uid`, and starts the clock that `--timeout` bounds.
     pub fn start(&self) -> Deadline {
         report::set_quiet(self.quiet);
+        self.trust.apply();
         Deadline::after(self.timeout)
     }
 }

@@ -11,10 +11,13 @@
 //!    `unlink(2)`ed, a live socket or any other file is an error and left alone; then `bind(2)`
 //!    creates the socket file and `chmod(2)` gives it exactly `--mode`.
 //!    UDP: `bind(2)`, then `getsockname(2)` learns the port the kernel chose for port 0;
-//! 3. `poll(2)` until a datagram is queued (or `--timeout` passes);
-//! 4. `recv(2)` with `MSG_PEEK | MSG_TRUNC` and no buffer: the datagram's real size, left queued;
-//! 5. `recv(2)` of exactly that many bytes, printed on stdout followed by one `\n`;
-//! 6. `close(2)`, and `unlink(2)` of the socket file.
+//! 3. `recv(2)` with `MSG_TRUNC` into a buffer as big as the largest datagram a sender can make
+//!    (UDP: 65,527 bytes; Unix: twice `net.core.wmem_max`, the most a sender may raise its
+//!    `SO_SNDBUF` to, less 32); `MSG_TRUNC` makes it return the real size, so a datagram that
+//!    did not fit is an error, never a silently shortened message;
+//! 4. only if nothing was queued (`EAGAIN`): `poll(2)` until a datagram is (or `--timeout`
+//!    passes), then `recv(2)` again; the datagram goes to stdout followed by one `\n`;
+//! 5. `close(2)`, and `unlink(2)` of the socket file.
 //!
 //! The reader creates the socket file and removes it when it ends, on Ctrl-C/SIGTERM too; the
 //! writer creates nothing. Either may start first: the writer waits for the reader.
@@ -39,7 +42,6 @@ use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::endpoint::DgramEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
-use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Timeout;
 
 /// The receive queue asked for in UDP load runs, so a burst is not dropped while we catch up.
@@ -95,9 +97,6 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -108,7 +107,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let mut receiver = Receiver::bind(&args.endpoint, args.mode.mode)?;
     progress!("listening on {}", receiver.url());
 

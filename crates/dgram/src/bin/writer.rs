@@ -14,10 +14,12 @@
 //!    report ICMP errors about it to us;
 //! 3. Unix, for a big datagram: `setsockopt(SO_SNDBUF)`, since the datagram must fit in it;
 //! 4. `send(2)`; when the reader's queue is full (`EAGAIN`), `poll(2)` waits for room.
-//!    UDP: `getsockopt(SO_ERROR)` right after; on loopback an `ECONNREFUSED` there (ICMP port
-//!    unreachable: nobody listens) means the datagram was lost, and it is sent again until a
-//!    reader is there or `--timeout` passes. Off loopback the ICMP answer comes late or never:
-//!    then the datagram may be lost without anyone noticing, as with PHP;
+//!    UDP: `getsockopt(SO_ERROR)` right after, until one datagram has gone through unrefused;
+//!    on loopback an `ECONNREFUSED` there (ICMP port unreachable: nobody listens) means the
+//!    datagram was lost, and it is sent again until a reader is there or `--timeout` passes.
+//!    Once the reader is there, a refusal (it went away) comes back from the next `send(2)`,
+//!    which sends nothing, and the checks start again. Off loopback the ICMP answer comes late
+//!    or never: then the datagram may be lost without anyone noticing, as with PHP;
 //! 5. `close(2)`.
 //!
 //! The reader creates and removes the socket file; the writer creates nothing.
@@ -39,7 +41,6 @@ use ipc_common::endpoint::DgramEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
 use ipc_common::seq;
-use ipc_common::trust::TrustArgs;
 
 /// Send a datagram: the blog's datagram sender.
 #[derive(Parser, Debug)]
@@ -73,9 +74,6 @@ struct Args {
     first_seq: u64,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -86,7 +84,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let payload = args
         .message
         .payload(dgram::default_message(&args.endpoint))?;

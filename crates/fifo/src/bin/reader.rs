@@ -29,7 +29,6 @@ use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::seq::{Deframer, SeqChecker};
-use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
 
@@ -57,9 +56,6 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -70,7 +66,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let path = &args.path;
 
     let created = fifo::create_or_use(path, args.mode.mode)?;

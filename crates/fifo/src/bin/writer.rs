@@ -25,7 +25,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ipc_common::cli::{CommonArgs, MessageArgs, ModeArgs};
-use ipc_common::trust::TrustArgs;
 use ipc_common::{progress, seq};
 
 /// The command line; each field's doc comment is its `--help` text.
@@ -55,9 +54,6 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -68,7 +64,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let path = &args.path;
     let payload = args.message.payload(fifo::MESSAGE)?;
 

@@ -33,7 +33,6 @@ use ipc_common::cli::{CommonArgs, parse_proj_id};
 use ipc_common::php::{self, Value};
 use ipc_common::seq::SeqChecker;
 use ipc_common::sysv::{self, Key, MsgBuf};
-use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
 use mq::{ProjId, Queue, Wanted};
@@ -102,9 +101,6 @@ struct Args {
     any_order: bool,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -124,7 +120,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let key_file = &args.key_file;
     let key = mq::wait_for_key(key_file, args.proj, &deadline, || {
         progress!("waiting for key file {} to appear", key_file.display());

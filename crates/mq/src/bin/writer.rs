@@ -32,7 +32,6 @@ use ipc_common::cli::{CommonArgs, MessageArgs, ModeArgs, parse_proj_id};
 use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{self, Value};
 use ipc_common::sysv::{self, MsgBuf};
-use ipc_common::trust::TrustArgs;
 use ipc_common::{progress, seq};
 use mq::ProjId;
 
@@ -112,9 +111,6 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -125,7 +121,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let text = message_text(&args)?;
     let stamp = if args.count.is_some() {
         seq::STAMP_LEN

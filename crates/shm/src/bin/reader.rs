@@ -41,7 +41,6 @@ use clap::{Parser, ValueEnum};
 use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::php::Value;
 use ipc_common::seq::{self, SeqChecker};
-use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
 use shm::{Api, SegmentArgs, Shared};
@@ -106,9 +105,6 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -142,7 +138,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let segment = &args.segment;
     let var = args.var.unwrap_or(shm::DEFAULT_VAR);
 

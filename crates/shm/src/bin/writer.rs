@@ -37,7 +37,6 @@ use clap::{ArgAction, Parser};
 use ipc_common::cli::{CommonArgs, MessageArgs, Mode, ModeArgs};
 use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{Value, serialize, sysvshm};
-use ipc_common::trust::TrustArgs;
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, seq, sysv};
 use shm::{Api, SegmentArgs, Shared};
@@ -112,9 +111,6 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -166,7 +162,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let segment = &args.segment;
     let mode = args.mode.mode;
     let var = args.var.unwrap_or(shm::DEFAULT_VAR);

@@ -47,7 +47,6 @@ use ipc_common::endpoint::StreamEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
 use ipc_common::sock::OneMessage;
-use ipc_common::trust::TrustArgs;
 use stream::{FrameCheck, Listener};
 
 /// Serve stream clients: the blog's stream server.
@@ -95,9 +94,6 @@ struct Args {
     mode: ModeArgs,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -108,7 +104,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let greeting = args
         .greeting
         .payload(stream::server_greeting(&args.endpoint))?;

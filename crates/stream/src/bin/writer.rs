@@ -38,7 +38,6 @@ use ipc_common::cli::{CommonArgs, MessageArgs};
 use ipc_common::endpoint::StreamEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
-use ipc_common::trust::TrustArgs;
 use stream::FrameSource;
 
 /// Connect to a stream server: the blog's stream client.
@@ -71,9 +70,6 @@ struct Args {
     count: Option<u64>,
 
     #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -84,7 +80,6 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    args.trust.apply();
     let message = args
         .message
         .payload(stream::client_message(&args.endpoint))?;
