@@ -2,14 +2,14 @@
 //! a [`Receiver`] that takes each datagram whole, whatever its size, a [`Sender`] that waits for
 //! its reader instead of losing datagrams, and the [`Tally`] of a `--count` run.
 //!
-//! Neither allocates per message: the receiver reuses one buffer, grown to the largest datagram
-//! seen; the sender sends from the caller's buffer.
+//! Neither allocates per message: the receiver reuses one buffer, as big as the largest datagram
+//! a sender can make; the sender sends from the caller's buffer.
 
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail, ensure};
+use anyhow::{Context, anyhow, bail};
 use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::Mode;
 use ipc_common::endpoint::DgramEndpoint;
@@ -35,6 +35,30 @@ pub const UDP_MAX_IPV6: usize = 65_527;
 /// What a Unix datagram must leave free in the sender's `SO_SNDBUF` (`net/unix/af_unix.c`
 /// refuses `len > sk_sndbuf - 32`).
 pub const UNIX_OVERHEAD: usize = 32;
+
+/// The largest datagram a sender can make to `endpoint`: the receiver's buffer size.
+///
+/// UDP: 65,527 bytes (65,535 less the UDP header; IPv4 allows 20 fewer). Unix: a datagram must
+/// fit the sender's `SO_SNDBUF` less [`UNIX_OVERHEAD`], and a sender can raise that to twice
+/// `net.core.wmem_max` (socket(7)); only `SO_SNDBUFFORCE` (`CAP_NET_ADMIN`) goes further. The
+/// buffer is allocated zeroed, which for a big one means fresh pages from `mmap(2)` that take
+/// memory only once a datagram that big has been written into them.
+pub fn largest_datagram(endpoint: &DgramEndpoint) -> anyhow::Result<usize> {
+    const WMEM_MAX: &str = "/proc/sys/net/core/wmem_max";
+    match endpoint {
+        DgramEndpoint::Udp(_) => Ok(UDP_MAX_IPV6),
+        DgramEndpoint::Unix(_) => {
+            let text = std::fs::read_to_string(WMEM_MAX).with_context(|| {
+                format!("read {WMEM_MAX} (how big a Unix datagram a sender can make)")
+            })?;
+            let wmem_max: usize = text
+                .trim()
+                .parse()
+                .with_context(|| format!("read {WMEM_MAX}: `{}` is not a number", text.trim()))?;
+            Ok(wmem_max.saturating_mul(2).saturating_sub(UNIX_OVERHEAD))
+        }
+    }
+}
 
 /// The blog's message for this kind of endpoint.
 pub fn default_message(endpoint: &DgramEndpoint) -> &'static str {
@@ -67,10 +91,11 @@ impl Receiver {
                 (socket, DgramEndpoint::Udp(bound), None)
             }
         };
+        let buf = vec![0; largest_datagram(&url)?];
         Ok(Receiver {
             socket,
             url,
-            buf: Vec::new(),
+            buf,
             _socket_file: socket_file,
         })
     }
@@ -90,37 +115,38 @@ impl Receiver {
 
     /// Waits for the next datagram and returns it whole.
     ///
-    /// `recv(2)` with `MSG_PEEK | MSG_TRUNC` and no buffer returns the queued datagram's real
-    /// size without taking it; the buffer grows to that size, and a second `recv(2)` takes it.
-    /// (PHP's `socket_recvfrom($s, $buf, 1024, ...)` silently cuts it at 1024 bytes.)
+    /// One `recv(2)` into a buffer as big as the largest datagram a sender can make here (see
+    /// [`largest_datagram`]); only when nothing is queued (`EAGAIN`) does `poll(2)` wait. So a
+    /// reader that keeps up with a stream of datagrams makes one call per datagram, as a C
+    /// program's blocking `read(2)` does. `MSG_TRUNC` makes `recv` return the datagram's real
+    /// size, so a datagram bigger than the buffer (a sender that forced its `SO_SNDBUF` past
+    /// `net.core.wmem_max`, which takes `CAP_NET_ADMIN`) is an error naming both sizes, never a
+    /// silently shortened message. (PHP's `socket_recvfrom($s, $buf, 1024, ...)` silently cuts it
+    /// at 1024 bytes.)
     pub fn recv(&mut self, deadline: &Deadline) -> anyhow::Result<&[u8]> {
         let fd = self.socket.as_raw_fd();
         loop {
-            wait::wait_fd(
-                self.socket.as_fd(),
-                PollFlags::POLLIN,
-                deadline,
-                format_args!("a datagram on {}", self.url),
-            )?;
-            let size = match recv(fd, &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
-                Ok(size) => size,
-                Err(Errno::EAGAIN | Errno::EINTR) => continue,
-                Err(errno) => {
-                    return Err(errno).with_context(|| format!("recv(MSG_PEEK) on {}", self.url));
+            match recv(fd, &mut self.buf, MsgFlags::MSG_TRUNC) {
+                Ok(size) if size <= self.buf.len() => return Ok(&self.buf[..size]),
+                Ok(size) => bail!(
+                    "recv on {}: a {size}-byte datagram, bigger than the {} bytes any sender \
+                     without CAP_NET_ADMIN can make here; it was cut, so it is refused",
+                    self.url,
+                    self.buf.len()
+                ),
+                Err(Errno::EAGAIN) => {
+                    wait::wait_fd(
+                        self.socket.as_fd(),
+                        PollFlags::POLLIN,
+                        deadline,
+                        format_args!("a datagram on {}", self.url),
+                    )?;
                 }
-            };
-            if self.buf.len() < size {
-                self.buf.resize(size, 0);
+                Err(Errno::EINTR) => {}
+                Err(errno) => {
+                    return Err(errno).with_context(|| format!("recv on {}", self.url));
+                }
             }
-            let got = recv(fd, &mut self.buf[..size], MsgFlags::MSG_TRUNC)
-                .with_context(|| format!("recv a {size}-byte datagram on {}", self.url))?;
-            ensure!(
-                got == size,
-                "recv on {}: the queued datagram was {size} bytes when peeked, {got} when taken \
-                 (is another process reading this socket?)",
-                self.url
-            );
-            return Ok(&self.buf[..size]);
         }
     }
 
@@ -171,6 +197,9 @@ pub struct Sender {
     peer: String,
     send_buffer: usize,
     announced: bool,
+    /// UDP: a datagram went out and no refusal came back, so the reader is there; until a
+    /// refusal says otherwise, `SO_ERROR` need not be read after every send.
+    reader_seen: bool,
 }
 
 impl Sender {
@@ -197,6 +226,7 @@ impl Sender {
             peer,
             send_buffer,
             announced: false,
+            reader_seen: false,
         })
     }
 
@@ -213,10 +243,14 @@ impl Sender {
     /// port nobody listens on makes the kernel answer ICMP "port unreachable" during our
     /// `send(2)`, and a connected socket turns it into `ECONNREFUSED`, which we read at once
     /// with `getsockopt(SO_ERROR)`: the datagram was lost, so we send it again until a reader is
-    /// there. Off loopback the ICMP answer comes a round trip later, if at all (firewalls drop
-    /// it, and a remote host may not send it): the datagram counts as sent and may be lost
-    /// silently, as PHP's `socket_sendto` always risks; a late refusal then makes us resend a
-    /// later datagram, not the lost one.
+    /// there. Once a datagram has gone through unrefused, the reader is there and we stop
+    /// asking: a later refusal (the reader went away) is reported by the next `send(2)` itself,
+    /// which then sends nothing, and we ask after every send again until a reader answers. The
+    /// datagram sent just before that refusal went to a reader that was gone, like the ones
+    /// still in its queue. Off loopback the ICMP answer comes a round trip later, if at all
+    /// (firewalls drop it, and a remote host may not send it): the datagram counts as sent and
+    /// may be lost silently, as PHP's `socket_sendto` always risks; a late refusal then makes us
+    /// resend a later datagram, not the lost one.
     pub fn send(&mut self, datagram: &[u8], deadline: &Deadline) -> anyhow::Result<()> {
         if matches!(self.url, DgramEndpoint::Unix(_)) {
             self.fit_send_buffer(datagram.len())?;
@@ -229,16 +263,19 @@ impl Sender {
             self.peer.as_str(),
             self.send_buffer,
         );
-        let announced = &mut self.announced;
+        let (announced, reader_seen) = (&mut self.announced, &mut self.reader_seen);
         wait::retry(deadline, peer, || {
             loop {
                 let refusal = match send(fd, datagram, MsgFlags::MSG_NOSIGNAL) {
-                    Ok(_) if !udp => return Ok(Some(())),
+                    Ok(_) if !udp || *reader_seen => return Ok(Some(())),
                     Ok(_) => match socket
                         .take_error()
                         .with_context(|| format!("getsockopt(SO_ERROR) after sending to {url}"))?
                     {
-                        None => return Ok(Some(())),
+                        None => {
+                            *reader_seen = true;
+                            return Ok(Some(()));
+                        }
                         Some(err) => errno_of(&err).unwrap_or(Errno::UnknownErrno),
                     },
                     Err(Errno::EAGAIN) => {
@@ -257,6 +294,7 @@ impl Sender {
                     Err(errno) => errno,
                 };
                 if udp && refusal == Errno::ECONNREFUSED {
+                    *reader_seen = false;
                     if !*announced {
                         progress!(
                             "waiting for {peer} (ICMP port unreachable: {refusal}); resending \
