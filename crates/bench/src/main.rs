@@ -189,7 +189,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.ring_bytes,
     ));
     results.notes.clone_from(&plan.notes);
-    let mut failures = suite::run(&plan, args.common.timeout, &mut results)?;
+    let mut failures = suite::run(&plan, args.common.timeout, args.common.quiet, &mut results)?;
     results.meta.load_after = suite::loadavg();
     results.meta.secs = started.elapsed().as_secs_f64();
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use ipc_common::cleanup;
 use ipc_common::wait::{self, Deadline, Timeout};
+use ipc_common::{cleanup, report};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -162,8 +162,14 @@ impl Drop for Watchdog {
 }
 
 /// Runs one measurement; an error names the measurement, and a wait that ran out of time is a
-/// timeout (exit 124) naming it too.
-pub fn measure(spec: Spec, dir: &Path, timeout: Timeout, serial: u64) -> anyhow::Result<Outcome> {
+/// timeout (exit 124) naming it too. `quiet`: the run's `--quiet`, restored after our code ran.
+pub fn measure(
+    spec: Spec,
+    dir: &Path,
+    timeout: Timeout,
+    serial: u64,
+    quiet: bool,
+) -> anyhow::Result<Outcome> {
     let ctx = Ctx {
         spec,
         deadline: Deadline::after(timeout),
@@ -172,7 +178,14 @@ pub fn measure(spec: Spec, dir: &Path, timeout: Timeout, serial: u64) -> anyhow:
         serial,
     };
     let result = match spec.imp {
-        Imp::Ours => ours::parent(&ctx),
+        Imp::Ours => {
+            // The mechanisms' progress lines ("created FIFO ...") tell an example's story; in
+            // the benchmark they would only interleave with its own.
+            report::set_quiet(true);
+            let result = ours::parent(&ctx);
+            report::set_quiet(quiet);
+            result
+        }
         Imp::Raw => raw::parent(&ctx),
     };
     result.map_err(|err| {
@@ -275,13 +288,15 @@ pub fn peer(args: PeerArgs) -> anyhow::Result<()> {
     }
     let deadline = Deadline::after(args.timeout);
     let spec = args.spec();
+    // The peer's only output is an error; the mechanisms' progress lines are for the examples.
+    report::set_quiet(true);
     let _watchdog = Watchdog::arm(deadline, move || {
         eprintln!(
             "error: {}",
             deadline.timed_out(format_args!("the measuring side of {spec} (peer gave up)"))
         );
         cleanup::run_all();
-        std::process::exit(i32::from(ipc_common::report::EXIT_TIMED_OUT));
+        std::process::exit(i32::from(report::EXIT_TIMED_OUT));
     });
     match spec.imp {
         Imp::Ours => ours::peer(&args, &spec, &deadline),

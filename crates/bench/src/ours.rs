@@ -1,14 +1,12 @@
 //! The mechanisms through this workspace's own code, the code the examples run:
 //! - datagrams: the `dgram` crate's `Receiver` and `Sender` (one of each per side);
-//! - stream sockets: `ipc_common::sock` (bind, listen, accept, connect with retry), then
-//!   `send(2)`/`recv(2)` bounded by `SO_SNDTIMEO`/`SO_RCVTIMEO` (the `stream` crate's `Conn`
-//!   offers only a whole-message exchange and keeps its socket private: no per-message calls);
+//! - stream sockets: the `stream` crate's `Listener` and `connect`, then its `TimedConn`
+//!   (`send(2)`/`recv(2)` bounded by `SO_SNDTIMEO`/`SO_RCVTIMEO`);
 //! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `write_all`, `read_chunk`);
 //! - the queue: the `mq` crate's `send`/`receive` over `ipc_common::sysv::MsgBuf`;
 //! - shared memory: `ipc_common::ring` over `ipc_common::sysv::Attached`.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
@@ -16,12 +14,11 @@ use dgram::{Receiver, Sender};
 use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::Mode;
 use ipc_common::endpoint::{DgramEndpoint, StreamEndpoint};
-use ipc_common::paths::SocketKind;
 use ipc_common::ring::{self, Consumer, Producer, Wait};
-use ipc_common::sock;
 use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
 use ipc_common::wait::Deadline;
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
+use stream::TimedConn;
 
 use crate::link::{Link, STOP, seq_of};
 use crate::measure::{Ctx, Outcome, PeerArgs, Watchdog, drive, serve};
@@ -187,120 +184,55 @@ fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resu
 }
 
 // ---------------------------------------------------------------------------------------------
-// Stream sockets: set up by ipc_common::sock (nonblocking, every wait a poll), then switched
-// to blocking calls whose timeouts (SO_RCVTIMEO/SO_SNDTIMEO) are the time left: one syscall per
-// step instead of a failed recv(2), a poll(2) and a second recv(2) each time the peer is not
-// ahead (which, in a ping-pong, is every time).
+// Stream sockets: the `stream` crate's Listener and connect (nonblocking, every wait a poll),
+// then its TimedConn: blocking calls whose timeouts (SO_RCVTIMEO/SO_SNDTIMEO) are the time left,
+// one syscall per step instead of a failed recv(2), a poll(2) and a second recv(2) each time the
+// peer is not ahead (which, in a ping-pong, is every time).
 
 struct StreamLink {
-    socket: Socket,
+    conn: TimedConn,
     buf: Vec<u8>,
-    deadline: Deadline,
-    peer: String,
 }
 
 impl StreamLink {
-    fn new(socket: Socket, size: usize, deadline: Deadline, peer: String) -> anyhow::Result<Self> {
-        socket
-            .set_nonblocking(false)
-            .with_context(|| format!("clear O_NONBLOCK on the socket to {peer}"))?;
-        let left = deadline
-            .remaining()
-            .map(|left| left.max(std::time::Duration::from_millis(1)));
-        socket
-            .set_read_timeout(left)
-            .with_context(|| format!("setsockopt(SO_RCVTIMEO) on the socket to {peer}"))?;
-        socket
-            .set_write_timeout(left)
-            .with_context(|| format!("setsockopt(SO_SNDTIMEO) on the socket to {peer}"))?;
-        Ok(StreamLink {
-            socket,
+    fn new(conn: TimedConn, size: usize) -> Self {
+        StreamLink {
+            conn,
             buf: vec![0; size.max(64 << 10)],
-            deadline,
-            peer,
-        })
-    }
-
-    fn read_some(&mut self, range: std::ops::Range<usize>) -> anyhow::Result<usize> {
-        loop {
-            match (&self.socket).read(&mut self.buf[range.clone()]) {
-                Ok(n) => return Ok(n),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(self
-                        .deadline
-                        .timed_out(format_args!("bytes from {}", self.peer)));
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err).with_context(|| format!("recv from {}", self.peer)),
-            }
         }
     }
-
-    fn fill(&mut self, len: usize) -> anyhow::Result<()> {
-        let mut got = 0;
-        while got < len {
-            match self.read_some(got..len)? {
-                0 => anyhow::bail!(
-                    "{} closed the connection {got} bytes into a message",
-                    self.peer
-                ),
-                n => got += n,
-            }
-        }
-        Ok(())
-    }
-}
-
-fn write_all(
-    socket: &Socket,
-    mut bytes: &[u8],
-    deadline: &Deadline,
-    peer: &str,
-) -> anyhow::Result<()> {
-    while !bytes.is_empty() {
-        match (&*socket).write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                return Err(deadline.timed_out(format_args!("room towards {peer}")));
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err).with_context(|| format!("send to {peer}")),
-        }
-    }
-    Ok(())
 }
 
 impl Link for StreamLink {
     const STREAM: bool = true;
 
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
-        write_all(&self.socket, msg, &self.deadline, &self.peer)
+        self.conn.send(msg)
     }
 
     fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
-        self.fill(len)?;
+        self.conn.recv_exact(&mut self.buf[..len])?;
         Ok(&self.buf[..len])
     }
 
     fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
-        let n = self.read_some(0..max.min(self.buf.len()))?;
+        let max = max.min(self.buf.len());
+        let n = self.conn.recv_some(&mut self.buf[..max])?;
         Ok(&self.buf[..n])
     }
 
     fn echo(&mut self, len: usize) -> anyhow::Result<bool> {
-        self.fill(len)?;
+        self.conn.recv_exact(&mut self.buf[..len])?;
         if seq_of(&self.buf[..len]) == STOP {
             return Ok(false);
         }
-        write_all(&self.socket, &self.buf[..len], &self.deadline, &self.peer)?;
+        self.conn.send(&self.buf[..len])?;
         Ok(true)
     }
 
     fn finish(&mut self, stop: &[u8]) -> anyhow::Result<()> {
         self.send(stop)?;
-        self.socket
-            .shutdown(std::net::Shutdown::Write)
-            .with_context(|| format!("shutdown(SHUT_WR) towards {}", self.peer))
+        self.conn.finish_sending()
     }
 }
 
@@ -326,27 +258,18 @@ fn tune_stream(socket: &Socket, spec: &Spec, sender: bool) -> anyhow::Result<()>
 
 fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
-    let (listener, url, _socket_file) = match spec.mech {
-        Mech::Unix => {
-            let path = ctx.path("s.sock");
-            let (socket, guard) = sock::bind_unix(&path, SocketKind::Stream, MODE)?;
-            (socket, StreamEndpoint::Unix(path), Some(guard))
-        }
-        _ => {
-            let (socket, bound) = sock::bind_inet(([127, 0, 0, 1], 0).into(), SocketKind::Stream)?;
-            (socket, StreamEndpoint::Tcp(bound), None)
-        }
+    let endpoint = match spec.mech {
+        Mech::Unix => StreamEndpoint::Unix(ctx.path("s.sock")),
+        _ => StreamEndpoint::Tcp(([127, 0, 0, 1], 0).into()),
     };
-    // Set before listen(2), so the accepted socket inherits it (and TCP scales its window).
-    tune_stream(&listener, spec, false)?;
-    listener
-        .listen(sock::BACKLOG)
-        .with_context(|| format!("listen on {url}"))?;
-    let peer = ctx.spawn(&[format!("--addr={url}")])?;
-    let what = format!("the peer on {url}");
-    let socket = sock::accept(&listener, &ctx.deadline, &what)?;
-    tune_stream(&socket, spec, false)?;
-    let mut link = StreamLink::new(socket, spec.wire_size(), ctx.deadline, what)?;
+    let listener = stream::Listener::bind(&endpoint, MODE)?;
+    // Set before the peer connects, so the accepted socket inherits it (and TCP scales its
+    // window to it).
+    tune_stream(listener.socket(), spec, false)?;
+    let peer = ctx.spawn(&[format!("--addr={}", listener.url())])?;
+    let conn = listener.accept(&ctx.deadline)?;
+    tune_stream(conn.socket(), spec, false)?;
+    let mut link = StreamLink::new(conn.timed(&ctx.deadline)?, spec.wire_size());
     link.recv(HELLO.len())?;
     let outcome = drive(&mut link, spec, None)?;
     peer.finish(&ctx.deadline)?;
@@ -358,14 +281,9 @@ fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Res
         .addr(0)?
         .parse()
         .map_err(|err: String| anyhow::anyhow!(err))?;
-    let addr = match &url {
-        StreamEndpoint::Unix(path) => SockAddr::unix(path)?,
-        StreamEndpoint::Tcp(addr) => (*addr).into(),
-    };
-    let what = format!("the measuring side on {url}");
-    let socket = sock::connect_retry(&addr, SocketKind::Stream, deadline, &what)?;
-    tune_stream(&socket, spec, true)?;
-    let mut link = StreamLink::new(socket, spec.wire_size(), *deadline, what)?;
+    let conn = stream::connect(&url, deadline)?;
+    tune_stream(conn.socket(), spec, true)?;
+    let mut link = StreamLink::new(conn.timed(deadline)?, spec.wire_size());
     link.send(&HELLO)?;
     serve(&mut link, spec, None)
 }

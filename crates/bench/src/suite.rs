@@ -58,6 +58,7 @@ impl Plan {
 pub fn run(
     plan: &Plan,
     timeout: Timeout,
+    quiet: bool,
     results: &mut Results,
 ) -> anyhow::Result<Vec<anyhow::Error>> {
     let dir = private_dir()?;
@@ -66,7 +67,7 @@ pub fn run(
     let mut serial = 0;
     let mut measure = |spec: Spec, rep: usize, knob: Option<Knob>, results: &mut Results| {
         serial += 1;
-        match measure::measure(spec, &dir.path, timeout, serial) {
+        match measure::measure(spec, &dir.path, timeout, serial, quiet) {
             Ok(outcome) => {
                 let (latency, rate) = match outcome {
                     Outcome::Latency(mut samples) => (Summary::of(&mut samples), None),

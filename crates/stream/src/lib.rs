@@ -2,14 +2,18 @@
 //! [`Listener`] that accepts clients, [`connect`] that waits for the server, and [`Conn`], one
 //! connection on which each side sends its whole message and reads the other's to end of
 //! stream, both at once. Load runs send stamped, framed messages ([`FrameSource`]) and check
-//! them on arrival ([`FrameCheck`]).
+//! them on arrival ([`FrameCheck`]). A program that talks back and forth in messages (the
+//! benchmark's ping-pong) turns a connection into a [`TimedConn`]: one syscall per step.
 //!
-//! Nothing here allocates per message: a connection reads into one buffer, a load run frames
-//! into one reused batch.
+//! Nothing here allocates per message: a connection reads into one buffer (a [`TimedConn`] into
+//! the caller's), a load run frames into one reused batch.
 
 use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::Mode;
 use ipc_common::endpoint::StreamEndpoint;
@@ -94,6 +98,11 @@ impl Listener {
         &self.url
     }
 
+    /// The listening socket, for options its connections inherit (`SO_RCVBUF`, ...).
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
     /// Waits (until `deadline`) for the next client.
     pub fn accept(&self, deadline: &Deadline) -> anyhow::Result<Conn> {
         let socket = sock::accept(&self.socket, deadline, &self.waiting_for)?;
@@ -137,6 +146,34 @@ impl Conn {
     /// Who is at the other end ("the server on tcp://127.0.0.1:9999").
     pub fn peer(&self) -> &str {
         &self.peer
+    }
+
+    /// The connected socket, for options (`TCP_NODELAY`, `SO_SNDBUF`, ...).
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Switches to per-message calls: see [`TimedConn`].
+    pub fn timed(self, deadline: &Deadline) -> anyhow::Result<TimedConn> {
+        let Conn { socket, peer, .. } = self;
+        socket
+            .set_nonblocking(false)
+            .with_context(|| format!("clear O_NONBLOCK on the connection to {peer}"))?;
+        // SO_RCVTIMEO 0 means "forever", so a deadline that has just passed still gets 1 ms.
+        let left = deadline
+            .remaining()
+            .map(|left| left.max(Duration::from_millis(1)));
+        socket
+            .set_read_timeout(left)
+            .with_context(|| format!("setsockopt(SO_RCVTIMEO) on the connection to {peer}"))?;
+        socket
+            .set_write_timeout(left)
+            .with_context(|| format!("setsockopt(SO_SNDTIMEO) on the connection to {peer}"))?;
+        Ok(TimedConn {
+            socket,
+            peer,
+            deadline: *deadline,
+        })
     }
 
     /// Sends `outgoing` whole, then `shutdown(SHUT_WR)`, while handing the peer's bytes to
@@ -183,6 +220,80 @@ impl Conn {
             },
             deadline,
         )
+    }
+}
+
+/// A connection for messages back and forth: blocking `send(2)`/`recv(2)`, each bounded by
+/// `SO_SNDTIMEO`/`SO_RCVTIMEO`, set once to the time left until the run's deadline.
+///
+/// A [`Conn`] is nonblocking and waits in `poll(2)`, which a whole-message exchange needs
+/// (it sends and receives at once). Turn by turn, that costs a `recv(2)` that finds nothing,
+/// a `poll(2)` and a second `recv(2)` each time the peer has not answered yet, which in a
+/// ping-pong is every time; here each step is one call that sleeps in the kernel, a timed
+/// call like `semtimedop(2)`, and a timeout (`EAGAIN`) is the deadline passing. The caller
+/// owns the buffers.
+#[derive(Debug)]
+pub struct TimedConn {
+    socket: Socket,
+    peer: String,
+    deadline: Deadline,
+}
+
+impl TimedConn {
+    /// Sends all of `bytes`.
+    pub fn send(&self, mut bytes: &[u8]) -> anyhow::Result<()> {
+        while !bytes.is_empty() {
+            match (&self.socket).write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(self
+                        .deadline
+                        .timed_out(format_args!("room towards {}", self.peer)));
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).with_context(|| format!("send to {}", self.peer)),
+            }
+        }
+        Ok(())
+    }
+
+    /// One `recv(2)` into `buf`: what arrived, at least a byte; 0 means end of stream.
+    pub fn recv_some(&self, buf: &mut [u8]) -> anyhow::Result<usize> {
+        loop {
+            match (&self.socket).read(buf) {
+                Ok(n) => return Ok(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(self
+                        .deadline
+                        .timed_out(format_args!("bytes from {}", self.peer)));
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).with_context(|| format!("recv from {}", self.peer)),
+            }
+        }
+    }
+
+    /// Fills all of `buf`; an end of stream before that is an error.
+    pub fn recv_exact(&self, buf: &mut [u8]) -> anyhow::Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.recv_some(&mut buf[got..])? {
+                0 => bail!(
+                    "{} closed the connection {got} bytes into a {}-byte message",
+                    self.peer,
+                    buf.len()
+                ),
+                n => got += n,
+            }
+        }
+        Ok(())
+    }
+
+    /// `shutdown(SHUT_WR)`: the peer reads end of stream once it has everything we sent.
+    pub fn finish_sending(&self) -> anyhow::Result<()> {
+        self.socket
+            .shutdown(Shutdown::Write)
+            .with_context(|| format!("shutdown(SHUT_WR) towards {}", self.peer))
     }
 }
 
@@ -299,6 +410,7 @@ impl fmt::Display for FrameCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipc_common::wait::Timeout;
 
     /// Drains `source` the way a socket would: in pieces of `piece` bytes.
     fn drain(source: &mut FrameSource<'_>, piece: usize) -> Vec<u8> {
@@ -338,6 +450,53 @@ mod tests {
             check.to_string(),
             "received 1 of 2 messages (16 bytes): 1 lost, 0 duplicated, 0 reordered, 0 corrupted; \
              the stream ended 17 bytes into a message"
+        );
+    }
+
+    /// Both ends of a connected Unix stream pair, as timed connections.
+    fn timed_pair(deadline: &Deadline) -> (TimedConn, TimedConn) {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let timed = |end: std::os::unix::net::UnixStream, peer: &str| {
+            Conn::new(Socket::from(std::os::fd::OwnedFd::from(end)), peer.into())
+                .timed(deadline)
+                .unwrap()
+        };
+        (timed(a, "a"), timed(b, "b"))
+    }
+
+    #[test]
+    fn a_timed_connection_carries_messages_both_ways_and_ends() {
+        let (a, b) = timed_pair(&Deadline::after(Timeout::from_duration(
+            Duration::from_secs(5),
+        )));
+        let mut buf = [0; 5];
+        a.send(b"hello").unwrap();
+        b.recv_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        b.send(&buf).unwrap();
+        a.finish_sending().unwrap();
+        a.recv_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        assert_eq!(b.recv_some(&mut buf).unwrap(), 0, "end of stream");
+        b.send(b"x").unwrap();
+        b.finish_sending().unwrap();
+        let err = a.recv_exact(&mut [0; 2]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("closed the connection 1 bytes into a 2-byte message")
+        );
+    }
+
+    #[test]
+    fn a_timed_connection_gives_up_at_the_deadline() {
+        let (a, _b) = timed_pair(&Deadline::after(Timeout::from_duration(
+            Duration::from_millis(50),
+        )));
+        let err = a.recv_some(&mut [0; 1]).unwrap_err();
+        assert!(err.is::<ipc_common::wait::TimedOut>(), "{err:#}");
+        assert_eq!(
+            err.to_string(),
+            "timed out after 0.05s waiting for bytes from a"
         );
     }
 
