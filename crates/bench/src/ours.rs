@@ -2,7 +2,7 @@
 //! - datagrams: the `dgram` crate's `Receiver` and `Sender` (one of each per side);
 //! - stream sockets: the `stream` crate's `Listener` and `connect`, then its `TimedConn`
 //!   (`send(2)`/`recv(2)` bounded by `SO_SNDTIMEO`/`SO_RCVTIMEO`);
-//! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `write_all`, `read_chunk`);
+//! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `write_all`, `read_chunk_expecting`);
 //! - the queue: the `mq` crate's `send`/`receive` over `ipc_common::sysv::MsgBuf`;
 //! - shared memory: `ipc_common::ring` over `ipc_common::sysv::Attached`.
 
@@ -298,8 +298,18 @@ struct FifoLink {
     tx_path: PathBuf,
     /// Whether a writer has opened `rx` yet (before that, `read(2)` says end of file).
     rx_ready: bool,
+    /// Round trips: a message's first read waits for an answer, so it polls first.
+    expect: fifo::Expect,
     buf: Vec<u8>,
     deadline: Deadline,
+}
+
+/// What a FIFO link's reads expect: see [`fifo::read_chunk_expecting`].
+fn fifo_expect(spec: &Spec) -> fifo::Expect {
+    match spec.kind {
+        Kind::Latency => fifo::Expect::Wait,
+        Kind::Throughput => fifo::Expect::Bytes,
+    }
 }
 
 impl FifoLink {
@@ -315,11 +325,18 @@ impl FifoLink {
         self.ready()?;
         let mut got = 0;
         while got < len {
-            match fifo::read_chunk(
+            // The rest of a message that arrives in pieces is being written: read first.
+            let expect = if got == 0 {
+                self.expect
+            } else {
+                fifo::Expect::Bytes
+            };
+            match fifo::read_chunk_expecting(
                 &self.rx,
                 &mut self.buf[got..len],
                 &self.rx_path,
                 &self.deadline,
+                expect,
             )? {
                 0 => anyhow::bail!(
                     "FIFO {}: the writer closed {got} bytes into a message",
@@ -402,6 +419,7 @@ fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         tx,
         tx_path: down,
         rx_ready: true,
+        expect: fifo_expect(spec),
         buf: vec![0; spec.wire_size().max(fifo::CHUNK)],
         deadline: ctx.deadline,
     };
@@ -421,6 +439,7 @@ fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resul
         tx,
         tx_path: up,
         rx_ready: false,
+        expect: fifo_expect(spec),
         buf: vec![0; spec.wire_size().max(fifo::CHUNK)],
         deadline: *deadline,
     };

@@ -203,23 +203,53 @@ pub fn write_all(
 
 /// One `read(2)` into `buf`, polling while the pipe is empty; 0 means end of file (every writer
 /// closed). Call [`wait_for_writer`] first.
+///
+/// The read comes first and `poll(2)` only after it found the pipe empty (`EAGAIN`): a reader
+/// that is behind its writer makes one call per read. See [`read_chunk_expecting`] for a
+/// reader that waits for an answer.
 pub fn read_chunk(
-    mut file: &File,
+    file: &File,
     buf: &mut [u8],
     path: &Path,
     deadline: &Deadline,
 ) -> anyhow::Result<usize> {
+    read_chunk_expecting(file, buf, path, deadline, Expect::Bytes)
+}
+
+/// What a reader expects to find in the pipe when it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Bytes (the writer is ahead): `read(2)` first, `poll(2)` only after `EAGAIN`.
+    Bytes,
+    /// Nothing yet (the answer to what we just sent): `poll(2)` first, then `read(2)`.
+    Wait,
+}
+
+/// [`read_chunk`] for a reader that knows whether bytes are likely there. Turn by turn (a
+/// request, then its answer), the answer is never there yet when we start reading: read-first
+/// costs a `read(2)` that finds nothing, the `poll(2)` and the `read(2)` again, where
+/// [`Expect::Wait`] costs the last two. (A pipe has no `SO_RCVTIMEO`: a read bounded by a
+/// deadline takes at least these two.)
+pub fn read_chunk_expecting(
+    mut file: &File,
+    buf: &mut [u8],
+    path: &Path,
+    deadline: &Deadline,
+    expect: Expect,
+) -> anyhow::Result<usize> {
+    let mut poll_first = expect == Expect::Wait;
     loop {
+        if std::mem::take(&mut poll_first) {
+            wait::wait_fd(
+                file.as_fd(),
+                PollFlags::POLLIN,
+                deadline,
+                format_args!("the writer on {} to send more or close", path.display()),
+            )?;
+        }
         match file.read(buf) {
             Ok(read) => return Ok(read),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                wait::wait_fd(
-                    file.as_fd(),
-                    PollFlags::POLLIN,
-                    deadline,
-                    format_args!("the writer on {} to send more or close", path.display()),
-                )?;
-            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => poll_first = true,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => {
                 return Err(err).with_context(|| format!("read from FIFO {}", path.display()));
@@ -241,5 +271,41 @@ pub fn read_to_end(
             0 => return Ok(()),
             read => out.extend_from_slice(&chunk[..read]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ipc_common::wait::{TimedOut, Timeout};
+
+    use super::*;
+
+    /// A nonblocking pipe, as our FIFO ends are: (read end, write end).
+    fn pipe() -> (File, File) {
+        let (rx, tx) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).unwrap();
+        (File::from(rx), File::from(tx))
+    }
+
+    #[test]
+    fn both_expectations_read_what_is_there_and_wait_for_the_rest() {
+        let deadline = Deadline::after(Timeout::from_duration(Duration::from_secs(5)));
+        let path = Path::new("p");
+        let (rx, tx) = pipe();
+        let mut buf = [0; 8];
+        for expect in [Expect::Bytes, Expect::Wait] {
+            write_all(&tx, b"ping", path, &deadline).unwrap();
+            let n = read_chunk_expecting(&rx, &mut buf, path, &deadline, expect).unwrap();
+            assert_eq!(&buf[..n], b"ping");
+        }
+        let soon = Deadline::after(Timeout::from_duration(Duration::from_millis(30)));
+        for expect in [Expect::Bytes, Expect::Wait] {
+            let err = read_chunk_expecting(&rx, &mut buf, path, &soon, expect).unwrap_err();
+            assert!(err.is::<TimedOut>(), "{err:#}");
+        }
+        drop(tx);
+        let end = read_chunk_expecting(&rx, &mut buf, path, &deadline, Expect::Wait).unwrap();
+        assert_eq!(end, 0, "end of file once the writer closed");
     }
 }
