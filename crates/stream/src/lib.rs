@@ -230,8 +230,10 @@ impl Conn {
 /// (it sends and receives at once). Turn by turn, that costs a `recv(2)` that finds nothing,
 /// a `poll(2)` and a second `recv(2)` each time the peer has not answered yet, which in a
 /// ping-pong is every time; here each step is one call that sleeps in the kernel, a timed
-/// call like `semtimedop(2)`, and a timeout (`EAGAIN`) is the deadline passing. The caller
-/// owns the buffers.
+/// call like `semtimedop(2)`, and a timeout (`EAGAIN`) is the deadline passing. The timeouts
+/// are the time left when [`Conn::timed`] ran, so a call made later may wait past the deadline
+/// by as much as the run has used since; a call made after the deadline gives up at once. The
+/// caller owns the buffers.
 #[derive(Debug)]
 pub struct TimedConn {
     socket: Socket,
@@ -242,6 +244,11 @@ pub struct TimedConn {
 impl TimedConn {
     /// Sends all of `bytes`.
     pub fn send(&self, mut bytes: &[u8]) -> anyhow::Result<()> {
+        if self.deadline.expired() {
+            return Err(self
+                .deadline
+                .timed_out(format_args!("room towards {}", self.peer)));
+        }
         while !bytes.is_empty() {
             match (&self.socket).write(bytes) {
                 Ok(n) => bytes = &bytes[n..],
@@ -259,6 +266,11 @@ impl TimedConn {
 
     /// One `recv(2)` into `buf`: what arrived, at least a byte; 0 means end of stream.
     pub fn recv_some(&self, buf: &mut [u8]) -> anyhow::Result<usize> {
+        if self.deadline.expired() {
+            return Err(self
+                .deadline
+                .timed_out(format_args!("bytes from {}", self.peer)));
+        }
         loop {
             match (&self.socket).read(buf) {
                 Ok(n) => return Ok(n),
@@ -497,6 +509,11 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "timed out after 0.05s waiting for bytes from a"
+        );
+        let late = a.send(b"x").unwrap_err();
+        assert!(
+            late.is::<ipc_common::wait::TimedOut>(),
+            "after the deadline: {late:#}"
         );
     }
 
