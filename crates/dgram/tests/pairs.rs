@@ -9,7 +9,7 @@ use std::process::Command;
 
 use dgram::{IP_MESSAGE, UDS_MESSAGE};
 use ipc_common::seq;
-use ipc_testkit::{Finished, Proc, Signal, bounded, ours, port_in, temp_dir};
+use ipc_testkit::{Finished, Proc, Signal, bounded, ours, port_in, temp_dir, under_umask};
 
 const READER: &str = env!("CARGO_BIN_EXE_dgram-reader");
 const WRITER: &str = env!("CARGO_BIN_EXE_dgram-writer");
@@ -283,13 +283,11 @@ fn the_mode_is_exact_whatever_the_umask() {
         ("077", &["--mode", "0644"][..], 0o644),
         ("000", &[][..], 0o600),
     ] {
-        let mut under_umask = ours("sh");
-        under_umask
-            .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
-            .arg(READER)
+        let mut reader_command = under_umask(umask, READER);
+        reader_command
             .args(["--timeout", "5", &url])
             .args(mode_args);
-        let mut reader = Proc::spawn("dgram-reader under sh", &mut under_umask);
+        let mut reader = Proc::spawn("dgram-reader under sh", &mut reader_command);
         reader.wait_for_stderr("listening on");
         let mode = path.symlink_metadata().unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, expected, "umask {umask}: {mode:o}");

@@ -253,6 +253,16 @@ pub fn ours(binary: &str) -> Command {
     command
 }
 
+/// `binary` started under `umask` (octal digits, through `sh -c 'umask ...; exec'`): how a test
+/// shows that a created object gets exactly `--mode`, whatever the umask.
+pub fn under_umask(umask: &str, binary: &str) -> Command {
+    let mut command = ours("sh");
+    command
+        .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+        .arg(binary);
+    command
+}
+
 /// Adds `args` to `command`, and `--timeout 5` unless they give one: no child of a test waits
 /// without a bound.
 pub fn bounded(mut command: Command, args: &[&str]) -> Command {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use ipc_common::seq;
-use ipc_testkit::{Finished, Proc, STEP, Signal, bounded, ours, port_in, temp_dir};
+use ipc_testkit::{Finished, Proc, STEP, Signal, bounded, ours, port_in, temp_dir, under_umask};
 use stream::{CLIENT_IP, CLIENT_UDS, SERVER_IP, SERVER_UDS};
 
 const READER: &str = env!("CARGO_BIN_EXE_stream-reader");
@@ -322,13 +322,11 @@ fn the_mode_is_exact_whatever_the_umask() {
         ("077", &["--mode", "0644"][..], 0o644),
         ("000", &[][..], 0o600),
     ] {
-        let mut under_umask = ours("sh");
-        under_umask
-            .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
-            .arg(READER)
+        let mut reader_command = under_umask(umask, READER);
+        reader_command
             .args(["--timeout", "5", &url])
             .args(mode_args);
-        let mut reader = Proc::spawn("stream-reader under sh", &mut under_umask);
+        let mut reader = Proc::spawn("stream-reader under sh", &mut reader_command);
         reader.wait_for_stderr("listening on");
         let mode = path.symlink_metadata().unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, expected, "umask {umask}: {mode:o}");
