@@ -19,6 +19,7 @@ use wait_timeout::ChildExt;
 
 pub mod other_user;
 pub mod php;
+pub mod scenarios;
 
 /// How long any single wait in a test may take before the test fails. Generous, because CI
 /// machines are slow; a correct run takes milliseconds.

@@ -3,83 +3,38 @@
 //! disappears, a segment or key file another user put under our key, a peer running as another
 //! user, and many Rust and PHP writers on one store at once. The survivor must say what went
 //! wrong within its timeout, nothing may be left in the kernel, and the next run must work
-//! without cleaning up by hand. (A segment of the wrong size is in `pairs.rs`.)
+//! without cleaning up by hand. (A segment of the wrong size is in `pairs.rs`.) The scenarios
+//! `mq` shares are in `ipc_testkit::scenarios`.
 //!
 //! Test names start with what they exercise: `fault_` (a peer killed, a file removed), `load_`
 //! (many writers), `hostile_` (objects and users in the way); `scripts/reliability.sh` counts
 //! them by prefix.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use ipc_common::php::{Value, serialize, sysvshm};
-use ipc_common::sysv::{self, Attached};
-use ipc_testkit::other_user::{self, NOBODY};
+use ipc_common::sysv::{self, Attached, Key};
 use ipc_testkit::php::Php;
-use ipc_testkit::{Finished, Proc, Signal, assert_no_sysv_objects, temp_dir};
+use ipc_testkit::scenarios::{self, SysvPair, line};
+use ipc_testkit::{Signal, assert_no_sysv_objects, other_user, temp_dir};
 
-const READER: &str = env!("CARGO_BIN_EXE_shm-reader");
-const WRITER: &str = env!("CARGO_BIN_EXE_shm-writer");
-const MESSAGE: &str = "Hello from Writer: Shared Memory";
+const SHM: SysvPair = SysvPair {
+    reader: env!("CARGO_BIN_EXE_shm-reader"),
+    writer: env!("CARGO_BIN_EXE_shm-writer"),
+    name: "shm",
+    message: "Hello from Writer: Shared Memory",
+    remove_leftovers,
+};
 
-/// Messages in a run that is killed long before its end.
-const ENDLESS: &str = "10000000";
-
-/// One test's key file in its private directory; if the test fails half-way, what is left under
-/// its key goes too (only this test uses the key), so one red test does not leak into others.
-/// Declared after the directory, so it drops first.
-struct Keyed {
-    dir: PathBuf,
-    key_file: PathBuf,
-}
-
-impl Keyed {
-    fn new(dir: &Path) -> Self {
-        Keyed {
-            dir: dir.to_path_buf(),
-            key_file: ipc_testkit::key_file(dir),
-        }
+/// After a failed test: the segment and the lock's semaphore set left under its key.
+fn remove_leftovers(key: Key) {
+    if let Ok(Some(id)) = sysv::shm_open(key) {
+        let _ = sysv::shm_remove(id);
     }
-}
-
-impl Drop for Keyed {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let Ok(key) = sysv::ftok(&self.key_file, b'T') else {
-            return;
-        };
-        if let Ok(Some(id)) = sysv::shm_open(key) {
-            let _ = sysv::shm_remove(id);
-        }
-        if let Ok(Some(id)) = sysv::sem_open(key) {
-            let _ = sysv::sem_remove(id);
-        }
+    if let Ok(Some(id)) = sysv::sem_open(key) {
+        let _ = sysv::sem_remove(id);
     }
-}
-
-/// `program --key-file KEY ARGS`, waiting at most 5 s unless `args` say otherwise, without the
-/// caller's `IPC_*` settings.
-fn command(mut command: Command, key_file: &Path, args: &[&str]) -> Command {
-    command.arg("--key-file").arg(key_file);
-    ipc_testkit::bounded(command, args)
-}
-
-fn reader(key_file: &Path, args: &[&str]) -> Proc {
-    let ours = ipc_testkit::ours(READER);
-    Proc::spawn("shm-reader", &mut command(ours, key_file, args))
-}
-
-fn writer(key_file: &Path, args: &[&str]) -> Proc {
-    let ours = ipc_testkit::ours(WRITER);
-    Proc::spawn("shm-writer", &mut command(ours, key_file, args))
-}
-
-fn as_nobody(program: &str, key_file: &Path, args: &[&str]) -> Finished {
-    let mut nobody = command(other_user::as_nobody(program), key_file, args);
-    ipc_testkit::run("as nobody", &mut nobody, None)
 }
 
 fn php_args(key_file: &Path, args: &[&str]) -> Vec<OsString> {
@@ -88,34 +43,11 @@ fn php_args(key_file: &Path, args: &[&str]) -> Vec<OsString> {
     all
 }
 
-fn line(text: &str) -> Vec<u8> {
-    format!("{text}\n").into_bytes()
-}
-
-/// The number before `lost` in a summary line.
-fn lost(summary: &Finished) -> u64 {
-    let text = String::from_utf8_lossy(&summary.stdout);
-    let (before, _) = text
-        .split_once(" lost")
-        .unwrap_or_else(|| panic!("no loss count in {text:?}"));
-    before.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
-/// The blog's message goes through a fresh pair keyed on `key_file`, which leaves nothing.
-fn a_fresh_pair_works(key_file: &Path, args: &[&str]) {
-    writer(key_file, args).finish().assert_success();
-    reader(key_file, args)
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(MESSAGE));
-    assert_no_sysv_objects(key_file, b'T');
-}
-
 #[test]
 fn fault_a_php_writer_killed_while_holding_the_lock_does_not_block_ours() {
     let Some(php) = Php::find() else { return };
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
+    let t = SHM.keyed(dir.path());
     let never = t.dir.join("never");
     let php_holder = php_args(
         &t.key_file,
@@ -126,109 +58,88 @@ fn fault_a_php_writer_killed_while_holding_the_lock_does_not_block_ours() {
         [php_holder, vec!["--hold-until".into(), never.into()]].concat(),
     );
     holder.wait_for_stderr("holding the lock");
-    let mut ours = writer(&t.key_file, &["--var", "2", "--timeout", "20"]);
+    let mut ours = t.writer(&["--var", "2", "--timeout", "20"]);
     ours.wait_for_stderr("waiting for the lock");
     // Killed holding it: the kernel undoes its SEM_UNDO acquire, and ours goes in.
     holder.signal(Signal::SIGKILL);
     holder.finish();
     ours.finish().assert_success();
-    reader(&t.key_file, &["--var", "2"])
+    t.reader(&["--var", "2"])
         .finish()
         .assert_success()
-        .assert_stdout(&line(MESSAGE));
+        .assert_stdout(&line(SHM.message));
     assert_no_sysv_objects(&t.key_file, b'T');
 }
 
 #[test]
 fn fault_writer_killed_mid_hand_off_the_reader_reports_the_loss_and_removes_the_segment() {
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
-    let mut read = reader(&t.key_file, &["--count", ENDLESS, "--timeout", "2"]);
-    read.wait_for_stderr("waiting for");
-    let write = writer(&t.key_file, &["--count", ENDLESS]);
-    read.wait_for_stderr("first message arrived");
     // Perhaps while it holds the lock: SEM_UNDO gives it back either way.
-    write.signal(Signal::SIGKILL);
-    write.finish();
-    let read = read.finish();
-    read.assert_failure(124, "timed out after 2s waiting for message");
-    assert!(lost(&read) > 0, "{read:?}");
-    assert_no_sysv_objects(&t.key_file, b'T');
-    a_fresh_pair_works(&t.key_file, &[]);
+    scenarios::writer_killed_mid_run(
+        &SHM,
+        dir.path(),
+        "waiting for",
+        "timed out after 2s waiting for message",
+    );
 }
 
 #[test]
 fn fault_reader_killed_mid_hand_off_the_writer_gives_up_and_removes_its_segment() {
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
-    let mut read = reader(&t.key_file, &["--count", ENDLESS]);
-    read.wait_for_stderr("waiting for");
-    let write = writer(&t.key_file, &["--count", ENDLESS, "--timeout", "2"]);
-    read.wait_for_stderr("first message arrived");
-    read.signal(Signal::SIGKILL);
-    read.finish();
-    write
-        .finish()
-        .assert_failure(124, "waiting for the reader to take variable 1");
-    assert_no_sysv_objects(&t.key_file, b'T');
-    a_fresh_pair_works(&t.key_file, &[]);
+    scenarios::reader_killed_mid_run(
+        &SHM,
+        dir.path(),
+        "waiting for",
+        &["waiting for the reader to take variable 1"],
+    );
 }
 
 #[test]
 fn fault_reader_killed_while_waiting_for_its_variable_leaves_nothing_the_next_run_keeps() {
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
-    writer(&t.key_file, &["--var", "2"])
-        .finish()
-        .assert_success();
-    let mut read = reader(&t.key_file, &["--var", "1"]);
+    let t = SHM.keyed(dir.path());
+    t.writer(&["--var", "2"]).finish().assert_success();
+    let mut read = t.reader(&["--var", "1"]);
     // By now it has registered with the lock's semaphore set.
     read.wait_for_stderr("waiting for variable 1");
     read.signal(Signal::SIGKILL);
     read.finish();
     // Its semaphore set outlives it, with its registration undone by the kernel; the next
     // pair uses the set and its last user removes it.
-    a_fresh_pair_works(&t.key_file, &[]);
+    t.a_fresh_pair_works(&[]);
 }
 
 #[test]
 fn fault_a_key_file_removed_while_the_reader_waits_ends_the_wait_at_once() {
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
-    let mut read = reader(&t.key_file, &["--timeout", "20"]);
-    read.wait_for_stderr("waiting for the writer to create");
-    std::fs::remove_file(&t.key_file).unwrap();
-    read.finish()
-        .assert_failure(
-            1,
-            "was removed while we waited for the object under its key",
-        )
-        .assert_stdout(b"");
-    std::fs::write(&t.key_file, b"").unwrap();
-    a_fresh_pair_works(&t.key_file, &[]);
+    scenarios::key_file_removed_while_the_reader_waits(
+        &SHM,
+        dir.path(),
+        "waiting for the writer to create",
+    );
 }
 
 #[test]
 fn fault_a_message_left_by_an_interrupted_hand_off_is_not_taken_for_ours() {
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
+    let t = SHM.keyed(dir.path());
     let perfect = line(
         "received 20 of 20 messages (860 bytes): 0 lost, 0 duplicated, 0 reordered, 0 corrupted",
     );
     // What a hand-off whose reader was killed leaves in the variable: a stamped message. The
     // next run's writer clears it if it comes first, its reader discards it if it does.
     for writer_first in [true, false] {
-        writer(&t.key_file, &["--message", "0000000007|left over"])
+        t.writer(&["--message", "0000000007|left over"])
             .finish()
             .assert_success();
         let (write, read) = if writer_first {
-            let mut write = writer(&t.key_file, &["--count", "20"]);
+            let mut write = t.writer(&["--count", "20"]);
             write.wait_for_stderr("removed a message left in variable 1");
-            (write, reader(&t.key_file, &["--count", "20"]))
+            (write, t.reader(&["--count", "20"]))
         } else {
-            let mut read = reader(&t.key_file, &["--count", "20"]);
+            let mut read = t.reader(&["--count", "20"]);
             read.wait_for_stderr("left in variable 1 by an earlier run");
-            (writer(&t.key_file, &["--count", "20"]), read)
+            (t.writer(&["--count", "20"]), read)
         };
         write.finish().assert_success();
         read.finish().assert_success().assert_stdout(&perfect);
@@ -242,7 +153,7 @@ fn load_rust_and_php_writers_at_once_keep_every_variable() {
     const PUTS: i64 = 8;
     let Some(php) = Php::find() else { return };
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
+    let t = SHM.keyed(dir.path());
     let value = |var: i64| {
         format!(
             "variable {var} from {}",
@@ -255,7 +166,7 @@ fn load_rust_and_php_writers_at_once_keep_every_variable() {
     // whole store under the lock.
     std::thread::scope(|scope| {
         for w in 0..2 * WRITERS {
-            let (php, key_file) = (&php, &t.key_file);
+            let (php, t) = (&php, &t);
             scope.spawn(move || {
                 for var in (0..PUTS).map(|i| i * 2 * WRITERS + w) {
                     let (var_text, message) = (var.to_string(), value(var));
@@ -270,10 +181,10 @@ fn load_rust_and_php_writers_at_once_keep_every_variable() {
                         "20",
                     ];
                     if var % 2 == 0 {
-                        writer(key_file, &args).finish().assert_success();
+                        t.writer(&args).finish().assert_success();
                     } else {
                         let args = [&args[..], &["--lock"]].concat();
-                        php.run("sysvshm-writer.php", php_args(key_file, &args))
+                        php.run("sysvshm-writer.php", php_args(&t.key_file, &args))
                             .assert_success();
                     }
                 }
@@ -298,7 +209,7 @@ fn load_rust_and_php_writers_at_once_keep_every_variable() {
     }
     // Both kinds of reader find the store consistent. Ours goes first: it takes the lock, and
     // as the lock's last user removes its semaphore set, which PHP never removes.
-    reader(&t.key_file, &["--var", "0", "--keep"])
+    t.reader(&["--var", "0", "--keep"])
         .finish()
         .assert_success()
         .assert_stdout(&line(&value(0)));
@@ -317,51 +228,14 @@ fn load_rust_and_php_writers_at_once_keep_every_variable() {
 
 #[test]
 fn hostile_another_users_key_file_is_refused_unless_trusted() {
-    if !other_user::available() {
-        return;
-    }
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
-    other_user::give_to_nobody(&t.key_file);
-    let refused = format!("key file {}: belongs to uid {NOBODY}", t.key_file.display());
-    writer(&t.key_file, &[])
-        .finish()
-        .assert_failure(1, &refused);
-    reader(&t.key_file, &[])
-        .finish()
-        .assert_failure(1, &refused);
-    assert_no_sysv_objects(&t.key_file, b'T');
-    a_fresh_pair_works(&t.key_file, &["--trust-uid", "nobody"]);
+    scenarios::another_users_key_file_is_refused_unless_trusted(&SHM, dir.path());
 }
 
 #[test]
 fn hostile_another_users_segment_under_our_key_is_refused_unless_trusted() {
-    if !other_user::available() {
-        return;
-    }
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
-    other_user::open_dir(&t.dir);
-    // nobody gets in first and creates the segment under our key, open to everyone.
-    as_nobody(
-        WRITER,
-        &t.key_file,
-        &["--mode", "0666", "--message", "planted"],
-    )
-    .assert_success();
-    let refused = format!("belongs to uid {NOBODY}");
-    writer(&t.key_file, &[])
-        .finish()
-        .assert_failure(1, &refused);
-    reader(&t.key_file, &[])
-        .finish()
-        .assert_failure(1, &refused)
-        .assert_stdout(b"");
-    reader(&t.key_file, &["--trust-uid", "nobody"])
-        .finish()
-        .assert_success()
-        .assert_stdout(b"planted\n");
-    assert_no_sysv_objects(&t.key_file, b'T');
+    scenarios::another_users_object_under_our_key_is_refused_unless_trusted(&SHM, dir.path());
 }
 
 #[test]
@@ -370,26 +244,19 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
         return;
     }
     let dir = temp_dir();
-    let t = Keyed::new(dir.path());
-    other_user::open_dir(&t.dir);
+    let t = SHM.keyed(dir.path());
     let key = sysv::ftok(&t.key_file, b'T').unwrap();
-
-    writer(&t.key_file, &[]).finish().assert_success();
-    as_nobody(READER, &t.key_file, &[]).assert_failure(1, "Permission denied");
-    reader(&t.key_file, &[]).finish().assert_success();
-    assert_no_sysv_objects(&t.key_file, b'T');
+    scenarios::another_user_is_refused_by_default(&t);
 
     // 0666 admits nobody; only the owner may remove the segment, and the message is printed
     // before that is attempted.
-    writer(&t.key_file, &["--mode", "0666"])
-        .finish()
-        .assert_success();
-    as_nobody(READER, &t.key_file, &[])
+    t.writer(&["--mode", "0666"]).finish().assert_success();
+    t.reader_as_nobody(&[])
         .assert_failure(1, "only its owner or creator may remove it")
-        .assert_stdout(&line(MESSAGE));
-    as_nobody(READER, &t.key_file, &["--keep"])
+        .assert_stdout(&line(SHM.message));
+    t.reader_as_nobody(&["--keep"])
         .assert_success()
-        .assert_stdout(&line(MESSAGE));
+        .assert_stdout(&line(SHM.message));
     sysv::shm_remove(sysv::shm_open(key).unwrap().unwrap()).unwrap();
     assert_no_sysv_objects(&t.key_file, b'T');
 }

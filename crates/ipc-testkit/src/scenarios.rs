@@ -1,0 +1,226 @@
+//! The reliability scenarios the SysV pairs (`mq`, `shm`) share: a peer killed mid-run, a key
+//! file removed while the reader waits, a key file or object another user put under our key.
+//! Each crate keeps its own `#[test]` functions, which call these with its binaries and the
+//! words its binaries say, so a failure still names the mechanism.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ipc_common::sysv::{self, Key};
+
+use crate::other_user::{self, NOBODY};
+use crate::{Finished, Proc, Signal, assert_no_sysv_objects};
+
+/// Messages in a run that is killed long before its end.
+pub const ENDLESS: &str = "10000000";
+
+/// A SysV writer/reader pair under test.
+#[derive(Debug)]
+pub struct SysvPair {
+    /// `env!("CARGO_BIN_EXE_<mech>-reader")`.
+    pub reader: &'static str,
+    /// `env!("CARGO_BIN_EXE_<mech>-writer")`.
+    pub writer: &'static str,
+    /// `mq` or `shm`: the label of each child is `<name>-reader` or `<name>-writer`.
+    pub name: &'static str,
+    /// What the writer sends by default (the blog's message).
+    pub message: &'static str,
+    /// Removes whatever the pair may have left under `key`; only called when a test panics.
+    pub remove_leftovers: fn(Key),
+}
+
+impl SysvPair {
+    /// A fresh key file in `dir`, the test's own.
+    pub fn keyed(&self, dir: &Path) -> Keyed<'_> {
+        Keyed {
+            pair: self,
+            dir: dir.to_path_buf(),
+            key_file: crate::key_file(dir),
+        }
+    }
+}
+
+/// One test's key file in its private directory; if the test fails half-way, what is left under
+/// its key goes too (only this test uses the key), so one red test does not leak into others.
+/// Declare it after the directory, so it drops first.
+#[derive(Debug)]
+pub struct Keyed<'p> {
+    pub pair: &'p SysvPair,
+    pub dir: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl Drop for Keyed<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        if let Ok(key) = sysv::ftok(&self.key_file, b'T') {
+            (self.pair.remove_leftovers)(key);
+        }
+    }
+}
+
+impl Keyed<'_> {
+    /// `program --key-file KEY ARGS`, waiting at most 5 s unless `args` say otherwise, without
+    /// the caller's `IPC_*` settings.
+    fn command(&self, mut command: Command, args: &[&str]) -> Command {
+        command.arg("--key-file").arg(&self.key_file);
+        crate::bounded(command, args)
+    }
+
+    pub fn reader(&self, args: &[&str]) -> Proc {
+        let mut command = self.command(crate::ours(self.pair.reader), args);
+        Proc::spawn(&format!("{}-reader", self.pair.name), &mut command)
+    }
+
+    pub fn writer(&self, args: &[&str]) -> Proc {
+        let mut command = self.command(crate::ours(self.pair.writer), args);
+        Proc::spawn(&format!("{}-writer", self.pair.name), &mut command)
+    }
+
+    /// Our reader run to completion as the user nobody.
+    pub fn reader_as_nobody(&self, args: &[&str]) -> Finished {
+        self.as_nobody(self.pair.reader, args)
+    }
+
+    /// Our writer run to completion as the user nobody.
+    pub fn writer_as_nobody(&self, args: &[&str]) -> Finished {
+        self.as_nobody(self.pair.writer, args)
+    }
+
+    fn as_nobody(&self, program: &str, args: &[&str]) -> Finished {
+        let mut nobody = self.command(other_user::as_nobody(program), args);
+        crate::run("as nobody", &mut nobody, None)
+    }
+
+    /// The blog's message goes through a fresh pair keyed on this key file, which leaves
+    /// nothing.
+    #[track_caller]
+    pub fn a_fresh_pair_works(&self, args: &[&str]) {
+        self.writer(args).finish().assert_success();
+        self.reader(args)
+            .finish()
+            .assert_success()
+            .assert_stdout(&line(self.pair.message));
+        assert_no_sysv_objects(&self.key_file, b'T');
+    }
+}
+
+/// `text` and a newline, as a reader prints it.
+pub fn line(text: &str) -> Vec<u8> {
+    format!("{text}\n").into_bytes()
+}
+
+/// The number before `lost` in a summary line.
+#[track_caller]
+pub fn lost(summary: &Finished) -> u64 {
+    let text = String::from_utf8_lossy(&summary.stdout);
+    let (before, _) = text
+        .split_once(" lost")
+        .unwrap_or_else(|| panic!("no loss count in {text:?}"));
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// The writer is killed after the first message of an endless run: the reader (`--timeout 2`)
+/// gives up saying `gives_up`, reports a loss, and removes the object. `waiting` is the reader's
+/// readiness line.
+pub fn writer_killed_mid_run(pair: &SysvPair, dir: &Path, waiting: &str, gives_up: &str) {
+    let t = pair.keyed(dir);
+    let mut read = t.reader(&["--count", ENDLESS, "--timeout", "2"]);
+    read.wait_for_stderr(waiting);
+    let write = t.writer(&["--count", ENDLESS]);
+    read.wait_for_stderr("first message arrived");
+    write.signal(Signal::SIGKILL);
+    write.finish();
+    let read = read.finish();
+    read.assert_failure(124, gives_up);
+    assert!(lost(&read) > 0, "{read:?}");
+    assert_no_sysv_objects(&t.key_file, b'T');
+    t.a_fresh_pair_works(&[]);
+}
+
+/// The reader is killed after the first message of an endless run: the writer (`--timeout 2`)
+/// times out saying each of `gives_up`, and removes the object it created.
+pub fn reader_killed_mid_run(pair: &SysvPair, dir: &Path, waiting: &str, gives_up: &[&str]) {
+    let t = pair.keyed(dir);
+    let mut read = t.reader(&["--count", ENDLESS]);
+    read.wait_for_stderr(waiting);
+    let write = t.writer(&["--count", ENDLESS, "--timeout", "2"]);
+    read.wait_for_stderr("first message arrived");
+    read.signal(Signal::SIGKILL);
+    read.finish();
+    let write = write.finish();
+    for needle in gives_up {
+        write.assert_failure(124, needle);
+    }
+    assert_no_sysv_objects(&t.key_file, b'T');
+    t.a_fresh_pair_works(&[]);
+}
+
+/// The key file goes while the reader (`--timeout 20`) waits after saying `waiting`: it stops
+/// at once, prints nothing, and a new key file works.
+pub fn key_file_removed_while_the_reader_waits(pair: &SysvPair, dir: &Path, waiting: &str) {
+    let t = pair.keyed(dir);
+    let mut read = t.reader(&["--timeout", "20"]);
+    read.wait_for_stderr(waiting);
+    std::fs::remove_file(&t.key_file).unwrap();
+    read.finish()
+        .assert_failure(
+            1,
+            "was removed while we waited for the object under its key",
+        )
+        .assert_stdout(b"");
+    std::fs::write(&t.key_file, b"").unwrap();
+    t.a_fresh_pair_works(&[]);
+}
+
+/// A key file owned by nobody is refused by both sides, unless `--trust-uid nobody`.
+/// Does nothing (passes) where the tests cannot act as another user.
+pub fn another_users_key_file_is_refused_unless_trusted(pair: &SysvPair, dir: &Path) {
+    if !other_user::available() {
+        return;
+    }
+    let t = pair.keyed(dir);
+    other_user::give_to_nobody(&t.key_file);
+    let refused = format!("key file {}: belongs to uid {NOBODY}", t.key_file.display());
+    t.writer(&[]).finish().assert_failure(1, &refused);
+    t.reader(&[]).finish().assert_failure(1, &refused);
+    assert_no_sysv_objects(&t.key_file, b'T');
+    t.a_fresh_pair_works(&["--trust-uid", "nobody"]);
+}
+
+/// nobody gets in first and creates the object under our key, open to everyone: both sides
+/// refuse it; trusted, the reader prints the planted message and removes it.
+/// Does nothing (passes) where the tests cannot act as another user.
+pub fn another_users_object_under_our_key_is_refused_unless_trusted(pair: &SysvPair, dir: &Path) {
+    if !other_user::available() {
+        return;
+    }
+    let t = pair.keyed(dir);
+    other_user::open_dir(&t.dir);
+    t.writer_as_nobody(&["--mode", "0666", "--message", "planted"])
+        .assert_success();
+    let refused = format!("belongs to uid {NOBODY}");
+    t.writer(&[]).finish().assert_failure(1, &refused);
+    t.reader(&[])
+        .finish()
+        .assert_failure(1, &refused)
+        .assert_stdout(b"");
+    t.reader(&["--trust-uid", "nobody"])
+        .finish()
+        .assert_success()
+        .assert_stdout(b"planted\n");
+    assert_no_sysv_objects(&t.key_file, b'T');
+}
+
+/// A pair left at its default mode keeps nobody out: their reader is denied, ours then takes
+/// the message and removes the object. The caller checks [`other_user::available`] first.
+pub fn another_user_is_refused_by_default(t: &Keyed<'_>) {
+    other_user::open_dir(&t.dir);
+    t.writer(&[]).finish().assert_success();
+    t.reader_as_nobody(&[])
+        .assert_failure(1, "Permission denied");
+    t.reader(&[]).finish().assert_success();
+    assert_no_sysv_objects(&t.key_file, b'T');
+}
