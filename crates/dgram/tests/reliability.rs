@@ -7,80 +7,44 @@
 //! `hostile_` (files and users in the way); `scripts/reliability.sh` counts them by prefix.
 
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
 use std::time::Duration;
 
 use dgram::UDS_MESSAGE;
 use ipc_common::wait::{Deadline, Timeout, retry};
 use ipc_testkit::other_user::{self, NOBODY};
-use ipc_testkit::{Finished, Proc, Signal, temp_dir};
+use ipc_testkit::scenarios::{self, ENDLESS, SocketPair, line, lost};
+use ipc_testkit::{Signal, temp_dir};
 
-const READER: &str = env!("CARGO_BIN_EXE_dgram-reader");
-const WRITER: &str = env!("CARGO_BIN_EXE_dgram-writer");
-
-/// Messages in a run that is killed long before its end.
-const ENDLESS: &str = "10000000";
-
-fn reader(args: &[&str]) -> Proc {
-    Proc::spawn(
-        "dgram-reader",
-        &mut ipc_testkit::bounded(ipc_testkit::ours(READER), args),
-    )
-}
-
-fn writer(args: &[&str]) -> Proc {
-    Proc::spawn(
-        "dgram-writer",
-        &mut ipc_testkit::bounded(ipc_testkit::ours(WRITER), args),
-    )
-}
-
-fn listening(args: &[&str]) -> Proc {
-    let mut proc = reader(args);
-    proc.wait_for_stderr("listening on ");
-    proc
-}
-
-fn udg(path: &Path) -> String {
-    format!("udg://{}", path.display())
-}
-
-fn line(text: &str) -> Vec<u8> {
-    format!("{text}\n").into_bytes()
-}
+const DGRAM: SocketPair = SocketPair {
+    reader: env!("CARGO_BIN_EXE_dgram-reader"),
+    writer: env!("CARGO_BIN_EXE_dgram-writer"),
+    name: "dgram",
+    scheme: "udg",
+};
 
 /// The blog's message goes through a fresh pair on `url`: the next run works.
 fn a_fresh_pair_works(url: &str) {
-    let read = listening(&[url]);
-    writer(&[url]).finish().assert_success();
+    let (read, _) = DGRAM.listening(&[url]);
+    DGRAM.writer(&[url]).finish().assert_success();
     read.finish()
         .assert_success()
         .assert_stdout(&line(UDS_MESSAGE));
-}
-
-/// The number before `lost` in a summary line.
-fn lost(summary: &Finished) -> u64 {
-    let text = String::from_utf8_lossy(&summary.stdout);
-    let (before, _) = text
-        .split_once(" lost")
-        .unwrap_or_else(|| panic!("no loss count in {text:?}"));
-    before.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 #[test]
 fn fault_reader_killed_while_waiting_leaves_a_stale_socket_the_next_reader_replaces() {
     let dir = temp_dir();
     let path = dir.path().join("s.sock");
-    let url = udg(&path);
-    let killed = listening(&[&url]);
+    let url = DGRAM.url(&path);
+    let (killed, _) = DGRAM.listening(&[&url]);
     killed.signal(Signal::SIGKILL);
     assert_eq!(killed.finish().status.code(), None, "killed by a signal");
     assert!(path.exists(), "SIGKILL leaves the socket file");
 
     // A writer now finds a socket nobody is bound to: it waits, it does not fail.
-    let mut write = writer(&[&url]);
+    let mut write = DGRAM.writer(&[&url]);
     write.wait_for_stderr("waiting for a reader");
-    let mut read = reader(&[&url]);
+    let mut read = DGRAM.reader(&[&url]);
     read.wait_for_stderr("removed stale socket");
     write.finish().assert_success();
     read.finish()
@@ -92,9 +56,9 @@ fn fault_reader_killed_while_waiting_leaves_a_stale_socket_the_next_reader_repla
 #[test]
 fn fault_reader_killed_mid_stream_the_writer_says_the_reader_went_away() {
     let dir = temp_dir();
-    let url = udg(&dir.path().join("s.sock"));
-    let mut read = listening(&[&url, "--count", ENDLESS]);
-    let write = writer(&[&url, "--count", ENDLESS]);
+    let url = DGRAM.url(&dir.path().join("s.sock"));
+    let (mut read, _) = DGRAM.listening(&[&url, "--count", ENDLESS]);
+    let write = DGRAM.writer(&[&url, "--count", ENDLESS]);
     read.wait_for_stderr("first message arrived");
     read.signal(Signal::SIGKILL);
     write
@@ -109,9 +73,9 @@ fn fault_reader_killed_mid_stream_the_writer_says_the_reader_went_away() {
 fn fault_writer_killed_mid_stream_the_reader_reports_the_loss_at_its_timeout() {
     let dir = temp_dir();
     let path = dir.path().join("s.sock");
-    let url = udg(&path);
-    let mut read = listening(&[&url, "--count", ENDLESS, "--timeout", "2"]);
-    let write = writer(&[&url, "--count", ENDLESS]);
+    let url = DGRAM.url(&path);
+    let (mut read, _) = DGRAM.listening(&[&url, "--count", ENDLESS, "--timeout", "2"]);
+    let write = DGRAM.writer(&[&url, "--count", ENDLESS]);
     read.wait_for_stderr("first message arrived");
     write.signal(Signal::SIGKILL);
     write.finish();
@@ -125,20 +89,19 @@ fn fault_writer_killed_mid_stream_the_reader_reports_the_loss_at_its_timeout() {
 #[test]
 fn fault_writer_killed_while_waiting_for_a_reader_leaves_nothing() {
     let dir = temp_dir();
-    let url = udg(&dir.path().join("s.sock"));
-    let mut write = writer(&[&url]);
-    write.wait_for_stderr("waiting for a reader");
-    write.signal(Signal::SIGKILL);
-    write.finish();
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    a_fresh_pair_works(&url);
+    scenarios::a_writer_killed_while_waiting_leaves_nothing(
+        &DGRAM,
+        dir.path(),
+        "waiting for a reader",
+        a_fresh_pair_works,
+    );
 }
 
 #[test]
 fn fault_udp_reader_killed_mid_stream_the_writer_times_out_naming_the_reader() {
-    let mut read = reader(&["udp://127.0.0.1:0", "--count", ENDLESS]);
+    let mut read = DGRAM.reader(&["udp://127.0.0.1:0", "--count", ENDLESS]);
     let url = read.listening_url();
-    let write = writer(&[&url, "--count", ENDLESS, "--timeout", "2"]);
+    let write = DGRAM.writer(&[&url, "--count", ENDLESS, "--timeout", "2"]);
     read.wait_for_stderr("first message arrived");
     read.signal(Signal::SIGKILL);
     read.finish();
@@ -160,8 +123,8 @@ fn state(pid: u32) -> char {
 fn load_a_uds_writer_waits_for_a_stopped_reader_and_nothing_is_lost() {
     const COUNT: &str = "20000";
     let dir = temp_dir();
-    let url = udg(&dir.path().join("s.sock"));
-    let read = listening(&[&url, "--count", COUNT, "--timeout", "20"]);
+    let url = DGRAM.url(&dir.path().join("s.sock"));
+    let (read, _) = DGRAM.listening(&[&url, "--count", COUNT, "--timeout", "20"]);
     let deadline = Deadline::after(Timeout::from_duration(Duration::from_secs(10)));
     let becomes = |pid: u32, wanted: char, what: &str| {
         retry(&deadline, what, || Ok((state(pid) == wanted).then_some(()))).unwrap();
@@ -169,7 +132,7 @@ fn load_a_uds_writer_waits_for_a_stopped_reader_and_nothing_is_lost() {
     // A signal takes effect when the process next runs: wait until it has.
     read.signal(Signal::SIGSTOP);
     becomes(read.pid(), 'T', "the reader to stop");
-    let write = writer(&[&url, "--count", COUNT, "--timeout", "20"]);
+    let write = DGRAM.writer(&[&url, "--count", COUNT, "--timeout", "20"]);
     // Connected to a reader that reads nothing, the writer fills the reader's queue, then
     // sleeps in poll(2) for room (its only sleep once connected), instead of dropping.
     becomes(write.pid(), 'S', "the writer to block on the full queue");
@@ -185,7 +148,7 @@ fn load_a_uds_writer_waits_for_a_stopped_reader_and_nothing_is_lost() {
 #[test]
 fn load_a_udp_writer_never_waits_and_a_stopped_reader_loses_datagrams() {
     const COUNT: &str = "100000";
-    let mut read = reader(&[
+    let mut read = DGRAM.reader(&[
         "udp://127.0.0.1:0",
         "--count",
         COUNT,
@@ -198,7 +161,8 @@ fn load_a_udp_writer_never_waits_and_a_stopped_reader_loses_datagrams() {
     let url = read.listening_url();
     read.signal(Signal::SIGSTOP);
     // Nothing tells a UDP sender that the receiver's queue is full: it sends everything.
-    writer(&[&url, "--count", COUNT, "--timeout", "20"])
+    DGRAM
+        .writer(&[&url, "--count", COUNT, "--timeout", "20"])
         .finish()
         .assert_success();
     read.signal(Signal::SIGCONT);
@@ -212,17 +176,9 @@ fn load_a_udp_writer_never_waits_and_a_stopped_reader_loses_datagrams() {
 #[test]
 fn hostile_a_symlink_to_a_live_socket_is_not_followed() {
     let dir = temp_dir();
-    let real = dir.path().join("real.sock");
-    let link = dir.path().join("link.sock");
-    let _listener = UnixDatagram::bind(&real).unwrap();
-    std::os::unix::fs::symlink(&real, &link).unwrap();
-    writer(&[&udg(&link)])
-        .finish()
-        .assert_failure(1, "the path is a symlink; refusing to follow it");
-    reader(&[&udg(&link)])
-        .finish()
-        .assert_failure(1, "holds a symlink, not a socket");
-    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    scenarios::a_symlink_to_a_live_socket_is_not_followed(&DGRAM, dir.path(), |path| {
+        UnixDatagram::bind(path).unwrap()
+    });
 }
 
 #[test]
@@ -232,14 +188,16 @@ fn hostile_another_users_socket_is_neither_used_nor_removed() {
     }
     let dir = temp_dir();
     let path = dir.path().join("s.sock");
-    let url = udg(&path);
+    let url = DGRAM.url(&path);
     // A live socket at our path, as if nobody had bound it there first.
     let squatter = UnixDatagram::bind(&path).unwrap();
     other_user::give_to_nobody(&path);
-    writer(&[&url])
+    DGRAM
+        .writer(&[&url])
         .finish()
         .assert_failure(1, &format!("belongs to uid {NOBODY}"));
-    writer(&[&url, "--trust-uid", "nobody"])
+    DGRAM
+        .writer(&[&url, "--trust-uid", "nobody"])
         .finish()
         .assert_success();
     let mut got = [0; 64];
@@ -248,13 +206,14 @@ fn hostile_another_users_socket_is_neither_used_nor_removed() {
 
     // Stale now: still not ours to remove unless trusted.
     drop(squatter);
-    reader(&[&url])
+    DGRAM
+        .reader(&[&url])
         .finish()
         .assert_failure(1, "refusing to use it and leaving it untouched");
     assert!(path.exists());
-    let mut read = reader(&[&url, "--trust-uid", &NOBODY.to_string()]);
+    let mut read = DGRAM.reader(&[&url, "--trust-uid", &NOBODY.to_string()]);
     read.wait_for_stderr("removed stale socket");
-    writer(&[&url]).finish().assert_success();
+    DGRAM.writer(&[&url]).finish().assert_success();
     read.finish()
         .assert_success()
         .assert_stdout(&line(UDS_MESSAGE));
@@ -267,18 +226,18 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
     }
     let dir = temp_dir();
     other_user::open_dir(dir.path());
-    let url = udg(&dir.path().join("s.sock"));
+    let url = DGRAM.url(&dir.path().join("s.sock"));
     let as_nobody = || {
-        let mut command = other_user::as_nobody(WRITER);
+        let mut command = other_user::as_nobody(DGRAM.writer);
         command.args([&url, "--timeout", "5"]);
         ipc_testkit::run("dgram-writer as nobody", &mut command, None)
     };
 
-    let read = listening(&[&url, "--timeout", "2"]);
+    let (read, _) = DGRAM.listening(&[&url, "--timeout", "2"]);
     as_nobody().assert_failure(1, "Permission denied");
     read.finish().assert_failure(124, "waiting for a datagram");
 
-    let read = listening(&[&url, "--mode", "0666"]);
+    let (read, _) = DGRAM.listening(&[&url, "--mode", "0666"]);
     as_nobody().assert_success();
     read.finish()
         .assert_success()

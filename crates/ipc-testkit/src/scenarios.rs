@@ -1,7 +1,8 @@
-//! The reliability scenarios the SysV pairs (`mq`, `shm`) share: a peer killed mid-run, a key
-//! file removed while the reader waits, a key file or object another user put under our key.
-//! Each crate keeps its own `#[test]` functions, which call these with its binaries and the
-//! words its binaries say, so a failure still names the mechanism.
+//! The reliability scenarios two crates share: for the SysV pairs (`mq`, `shm`) a peer killed
+//! mid-run, a key file removed while the reader waits, a key file or object another user put
+//! under our key; for the socket pairs (`dgram`, `stream`) a symlink in the way and a writer
+//! killed while it waits. Each crate keeps its own `#[test]` functions, which call these with its
+//! binaries and the words its binaries say, so a failure still names the mechanism.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -223,4 +224,81 @@ pub fn another_user_is_refused_by_default(t: &Keyed<'_>) {
         .assert_failure(1, "Permission denied");
     t.reader(&[]).finish().assert_success();
     assert_no_sysv_objects(&t.key_file, b'T');
+}
+
+/// A socket reader/writer pair under test (`dgram` over `udg://`, `stream` over `unix://`).
+#[derive(Debug)]
+pub struct SocketPair {
+    /// `env!("CARGO_BIN_EXE_<mech>-reader")`.
+    pub reader: &'static str,
+    /// `env!("CARGO_BIN_EXE_<mech>-writer")`.
+    pub writer: &'static str,
+    /// `dgram` or `stream`: the label of each child is `<name>-reader` or `<name>-writer`.
+    pub name: &'static str,
+    /// The URL scheme of a socket file: `udg` or `unix`.
+    pub scheme: &'static str,
+}
+
+impl SocketPair {
+    /// Our reader with `args`, waiting at most 5 s unless they say otherwise.
+    pub fn reader(&self, args: &[&str]) -> Proc {
+        let mut command = crate::bounded(crate::ours(self.reader), args);
+        Proc::spawn(&format!("{}-reader", self.name), &mut command)
+    }
+
+    /// Our writer with `args`, waiting at most 5 s unless they say otherwise.
+    pub fn writer(&self, args: &[&str]) -> Proc {
+        let mut command = crate::bounded(crate::ours(self.writer), args);
+        Proc::spawn(&format!("{}-writer", self.name), &mut command)
+    }
+
+    /// A reader that listens; returns it with the URL it really listens on.
+    #[track_caller]
+    pub fn listening(&self, args: &[&str]) -> (Proc, String) {
+        let mut proc = self.reader(args);
+        let url = proc.listening_url();
+        (proc, url)
+    }
+
+    /// The URL of a socket file at `path`.
+    pub fn url(&self, path: &Path) -> String {
+        format!("{}://{}", self.scheme, path.display())
+    }
+}
+
+/// A symlink to a live socket (`bind` makes one at the path it is given, kept open meanwhile):
+/// the writer will not follow it, the reader will not replace it, and it stays.
+pub fn a_symlink_to_a_live_socket_is_not_followed<S>(
+    pair: &SocketPair,
+    dir: &Path,
+    bind: impl FnOnce(&Path) -> S,
+) {
+    let real = dir.join("real.sock");
+    let link = dir.join("link.sock");
+    let _live = bind(&real);
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    pair.writer(&[&pair.url(&link)])
+        .finish()
+        .assert_failure(1, "the path is a symlink; refusing to follow it");
+    pair.reader(&[&pair.url(&link)])
+        .finish()
+        .assert_failure(1, "holds a symlink, not a socket");
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+}
+
+/// A writer killed while it waits for its peer (after saying `waiting`) leaves nothing in `dir`,
+/// and then `a_fresh_pair_works` on the same URL.
+pub fn a_writer_killed_while_waiting_leaves_nothing(
+    pair: &SocketPair,
+    dir: &Path,
+    waiting: &str,
+    a_fresh_pair_works: impl FnOnce(&str),
+) {
+    let url = pair.url(&dir.join("s.sock"));
+    let mut write = pair.writer(&[&url]);
+    write.wait_for_stderr(waiting);
+    write.signal(Signal::SIGKILL);
+    write.finish();
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+    a_fresh_pair_works(&url);
 }

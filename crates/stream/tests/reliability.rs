@@ -7,66 +7,52 @@
 //! users in the way); `scripts/reliability.sh` counts them by prefix.
 
 use std::os::unix::net::UnixListener;
-use std::path::Path;
-use std::process::Command;
 
 use ipc_testkit::other_user::{self, NOBODY};
-use ipc_testkit::{Proc, Signal, temp_dir};
+use ipc_testkit::scenarios::{self, ENDLESS, SocketPair, line};
+use ipc_testkit::{Finished, Proc, Signal, temp_dir};
 use stream::{CLIENT_UDS, SERVER_UDS};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_stream-reader");
-const CLIENT: &str = env!("CARGO_BIN_EXE_stream-writer");
+const STREAM: SocketPair = SocketPair {
+    reader: env!("CARGO_BIN_EXE_stream-reader"),
+    writer: env!("CARGO_BIN_EXE_stream-writer"),
+    name: "stream",
+    scheme: "unix",
+};
 
-/// Messages in a run that is killed long before its end.
-const ENDLESS: &str = "10000000";
-
-/// `program ARGS`, waiting at most 5 s unless `args` say otherwise, without the caller's
-/// `IPC_*` settings.
-fn command(program: &str, args: &[&str]) -> Command {
-    ipc_testkit::bounded(ipc_testkit::ours(program), args)
-}
-
+/// The reader is the server.
 fn server(args: &[&str]) -> Proc {
-    Proc::spawn("stream-reader", &mut command(SERVER, args))
+    STREAM.reader(args)
 }
 
+/// The writer is the client.
 fn client(args: &[&str]) -> Proc {
-    Proc::spawn("stream-writer", &mut command(CLIENT, args))
+    STREAM.writer(args)
 }
 
-/// A server that listens; returns it with the URL it really listens on.
-fn listening(args: &[&str]) -> (Proc, String) {
-    let mut proc = server(args);
-    let url = proc.listening_url();
-    (proc, url)
-}
-
-fn unix(path: &Path) -> String {
-    format!("unix://{}", path.display())
-}
-
-fn line(text: &str) -> Vec<u8> {
-    format!("{text}\n").into_bytes()
+/// The blog's exchange happened: the client printed the server's reply, and the server (which
+/// ends after the client) the client's message.
+#[track_caller]
+fn exchanged(client: Finished, server: Proc) {
+    client.assert_success().assert_stdout(&line(SERVER_UDS));
+    server
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(CLIENT_UDS));
 }
 
 /// The blog's exchange through a fresh pair on `url`: the next run works.
 fn a_fresh_pair_works(url: &str) {
-    let (read, url) = listening(&[url]);
-    client(&[&url])
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(SERVER_UDS));
-    read.finish()
-        .assert_success()
-        .assert_stdout(&line(CLIENT_UDS));
+    let (read, url) = STREAM.listening(&[url]);
+    exchanged(client(&[&url]).finish(), read);
 }
 
 #[test]
 fn fault_server_killed_while_waiting_leaves_a_stale_socket_the_next_server_replaces() {
     let dir = temp_dir();
     let path = dir.path().join("s.sock");
-    let url = unix(&path);
-    let (killed, _) = listening(&[&url]);
+    let url = STREAM.url(&path);
+    let (killed, _) = STREAM.listening(&[&url]);
     killed.signal(Signal::SIGKILL);
     killed.finish();
     assert!(path.exists(), "SIGKILL leaves the socket file");
@@ -75,20 +61,17 @@ fn fault_server_killed_while_waiting_leaves_a_stale_socket_the_next_server_repla
     write.wait_for_stderr("waiting for a server");
     let mut read = server(&[&url]);
     read.wait_for_stderr("removed stale socket");
-    write
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(SERVER_UDS));
-    read.finish()
-        .assert_success()
-        .assert_stdout(&line(CLIENT_UDS));
+    exchanged(write.finish(), read);
 }
 
 #[test]
 fn fault_client_killed_mid_stream_the_server_reports_the_cut_stream() {
     let dir = temp_dir();
-    for url in [unix(&dir.path().join("s.sock")), "tcp://127.0.0.1:0".into()] {
-        let (mut read, url) = listening(&[&url, "--count", ENDLESS]);
+    for url in [
+        STREAM.url(&dir.path().join("s.sock")),
+        "tcp://127.0.0.1:0".into(),
+    ] {
+        let (mut read, url) = STREAM.listening(&[&url, "--count", ENDLESS]);
         let write = client(&[&url, "--count", ENDLESS]);
         read.wait_for_stderr("first message arrived");
         write.signal(Signal::SIGKILL);
@@ -109,8 +92,11 @@ fn fault_client_killed_mid_stream_the_server_reports_the_cut_stream() {
 #[test]
 fn fault_server_killed_mid_stream_the_client_says_the_server_went_away() {
     let dir = temp_dir();
-    for url in [unix(&dir.path().join("s.sock")), "tcp://127.0.0.1:0".into()] {
-        let (mut read, url) = listening(&[&url, "--count", ENDLESS]);
+    for url in [
+        STREAM.url(&dir.path().join("s.sock")),
+        "tcp://127.0.0.1:0".into(),
+    ] {
+        let (mut read, url) = STREAM.listening(&[&url, "--count", ENDLESS]);
         let write = client(&[&url, "--count", ENDLESS]);
         read.wait_for_stderr("first message arrived");
         read.signal(Signal::SIGKILL);
@@ -127,29 +113,20 @@ fn fault_server_killed_mid_stream_the_client_says_the_server_went_away() {
 #[test]
 fn fault_client_killed_while_waiting_for_a_server_leaves_nothing() {
     let dir = temp_dir();
-    let url = unix(&dir.path().join("s.sock"));
-    let mut write = client(&[&url]);
-    write.wait_for_stderr("waiting for a server");
-    write.signal(Signal::SIGKILL);
-    write.finish();
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    a_fresh_pair_works(&url);
+    scenarios::a_writer_killed_while_waiting_leaves_nothing(
+        &STREAM,
+        dir.path(),
+        "waiting for a server",
+        a_fresh_pair_works,
+    );
 }
 
 #[test]
 fn hostile_a_symlink_to_a_live_socket_is_not_followed() {
     let dir = temp_dir();
-    let real = dir.path().join("real.sock");
-    let link = dir.path().join("link.sock");
-    let _listener = UnixListener::bind(&real).unwrap();
-    std::os::unix::fs::symlink(&real, &link).unwrap();
-    client(&[&unix(&link)])
-        .finish()
-        .assert_failure(1, "the path is a symlink; refusing to follow it");
-    server(&[&unix(&link)])
-        .finish()
-        .assert_failure(1, "holds a symlink, not a socket");
-    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    scenarios::a_symlink_to_a_live_socket_is_not_followed(&STREAM, dir.path(), |path| {
+        UnixListener::bind(path).unwrap()
+    });
 }
 
 #[test]
@@ -159,7 +136,7 @@ fn hostile_another_users_socket_is_neither_used_nor_removed() {
     }
     let dir = temp_dir();
     let path = dir.path().join("s.sock");
-    let url = unix(&path);
+    let url = STREAM.url(&path);
     // A listener at our path, as if nobody had bound it there first.
     let squatter = UnixListener::bind(&path).unwrap();
     other_user::give_to_nobody(&path);
@@ -172,7 +149,7 @@ fn hostile_another_users_socket_is_neither_used_nor_removed() {
         .finish()
         .assert_failure(1, "refusing to use it and leaving it untouched");
     assert!(path.exists());
-    let (read, url) = listening(&[&url, "--trust-uid", "nobody"]);
+    let (read, url) = STREAM.listening(&[&url, "--trust-uid", "nobody"]);
     client(&[&url]).finish().assert_success();
     read.finish()
         .assert_success()
@@ -187,8 +164,8 @@ fn hostile_a_server_running_as_another_user_is_refused_even_behind_a_trusted_fil
     let dir = temp_dir();
     let theirs = other_user::nobodys_dir(dir.path());
     let path = theirs.join("s.sock");
-    let url = unix(&path);
-    let mut command = other_user::as_nobody(SERVER);
+    let url = STREAM.url(&path);
+    let mut command = other_user::as_nobody(STREAM.reader);
     command.args([&url, "--mode", "0666", "--timeout", "5"]);
     let mut read = Proc::spawn("stream-reader as nobody", &mut command);
     read.wait_for_stderr("listening on");
@@ -197,13 +174,7 @@ fn hostile_a_server_running_as_another_user_is_refused_even_behind_a_trusted_fil
     client(&[&url])
         .finish()
         .assert_failure(1, &format!("listening there runs as uid {NOBODY}"));
-    client(&[&url, "--trust-uid", "nobody"])
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(SERVER_UDS));
-    read.finish()
-        .assert_success()
-        .assert_stdout(&line(CLIENT_UDS));
+    exchanged(client(&[&url, "--trust-uid", "nobody"]).finish(), read);
 }
 
 #[test]
@@ -213,22 +184,17 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
     }
     let dir = temp_dir();
     other_user::open_dir(dir.path());
-    let url = unix(&dir.path().join("s.sock"));
+    let url = STREAM.url(&dir.path().join("s.sock"));
     let as_nobody = || {
-        let mut command = other_user::as_nobody(CLIENT);
+        let mut command = other_user::as_nobody(STREAM.writer);
         command.args([&url, "--timeout", "5"]);
         ipc_testkit::run("stream-writer as nobody", &mut command, None)
     };
 
-    let (read, _) = listening(&[&url, "--timeout", "2"]);
+    let (read, _) = STREAM.listening(&[&url, "--timeout", "2"]);
     as_nobody().assert_failure(1, "Permission denied");
     read.finish().assert_failure(124, "waiting for a client");
 
-    let (read, _) = listening(&[&url, "--mode", "0666"]);
-    as_nobody()
-        .assert_success()
-        .assert_stdout(&line(SERVER_UDS));
-    read.finish()
-        .assert_success()
-        .assert_stdout(&line(CLIENT_UDS));
+    let (read, _) = STREAM.listening(&[&url, "--mode", "0666"]);
+    exchanged(as_nobody(), read);
 }
