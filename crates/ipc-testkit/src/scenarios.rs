@@ -1,16 +1,19 @@
 //! The reliability scenarios two crates share: for the SysV pairs (`mq`, `shm`) a peer killed
 //! mid-run, a key file removed while the reader waits, a key file or object another user put
 //! under our key; for the socket pairs (`dgram`, `stream`) a symlink in the way and a writer
-//! killed while it waits. Each crate keeps its own `#[test]` functions, which call these with its
+//! killed while it waits; and for the SysV pairs' PHP interop, payloads and values both ways
+//! through PHP's scripts. Each crate keeps its own `#[test]` functions, which call these with its
 //! binaries and the words its binaries say, so a failure still names the mechanism.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ipc_common::sysv::{self, Key};
 
 use crate::other_user::{self, NOBODY};
-use crate::{Finished, Proc, Signal, assert_no_sysv_objects};
+use crate::php::{Php, payloads};
+use crate::{Finished, Proc, Signal, assert_no_sysv_objects, temp_dir};
 
 /// Messages in a run that is killed long before its end.
 pub const ENDLESS: &str = "10000000";
@@ -31,6 +34,29 @@ pub struct SysvPair {
 }
 
 impl SysvPair {
+    /// `<name>-reader` (`side` "reader") or `<name>-writer` with `--key-file KEY --timeout 5
+    /// EXTRA...`, for the PHP interop tests.
+    pub fn our_command(&self, side: &str, key_file: &Path, extra: &[OsString]) -> Command {
+        let binary = match side {
+            "reader" => self.reader,
+            _ => self.writer,
+        };
+        let mut command = crate::ours(binary);
+        command
+            .arg("--key-file")
+            .arg(key_file)
+            .args(["--timeout", "5"])
+            .args(extra);
+        command
+    }
+
+    /// [`SysvPair::our_command`] run to completion.
+    #[track_caller]
+    pub fn our_run(&self, side: &str, key_file: &Path, extra: &[OsString]) -> Finished {
+        let mut command = self.our_command(side, key_file, extra);
+        Proc::spawn(&format!("{}-{side}", self.name), &mut command).finish()
+    }
+
     /// A fresh key file in `dir`, the test's own.
     pub fn keyed(&self, dir: &Path) -> Keyed<'_> {
         Keyed {
@@ -301,4 +327,118 @@ pub fn a_writer_killed_while_waiting_leaves_nothing(
     write.finish();
     assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
     a_fresh_pair_works(&url);
+}
+
+/// The PHP peers of a SysV pair (scripts in `tests/php/`).
+#[derive(Debug)]
+pub struct PhpPeers {
+    /// The blog's writer, e.g. `mq-writer.php`.
+    pub writer: &'static str,
+    /// The blog's reader, e.g. `mq-reader.php`.
+    pub reader: &'static str,
+    /// What every call of a peer gets after `--key-file KEY` (mq's: `--timeout 5`).
+    pub common: &'static [&'static str],
+}
+
+impl PhpPeers {
+    /// `--key-file KEY COMMON... EXTRA...` for a PHP peer.
+    pub fn args(&self, key_file: &Path, extra: &[OsString]) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["--key-file".into(), key_file.into()];
+        args.extend(self.common.iter().map(OsString::from));
+        args.extend_from_slice(extra);
+        args
+    }
+}
+
+/// `args` as owned OS strings.
+pub fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// A non-string value: the writer's flag, what PHP's `echo` prints, what `json_encode` prints.
+pub type PhpValue = (&'static [&'static str], &'static str, &'static str);
+
+/// PHP's writer sends each payload (strings up to `largest` bytes); our reader unserializes and
+/// prints it exactly, and removes the object.
+pub fn php_writer_to_our_reader(pair: &SysvPair, php: &Php, peers: &PhpPeers, largest: usize) {
+    for payload in payloads(pair.message, largest) {
+        println!("case: {}", payload.name);
+        let dir = temp_dir();
+        let key = crate::key_file(dir.path());
+        let message = payload.sender_args(&dir.path().join("message"));
+        php.run(peers.writer, peers.args(&key, &message))
+            .assert_success()
+            .assert_stdout(b"");
+        pair.our_run("reader", &key, &[])
+            .assert_success()
+            .assert_stdout(&payload.printed());
+        assert_no_sysv_objects(&key, b'T');
+    }
+}
+
+/// Our writer sends each payload (strings up to `largest` bytes); PHP's reader, given
+/// `reader_extra` too, unserializes and prints it exactly, and removes the object.
+pub fn our_writer_to_php_reader(
+    pair: &SysvPair,
+    php: &Php,
+    peers: &PhpPeers,
+    largest: usize,
+    reader_extra: &[&str],
+) {
+    for payload in payloads(pair.message, largest) {
+        println!("case: {}", payload.name);
+        let dir = temp_dir();
+        let key = crate::key_file(dir.path());
+        let message = payload.sender_args(&dir.path().join("message"));
+        pair.our_run("writer", &key, &message)
+            .assert_success()
+            .assert_stdout(b"");
+        php.run(peers.reader, peers.args(&key, &os(reader_extra)))
+            .assert_success()
+            .assert_stdout(&payload.printed());
+        assert_no_sysv_objects(&key, b'T');
+    }
+}
+
+/// PHP's writer sends each of `values`; our reader prints it as `echo` would, and with
+/// `--format json` as `json_encode` would.
+pub fn php_values_read_by_our_reader(
+    pair: &SysvPair,
+    php: &Php,
+    peers: &PhpPeers,
+    values: &[PhpValue],
+) {
+    for (flag, echoed, json) in values {
+        println!("case: {flag:?}");
+        for (reader_args, printed) in [(vec![], echoed), (os(&["--format", "json"]), json)] {
+            let dir = temp_dir();
+            let key = crate::key_file(dir.path());
+            php.run(peers.writer, peers.args(&key, &os(flag)))
+                .assert_success();
+            pair.our_run("reader", &key, &reader_args)
+                .assert_success()
+                .assert_stdout(format!("{printed}\n").as_bytes());
+            assert_no_sysv_objects(&key, b'T');
+        }
+    }
+}
+
+/// Our writer sends each of `values`; PHP's reader, given `reader_extra` too, echoes it.
+pub fn our_values_read_by_php(
+    pair: &SysvPair,
+    php: &Php,
+    peers: &PhpPeers,
+    values: &[PhpValue],
+    reader_extra: &[&str],
+) {
+    for (flag, echoed, _) in values {
+        println!("case: {flag:?}");
+        let dir = temp_dir();
+        let key = crate::key_file(dir.path());
+        pair.our_run("writer", &key, &os(flag)).assert_success();
+        php.run(peers.reader, peers.args(&key, &os(reader_extra)))
+            .assert_success()
+            .assert_stdout(format!("{echoed}\n").as_bytes());
+        assert_no_sysv_objects(&key, b'T');
+    }
 }

@@ -8,82 +8,54 @@
 //! CI.
 
 use std::ffi::OsString;
-use std::path::Path;
 
-use ipc_testkit::ours;
+use ipc_common::sysv::{self, Key};
 use ipc_testkit::php::{Php, payloads};
-use ipc_testkit::{Finished, Proc, assert_no_sysv_objects, key_file, temp_dir};
+use ipc_testkit::scenarios::{self, PhpPeers, PhpValue, SysvPair, os};
+use ipc_testkit::{Proc, assert_no_sysv_objects, key_file, ours, temp_dir};
 
-const BLOG_MESSAGE: &str = "Hello from Writer: Shared Memory";
+const SHM: SysvPair = SysvPair {
+    reader: env!("CARGO_BIN_EXE_shm-reader"),
+    writer: env!("CARGO_BIN_EXE_shm-writer"),
+    name: "shm",
+    message: "Hello from Writer: Shared Memory",
+    remove_leftovers,
+};
+
+/// The sysvshm peers; the shmop ones are called by name.
+const PEERS: PhpPeers = PhpPeers {
+    writer: "sysvshm-writer.php",
+    reader: "sysvshm-reader.php",
+    common: &[],
+};
+
 const SEGMENT: usize = 1024;
 /// The longest string `shm_put_var` fits in a fresh 1024-byte segment (php-formats.md).
 const LARGEST_SYSVSHM_STRING: usize = 943;
 
-/// `shm-reader|shm-writer --key-file KEY --timeout 5 EXTRA...`, run to completion.
-fn our_run(side: &str, key: &Path, extra: &[OsString]) -> Finished {
-    let binary = match side {
-        "reader" => env!("CARGO_BIN_EXE_shm-reader"),
-        _ => env!("CARGO_BIN_EXE_shm-writer"),
-    };
-    let mut command = ours(binary);
-    command
-        .arg("--key-file")
-        .arg(key)
-        .args(["--timeout", "5"])
-        .args(extra);
-    Proc::spawn(&format!("shm-{side}"), &mut command).finish()
-}
-
-/// `--key-file KEY EXTRA...` for a PHP peer.
-fn php_args(key: &Path, extra: &[OsString]) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec!["--key-file".into(), key.into()];
-    args.extend_from_slice(extra);
-    args
-}
-
-fn os(args: &[&str]) -> Vec<OsString> {
-    args.iter().map(OsString::from).collect()
+/// After a failed test: the segment and the lock's semaphore set left under its key.
+fn remove_leftovers(key: Key) {
+    if let Ok(Some(id)) = sysv::shm_open(key) {
+        let _ = sysv::shm_remove(id);
+    }
+    if let Ok(Some(id)) = sysv::sem_open(key) {
+        let _ = sysv::sem_remove(id);
+    }
 }
 
 /// PHP's `shm_put_var` (which serializes) into a segment our reader unserializes and prints.
 #[test]
 fn php_sysvshm_writer_to_our_reader() {
     let Some(php) = Php::find() else { return };
-    for payload in payloads(BLOG_MESSAGE, LARGEST_SYSVSHM_STRING) {
-        println!("case: {}", payload.name);
-        let dir = temp_dir();
-        let key = key_file(dir.path());
-        let message = payload.sender_args(&dir.path().join("message"));
-        php.run("sysvshm-writer.php", php_args(&key, &message))
-            .assert_success()
-            .assert_stdout(b"");
-        our_run("reader", &key, &[])
-            .assert_success()
-            .assert_stdout(&payload.printed());
-        assert_no_sysv_objects(&key, b'T');
-    }
+    scenarios::php_writer_to_our_reader(&SHM, &php, &PEERS, LARGEST_SYSVSHM_STRING);
 }
 
 /// Our writer lays out PHP's header and record; PHP's `shm_get_var` reads the variable back.
 #[test]
 fn our_writer_to_php_sysvshm_reader() {
     let Some(php) = Php::find() else { return };
-    for payload in payloads(BLOG_MESSAGE, LARGEST_SYSVSHM_STRING) {
-        println!("case: {}", payload.name);
-        let dir = temp_dir();
-        let key = key_file(dir.path());
-        let message = payload.sender_args(&dir.path().join("message"));
-        our_run("writer", &key, &message)
-            .assert_success()
-            .assert_stdout(b"");
-        php.run(
-            "sysvshm-reader.php",
-            php_args(&key, &os(&["--timeout", "5"])),
-        )
-        .assert_success()
-        .assert_stdout(&payload.printed());
-        assert_no_sysv_objects(&key, b'T');
-    }
+    let timeout = ["--timeout", "5"];
+    scenarios::our_writer_to_php_reader(&SHM, &php, &PEERS, LARGEST_SYSVSHM_STRING, &timeout);
 }
 
 /// One byte more than a 1024-byte segment holds: PHP's writer and ours both refuse it, and ours
@@ -96,10 +68,10 @@ fn a_sysvshm_string_too_big_for_the_segment_is_refused_by_both() {
     let file = dir.path().join("message");
     std::fs::write(&file, vec![b'x'; LARGEST_SYSVSHM_STRING + 1]).unwrap();
     let message = vec![OsString::from("--message-file"), file.into()];
-    let ours = our_run("writer", &key, &message);
+    let ours = SHM.our_run("writer", &key, &message);
     assert_eq!(ours.status.code(), Some(1), "{ours:?}");
     assert_no_sysv_objects(&key, b'T');
-    let theirs = php.run("sysvshm-writer.php", php_args(&key, &message));
+    let theirs = php.run("sysvshm-writer.php", PEERS.args(&key, &message));
     assert_eq!(theirs.status.code(), Some(1), "{theirs:?}");
     assert!(
         theirs.stderr.contains("Not enough shared memory left"),
@@ -108,14 +80,14 @@ fn a_sysvshm_string_too_big_for_the_segment_is_refused_by_both() {
     // PHP's shm_attach created the segment before the put failed; the reader side removes it.
     php.run(
         "sysvshm-reader.php",
-        php_args(&key, &os(&["--timeout", "0.2"])),
+        PEERS.args(&key, &os(&["--timeout", "0.2"])),
     )
     .assert_failure(124, "timed out");
     assert_no_sysv_objects(&key, b'T');
 }
 
 /// Non-string values: the writer flag, what `echo` prints, what `json_encode` prints.
-const VALUES: &[(&[&str], &str, &str)] = &[
+const VALUES: &[PhpValue] = &[
     (&["--int", "-42"], "-42", "-42"),
     (
         &["--int", "9223372036854775807"],
@@ -139,38 +111,14 @@ const VALUES: &[(&[&str], &str, &str)] = &[
 #[test]
 fn php_sysvshm_values_read_by_our_reader() {
     let Some(php) = Php::find() else { return };
-    for (flag, echoed, json) in VALUES {
-        println!("case: {flag:?}");
-        for (reader_args, printed) in [(vec![], echoed), (os(&["--format", "json"]), json)] {
-            let dir = temp_dir();
-            let key = key_file(dir.path());
-            php.run("sysvshm-writer.php", php_args(&key, &os(flag)))
-                .assert_success();
-            our_run("reader", &key, &reader_args)
-                .assert_success()
-                .assert_stdout(format!("{printed}\n").as_bytes());
-            assert_no_sysv_objects(&key, b'T');
-        }
-    }
+    scenarios::php_values_read_by_our_reader(&SHM, &php, &PEERS, VALUES);
 }
 
 /// Our writer's ints, floats, bools and null, as PHP's `shm_get_var` and `echo` show them.
 #[test]
 fn our_sysvshm_values_read_by_php() {
     let Some(php) = Php::find() else { return };
-    for (flag, echoed, _) in VALUES {
-        println!("case: {flag:?}");
-        let dir = temp_dir();
-        let key = key_file(dir.path());
-        our_run("writer", &key, &os(flag)).assert_success();
-        php.run(
-            "sysvshm-reader.php",
-            php_args(&key, &os(&["--timeout", "5"])),
-        )
-        .assert_success()
-        .assert_stdout(format!("{echoed}\n").as_bytes());
-        assert_no_sysv_objects(&key, b'T');
-    }
+    scenarios::our_values_read_by_php(&SHM, &php, &PEERS, VALUES, &["--timeout", "5"]);
 }
 
 /// PHP's `shmop_write` into a raw segment; our `--api shmop` reader prints up to the first NUL,
@@ -178,19 +126,19 @@ fn our_sysvshm_values_read_by_php() {
 #[test]
 fn php_shmop_writer_to_our_reader() {
     let Some(php) = Php::find() else { return };
-    for payload in payloads(BLOG_MESSAGE, SEGMENT) {
+    for payload in payloads(SHM.message, SEGMENT) {
         println!("case: {}", payload.name);
         let dir = temp_dir();
         let key = key_file(dir.path());
         let message = payload.sender_args(&dir.path().join("message"));
-        php.run("shmop-writer.php", php_args(&key, &message))
+        php.run("shmop-writer.php", PEERS.args(&key, &message))
             .assert_success()
             .assert_stdout(b"");
         let mut reader_args = os(&["--api", "shmop"]);
         if payload.bytes.contains(&0) {
             reader_args.extend(os(&["--length", &payload.bytes.len().to_string()]));
         }
-        our_run("reader", &key, &reader_args)
+        SHM.our_run("reader", &key, &reader_args)
             .assert_success()
             .assert_stdout(&payload.printed());
         assert_no_sysv_objects(&key, b'T');
@@ -202,21 +150,24 @@ fn php_shmop_writer_to_our_reader() {
 #[test]
 fn our_shmop_writer_to_php_reader() {
     let Some(php) = Php::find() else { return };
-    for payload in payloads(BLOG_MESSAGE, SEGMENT) {
+    for payload in payloads(SHM.message, SEGMENT) {
         println!("case: {}", payload.name);
         let dir = temp_dir();
         let key = key_file(dir.path());
         let mut message = payload.sender_args(&dir.path().join("message"));
         message.extend(os(&["--api", "shmop"]));
-        our_run("writer", &key, &message)
+        SHM.our_run("writer", &key, &message)
             .assert_success()
             .assert_stdout(b"");
         let mut segment = payload.bytes.clone();
         segment.resize(SEGMENT, 0);
         segment.push(b'\n');
-        php.run("shmop-reader.php", php_args(&key, &os(&["--timeout", "5"])))
-            .assert_success()
-            .assert_stdout(&segment);
+        php.run(
+            "shmop-reader.php",
+            PEERS.args(&key, &os(&["--timeout", "5"])),
+        )
+        .assert_success()
+        .assert_stdout(&segment);
         assert_no_sysv_objects(&key, b'T');
     }
 }
@@ -231,12 +182,12 @@ fn our_writer_waits_for_php_holding_the_sem_get_lock() {
     let key = key_file(dir.path());
     let go = dir.path().join("go");
     let php_args_lock = os(&["--lock", "--timeout", "5", "--message", "from PHP"]);
-    let mut args = php_args(&key, &php_args_lock);
+    let mut args = PEERS.args(&key, &php_args_lock);
     args.extend([OsString::from("--hold-until"), go.clone().into()]);
     let mut holder = php.spawn("sysvshm-writer.php", args);
     holder.wait_for_stderr("holding the lock");
 
-    let mut command = ours(env!("CARGO_BIN_EXE_shm-writer"));
+    let mut command = ours(SHM.writer);
     command.arg("--key-file").arg(&key).args([
         "--timeout",
         "5",
@@ -251,10 +202,10 @@ fn our_writer_waits_for_php_holding_the_sem_get_lock() {
     holder.finish().assert_success();
     writer.finish().assert_success();
 
-    our_run("reader", &key, &os(&["--var", "1", "--keep"]))
+    SHM.our_run("reader", &key, &os(&["--var", "1", "--keep"]))
         .assert_success()
         .assert_stdout(b"from PHP\n");
-    our_run("reader", &key, &os(&["--var", "2"]))
+    SHM.our_run("reader", &key, &os(&["--var", "2"]))
         .assert_success()
         .assert_stdout(b"from Rust\n");
     assert_no_sysv_objects(&key, b'T');
@@ -267,7 +218,7 @@ fn php_and_our_variables_share_one_segment() {
     let Some(php) = Php::find() else { return };
     let dir = temp_dir();
     let key = key_file(dir.path());
-    our_run(
+    SHM.our_run(
         "writer",
         &key,
         &os(&["--var", "1", "--message", "from Rust"]),
@@ -282,14 +233,14 @@ fn php_and_our_variables_share_one_segment() {
         "--timeout",
         "5",
     ]);
-    php.run("sysvshm-writer.php", php_args(&key, &php_writer))
+    php.run("sysvshm-writer.php", PEERS.args(&key, &php_writer))
         .assert_success();
-    our_run("reader", &key, &os(&["--var", "2", "--keep"]))
+    SHM.our_run("reader", &key, &os(&["--var", "2", "--keep"]))
         .assert_success()
         .assert_stdout(b"from PHP\n");
     php.run(
         "sysvshm-reader.php",
-        php_args(&key, &os(&["--var", "1", "--timeout", "5"])),
+        PEERS.args(&key, &os(&["--var", "1", "--timeout", "5"])),
     )
     .assert_success()
     .assert_stdout(b"from Rust\n");
