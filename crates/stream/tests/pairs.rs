@@ -54,15 +54,34 @@ fn line(bytes: &[u8]) -> Vec<u8> {
     [bytes, b"\n"].concat()
 }
 
-/// Runs one default exchange on a listening server and checks both sides' stdout.
-fn check_default_exchange(reader: Proc, url: &str, server: &str, client: &str) {
-    write(&[url])
-        .assert_success()
-        .assert_stdout(&line(server.as_bytes()));
+/// Both sides succeeded: the client (finished first) printed the server's `server`, then the
+/// server printed the client's `client`.
+#[track_caller]
+fn exchanged(writer: Finished, reader: Proc, server: &[u8], client: &[u8]) {
+    writer.assert_success().assert_stdout(&line(server));
     reader
         .finish()
         .assert_success()
-        .assert_stdout(&line(client.as_bytes()));
+        .assert_stdout(&line(client));
+}
+
+/// Runs one default exchange on a listening server and checks both sides' stdout.
+fn check_default_exchange(reader: Proc, url: &str, server: &str, client: &str) {
+    exchanged(write(&[url]), reader, server.as_bytes(), client.as_bytes());
+}
+
+/// A client started before any server on `url` says it waits, and the exchange happens once the
+/// server listens.
+fn client_first_waits_for_the_server(url: &str, server: &str, client: &str) {
+    let mut writer = spawn_writer(&[url]);
+    writer.wait_for_stderr(&format!("waiting for a server on {url}"));
+    let (reader, _) = listening_reader(&[url]);
+    exchanged(
+        writer.finish(),
+        reader,
+        server.as_bytes(),
+        client.as_bytes(),
+    );
 }
 
 #[test]
@@ -78,18 +97,7 @@ fn uds_server_first_exchanges_the_blog_messages() {
 #[test]
 fn uds_client_first_waits_for_the_server() {
     let dir = temp_dir();
-    let url = unix(&dir.path().join("s.sock"));
-    let mut writer = spawn_writer(&[&url]);
-    writer.wait_for_stderr(&format!("waiting for a server on {url}"));
-    let (reader, _) = listening_reader(&[&url]);
-    writer
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(SERVER_UDS.as_bytes()));
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(CLIENT_UDS.as_bytes()));
+    client_first_waits_for_the_server(&unix(&dir.path().join("s.sock")), SERVER_UDS, CLIENT_UDS);
 }
 
 #[test]
@@ -101,18 +109,11 @@ fn tcp_server_first_exchanges_the_blog_messages() {
 
 #[test]
 fn tcp_client_first_waits_for_the_server() {
-    let url = format!("tcp://127.0.0.1:{}", free_tcp_port());
-    let mut writer = spawn_writer(&[&url]);
-    writer.wait_for_stderr(&format!("waiting for a server on {url}"));
-    let (reader, _) = listening_reader(&[&url]);
-    writer
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(SERVER_IP.as_bytes()));
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(CLIENT_IP.as_bytes()));
+    client_first_waits_for_the_server(
+        &format!("tcp://127.0.0.1:{}", free_tcp_port()),
+        SERVER_IP,
+        CLIENT_IP,
+    );
 }
 
 /// Swaps `to_server` and `to_client` through files, over a server started on `reader_url`.
@@ -123,13 +124,8 @@ fn swap_files(reader_url: &str, to_server: &[u8], to_client: &[u8]) {
     std::fs::write(&message, to_server).unwrap();
     let (reader, url) =
         listening_reader(&[reader_url, "--message-file", greeting.to_str().unwrap()]);
-    write(&[&url, "--quiet", "--message-file", message.to_str().unwrap()])
-        .assert_success()
-        .assert_stdout(&line(to_client));
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(to_server));
+    let writer = write(&[&url, "--quiet", "--message-file", message.to_str().unwrap()]);
+    exchanged(writer, reader, to_client, to_server);
 }
 
 #[test]
