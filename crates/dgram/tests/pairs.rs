@@ -52,6 +52,25 @@ fn line(bytes: &[u8]) -> Vec<u8> {
     [bytes, b"\n"].concat()
 }
 
+/// The reader succeeded and printed exactly `message` and a newline.
+#[track_caller]
+fn received(reader: Proc, message: &[u8]) {
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(message));
+}
+
+/// A writer started before any reader on `url` says it waits, then delivers `message` (printing
+/// nothing itself) once the reader listens.
+fn writer_first_waits_for_the_reader(url: &str, message: &str) {
+    let mut writer = spawn_writer(&[url]);
+    writer.wait_for_stderr(&format!("waiting for a reader on {url}"));
+    let (reader, _) = listening_reader(&[url]);
+    writer.finish().assert_success().assert_stdout(b"");
+    received(reader, message.as_bytes());
+}
+
 #[test]
 fn uds_reader_first_receives_the_blog_message() {
     let dir = temp_dir();
@@ -59,25 +78,14 @@ fn uds_reader_first_receives_the_blog_message() {
     let (reader, url) = listening_reader(&[&udg(&path)]);
     assert_eq!(url, udg(&path));
     write(&[&url]).assert_success().assert_stdout(b"");
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(UDS_MESSAGE.as_bytes()));
+    received(reader, UDS_MESSAGE.as_bytes());
     assert!(!path.exists(), "the reader removes its socket file");
 }
 
 #[test]
 fn uds_writer_first_waits_for_the_reader() {
     let dir = temp_dir();
-    let url = udg(&dir.path().join("s.sock"));
-    let mut writer = spawn_writer(&[&url]);
-    writer.wait_for_stderr(&format!("waiting for a reader on {url}"));
-    let (reader, _) = listening_reader(&[&url]);
-    writer.finish().assert_success().assert_stdout(b"");
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(UDS_MESSAGE.as_bytes()));
+    writer_first_waits_for_the_reader(&udg(&dir.path().join("s.sock")), UDS_MESSAGE);
 }
 
 #[test]
@@ -85,23 +93,12 @@ fn udp_reader_first_receives_the_blog_message() {
     let (reader, url) = listening_reader(&["udp://127.0.0.1:0"]);
     assert_ne!(port_in(&url), 0, "the real port is announced");
     write(&[&url]).assert_success().assert_stdout(b"");
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(IP_MESSAGE.as_bytes()));
+    received(reader, IP_MESSAGE.as_bytes());
 }
 
 #[test]
 fn udp_writer_first_resends_until_the_reader_is_there() {
-    let url = format!("udp://127.0.0.1:{}", free_udp_port());
-    let mut writer = spawn_writer(&[&url]);
-    writer.wait_for_stderr(&format!("waiting for a reader on {url}"));
-    let (reader, _) = listening_reader(&[&url]);
-    writer.finish().assert_success().assert_stdout(b"");
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(IP_MESSAGE.as_bytes()));
+    writer_first_waits_for_the_reader(&format!("udp://127.0.0.1:{}", free_udp_port()), IP_MESSAGE);
 }
 
 /// Sends `payload` from a file through a reader on `url` and checks it arrives whole.
@@ -111,10 +108,7 @@ fn round_trip_file(reader_url: &str, payload: &[u8]) {
     std::fs::write(&file, payload).unwrap();
     let (reader, url) = listening_reader(&[reader_url]);
     write(&[&url, "--quiet", "--message-file", file.to_str().unwrap()]).assert_success();
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(payload));
+    received(reader, payload);
 }
 
 const BINARY: &[u8] = b"\0bin\xff\xfe\0ary\x80\n\0";
@@ -179,10 +173,7 @@ fn a_stale_socket_is_replaced() {
     let (mut reader, _) = listening_reader(&[&url]);
     reader.wait_for_stderr(&format!("removed stale socket {}", path.display()));
     write(&[&url]).assert_success();
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(UDS_MESSAGE.as_bytes()));
+    received(reader, UDS_MESSAGE.as_bytes());
 }
 
 #[test]
@@ -200,10 +191,7 @@ fn a_live_socket_is_refused_and_kept() {
     );
     assert!(path.exists());
     write(&[&url]).assert_success();
-    first
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(UDS_MESSAGE.as_bytes()));
+    received(first, UDS_MESSAGE.as_bytes());
 }
 
 #[test]
