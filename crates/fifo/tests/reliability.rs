@@ -41,6 +41,16 @@ fn is_fifo(path: &Path) -> bool {
         .is_ok_and(|meta| meta.file_type().is_fifo())
 }
 
+/// An endless run on `path` (the reader first, as the blog's order), once the first message has
+/// arrived: `(reader, writer)`, either ready to be killed.
+fn endless_run(path: &Path) -> (Proc, Proc) {
+    let mut read = reader(path, &["--count", ENDLESS]);
+    read.wait_for_stderr("waiting for a writer");
+    let write = writer(path, &["--count", ENDLESS]);
+    read.wait_for_stderr("first message arrived");
+    (read, write)
+}
+
 /// The blog's message goes through a fresh pair on `path`.
 fn a_fresh_pair_works(path: &Path, args: &[&str]) {
     let mut read = reader(path, args);
@@ -55,10 +65,7 @@ fn a_fresh_pair_works(path: &Path, args: &[&str]) {
 fn fault_writer_killed_mid_stream_the_reader_reports_what_is_missing() {
     let dir = temp_dir();
     let path = dir.path().join("fifo");
-    let mut read = reader(&path, &["--count", ENDLESS]);
-    read.wait_for_stderr("waiting for a writer");
-    let write = writer(&path, &["--count", ENDLESS]);
-    read.wait_for_stderr("first message arrived");
+    let (read, write) = endless_run(&path);
     write.signal(Signal::SIGKILL);
     write.finish();
     // End of file comes at once (the kernel closed the killed writer's end); whether it cut a
@@ -77,10 +84,7 @@ fn fault_writer_killed_mid_stream_the_reader_reports_what_is_missing() {
 fn fault_reader_killed_mid_stream_the_writer_says_the_reader_left() {
     let dir = temp_dir();
     let path = dir.path().join("fifo");
-    let mut read = reader(&path, &["--count", ENDLESS]);
-    read.wait_for_stderr("waiting for a writer");
-    let write = writer(&path, &["--count", ENDLESS]);
-    read.wait_for_stderr("first message arrived");
+    let (read, write) = endless_run(&path);
     read.signal(Signal::SIGKILL);
     read.finish();
     write
