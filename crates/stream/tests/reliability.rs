@@ -41,6 +41,15 @@ fn exchanged(client: Finished, server: Proc) {
         .assert_stdout(&line(CLIENT_UDS));
 }
 
+/// An endless run through a server on `url`, once the first message has arrived:
+/// `(server, client, the URL the server really listens on)`, either ready to be killed.
+fn endless_run(url: &str) -> (Proc, Proc, String) {
+    let (mut read, url) = STREAM.listening(&[url, "--count", ENDLESS]);
+    let write = client(&[&url, "--count", ENDLESS]);
+    read.wait_for_stderr("first message arrived");
+    (read, write, url)
+}
+
 /// The blog's exchange through a fresh pair on `url`: the next run works.
 fn a_fresh_pair_works(url: &str) {
     let (read, url) = STREAM.listening(&[url]);
@@ -71,9 +80,7 @@ fn fault_client_killed_mid_stream_the_server_reports_the_cut_stream() {
         STREAM.url(&dir.path().join("s.sock")),
         "tcp://127.0.0.1:0".into(),
     ] {
-        let (mut read, url) = STREAM.listening(&[&url, "--count", ENDLESS]);
-        let write = client(&[&url, "--count", ENDLESS]);
-        read.wait_for_stderr("first message arrived");
+        let (read, write, url) = endless_run(&url);
         write.signal(Signal::SIGKILL);
         write.finish();
         let read = read.finish();
@@ -96,9 +103,7 @@ fn fault_server_killed_mid_stream_the_client_says_the_server_went_away() {
         STREAM.url(&dir.path().join("s.sock")),
         "tcp://127.0.0.1:0".into(),
     ] {
-        let (mut read, url) = STREAM.listening(&[&url, "--count", ENDLESS]);
-        let write = client(&[&url, "--count", ENDLESS]);
-        read.wait_for_stderr("first message arrived");
+        let (read, write, url) = endless_run(&url);
         read.signal(Signal::SIGKILL);
         read.finish();
         write
