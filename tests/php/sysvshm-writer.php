@@ -31,8 +31,19 @@ $key = ftok(ensure_key_file($opts), 'T');
 if ($opts['lock']) {
     // One holder at a time (max_acquire 1); auto_release lets go if we die holding it.
     $sem = sem_get($key, 1, 0600, true) or fail('sem_get ' . show_key($key));
-    // A blocking sem_acquire() cannot time out: try without blocking until the deadline.
-    wait_until($opts, $deadline, 'the lock of ' . show_key($key), fn () => sem_acquire($sem, true) ?: null);
+    // A blocking sem_acquire() cannot time out: try without blocking until the deadline. A busy
+    // lock fails quietly; a warning means the set was removed under us (its last user let go
+    // between our sem_get's semget and its semop), so get the set again, as our binaries do.
+    wait_until($opts, $deadline, 'the lock of ' . show_key($key), function () use (&$sem, $key) {
+        error_clear_last();
+        if (@sem_acquire($sem, true)) {
+            return true;
+        }
+        if (error_get_last() !== null) {
+            $sem = @sem_get($key, 1, 0600, true) ?: $sem;
+        }
+        return null;
+    });
 }
 // 0600 rather than the blog's 0666: only our own user (the test's) needs the segment.
 $shm = shm_attach($key, (int) $opts['size'], 0600);

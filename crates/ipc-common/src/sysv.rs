@@ -460,6 +460,13 @@ pub fn sem_value(id: SemId, num: u16) -> nix::Result<i32> {
     check(unsafe { libc::semctl(id.0, libc::c_int::from(num), libc::GETVAL) })
 }
 
+/// `semctl(id, num, GETZCNT)`: how many processes are blocked waiting for semaphore `num` to
+/// become zero.
+pub fn sem_waiting_for_zero(id: SemId, num: u16) -> nix::Result<i32> {
+    // SAFETY: GETZCNT takes no fourth argument.
+    check(unsafe { libc::semctl(id.0, libc::c_int::from(num), libc::GETZCNT) })
+}
+
 /// `semctl(id, num, SETVAL, value)`.
 pub fn sem_set_value(id: SemId, num: u16, value: i32) -> nix::Result<()> {
     // SAFETY: SETVAL takes the value as an int-sized union semun.

@@ -207,9 +207,14 @@ impl Proc {
             None => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
+                let seen: Vec<String> = self
+                    .stderr_seen
+                    .drain(..)
+                    .chain(self.stderr_lines.try_iter())
+                    .collect();
                 panic!(
-                    "{} did not exit within {STEP:?}; stderr so far {:?}",
-                    self.label, self.stderr_seen
+                    "{} did not exit within {STEP:?}; its stderr: {seen:?}",
+                    self.label
                 );
             }
         };

@@ -46,7 +46,11 @@
 //! see a USAGE that still counts the dead process and skip initialising SEM; the kernel's undo
 //! restores SEM itself, so the lock stays correct. Ours: a PHP process between its `semget` and
 //! its registering `semop` when we remove the set gets `EIDRM`, warns, and goes on without a lock
-//! (PHP does not start over as we do); the window is a few instructions wide.
+//! (PHP does not start over as we do); the window is a few instructions wide. A newcomer already
+//! blocked on the guard while we leave is seen (`GETZCNT` on SETVAL) and the set is left to it.
+//! A PHP script that shares the lock with us should therefore treat a `sem_acquire` that fails
+//! with a warning (not merely busy) as "the set is gone" and call `sem_get` again, as the test
+//! peer `tests/php/sysvshm-writer.php` does.
 
 use std::time::Duration;
 
@@ -235,7 +239,12 @@ fn leave(key: Key, id: SemId) -> anyhow::Result<()> {
     }
     let users = sysv::sem_value(id, SYSVSEM_USAGE)
         .with_context(|| format!("semctl GETVAL usage count of semaphore set {key}"))?;
-    if users <= 1 {
+    // A newcomer blocked on the guard we hold is not counted in USAGE yet. We would start over
+    // after a removal; PHP would not (its sem_get warns and goes on with a dead set, so its
+    // sem_acquire fails and the script runs unlocked): leave the set to the newcomer.
+    let newcomers = sysv::sem_waiting_for_zero(id, SYSVSEM_SETVAL)
+        .with_context(|| format!("semctl GETZCNT initialisation guard of semaphore set {key}"))?;
+    if users <= 1 && newcomers == 0 {
         return sysv::sem_remove(id)
             .or_else(ignore_gone)
             .with_context(|| format!("semctl IPC_RMID semaphore set {key}"));
