@@ -283,6 +283,28 @@ fn a_full_queue_times_out_naming_the_queue_and_its_limit() {
 }
 
 #[test]
+fn a_message_over_the_queues_capacity_is_refused_up_front_naming_it() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    write(&key, &["--raw", "--message", "first"]).assert_success();
+    // Shrink the queue the first writer left (root may lower msg_qbytes): 64 bytes hold the
+    // queued 5 but could never hold a 100-byte message, so waiting for room would be pointless.
+    let id = sysv::msg_open(sysv::ftok(&key, b'T').unwrap())
+        .unwrap()
+        .expect("the first writer's queue");
+    sysv::msg_set_max_bytes(id, 64).unwrap();
+    let too_big = "x".repeat(100);
+    write(&key, &["--raw", "--message", &too_big])
+        .assert_failure(1, "send a 100-byte message to queue 0x")
+        .assert_failure(1, "over its capacity, msg_qbytes, of 64 bytes");
+    // Nothing was sent: the reader gets the first message alone, and removes the queue.
+    read(&key, &["--raw", "--quiet"])
+        .assert_success()
+        .assert_stdout(b"first\n");
+    assert_no_sysv_objects(&key, b'T');
+}
+
+#[test]
 fn a_reader_without_queue_times_out_naming_what_it_waited_for() {
     let dir = temp_dir();
     let key = key_file(dir.path());
