@@ -17,7 +17,7 @@ use ipc_common::endpoint::{DgramEndpoint, StreamEndpoint};
 use ipc_common::ring::{self, Consumer, Producer, Wait};
 use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
 use ipc_common::wait::Deadline;
-use socket2::Socket;
+use socket2::SockRef;
 use stream::TimedConn;
 
 use crate::link::{Link, STOP, seq_of};
@@ -236,26 +236,6 @@ impl Link for StreamLink {
     }
 }
 
-fn tune_stream(socket: &Socket, spec: &Spec, sender: bool) -> anyhow::Result<()> {
-    if spec.kind == Kind::Latency && spec.mech == Mech::Tcp {
-        socket
-            .set_tcp_nodelay(true)
-            .context("setsockopt(TCP_NODELAY)")?;
-    }
-    if let Some(bytes) = spec.knobs.sockbuf {
-        if sender {
-            socket
-                .set_send_buffer_size(bytes)
-                .context("setsockopt(SO_SNDBUF)")?;
-        } else {
-            socket
-                .set_recv_buffer_size(bytes)
-                .context("setsockopt(SO_RCVBUF)")?;
-        }
-    }
-    Ok(())
-}
-
 fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
     let endpoint = match spec.mech {
@@ -265,10 +245,10 @@ fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let listener = stream::Listener::bind(&endpoint, MODE)?;
     // Set before the peer connects, so the accepted socket inherits it (and TCP scales its
     // window to it).
-    tune_stream(listener.socket(), spec, false)?;
+    spec.tune_stream(SockRef::from(listener.socket()), false)?;
     let peer = ctx.spawn(&[format!("--addr={}", listener.url())])?;
     let conn = listener.accept(&ctx.deadline)?;
-    tune_stream(conn.socket(), spec, false)?;
+    spec.tune_stream(SockRef::from(conn.socket()), false)?;
     let mut link = StreamLink::new(conn.timed(&ctx.deadline)?, spec.wire_size());
     link.recv(HELLO.len())?;
     let outcome = drive(&mut link, spec, None)?;
@@ -282,7 +262,7 @@ fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Res
         .parse()
         .map_err(|err: String| anyhow::anyhow!(err))?;
     let conn = stream::connect(&url, deadline)?;
-    tune_stream(conn.socket(), spec, true)?;
+    spec.tune_stream(SockRef::from(conn.socket()), true)?;
     let mut link = StreamLink::new(conn.timed(deadline)?, spec.wire_size());
     link.send(&HELLO)?;
     serve(&mut link, spec, None)

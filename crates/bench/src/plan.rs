@@ -4,7 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::ValueEnum;
+use socket2::SockRef;
 
 use crate::link::Budget;
 
@@ -212,6 +214,28 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The socket options a stream run asks for, the same for ours and raw: `TCP_NODELAY` for
+    /// TCP ping-pong, and the buffer size of a sweep on the side that needs it.
+    pub fn tune_stream(&self, socket: SockRef<'_>, sender: bool) -> anyhow::Result<()> {
+        if self.kind == Kind::Latency && self.mech == Mech::Tcp {
+            socket
+                .set_tcp_nodelay(true)
+                .context("setsockopt(TCP_NODELAY)")?;
+        }
+        if let Some(bytes) = self.knobs.sockbuf {
+            if sender {
+                socket
+                    .set_send_buffer_size(bytes)
+                    .context("setsockopt(SO_SNDBUF)")?;
+            } else {
+                socket
+                    .set_recv_buffer_size(bytes)
+                    .context("setsockopt(SO_RCVBUF)")?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn wire_size(&self) -> usize {
         self.mech.wire_size(self.size)
     }

@@ -286,26 +286,6 @@ fn udp_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
     serve(&mut link, spec, args.window)
 }
 
-fn tune_stream(socket: SockRef<'_>, spec: &Spec, sender: bool) -> anyhow::Result<()> {
-    if spec.kind == Kind::Latency && spec.mech == Mech::Tcp {
-        socket
-            .set_tcp_nodelay(true)
-            .context("setsockopt(TCP_NODELAY)")?;
-    }
-    if let Some(bytes) = spec.knobs.sockbuf {
-        if sender {
-            socket
-                .set_send_buffer_size(bytes)
-                .context("setsockopt(SO_SNDBUF)")?;
-        } else {
-            socket
-                .set_recv_buffer_size(bytes)
-                .context("setsockopt(SO_RCVBUF)")?;
-        }
-    }
-    Ok(())
-}
-
 fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
     let (fd, addr, _file): (OwnedFd, String, _) = match spec.mech {
@@ -322,7 +302,7 @@ fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
             (listener.into(), addr, None)
         }
     };
-    tune_stream(SockRef::from(&fd), spec, false)?;
+    spec.tune_stream(SockRef::from(&fd), false)?;
     let peer = ctx.spawn(&[format!("--addr={addr}")])?;
     wait::wait_fd(
         fd.as_fd(),
@@ -335,7 +315,7 @@ fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     check(conn as isize, "accept")?;
     // SAFETY: accept returned a new descriptor that nothing else owns.
     let conn = unsafe { OwnedFd::from_raw_fd(conn) };
-    tune_stream(SockRef::from(&conn), spec, false)?;
+    spec.tune_stream(SockRef::from(&conn), false)?;
     socket_timeouts(SockRef::from(&conn), &ctx.deadline)?;
     let mut link = RawFd2::<true>::socket(conn, spec.wire_size());
     link.recv(HELLO.len())?;
@@ -354,7 +334,7 @@ fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Res
             .with_context(|| format!("connect to {addr}"))?
             .into(),
     };
-    tune_stream(SockRef::from(&fd), spec, true)?;
+    spec.tune_stream(SockRef::from(&fd), true)?;
     socket_timeouts(SockRef::from(&fd), deadline)?;
     let mut link = RawFd2::<true>::socket(fd, spec.wire_size());
     link.send(&HELLO)?;
