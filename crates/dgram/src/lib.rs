@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::Mode;
+use ipc_common::cli::{MessageLimit, Mode};
 use ipc_common::endpoint::DgramEndpoint;
 use ipc_common::paths::SocketKind;
 use ipc_common::progress;
@@ -36,17 +36,29 @@ pub const UDP_MAX_IPV6: usize = 65_527;
 /// refuses `len > sk_sndbuf - 32`).
 pub const UNIX_OVERHEAD: usize = 32;
 
-/// The largest datagram a sender can make to `endpoint`: the receiver's buffer size.
+/// The most the kernel puts into one Unix datagram however big the buffers: `af_unix.c` builds
+/// it from one contiguous allocation (at most `KMALLOC_MAX_SIZE`, 4 MiB with 4 KiB pages, less
+/// the 320 bytes of `skb_shared_info` at its end) plus `MAX_SKB_FRAGS` (17) pages of fragments.
+/// A longer one fails with `ENOBUFS`, not `EMSGSIZE`; 4,263,616 bytes measured on Linux 6.18.
+pub const UNIX_KERNEL_MAX: usize = (4 << 20) - 320 + 17 * 4096;
+
+/// The largest datagram a sender can make to `endpoint`, and why.
 ///
-/// UDP: 65,527 bytes (65,535 less the UDP header; IPv4 allows 20 fewer). Unix: a datagram must
-/// fit the sender's `SO_SNDBUF` less [`UNIX_OVERHEAD`], and a sender can raise that to twice
-/// `net.core.wmem_max` (socket(7)); only `SO_SNDBUFFORCE` (`CAP_NET_ADMIN`) goes further. The
-/// buffer is allocated zeroed, which for a big one means fresh pages from `mmap(2)` that take
-/// memory only once a datagram that big has been written into them.
-pub fn largest_datagram(endpoint: &DgramEndpoint) -> anyhow::Result<usize> {
+/// UDP: 65,507 bytes over IPv4, 65,527 over IPv6 (65,535 less the headers). Unix: a datagram
+/// must fit the sender's `SO_SNDBUF` less [`UNIX_OVERHEAD`], and a sender can raise that to
+/// twice `net.core.wmem_max` (socket(7)); past that, the kernel's own ceiling
+/// [`UNIX_KERNEL_MAX`] applies, whichever is lower.
+pub fn message_limit(endpoint: &DgramEndpoint) -> anyhow::Result<MessageLimit> {
     const WMEM_MAX: &str = "/proc/sys/net/core/wmem_max";
-    match endpoint {
-        DgramEndpoint::Udp(_) => Ok(UDP_MAX_IPV6),
+    Ok(match endpoint {
+        DgramEndpoint::Udp(addr) if addr.is_ipv4() => MessageLimit {
+            bytes: UDP_MAX_IPV4,
+            why: "a UDP datagram over IPv4 carries at most 65507 bytes",
+        },
+        DgramEndpoint::Udp(_) => MessageLimit {
+            bytes: UDP_MAX_IPV6,
+            why: "a UDP datagram over IPv6 carries at most 65527 bytes",
+        },
         DgramEndpoint::Unix(_) => {
             let text = std::fs::read_to_string(WMEM_MAX).with_context(|| {
                 format!("read {WMEM_MAX} (how big a Unix datagram a sender can make)")
@@ -55,9 +67,27 @@ pub fn largest_datagram(endpoint: &DgramEndpoint) -> anyhow::Result<usize> {
                 .trim()
                 .parse()
                 .with_context(|| format!("read {WMEM_MAX}: `{}` is not a number", text.trim()))?;
-            Ok(wmem_max.saturating_mul(2).saturating_sub(UNIX_OVERHEAD))
+            let by_buffer = wmem_max.saturating_mul(2).saturating_sub(UNIX_OVERHEAD);
+            if by_buffer < UNIX_KERNEL_MAX {
+                MessageLimit {
+                    bytes: by_buffer,
+                    why: "a Unix datagram must fit the sender's SO_SNDBUF, at most twice \
+                          net.core.wmem_max, less 32 bytes",
+                }
+            } else {
+                MessageLimit {
+                    bytes: UNIX_KERNEL_MAX,
+                    why: "the kernel builds a Unix datagram from one 4 MiB allocation plus 17 \
+                          pages",
+                }
+            }
         }
-    }
+    })
+}
+
+/// The largest datagram a sender can make to `endpoint`: the receiver's buffer size.
+pub fn largest_datagram(endpoint: &DgramEndpoint) -> anyhow::Result<usize> {
+    Ok(message_limit(endpoint)?.bytes)
 }
 
 /// The blog's message for this kind of endpoint.
@@ -307,7 +337,9 @@ impl Sender {
                 let why = match refusal {
                     Errno::ECONNREFUSED => " (the reader went away)",
                     Errno::ENOBUFS => {
-                        " (the kernel found no memory for a datagram that big in one piece)"
+                        " (the kernel could not allocate a buffer that big in one piece: a Unix \
+                         datagram over about 4.2 MB never fits, and a fragmented memory can \
+                         refuse smaller ones; send less)"
                     }
                     _ => "",
                 };

@@ -87,7 +87,10 @@ fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, Entry>> {
 
 fn run_entry(entry: Entry) {
     if let Err(err) = (entry.action)() {
-        eprintln!("warning: could not remove {}: {err:#}", entry.what);
+        crate::report::stderr_line(format_args!(
+            "warning: could not remove {}: {err:#}",
+            entry.what
+        ));
     }
 }
 
@@ -110,7 +113,9 @@ pub(crate) fn install_signal_handlers() -> anyhow::Result<()> {
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
                 let name = signal_hook::low_level::signal_name(signal).unwrap_or("a signal");
-                eprintln!("interrupted by {name}: removing what this process created");
+                crate::report::stderr_line(format_args!(
+                    "interrupted by {name}: removing what this process created"
+                ));
                 run_all();
                 std::process::exit(128 + signal);
             }

@@ -3,12 +3,12 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::report;
@@ -23,7 +23,8 @@ pub struct CommonArgs {
     pub timeout: Timeout,
 
     /// Print nothing but errors on stderr.
-    #[arg(short, long, env = "IPC_QUIET")]
+    // Falsey parsing: IPC_QUIET=1/yes/true quiets, IPC_QUIET=0/no/false or empty does not.
+    #[arg(short, long, env = "IPC_QUIET", value_parser = clap::builder::FalseyValueParser::new())]
     pub quiet: bool,
 
     #[command(flatten)]
@@ -42,39 +43,142 @@ impl CommonArgs {
 /// The payload options of every sending side.
 #[derive(Args, Clone, Debug)]
 pub struct MessageArgs {
-    /// The message to send (any bytes the shell can pass) [default: the blog's message].
+    /// The message to send (any bytes the shell can pass, also starting with `-`) [env:
+    /// IPC_MESSAGE] [default: the blog's message].
+    // IPC_MESSAGE is read by `payload`, not by clap: an environment default must not conflict
+    // with a --message-file typed on the command line.
     #[arg(
         short,
         long,
         value_name = "TEXT",
-        env = "IPC_MESSAGE",
+        allow_hyphen_values = true,
         conflicts_with = "message_file"
     )]
     pub message: Option<OsString>,
 
-    /// Send the contents of PATH instead (`-` reads stdin); binary-safe.
+    /// Send the contents of PATH instead (`-` reads stdin); binary-safe. Reading it is bounded
+    /// by --timeout and by the largest message the mechanism carries.
     #[arg(long, value_name = "PATH")]
     pub message_file: Option<PathBuf>,
 }
 
+/// The environment variable that gives the message when neither option does.
+pub const MESSAGE_ENV: &str = "IPC_MESSAGE";
+
 impl MessageArgs {
-    /// The bytes to send: `--message`, else `--message-file`, else `default` (the blog's message).
-    pub fn payload(&self, default: &str) -> anyhow::Result<Vec<u8>> {
-        if let Some(text) = &self.message {
-            return Ok(text.clone().into_vec());
-        }
-        match &self.message_file {
-            None => Ok(default.as_bytes().to_vec()),
-            Some(path) if path.as_os_str() == "-" => {
-                let mut bytes = Vec::new();
-                std::io::stdin()
-                    .lock()
-                    .read_to_end(&mut bytes)
-                    .context("read the message from stdin")?;
-                Ok(bytes)
+    /// The bytes to send: `--message`, else `--message-file`, else `$IPC_MESSAGE`, else
+    /// `default` (the blog's message). A message over `limit` bytes is refused, and reading the
+    /// file or stdin stops there and at `deadline`: `--message-file /dev/zero` or a pipe that
+    /// never ends cannot hold the run.
+    pub fn payload(
+        &self,
+        default: &str,
+        limit: MessageLimit,
+        deadline: &Deadline,
+    ) -> anyhow::Result<Vec<u8>> {
+        let bytes = if let Some(text) = &self.message {
+            text.clone().into_vec()
+        } else if let Some(path) = &self.message_file {
+            if path.as_os_str() == "-" {
+                input::read_bounded(std::io::stdin().as_fd(), limit, deadline, "stdin")?
+            } else {
+                let file = input::open(path)
+                    .with_context(|| format!("read the message from {}", path.display()))?;
+                input::read_bounded(file.as_fd(), limit, deadline, &path.display().to_string())?
             }
-            Some(path) => std::fs::read(path)
-                .with_context(|| format!("read the message from {}", path.display())),
+        } else if let Some(text) = std::env::var_os(MESSAGE_ENV) {
+            text.into_vec()
+        } else {
+            default.as_bytes().to_vec()
+        };
+        limit.check(bytes.len())?;
+        Ok(bytes)
+    }
+}
+
+/// The largest message a mechanism carries, and why, for the error that refuses a longer one.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageLimit {
+    pub bytes: usize,
+    /// Why there is a limit ("a UDP datagram over IPv4 carries at most 65507 bytes").
+    pub why: &'static str,
+}
+
+impl MessageLimit {
+    /// What a writer that holds the message in memory accepts when the mechanism itself has no
+    /// limit (streams, FIFOs).
+    pub const IN_MEMORY: MessageLimit = MessageLimit {
+        bytes: 1 << 30,
+        why: "the writer holds the message in memory, up to 1 GiB",
+    };
+
+    fn check(self, len: usize) -> anyhow::Result<()> {
+        if len > self.bytes {
+            bail!(
+                "the message is over {} bytes, the most this can send ({}): send less",
+                self.bytes,
+                self.why
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Reading the message from a file or stdin, bounded in size and time.
+mod input {
+    use std::fs::File;
+    use std::os::fd::BorrowedFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    use anyhow::Context;
+    use nix::errno::Errno;
+    use nix::poll::PollFlags;
+
+    use super::MessageLimit;
+    use crate::wait::{self, Deadline};
+
+    /// Opens without blocking: a FIFO given as the message file opens at once instead of
+    /// waiting for a writer outside the deadline; the reads below wait with `poll(2)`.
+    pub(super) fn open(path: &Path) -> std::io::Result<File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+    }
+
+    /// Reads `fd` to its end, refusing more than `limit` bytes (it reads one more to know) and
+    /// waiting no longer than `deadline`.
+    pub(super) fn read_bounded(
+        fd: BorrowedFd<'_>,
+        limit: MessageLimit,
+        deadline: &Deadline,
+        what: &str,
+    ) -> anyhow::Result<Vec<u8>> {
+        let cap = limit.bytes.saturating_add(1);
+        let mut bytes = Vec::new();
+        let mut chunk = vec![0; 64 << 10];
+        loop {
+            let room = (cap - bytes.len()).min(chunk.len());
+            if room == 0 {
+                return Ok(bytes); // over the limit: the caller's check says so
+            }
+            // poll first, so a pipe with nothing in it yet (`sleep 4 | writer`) is waited for
+            // within the deadline, whether or not the descriptor is nonblocking.
+            wait::wait_fd(
+                fd,
+                PollFlags::POLLIN,
+                deadline,
+                format_args!("the message on {what}"),
+            )?;
+            match nix::unistd::read(fd, &mut chunk[..room]) {
+                Ok(0) => return Ok(bytes),
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(errno) => {
+                    return Err(errno).with_context(|| format!("read the message from {what}"));
+                }
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,8 +25,20 @@ pub fn set_quiet(quiet: bool) {
 /// learner watching two terminals.
 pub fn progress(line: fmt::Arguments<'_>) {
     if !QUIET.load(Ordering::Relaxed) {
-        eprintln!("{line}");
+        stderr_line(line);
     }
+}
+
+/// Writes one whole line to stderr in a single `write(2)`, so that lines of processes sharing
+/// the terminal or a log (`docker-compose up`) never interleave mid-line; `eprintln!` would
+/// write each piece of the format separately. A stderr nobody reads any more (a closed pipe) is
+/// not a failure of the run: the line is dropped, never a panic.
+pub fn stderr_line(line: fmt::Arguments<'_>) {
+    let mut text = line.to_string();
+    text.push('\n');
+    // Unbuffered: `write_all` is one write(2) unless the kernel takes less, which a pipe does
+    // not for lines under PIPE_BUF (4096) bytes.
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// `progress!("bound {path}")`: a progress line on stderr.
@@ -37,17 +50,38 @@ macro_rules! progress {
 }
 
 /// Prints a received payload the way the blog's readers `echo` it: the bytes as they are, then
-/// one newline.
+/// one newline, in one `write(2)` when the kernel takes it whole (a line is never split by
+/// another process's output on a shared terminal or log).
 pub fn print_payload(payload: &[u8]) -> anyhow::Result<()> {
+    let mut line = Vec::with_capacity(payload.len() + 1);
+    line.extend_from_slice(payload);
+    line.push(b'\n');
     let mut stdout = io::stdout().lock();
+    // Flush first: nothing else is printed on stdout, but a caller's earlier `print!` must not
+    // come after the payload. Then one write of the whole line through the raw descriptor, past
+    // the line buffer that would split it at its last newline.
     stdout
-        .write_all(payload)
-        .and_then(|()| stdout.write_all(b"\n"))
-        .and_then(|()| stdout.flush())
+        .flush()
+        .and_then(|()| write_all_fd(&line))
         .map_err(|err| match err.kind() {
             io::ErrorKind::BrokenPipe => anyhow::Error::new(StdoutClosed),
             _ => anyhow::Error::new(err).context("write to stdout"),
         })
+}
+
+/// `write(2)` to fd 1 until all of `bytes` went out.
+fn write_all_fd(mut bytes: &[u8]) -> io::Result<()> {
+    let stdout = io::stdout();
+    let fd = stdout.as_fd();
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Whoever read our stdout stopped reading (`reader | head -c1`): not a failure of ours.
@@ -68,7 +102,7 @@ impl std::error::Error for StdoutClosed {}
 /// 1 failure, 2 usage (from clap, before this runs), 124 a wait timed out, 128+N a signal.
 pub fn main(run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     if let Err(err) = cleanup::install_signal_handlers() {
-        eprintln!("error: {err:#}");
+        stderr_line(format_args!("error: {err:#}"));
         return ExitCode::FAILURE;
     }
     // `run`'s cleanup guards have dropped by the time it returns: what a failed run created is
@@ -77,7 +111,7 @@ pub fn main(run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            stderr_line(format_args!("error: {err:#}"));
             if err.chain().any(|cause| cause.is::<TimedOut>()) {
                 ExitCode::from(EXIT_TIMED_OUT)
             } else {

@@ -102,10 +102,27 @@ impl Deframer {
     }
 }
 
+/// The most messages one load run may expect: the reader keeps one bit per message (128 MiB at
+/// this count), so the number that sizes that allocation is bounded where it is parsed.
+pub const MAX_COUNT: u64 = 1 << 30;
+
+/// Parses `--count N`: 1 to [`MAX_COUNT`].
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a message count: give 1 to {MAX_COUNT} (a reader keeps one bit per \
+             message)"
+        )),
+    }
+}
+
 /// Counts what arrived of `expected` stamped messages.
 #[derive(Debug)]
 pub struct SeqChecker {
-    seen: Vec<bool>,
+    /// One bit per expected message.
+    seen: Vec<u64>,
+    expected: u64,
     received: u64,
     bytes: u64,
     duplicated: u64,
@@ -118,9 +135,14 @@ pub struct SeqChecker {
 impl SeqChecker {
     /// Expects messages `0..expected`, each carrying `payload` after its stamp (checked when
     /// given).
+    ///
+    /// `expected` is clamped to [`MAX_COUNT`]: callers bound it when parsing it.
     pub fn new(expected: u64, payload: Option<Vec<u8>>) -> Self {
+        let expected = expected.min(MAX_COUNT);
         SeqChecker {
-            seen: vec![false; usize::try_from(expected).expect("count fits memory")],
+            // MAX_COUNT / 64 words always fit a usize.
+            seen: vec![0; expected.div_ceil(64) as usize],
+            expected,
             received: 0,
             bytes: 0,
             duplicated: 0,
@@ -134,18 +156,18 @@ impl SeqChecker {
     /// Records one received message; an unstamped or out-of-range message is an error.
     pub fn observe(&mut self, message: &[u8]) -> anyhow::Result<()> {
         let (seq, payload) = unstamp(message)?;
-        let expected = self.seen.len();
-        let slot = usize::try_from(seq)
-            .ok()
-            .and_then(|i| self.seen.get_mut(i))
-            .ok_or_else(|| {
-                anyhow::anyhow!("sequence number {seq} is beyond the {expected} expected")
-            })?;
+        let expected = self.expected;
+        if seq >= expected {
+            anyhow::bail!("sequence number {seq} is beyond the {expected} expected");
+        }
+        // seq < expected <= MAX_COUNT: the word index fits.
+        let (word, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
         self.received += 1;
         self.bytes += message.len() as u64;
-        if std::mem::replace(slot, true) {
+        if self.seen[word] & bit != 0 {
             self.duplicated += 1;
         }
+        self.seen[word] |= bit;
         if seq != self.next_expected {
             self.reordered += 1;
         }
@@ -158,11 +180,11 @@ impl SeqChecker {
 
     /// Whether every expected message has arrived (then the reader can stop).
     pub fn complete(&self) -> bool {
-        self.received - self.duplicated == self.seen.len() as u64
+        self.received - self.duplicated == self.expected
     }
 
     pub fn missing(&self) -> u64 {
-        self.seen.len() as u64 - (self.received - self.duplicated)
+        self.expected - (self.received - self.duplicated)
     }
 
     /// Nothing lost, duplicated, reordered or corrupted.
@@ -185,7 +207,7 @@ impl fmt::Display for SeqChecker {
             f,
             "received {} of {} messages ({} bytes): {} lost, {} duplicated, {} reordered, {} corrupted",
             self.received,
-            self.seen.len(),
+            self.expected,
             self.bytes,
             self.missing(),
             self.duplicated,

@@ -35,13 +35,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, ensure};
 use clap::Parser;
 use dgram::{Receiver, Tally};
 use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::endpoint::DgramEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
+use ipc_common::seq;
 use ipc_common::wait::Timeout;
 
 /// The receive queue asked for in UDP load runs, so a burst is not dropped while we catch up.
@@ -50,6 +51,7 @@ const UDP_LOAD_RCVBUF: usize = 8 << 20;
 /// Receive a datagram and print it: the blog's datagram listener.
 #[derive(Parser, Debug)]
 #[command(
+    name = "dgram-reader",
     version,
     about = "Receive one datagram and print it: the blog's UDP/UDS and UDP/IP [Datagram] listener",
     long_about = "Receive one datagram and print it: the blog's UDP/UDS [Datagram] listener \
@@ -70,7 +72,7 @@ struct Args {
 
     /// Load run: expect N sequence-stamped messages from each writer and print one summary
     /// line instead of the payloads; exit 1 unless every one arrived once and in order.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = ipc_common::seq::parse_count)]
     count: Option<u64>,
 
     /// With --count: W writers send at once, writer k with `--first-seq k*N`.
@@ -79,7 +81,7 @@ struct Args {
         value_name = "W",
         default_value = "1",
         requires = "count",
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = clap::value_parser!(u64).range(1..=1024)
     )]
     writers: u64,
 
@@ -107,6 +109,15 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    if let Some(per_writer) = args.count {
+        let total = per_writer.saturating_mul(args.writers);
+        ensure!(
+            total <= seq::MAX_COUNT,
+            "--count {per_writer} with --writers {} expects {total} messages: at most {} per run",
+            args.writers,
+            seq::MAX_COUNT
+        );
+    }
     let mut receiver = Receiver::bind(&args.endpoint, args.mode.mode)?;
     progress!("listening on {}", receiver.url());
 

@@ -45,6 +45,7 @@ use ipc_common::seq;
 /// Send a datagram: the blog's datagram sender.
 #[derive(Parser, Debug)]
 #[command(
+    name = "dgram-writer",
     version,
     about = "Send one datagram: the blog's UDP/UDS and UDP/IP [Datagram] sender",
     long_about = "Send one datagram: the blog's UDP/UDS [Datagram] sender (default \
@@ -66,7 +67,7 @@ struct Args {
     message: MessageArgs,
 
     /// Load run: send N messages, each stamped with its sequence number.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = ipc_common::seq::parse_count)]
     count: Option<u64>,
 
     /// With --count: the first message's sequence number (writer k of several: k*N).
@@ -84,9 +85,10 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    let limit = dgram::message_limit(&args.endpoint)?;
     let payload = args
         .message
-        .payload(dgram::default_message(&args.endpoint))?;
+        .payload(dgram::default_message(&args.endpoint), limit, &deadline)?;
     let mut sender = Sender::connect(&args.endpoint, &deadline)?;
 
     let Some(count) = args.count else {

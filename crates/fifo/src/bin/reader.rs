@@ -35,6 +35,7 @@ use ipc_common::{progress, report};
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "fifo-reader",
     version,
     about = "The blog's named-pipe reader: prints what a writer sends through a FIFO (default /tmp/ipc-named-pipe)",
     long_about = "Receives what a writer sends through a named pipe and prints it: the blog's \
@@ -49,7 +50,7 @@ struct Args {
 
     /// Expect N framed messages from `fifo-writer --count N`, check that each arrived once and in
     /// order, and print a summary line instead of the bytes; exit 1 unless all is well.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = ipc_common::seq::parse_count)]
     count: Option<u64>,
 
     #[command(flatten)]

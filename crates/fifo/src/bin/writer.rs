@@ -24,12 +24,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ipc_common::cli::{CommonArgs, MessageArgs, ModeArgs};
+use ipc_common::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
 use ipc_common::{progress, seq};
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "fifo-writer",
     version,
     about = "The blog's named-pipe writer: sends a message through a FIFO (default /tmp/ipc-named-pipe)",
     long_about = "Sends one message through a named pipe: the blog's named-pipe sender. \
@@ -44,7 +45,7 @@ struct Args {
 
     /// Send N sequence-stamped, length-framed copies of the message (a load run for
     /// `fifo-reader --count N`) instead of the bare message.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = ipc_common::seq::parse_count)]
     count: Option<u64>,
 
     #[command(flatten)]
@@ -65,7 +66,9 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
     let path = &args.path;
-    let payload = args.message.payload(fifo::MESSAGE)?;
+    let payload = args
+        .message
+        .payload(fifo::MESSAGE, MessageLimit::IN_MEMORY, &deadline)?;
 
     let created = fifo::create_or_use(path, args.mode.mode)?;
     let file = fifo::open_write_end(path, &deadline)?;

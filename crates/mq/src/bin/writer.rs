@@ -28,10 +28,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, ensure};
 use clap::{ArgGroup, Parser};
-use ipc_common::cli::{CommonArgs, MessageArgs, ModeArgs, parse_proj_id};
+use ipc_common::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs, parse_proj_id};
 use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{self, Value};
 use ipc_common::sysv::{self, MsgBuf};
+use ipc_common::wait::Deadline;
 use ipc_common::{progress, seq};
 use mq::ProjId;
 
@@ -121,7 +122,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    let text = message_text(&args)?;
+    let text = message_text(&args, &deadline)?;
     let stamp = if args.count.is_some() {
         seq::STAMP_LEN
     } else {
@@ -194,7 +195,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 /// The mtext: the value serialized as PHP's `msg_send` does, or the message's bytes as they are
 /// with `--raw` and `--count`.
-fn message_text(args: &Args) -> anyhow::Result<Vec<u8>> {
+fn message_text(args: &Args, deadline: &Deadline) -> anyhow::Result<Vec<u8>> {
     let value = if let Some(n) = args.int {
         Value::Int(n)
     } else if let Some(x) = args.float {
@@ -204,7 +205,12 @@ fn message_text(args: &Args) -> anyhow::Result<Vec<u8>> {
     } else if args.null {
         Value::Null
     } else {
-        let bytes = args.message.payload(mq::MESSAGE)?;
+        // The kernel's msgmax bounds what is read; the exact check, after serializing, follows.
+        let limit = MessageLimit {
+            bytes: sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax")?,
+            why: "the kernel's msgmax (/proc/sys/kernel/msgmax)",
+        };
+        let bytes = args.message.payload(mq::MESSAGE, limit, deadline)?;
         if args.raw || args.count.is_some() {
             return Ok(bytes);
         }

@@ -34,7 +34,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{ArgAction, Parser};
-use ipc_common::cli::{CommonArgs, MessageArgs, Mode, ModeArgs};
+use ipc_common::cli::{CommonArgs, MessageArgs, MessageLimit, Mode, ModeArgs};
 use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{Value, serialize, sysvshm};
 use ipc_common::wait::Deadline;
@@ -168,7 +168,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(var) = args.remove_var {
         return remove_var(segment, var, mode, &deadline);
     }
-    let message = args.message.payload(shm::MESSAGE)?;
+    let limit = MessageLimit {
+        bytes: args.size,
+        why: "a message cannot be larger than the segment (--size)",
+    };
+    let message = args.message.payload(shm::MESSAGE, limit, &deadline)?;
 
     let key_file = match paths::ensure_key_file(&segment.key_file, mode)? {
         KeyFile::Created(guard) => Some(guard),

@@ -42,7 +42,7 @@ use std::process::ExitCode;
 
 use anyhow::ensure;
 use clap::Parser;
-use ipc_common::cli::{CommonArgs, MessageArgs, ModeArgs};
+use ipc_common::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
 use ipc_common::endpoint::StreamEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
@@ -52,6 +52,7 @@ use stream::{FrameCheck, Listener};
 /// Serve stream clients: the blog's stream server.
 #[derive(Parser, Debug)]
 #[command(
+    name = "stream-reader",
     version,
     about = "Greet a stream client and print its message: the blog's TCP/UDS and TCP/IP \
              [Stream] server",
@@ -87,7 +88,7 @@ struct Args {
 
     /// Load run: expect N sequence-stamped, framed messages from each client and print one
     /// summary line per client instead of its message; exit 1 unless all were perfect.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = ipc_common::seq::parse_count)]
     count: Option<u64>,
 
     #[command(flatten)]
@@ -104,9 +105,11 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    let greeting = args
-        .greeting
-        .payload(stream::server_greeting(&args.endpoint))?;
+    let greeting = args.greeting.payload(
+        stream::server_greeting(&args.endpoint),
+        MessageLimit::IN_MEMORY,
+        &deadline,
+    )?;
     let listener = Listener::bind(&args.endpoint, args.mode.mode)?;
     progress!("listening on {}", listener.url());
 

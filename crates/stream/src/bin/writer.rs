@@ -34,7 +34,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ipc_common::cli::{CommonArgs, MessageArgs};
+use ipc_common::cli::{CommonArgs, MessageArgs, MessageLimit};
 use ipc_common::endpoint::StreamEndpoint;
 use ipc_common::progress;
 use ipc_common::report;
@@ -43,6 +43,7 @@ use stream::FrameSource;
 /// Connect to a stream server: the blog's stream client.
 #[derive(Parser, Debug)]
 #[command(
+    name = "stream-writer",
     version,
     about = "Send a message to a stream server and print its greeting: the blog's TCP/UDS and \
              TCP/IP [Stream] client",
@@ -66,7 +67,7 @@ struct Args {
     message: MessageArgs,
 
     /// Load run: send N messages, each stamped with its sequence number and framed.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = ipc_common::seq::parse_count)]
     count: Option<u64>,
 
     #[command(flatten)]
@@ -80,9 +81,11 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    let message = args
-        .message
-        .payload(stream::client_message(&args.endpoint))?;
+    let message = args.message.payload(
+        stream::client_message(&args.endpoint),
+        MessageLimit::IN_MEMORY,
+        &deadline,
+    )?;
     let mut conn = stream::connect(&args.endpoint, &deadline)?;
     progress!("connected to {}", conn.peer());
 
