@@ -154,17 +154,49 @@ pub fn set_mode(path: &Path, mode: Mode) -> anyhow::Result<()> {
     .with_context(|| format!("chmod {mode} {}", path.display()))
 }
 
-/// Checks the socket file a client is about to `connect(2)` to: `connect` follows a symlink, so
-/// a symlink is refused, and a socket must belong to a trusted owner ([`trust`]): otherwise
-/// whoever put it there would receive what we send. Nothing there yet is fine (the caller
-/// waits for it); anything else is left to `connect` to refuse.
-pub fn check_socket_to_connect(path: &Path) -> anyhow::Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(err).with_context(|| format!("inspect {}", path.display())),
+/// A socket file opened with `O_PATH | O_NOFOLLOW` and checked: the object a client connects
+/// to, through [`OpenedSocket::proc_addr`], whatever the name points to by then.
+#[derive(Debug)]
+pub struct OpenedSocket {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl OpenedSocket {
+    /// `/proc/self/fd/N` as a socket address: `connect(2)` to it reaches the inode we checked.
+    pub fn proc_addr(&self) -> anyhow::Result<socket2::SockAddr> {
+        use std::os::fd::AsRawFd;
+        let path = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        if !Path::new("/proc/self/fd").is_dir() {
+            bail!(
+                "connect through {path}: /proc is not mounted, and without it the socket file \
+                 we checked cannot be the one we connect to; mount /proc"
+            );
+        }
+        socket2::SockAddr::unix(&path).with_context(|| format!("connect through {path}"))
+    }
+}
+
+/// Opens the socket file a client is about to `connect(2)` to, and checks it: a symlink is
+/// refused (`O_NOFOLLOW`), and a socket must belong to a trusted owner ([`trust`]), otherwise
+/// whoever put it there would receive what we send. `None`: nothing there yet (the caller
+/// waits). A file that is not a socket is an error at once: no reader will ever be there.
+pub fn open_socket_to_connect(path: &Path) -> anyhow::Result<Option<OpenedSocket>> {
+    use std::os::fd::OwnedFd;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("open {} (O_PATH)", path.display())),
     };
+    // fstat of the descriptor, not stat of the name: this is the object we will connect to.
+    let meta = file
+        .metadata()
+        .with_context(|| format!("fstat {}", path.display()))?;
     let file_type = meta.file_type();
+    // O_PATH | O_NOFOLLOW opens a symlink itself rather than failing with ELOOP.
     if file_type.is_symlink() {
         bail!(
             "connect to {}: the path is a symlink; refusing to follow it (connect to the socket \
@@ -172,11 +204,58 @@ pub fn check_socket_to_connect(path: &Path) -> anyhow::Result<()> {
             path.display()
         );
     }
-    if file_type.is_socket() {
-        trust::check_file(path, &meta, "socket file")
-            .with_context(|| format!("connect to {}", path.display()))?;
+    if !file_type.is_socket() {
+        bail!(
+            "connect to {}: the path holds a {}, not a socket; no reader listens there (remove it \
+             or choose another path)",
+            path.display(),
+            describe(&file_type)
+        );
     }
-    Ok(())
+    trust::check_file(path, &meta, "socket file")
+        .with_context(|| format!("connect to {}", path.display()))?;
+    Ok(Some(OpenedSocket {
+        fd: OwnedFd::from(file),
+    }))
+}
+
+/// The process's umask, read without changing it (`/proc/self/status`); 0o022 if unknown, the
+/// usual default, so a caller errs towards setting the mode.
+pub fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Umask:"))
+                .and_then(|mask| u32::from_str_radix(mask.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
+/// Why creating something at `path` was denied, for the error: who we run as, and who owns the
+/// directory with which mode, so the fix is plain (` (we run as uid 10001, and /ipc belongs to
+/// uid 0 with mode 0755: ...)`).
+pub fn explain_denied(path: &Path) -> String {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let uid = nix::unistd::geteuid();
+    let gid = nix::unistd::getegid();
+    match std::fs::metadata(dir) {
+        Ok(meta) => format!(
+            " (we run as uid {uid} gid {gid}, and the directory {} belongs to uid {} gid {} with \
+             mode {:04o}: give us write permission there, e.g. chown {uid} {}, or add group write \
+             for a group we are in, or run as its owner)",
+            dir.display(),
+            meta.uid(),
+            meta.gid(),
+            meta.mode() & 0o7777,
+            dir.display()
+        ),
+        Err(_) => format!(" (we run as uid {uid} gid {gid})"),
+    }
 }
 
 /// What [`ensure_key_file`] found.

@@ -49,19 +49,32 @@ pub fn new_socket(domain: Domain, kind: SocketKind) -> anyhow::Result<Socket> {
 /// error and left alone ([`paths::clear_stale_socket`]). The returned guard unlinks the file
 /// when dropped, and on SIGINT/SIGTERM/SIGHUP.
 ///
-/// `bind(2)` creates the file with `0777 & ~umask`; `chmod(2)` right after makes it exactly
-/// `mode`, whatever the umask. We do not change the umask instead: it is process-wide, and a
-/// threaded caller (the benchmark) may create files at the same time. For the microseconds in
-/// between, the file has the umask's mode; the directory's permissions are what guard it.
+/// The file has no more than `mode` from birth: `bind(2)` creates it with the socket inode's
+/// own mode less the umask (`af_unix.c`), so `fchmod(2)` on the socket before `bind` narrows it
+/// to `mode & ~umask`; a `chmod` afterwards only widens that to exactly `mode`. No moment
+/// exists in which another user may connect whom `mode` does not admit. (Changing the umask
+/// instead is process-wide, unsafe while another thread creates files.)
 pub fn bind_unix(path: &Path, kind: SocketKind, mode: Mode) -> anyhow::Result<(Socket, Cleanup)> {
     paths::clear_stale_socket(path, kind)?;
     let socket = new_socket(Domain::UNIX, kind)?;
+    nix::sys::stat::fchmod(
+        socket.as_fd(),
+        nix::sys::stat::Mode::from_bits_truncate(mode.0),
+    )
+    .with_context(|| format!("fchmod {mode} on the socket before bind {}", path.display()))?;
     let addr = SockAddr::unix(path).with_context(|| format!("bind {}", path.display()))?;
-    socket
-        .bind(&addr)
-        .with_context(|| format!("bind {}", path.display()))?;
+    if let Err(err) = socket.bind(&addr) {
+        let why = match errno_of(&err) {
+            Some(Errno::EACCES) => paths::explain_denied(path),
+            _ => String::new(),
+        };
+        return Err(err).with_context(|| format!("bind {}{why}", path.display()));
+    }
     let guard = paths::remove_on_drop(path, "socket file")?;
-    paths::set_mode(path, mode)?;
+    let umask = paths::current_umask();
+    if mode.0 & umask != 0 {
+        paths::set_mode(path, mode)?;
+    }
     Ok((socket, guard))
 }
 
@@ -96,10 +109,11 @@ pub fn bind_inet(addr: SocketAddr, kind: SocketKind) -> anyhow::Result<(Socket, 
 /// under way (`EINPROGRESS`) is waited for with `poll(2)` and judged by `SO_ERROR`. The first
 /// refusal prints one progress line starting `waiting for`.
 ///
-/// A Unix socket path is checked before each attempt ([`paths::check_socket_to_connect`]): a
-/// symlink, or a socket file of an untrusted owner, ends the wait with an error; once connected,
-/// a stream's listener must run as a trusted user (`SO_PEERCRED`), and a datagram socket's path
-/// is checked again.
+/// A Unix socket file is opened with `O_PATH | O_NOFOLLOW` and checked before each attempt
+/// ([`paths::open_socket_to_connect`]: a symlink, a file that is not a socket, or a socket of an
+/// untrusted owner ends the wait with an error), and the connect goes through that descriptor
+/// (`/proc/self/fd/N`), so the object checked is the object used; a stream's listener must also
+/// run as a trusted user (`SO_PEERCRED`).
 pub fn connect_retry(
     addr: &SockAddr,
     kind: SocketKind,
@@ -108,15 +122,29 @@ pub fn connect_retry(
 ) -> anyhow::Result<Socket> {
     let mut announced = false;
     wait::retry(deadline, peer, || {
-        if let Some(path) = addr.as_pathname() {
-            paths::check_socket_to_connect(path)?;
-        }
+        // A Unix socket file is opened (O_PATH, no symlink followed) and checked, and the
+        // connect goes through that descriptor: the file we checked is the one we reach, even if
+        // someone swaps the name meanwhile.
+        let checked = match addr.as_pathname() {
+            Some(path) => match paths::open_socket_to_connect(path)? {
+                Some(opened) => Some(opened),
+                None => {
+                    announce_wait(&mut announced, peer, "no socket file yet");
+                    return Ok(None);
+                }
+            },
+            None => None,
+        };
+        let target = match &checked {
+            Some(opened) => &opened.proc_addr()?,
+            None => addr,
+        };
         // A socket whose connect failed is in an unspecified state: each attempt takes a new one.
         let socket = new_socket(addr.domain(), kind)?;
-        let refusal = match socket.connect(addr) {
+        let refusal = match socket.connect(target) {
             Ok(()) => {
-                if let Some(path) = addr.as_pathname() {
-                    check_connected_unix(&socket, path, kind, peer)?;
+                if addr.as_pathname().is_some() {
+                    check_connected_unix(&socket, kind, peer)?;
                 }
                 return Ok(Some(socket));
             }
@@ -134,10 +162,7 @@ pub fn connect_retry(
         };
         match errno_of(&refusal) {
             Some(Errno::ENOENT | Errno::ECONNREFUSED | Errno::EAGAIN) => {
-                if !announced {
-                    progress!("waiting for {peer} ({refusal}); retrying until the deadline");
-                    announced = true;
-                }
+                announce_wait(&mut announced, peer, &refusal.to_string());
                 Ok(None)
             }
             _ => Err(refusal).with_context(|| format!("connect to {peer}")),
@@ -145,18 +170,20 @@ pub fn connect_retry(
     })
 }
 
-/// Closes the window between [`paths::check_socket_to_connect`] and `connect(2)`, in which a
-/// symlink could have been put at `path`: a stream connection knows who listens at the other
-/// end (`SO_PEERCRED`, the listener's credentials), which must be a trusted user
-/// ([`crate::trust`]); a datagram socket has no such credentials, so the path is checked again.
-fn check_connected_unix(
-    socket: &Socket,
-    path: &Path,
-    kind: SocketKind,
-    peer: &str,
-) -> anyhow::Result<()> {
+/// The one progress line of a wait for a peer.
+fn announce_wait(announced: &mut bool, peer: &str, why: &str) {
+    if !std::mem::replace(announced, true) {
+        progress!("waiting for {peer} ({why}); retrying until the deadline");
+    }
+}
+
+/// A second line of defence behind connecting through the checked descriptor: a stream
+/// connection knows who listens at the other end (`SO_PEERCRED`, the listener's credentials),
+/// which must be a trusted user ([`crate::trust`]). A datagram socket has no such credentials;
+/// the descriptor we connected through was checked.
+fn check_connected_unix(socket: &Socket, kind: SocketKind, peer: &str) -> anyhow::Result<()> {
     match kind {
-        SocketKind::Datagram => paths::check_socket_to_connect(path),
+        SocketKind::Datagram => Ok(()),
         SocketKind::Stream => {
             let cred = getsockopt(socket, sockopt::PeerCredentials)
                 .with_context(|| format!("getsockopt(SO_PEERCRED) on the connection to {peer}"))?;
@@ -227,6 +254,20 @@ impl Outgoing for OneMessage<'_> {
     }
 }
 
+/// When a side of an [`exchange`] ends its own stream (`shutdown(SHUT_WR)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndOfStream {
+    /// As soon as all of our message went out: the client, whose end of stream completes its
+    /// message.
+    AfterSending,
+    /// Only once the peer's stream has ended too: the server. The client's reading our end of
+    /// stream then tells it that we read all of its message; and the client, ending first, is
+    /// the side that keeps TCP's TIME_WAIT, on its ephemeral port rather than the server's
+    /// well-known one (where it would stop a server without `SO_REUSEADDR`, such as the blog's
+    /// PHP server, from binding for a minute).
+    AfterPeer,
+}
+
 /// How an [`exchange`] went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exchanged {
@@ -241,8 +282,8 @@ pub struct Exchanged {
 }
 
 /// Runs both halves of a stream exchange at once on the nonblocking `sock`: sends `outgoing`
-/// whole, then `shutdown(SHUT_WR)` so the peer sees end of stream, while handing every byte
-/// the peer sends to `incoming` (through `read_buf`) until its end of stream.
+/// whole, then `shutdown(SHUT_WR)` so the peer sees end of stream (when, `ends` says), while
+/// handing every byte the peer sends to `incoming` (through `read_buf`) until its end of stream.
 ///
 /// Doing both at once, driven by `poll(2)`, is what lets two peers exchange messages larger
 /// than the socket buffers: if each wrote everything before reading, both would block on full
@@ -254,6 +295,7 @@ pub struct Exchanged {
 /// message was delivered as far as we can tell, and [`Exchanged::reset_after_sending`] says so.
 pub fn exchange(
     sock: &Socket,
+    ends: EndOfStream,
     outgoing: &mut impl Outgoing,
     incoming: &mut impl FnMut(&[u8]) -> anyhow::Result<()>,
     read_buf: &mut [u8],
@@ -267,6 +309,8 @@ pub fn exchange(
         reset_after_sending: false,
     };
     let (mut sending, mut receiving) = (true, true);
+    // All of our message went out, our end of stream not yet (a server waits for the peer's).
+    let mut end_pending = false;
     // Set when the peer went away before taking all we send; what it sent before that is still
     // read, so the error can say how much of its message arrived.
     let mut gone = None;
@@ -281,14 +325,8 @@ pub fn exchange(
         while sending {
             let chunk = outgoing.pending();
             if chunk.is_empty() {
-                match sock.shutdown(Shutdown::Write) {
-                    Ok(()) => {}
-                    Err(err) if peer_gone(errno_of(&err)) => progress.reset_after_sending = true,
-                    Err(err) => {
-                        return Err(err).with_context(|| format!("shutdown(SHUT_WR) to {peer}"));
-                    }
-                }
                 sending = false;
+                end_pending = true;
                 break;
             }
             // MSG_NOSIGNAL: a vanished peer is an EPIPE to report, not a SIGPIPE to die of.
@@ -330,10 +368,20 @@ pub fn exchange(
                 }
             }
         }
+        if end_pending && (ends == EndOfStream::AfterSending || !receiving) && gone.is_none() {
+            end_pending = false;
+            match sock.shutdown(Shutdown::Write) {
+                Ok(()) => {}
+                Err(err) if peer_gone(errno_of(&err)) => progress.reset_after_sending = true,
+                Err(err) => {
+                    return Err(err).with_context(|| format!("shutdown(SHUT_WR) to {peer}"));
+                }
+            }
+        }
         if let Some(errno) = gone {
             return Err(PeerGone::new(peer, errno, &progress).into());
         }
-        if !sending && !receiving {
+        if !sending && !receiving && !end_pending {
             return Ok(progress);
         }
         let mut events = PollFlags::empty();
@@ -350,6 +398,64 @@ pub fn exchange(
             },
         )?;
     }
+}
+
+/// For a client whose [`exchange`] ended: makes sure the server read all of our message, as
+/// far as the kernel can tell, within `deadline`.
+///
+/// The server ends its stream only after reading ours ([`EndOfStream::AfterPeer`]); a peer
+/// that instead closed with part of our message unread reset the connection (TCP sends RST,
+/// a Unix socket reports `ECONNRESET`), and [`Exchanged::reset_after_sending`] says so. What
+/// is left: bytes of ours still on their way when the server closed. So we wait until the
+/// kernel holds none of them (`SIOCOUTQ` 0: all acknowledged by TCP, all consumed from a Unix
+/// peer's queue) with no error on the socket; data arriving at a closed TCP socket is answered
+/// with RST, never acknowledged. The kernel cannot signal that moment, so this polls with the
+/// retry's backoff (on loopback the first look almost always succeeds).
+pub fn confirm_read_by_peer(
+    sock: &Socket,
+    done: &Exchanged,
+    deadline: &Deadline,
+    peer: &str,
+) -> anyhow::Result<()> {
+    let not_read = |why: &dyn fmt::Display| {
+        anyhow::anyhow!(
+            "{peer} closed the connection without reading all of our {} bytes ({why}); the \
+             message is lost in part or whole (a PHP peer reading once with socket_read($s, \
+             1024) takes at most 1024 bytes)",
+            done.sent
+        )
+    };
+    if done.reset_after_sending {
+        return Err(not_read(&"it reset the connection"));
+    }
+    let fd = sock.as_raw_fd();
+    wait::retry(
+        deadline,
+        format_args!("{peer} to take the last of our {} bytes", done.sent),
+        || {
+            if let Some(err) = sock
+                .take_error()
+                .with_context(|| format!("getsockopt(SO_ERROR) on the connection to {peer}"))?
+            {
+                return Err(not_read(&err));
+            }
+            let queued = unsent_or_unread(fd)
+                .with_context(|| format!("ioctl(SIOCOUTQ) on the connection to {peer}"))?;
+            Ok((queued == 0).then_some(()))
+        },
+    )
+}
+
+nix::ioctl_read_bad!(siocoutq, libc::TIOCOUTQ, libc::c_int);
+
+/// `ioctl(SIOCOUTQ)`: bytes we sent that TCP has not had acknowledged, or that a Unix peer has
+/// not read yet.
+fn unsent_or_unread(fd: std::os::fd::RawFd) -> Result<usize, Errno> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int through the pointer, which points to `queued`; `fd` is a
+    // socket the caller keeps open.
+    unsafe { siocoutq(fd, &mut queued) }?;
+    Ok(usize::try_from(queued).unwrap_or(0))
 }
 
 /// The error of an [`exchange`] whose peer went away (`ECONNRESET`, `EPIPE`) before taking all
@@ -440,6 +546,7 @@ mod tests {
         let mut received = Vec::new();
         let outcome = exchange(
             sock,
+            EndOfStream::AfterSending,
             &mut OneMessage::new(message),
             &mut |bytes: &[u8]| {
                 received.extend_from_slice(bytes);
@@ -552,6 +659,7 @@ mod tests {
         let deadline = Deadline::after(Timeout::from_duration(Duration::from_millis(50)));
         let err = exchange(
             &a,
+            EndOfStream::AfterSending,
             &mut OneMessage::new(b"x"),
             &mut |_: &[u8]| Ok(()),
             &mut [0; 16],
