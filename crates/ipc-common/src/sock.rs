@@ -264,7 +264,8 @@ pub enum EndOfStream {
     /// stream then tells it that we read all of its message; and the client, ending first, is
     /// the side that keeps TCP's TIME_WAIT, on its ephemeral port rather than the server's
     /// well-known one (where it would stop a server without `SO_REUSEADDR`, such as the blog's
-    /// PHP server, from binding for a minute).
+    /// PHP server, from binding for a minute). An empty message still ends at once: a peer that
+    /// reads once (the blog's PHP client) would otherwise wait for it while we wait for its end.
     AfterPeer,
 }
 
@@ -368,7 +369,10 @@ pub fn exchange(
                 }
             }
         }
-        if end_pending && (ends == EndOfStream::AfterSending || !receiving) && gone.is_none() {
+        // An empty message ends at once whatever `ends` says: a peer that reads once and has
+        // nothing to read (the blog's PHP client) waits for our end of stream to go on.
+        let end_now = ends == EndOfStream::AfterSending || !receiving || progress.sent == 0;
+        if end_pending && end_now && gone.is_none() {
             end_pending = false;
             match sock.shutdown(Shutdown::Write) {
                 Ok(()) => {}

@@ -20,7 +20,7 @@ use ipc_common::endpoint::StreamEndpoint;
 use ipc_common::paths::SocketKind;
 use ipc_common::progress;
 use ipc_common::seq::{self, Deframer, SeqChecker};
-use ipc_common::sock::{self, Exchanged, OneMessage, Outgoing, PeerGone};
+use ipc_common::sock::{self, EndOfStream, Exchanged, OneMessage, Outgoing, PeerGone};
 use ipc_common::wait::Deadline;
 use socket2::{SockAddr, Socket};
 
@@ -106,7 +106,11 @@ impl Listener {
     /// Waits (until `deadline`) for the next client.
     pub fn accept(&self, deadline: &Deadline) -> anyhow::Result<Conn> {
         let socket = sock::accept(&self.socket, deadline, &self.waiting_for)?;
-        Ok(Conn::new(socket, format!("the client on {}", self.url)))
+        Ok(Conn::new(
+            socket,
+            format!("the client on {}", self.url),
+            EndOfStream::AfterPeer,
+        ))
     }
 }
 
@@ -123,7 +127,11 @@ pub fn connect(endpoint: &StreamEndpoint, deadline: &Deadline) -> anyhow::Result
         deadline,
         &format!("a server on {endpoint}"),
     )?;
-    Ok(Conn::new(socket, format!("the server on {endpoint}")))
+    Ok(Conn::new(
+        socket,
+        format!("the server on {endpoint}"),
+        EndOfStream::AfterSending,
+    ))
 }
 
 /// One connected stream socket, nonblocking.
@@ -131,14 +139,17 @@ pub fn connect(endpoint: &StreamEndpoint, deadline: &Deadline) -> anyhow::Result
 pub struct Conn {
     socket: Socket,
     peer: String,
+    /// The client ends its stream with its message; the server only after the client's.
+    ends: EndOfStream,
     read_buf: Vec<u8>,
 }
 
 impl Conn {
-    fn new(socket: Socket, peer: String) -> Self {
+    fn new(socket: Socket, peer: String, ends: EndOfStream) -> Self {
         Conn {
             socket,
             peer,
+            ends,
             read_buf: vec![0; READ_CHUNK],
         }
     }
@@ -176,9 +187,11 @@ impl Conn {
         })
     }
 
-    /// Sends `outgoing` whole, then `shutdown(SHUT_WR)`, while handing the peer's bytes to
+    /// Sends `outgoing` whole and ends our stream, while handing the peer's bytes to
     /// `incoming` until its end of stream: see [`sock::exchange`], which also says when a peer
-    /// reset is an error.
+    /// reset is an error. A server ends its stream after the client's; a client then makes
+    /// sure the server read all of its message ([`sock::confirm_read_by_peer`]): only then is
+    /// the exchange a success.
     pub fn exchange(
         &mut self,
         outgoing: &mut impl Outgoing,
@@ -187,18 +200,23 @@ impl Conn {
     ) -> anyhow::Result<Exchanged> {
         let done = sock::exchange(
             &self.socket,
+            self.ends,
             outgoing,
             incoming,
             &mut self.read_buf,
             deadline,
             &self.peer,
         )?;
-        if done.reset_after_sending {
-            progress!(
+        match self.ends {
+            EndOfStream::AfterSending => {
+                sock::confirm_read_by_peer(&self.socket, &done, deadline, &self.peer)?;
+            }
+            EndOfStream::AfterPeer if done.reset_after_sending => progress!(
                 "{} reset the connection after our whole message went out: it closed without \
                  reading all of it (as PHP's single socket_read does), which ended its message",
                 self.peer
-            );
+            ),
+            EndOfStream::AfterPeer => {}
         }
         Ok(done)
     }
@@ -469,9 +487,13 @@ mod tests {
     fn timed_pair(deadline: &Deadline) -> (TimedConn, TimedConn) {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let timed = |end: std::os::unix::net::UnixStream, peer: &str| {
-            Conn::new(Socket::from(std::os::fd::OwnedFd::from(end)), peer.into())
-                .timed(deadline)
-                .unwrap()
+            Conn::new(
+                Socket::from(std::os::fd::OwnedFd::from(end)),
+                peer.into(),
+                EndOfStream::AfterSending,
+            )
+            .timed(deadline)
+            .unwrap()
         };
         (timed(a, "a"), timed(b, "b"))
     }

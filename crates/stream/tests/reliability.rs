@@ -203,3 +203,67 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
     let (read, _) = STREAM.listening(&[&url, "--mode", "0666"]);
     exchanged(as_nobody(), read);
 }
+
+/// A server that takes the connection and closes it with our message unread: the client must
+/// not call that a delivery (promise 1), over TCP (RST) and Unix sockets (ECONNRESET).
+#[test]
+fn contract_a_server_that_closes_without_reading_fails_the_client() {
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let unix = UnixListener::bind(&path).unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_url = format!("tcp://{}", tcp.local_addr().unwrap());
+    let unix_url = STREAM.url(&path);
+    for url in [unix_url, tcp_url] {
+        let writer = client(&[&url, "--message", "nine byte"]);
+        // Answer the greeting, then close once the client's message is there, unread.
+        let mut conn: Box<dyn std::io::Write> = if url.starts_with("unix") {
+            let (mut conn, _) = unix.accept().unwrap();
+            conn.write_all(b"hi").unwrap();
+            wait_readable(&conn);
+            Box::new(conn)
+        } else {
+            let (mut conn, _) = tcp.accept().unwrap();
+            conn.write_all(b"hi").unwrap();
+            wait_readable(&conn);
+            Box::new(conn)
+        };
+        conn.flush().unwrap();
+        drop(conn);
+        writer.finish().assert_failure(
+            1,
+            "closed the connection without reading all of our 9 bytes",
+        );
+    }
+}
+
+/// Waits (bounded) until `fd` has bytes to read.
+fn wait_readable(fd: &impl std::os::fd::AsFd) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    assert_eq!(poll(&mut fds, PollTimeout::from(5000u16)).unwrap(), 1);
+}
+
+/// After our server served a client over TCP, its port is free at once for a server that binds
+/// without SO_REUSEADDR (the blog's PHP server): the client, which ends first, keeps TIME_WAIT.
+#[test]
+fn contract_our_tcp_server_leaves_its_port_free_for_the_blogs_server() {
+    use socket2::{Domain, Socket, Type};
+    let (read, url) = STREAM.listening(&["tcp://127.0.0.1:0"]);
+    let port = ipc_testkit::port_in(&url);
+    client(&[&url])
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(stream::SERVER_IP));
+    read.finish()
+        .assert_success()
+        .assert_stdout(&line(stream::CLIENT_IP));
+    let blogs_server = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    blogs_server
+        .bind(&addr.into())
+        .unwrap_or_else(|err| panic!("bind {addr} without SO_REUSEADDR after our server: {err}"));
+}
