@@ -201,6 +201,42 @@ pub fn write_all(
     Ok(())
 }
 
+/// Waits until a reader has read everything we wrote: bytes sitting in the pipe are not
+/// delivered, and a reader killed now would take them with it. `FIONREAD` on our end counts
+/// what is still in the pipe; `poll(2)` reports `POLLERR` on the write end once every reader has
+/// closed. The kernel signals neither "empty" nor, to a writer, a reader's progress, so this
+/// looks again with the retry's backoff until `deadline`.
+pub fn wait_until_read(file: &File, path: &Path, deadline: &Deadline) -> anyhow::Result<()> {
+    wait::retry(
+        deadline,
+        format_args!(
+            "the reader to read the rest of our bytes from FIFO {}",
+            path.display()
+        ),
+        || {
+            let unread = ipc_common::queued::unread_in_pipe(file.as_fd())
+                .with_context(|| format!("ioctl(FIONREAD) on FIFO {}", path.display()))?;
+            if unread == 0 {
+                return Ok(Some(()));
+            }
+            let mut fds = [nix::poll::PollFd::new(file.as_fd(), PollFlags::empty())];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO)
+                .with_context(|| format!("poll FIFO {}", path.display()))?;
+            if fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLERR))
+            {
+                bail!(
+                    "write to FIFO {}: the reader closed its end with {unread} of our bytes \
+                     unread; they are lost",
+                    path.display()
+                );
+            }
+            Ok(None)
+        },
+    )
+}
+
 /// One `read(2)` into `buf`, polling while the pipe is empty; 0 means end of file (every writer
 /// closed). Call [`wait_for_writer`] first.
 ///

@@ -137,3 +137,25 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
         .assert_success()
         .assert_stdout(format!("{MESSAGE}\n").as_bytes());
 }
+
+/// Bytes written into the pipe are not yet delivered: a reader stopped before reading them and
+/// then killed must make the writer fail, not exit 0 (promise 1).
+#[test]
+fn contract_a_reader_killed_with_our_bytes_in_the_pipe_fails_the_writer() {
+    let dir = temp_dir();
+    let path = dir.path().join("fifo");
+    let mut read = reader(&path, &[]);
+    read.wait_for_stderr("waiting for a writer");
+    read.signal(Signal::SIGSTOP);
+    let mut write = writer(&path, &[]);
+    write.wait_for_stderr(&format!("wrote {} bytes", MESSAGE.len()));
+    read.signal(Signal::SIGKILL);
+    write.finish().assert_failure(
+        1,
+        &format!(
+            "the reader closed its end with {} of our bytes unread; they are lost",
+            MESSAGE.len()
+        ),
+    );
+    let _ = read.finish();
+}

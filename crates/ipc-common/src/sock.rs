@@ -432,7 +432,6 @@ pub fn confirm_read_by_peer(
     if done.reset_after_sending {
         return Err(not_read(&"it reset the connection"));
     }
-    let fd = sock.as_raw_fd();
     wait::retry(
         deadline,
         format_args!("{peer} to take the last of our {} bytes", done.sent),
@@ -443,23 +442,11 @@ pub fn confirm_read_by_peer(
             {
                 return Err(not_read(&err));
             }
-            let queued = unsent_or_unread(fd)
+            let queued = crate::queued::unacknowledged(sock.as_fd())
                 .with_context(|| format!("ioctl(SIOCOUTQ) on the connection to {peer}"))?;
             Ok((queued == 0).then_some(()))
         },
     )
-}
-
-nix::ioctl_read_bad!(siocoutq, libc::TIOCOUTQ, libc::c_int);
-
-/// `ioctl(SIOCOUTQ)`: bytes we sent that TCP has not had acknowledged, or that a Unix peer has
-/// not read yet.
-fn unsent_or_unread(fd: std::os::fd::RawFd) -> Result<usize, Errno> {
-    let mut queued: libc::c_int = 0;
-    // SAFETY: SIOCOUTQ writes one int through the pointer, which points to `queued`; `fd` is a
-    // socket the caller keeps open.
-    unsafe { siocoutq(fd, &mut queued) }?;
-    Ok(usize::try_from(queued).unwrap_or(0))
 }
 
 /// The error of an [`exchange`] whose peer went away (`ECONNRESET`, `EPIPE`) before taking all

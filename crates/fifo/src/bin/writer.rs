@@ -94,6 +94,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    // Written is not read: exit 0 only once a reader has taken every byte out of the pipe.
+    fifo::wait_until_read(&file, path, &deadline)?;
     drop(file);
     if let Some(guard) = created {
         guard.remove()?;
