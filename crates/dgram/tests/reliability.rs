@@ -13,7 +13,7 @@ use dgram::UDS_MESSAGE;
 use ipc_common::wait::{Deadline, Timeout, retry};
 use ipc_testkit::other_user::{self, NOBODY};
 use ipc_testkit::scenarios::{self, ENDLESS, SocketPair, line, lost};
-use ipc_testkit::{Signal, temp_dir};
+use ipc_testkit::{Proc, Signal, attack, temp_dir};
 
 const DGRAM: SocketPair = SocketPair {
     reader: env!("CARGO_BIN_EXE_dgram-reader"),
@@ -242,4 +242,36 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
     read.finish()
         .assert_success()
         .assert_stdout(&line(UDS_MESSAGE));
+}
+
+#[test]
+fn contract_attack_bind_race_lets_nobody_into_a_0600_reader_under_umask_000() {
+    let dir = temp_dir();
+    ipc_testkit::other_user::open_dir(dir.path());
+    let path = dir.path().join("s.sock");
+    let url = DGRAM.url(&path);
+    attack::bind_race_lets_nobody_in("dgram", &path, || {
+        let mut command = ipc_testkit::under_umask("000", DGRAM.reader);
+        command.args([url.as_str(), "--mode", "0600", "--timeout", "5"]);
+        let mut read = Proc::spawn("dgram-reader", &mut command);
+        read.wait_for_stderr("listening on");
+        DGRAM
+            .writer(&[&url, "--message", "ours"])
+            .finish()
+            .assert_success();
+        read.finish().assert_success().assert_stdout(b"ours\n");
+    });
+}
+
+#[test]
+fn contract_attack_connect_swap_sends_nobody_anything() {
+    attack::connect_swap_sends_nobody_anything(|target| {
+        let url = DGRAM.url(target);
+        DGRAM
+            .writer(&[&url, "--message", "ours", "--timeout", "0.05"])
+            .finish()
+            .status
+            .code()
+            .unwrap_or(-1)
+    });
 }

@@ -17,6 +17,8 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use wait_timeout::ChildExt;
 
+pub mod attack;
+pub mod contract;
 pub mod other_user;
 pub mod php;
 pub mod scenarios;
@@ -33,6 +35,15 @@ pub struct Proc {
     stdout: Option<JoinHandle<Vec<u8>>>,
     stderr_lines: Receiver<String>,
     stderr_seen: Vec<String>,
+}
+
+/// What a spawned process reads on stdin.
+enum Input {
+    Null,
+    /// These bytes, then end of file.
+    Feed(Vec<u8>),
+    /// A pipe the caller keeps.
+    Keep,
 }
 
 /// How a [`Proc`] ended.
@@ -101,18 +112,52 @@ impl Proc {
     /// Spawns `command` and feeds it `stdin`, then closes it.
     #[track_caller]
     pub fn spawn_with_stdin(label: &str, command: &mut Command, stdin: Option<Vec<u8>>) -> Proc {
+        command.stderr(Stdio::piped());
+        Proc::spawn_inner(label, command, stdin.map_or(Input::Null, Input::Feed))
+    }
+
+    /// Spawns `command` with stdin a pipe the caller writes ([`Proc::take_stdin`]) as slowly as
+    /// it likes; `stderr_closed` as in [`Proc::spawn_stderr_closed`].
+    #[track_caller]
+    pub fn spawn_piped_stdin(label: &str, command: &mut Command, stderr_closed: bool) -> Proc {
+        if stderr_closed {
+            let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+            drop(read_end);
+            command.stderr(Stdio::from(write_end));
+        } else {
+            command.stderr(Stdio::piped());
+        }
+        Proc::spawn_inner(label, command, Input::Keep)
+    }
+
+    /// The stdin pipe of a process from [`Proc::spawn_piped_stdin`].
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// Spawns `command` with stderr a pipe nobody reads any more (its read end closed before
+    /// the start): every write to stderr fails with `EPIPE`, as under a log collector that died.
+    #[track_caller]
+    pub fn spawn_stderr_closed(label: &str, command: &mut Command, stdin: Option<Vec<u8>>) -> Proc {
+        let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+        drop(read_end);
+        command.stderr(Stdio::from(write_end));
+        Proc::spawn_inner(label, command, stdin.map_or(Input::Null, Input::Feed))
+    }
+
+    #[track_caller]
+    fn spawn_inner(label: &str, command: &mut Command, stdin: Input) -> Proc {
         command
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
+            .stdin(if matches!(stdin, Input::Null) {
                 Stdio::null()
+            } else {
+                Stdio::piped()
             })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::piped());
         let mut child = command
             .spawn()
             .unwrap_or_else(|err| panic!("spawn {label} ({command:?}): {err}"));
-        if let Some(bytes) = stdin {
+        if let Input::Feed(bytes) = stdin {
             let mut pipe = child.stdin.take().expect("piped stdin");
             std::thread::spawn(move || {
                 // The child may exit without reading it all; that shows in its own result.
@@ -125,8 +170,17 @@ impl Proc {
             let _ = out.read_to_end(&mut bytes);
             bytes
         });
-        let err = child.stderr.take().expect("piped stderr");
         let (tx, stderr_lines) = channel();
+        // Without a piped stderr (closed on purpose) no line ever comes; the sender just drops.
+        let Some(err) = child.stderr.take() else {
+            return Proc {
+                label: label.to_string(),
+                child,
+                stdout: Some(stdout),
+                stderr_lines,
+                stderr_seen: Vec::new(),
+            };
+        };
         std::thread::spawn(move || {
             for line in BufReader::new(err).split(b'\n') {
                 let Ok(line) = line else { break };
@@ -149,6 +203,11 @@ impl Proc {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits (at most [`STEP`]) for a stderr line containing `needle` and returns it: how a test

@@ -267,3 +267,30 @@ fn contract_our_tcp_server_leaves_its_port_free_for_the_blogs_server() {
         .bind(&addr.into())
         .unwrap_or_else(|err| panic!("bind {addr} without SO_REUSEADDR after our server: {err}"));
 }
+
+#[test]
+fn contract_attack_bind_race_lets_nobody_into_a_0600_server_under_umask_000() {
+    let dir = temp_dir();
+    ipc_testkit::other_user::open_dir(dir.path());
+    let path = dir.path().join("s.sock");
+    let url = STREAM.url(&path);
+    ipc_testkit::attack::bind_race_lets_nobody_in("stream", &path, || {
+        let mut command = ipc_testkit::under_umask("000", STREAM.reader);
+        command.args([url.as_str(), "--mode", "0600", "--timeout", "5"]);
+        let mut read = Proc::spawn("stream-reader", &mut command);
+        read.wait_for_stderr("listening on");
+        exchanged(client(&[&url]).finish(), read);
+    });
+}
+
+#[test]
+fn contract_attack_connect_swap_sends_nobody_anything() {
+    ipc_testkit::attack::connect_swap_sends_nobody_anything(|target| {
+        let url = STREAM.url(target);
+        client(&[&url, "--message", "ours", "--timeout", "0.05"])
+            .finish()
+            .status
+            .code()
+            .unwrap_or(-1)
+    });
+}
