@@ -9,8 +9,8 @@
 #                                       # shm-rust2php mq-php2rust mq-rust2php (PHP on one side)
 #
 # Steps: stage the static binaries (docker/stage.sh) and build the FROM-scratch image
-# ($IPC_IMAGE, default php-ipc-rs:local) twice with --no-cache, checking that both builds have the
-# same content (layers and config, see image_content below); stage this machine's PHP CLI
+# ($IPC_IMAGE, default php-ipc-rs:local), then build it again with --no-cache into a private tag,
+# checking that both have the same content (layers and config, see image_content below); stage this machine's PHP CLI
 # (docker/stage-php.sh) and build the PHP image ($IPC_PHP_IMAGE, default php-ipc-php:local); the
 # previous build of a tag is removed if nothing else uses it. Then for each pair `compose up -d`
 # its two services in a project of its own name, `docker wait` both containers, and compare the
@@ -112,6 +112,8 @@ WORK=$(mktemp -d)
 CHILD=
 STARTED=
 CHECK_BUILT=
+# The log of the docker build under way, until it has succeeded.
+BUILDING=
 
 # Runs one step in the background under timeout(1), so that a Ctrl-C interrupts `wait` at once
 # (a foreground child would make bash hold the trap until it ends) and cleanup can kill it.
@@ -136,8 +138,48 @@ why() {
     [[ -z $TIMED_OUT ]] || printf ' (%s)' "$TIMED_OUT"
 }
 
+# A classic build that fails or is cut short leaves the images of the steps it committed, untagged.
+# They are ours if they descend from a step image our log names (" ---> 0123456789ab"): remove
+# those that nothing else uses (`docker image rm` refuses the others), nothing more.
+forget_failed_build() {
+    local log=$1 steps image id
+    steps=$(sed -n 's/^ ---> \([0-9a-f]\{12\}\)$/\1/p' "$log" 2>/dev/null | sort -u)
+    [[ -n $steps ]] || return 0
+    # The daemon may commit the step it was on after the client went away.
+    sleep 1
+    for image in $(timeout 30 docker images --quiet --filter dangling=true); do
+        id=$image
+        for _ in {1..20}; do
+            if grep -qx "${id:0:12}" <<<"$steps"; then
+                timeout 60 docker image rm "$image" >/dev/null 2>&1 || true
+                break
+            fi
+            id=$(timeout 30 docker image inspect --format '{{.Parent}}' "$id" 2>/dev/null) || break
+            id=${id#sha256:}
+            [[ -n $id ]] || break
+        done
+    done
+}
+
+# docker build with its output in log $1, cleaned up after if it fails (forget_failed_build).
+docker_build() {
+    local log=$1 status=0
+    shift
+    BUILDING=$log
+    bounded "$STEP_TIMEOUT" docker build --force-rm "$@" >"$log" 2>&1 || status=$?
+    if ((status != 0)); then
+        forget_failed_build "$log"
+    fi
+    BUILDING=
+    return "$status"
+}
+
 teardown() {
     local status=0
+    if [[ -n $BUILDING ]]; then
+        forget_failed_build "$BUILDING"
+        BUILDING=
+    fi
     if [[ -n $STARTED ]]; then
         STARTED=
         bounded "$STEP_TIMEOUT" "${PHP_COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 \
@@ -159,9 +201,14 @@ teardown() {
     return "$status"
 }
 
+# The script's own stdout and stderr: a signal's trap runs with the redirections of the step it
+# interrupted (`bounded ... >"$WORK/x.log" 2>&1`), whose files cleanup then deletes.
+exec {OUT}>&1 {ERR}>&2
+
 cleanup() {
     local status=$?
     trap - EXIT INT TERM HUP
+    exec 1>&"$OUT" 2>&"$ERR"
     if [[ -n $CHILD ]]; then
         kill -TERM "$CHILD" 2>/dev/null || true
         wait "$CHILD" 2>/dev/null || true
@@ -169,7 +216,7 @@ cleanup() {
     teardown || status=1
     rm -rf "$WORK"
     if ((status == 129 || status == 130 || status == 143)); then
-        echo "docker-demo: interrupted; project $PROJECT and its containers and volume removed" >&2
+        echo "docker-demo: interrupted; removed what this run had created (project $PROJECT)" >&2
     fi
     exit "$status"
 }
@@ -203,8 +250,7 @@ build_image() {
     local tag=$1 context=$2 old new
     shift 2
     old=$(timeout 30 docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
-    bounded "$STEP_TIMEOUT" docker build --force-rm "$@" --tag "$tag" "$context" \
-        >"$WORK/build.log" 2>&1 || {
+    docker_build "$WORK/build.log" "$@" --tag "$tag" "$context" || {
         cat "$WORK/build.log" >&2
         return 1
     }
@@ -223,24 +269,27 @@ context="$WORK/context"
 bounded "$BUILD_TIMEOUT" "$ROOT/docker/stage.sh" "$context" >/dev/null ||
     no_image "staging the static binaries failed$(why) (cargo's errors above)"
 
-echo "docker-demo: building $IPC_IMAGE from $context (--no-cache)" >&2
-build_image "$IPC_IMAGE" "$context" --no-cache || no_image "docker build of $IPC_IMAGE failed$(why)"
+# From the cache when nothing changed: the same image ID each run, so concurrent runs do not
+# move the tag under each other and leave dangling images.
+echo "docker-demo: building $IPC_IMAGE from $context" >&2
+build_image "$IPC_IMAGE" "$context" || no_image "docker build of $IPC_IMAGE failed$(why)"
 
 # Reproducibility: stage again into another directory (cargo has nothing to rebuild; this checks
-# the layout and the file times) and build again from nothing. The binaries' own reproducibility
-# (remapped paths) needs two cargo builds from scratch, too slow for every run: docs/docker.md.
+# the layout and the file times) and build again from nothing (--no-cache): the result must have
+# the content of $IPC_IMAGE (itself a build from nothing the first time, or a cache hit whose
+# files are checksummed). The binaries' own reproducibility (remapped paths) needs two cargo
+# builds from scratch, too slow for every run: docs/docker.md.
 repro=0
-echo "docker-demo: building it again (--no-cache) to check that the build is reproducible" >&2
+echo "docker-demo: building it again from nothing (--no-cache) to check that it is reproducible" >&2
 if bounded "$BUILD_TIMEOUT" "$ROOT/docker/stage.sh" "$WORK/context2" >/dev/null 2>"$WORK/stage2.log" &&
-    CHECK_BUILT=1 && bounded "$STEP_TIMEOUT" docker build --force-rm --no-cache --tag "$CHECK_IMAGE" \
-    "$WORK/context2" >"$WORK/build2.log" 2>&1; then
+    CHECK_BUILT=1 && docker_build "$WORK/build2.log" --no-cache --tag "$CHECK_IMAGE" "$WORK/context2"; then
     image_content "$IPC_IMAGE" >"$WORK/content1"
     image_content "$CHECK_IMAGE" >"$WORK/content2"
     if cmp -s "$WORK/content1" "$WORK/content2"; then
-        echo "pass: reproducible: two --no-cache builds have the same layers and config ($(
+        echo "pass: reproducible: a --no-cache rebuild has the same layers and config ($(
             sha256sum <"$WORK/content1" | cut -c1-16))"
     else
-        echo "FAIL: reproducible: two --no-cache builds differ"
+        echo "FAIL: reproducible: a --no-cache rebuild differs from $IPC_IMAGE"
         diff <(tr ',' '\n' <"$WORK/content1") <(tr ',' '\n' <"$WORK/content2") >&2 || true
         repro=1
     fi
