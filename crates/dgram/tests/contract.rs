@@ -15,6 +15,7 @@ const UDG: Mechanism = Mechanism {
     delivery: Delivery::Queued,
     cut: false,
     limit: dgram::UNIX_KERNEL_MAX,
+    refuses_over_limit: true,
     sizes: &[212_960, 212_961, 65_536],
     writer_waits: "waiting for a reader",
     reader_ready: "listening on",
