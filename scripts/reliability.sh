@@ -12,7 +12,12 @@
 #      by test-name prefix (fault_, hostile_, load_);
 #   4. hostile input: ipc-common's tests/hostile_input.rs, every byte parser on arbitrary input,
 #      counted by the inputs each test says it tried;
-#   5. nothing leaked: no SysV object under this run's keys, no socket file or FIFO left.
+#   5. the contract (docs/reliability.md): every crate's tests/contract.rs runs generated
+#      schedules (start order, umask, sizes at the limits, slow or endless stdin, peers stopped
+#      and killed, stderr closed) and checks the promises as invariants; the contract_ tests of
+#      tests/reliability.rs run attackers as nobody against the bind-time and connect-time races
+#      (zero successes required); counted by schedules and attack attempts;
+#   6. nothing leaked: no SysV object under this run's keys, no socket file or FIFO left.
 # Ends with "N passed, M failed" and exits non-zero on any failure.
 #
 # The load runs use release binaries: debug ones pass too, but shared memory's hand-off copies
@@ -312,6 +317,8 @@ ran() {
   echo "$n"
 }
 faults=0
+contract_schedules=0
+attacks=()
 hostile_scenarios=0
 load_tests=0
 hostile_inputs=0
@@ -329,6 +336,9 @@ run_tests() {
   load_tests=$((load_tests + $(ran "$log" load_)))
   hostile_inputs=$((hostile_inputs + $(sed -n 's/^hostile inputs tried: \([0-9]*\) .*/\1/p' "$log" |
     awk '{ n += $1 } END { print n + 0 }')))
+  contract_schedules=$((contract_schedules + $(sed -n 's/^contract [^:]*: \([0-9]*\) schedules.*/\1/p' "$log" |
+    awk '{ n += $1 } END { print n + 0 }')))
+  mapfile -t -O "${#attacks[@]}" attacks < <(grep -hE '^(bind race|connect swap)' "$log")
   mapfile -t -O "${#skipped[@]}" skipped < <(grep -h '^skipping' "$log" | sort -u)
   mapfile -t -O "${#measured[@]}" measured < <(grep -hE '^(UDP to a stopped reader|[0-9]+ variables put by)' "$log")
   passed=$((passed + ok))
@@ -350,7 +360,16 @@ echo "== 4. hostile input (ipc-common's tests/hostile_input.rs)"
 run_tests "ipc-common hostile input" -p ipc-common --test hostile_input
 echo "   tests took $((SECONDS - tests_start)) s"
 
-echo "== 5. nothing leaked"
+# Schedules per mechanism; a failing one prints the seed that replays it.
+export CONTRACT_SCHEDULES=${CONTRACT_SCHEDULES:-60}
+echo "== 5. the contract: $CONTRACT_SCHEDULES generated schedules per mechanism, attackers as nobody"
+contract_start=$SECONDS
+for crate in dgram stream fifo; do
+  run_tests "$crate contract" -p "$crate" --test contract
+done
+echo "   contract took $((SECONDS - contract_start)) s"
+
+echo "== 6. nothing leaked"
 leaked=$(our_sysv_objects)
 if [[ -z $leaked ]]; then
   pass "no SysV object under this run's $(find "$work" -name '*.key' | wc -l) keys"
@@ -373,6 +392,10 @@ for line in "${measured[@]}"; do
   echo "measured: $line"
 done
 echo "faults injected and survived: $faults"
+echo "contract schedules run, every promise held: $contract_schedules"
+for line in "${attacks[@]}"; do
+  echo "attack: $line"
+done
 echo "hostile scenarios refused (files, objects, users): $hostile_scenarios"
 echo "hostile inputs tried: $hostile_inputs"
 echo "load tests with stopped or concurrent peers: $load_tests"

@@ -77,7 +77,7 @@ const ATTACK_SECONDS: &str = "2";
 /// reader binds with `--mode 0600`, never gets in, in any of the runs while it attacks. Each run
 /// is the blog's exchange of `ours`, checked by `exchange(reader_url)`, which returns once both
 /// sides finished successfully.
-pub fn bind_race_lets_nobody_in(kind: &str, path: &Path, mut exchange: impl FnMut() -> ()) {
+pub fn bind_race_lets_nobody_in(kind: &str, path: &Path, mut exchange: impl FnMut()) {
     let Some(mut attacker) = Attacker::start(
         "connect-loop.pl",
         &[Path::new(kind), path, Path::new(ATTACK_SECONDS)],

@@ -148,7 +148,7 @@ impl Rng {
         Rng(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -158,7 +158,7 @@ impl Rng {
 
     /// A number in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
@@ -224,7 +224,7 @@ impl Schedule {
         let text = self.source == Source::Argument;
         (0..self.size)
             .map(|_| {
-                let byte = rng.next() as u8;
+                let byte = rng.next_u64() as u8;
                 // An argument cannot hold NUL; keep it printable there.
                 if text { b'a' + byte % 26 } else { byte }
             })

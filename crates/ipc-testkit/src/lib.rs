@@ -37,6 +37,23 @@ pub struct Proc {
     stderr_seen: Vec<String>,
 }
 
+/// Says that a test skipped and why: on stdout (shown with `--nocapture`) and, when the
+/// environment names a file in `TEST_SKIP_LOG` (scripts/test.sh does), appended there too, so
+/// the suite's summary lists every kind of skip even though cargo captures test output.
+pub fn skipped(line: &str) {
+    println!("{line}");
+    if let Some(path) = std::env::var_os("TEST_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut log) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            let _ = writeln!(log, "{line}");
+        }
+    }
+}
+
 /// What a spawned process reads on stdin.
 enum Input {
     Null,

@@ -25,7 +25,7 @@ pub fn available() -> bool {
         .output()
         .is_ok_and(|out| out.status.success());
     if !(root && setpriv) {
-        println!("{SKIP_LINE}");
+        crate::skipped(SKIP_LINE);
     }
     root && setpriv
 }

@@ -107,7 +107,7 @@ impl Php {
             }),
             Err(why) if in_ci() => panic!("PHP interop must run in CI (CI is set): {why}"),
             Err(_) => {
-                println!("{SKIP_LINE}");
+                crate::skipped(SKIP_LINE);
                 None
             }
         }
