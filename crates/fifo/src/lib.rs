@@ -141,17 +141,29 @@ pub fn open_write_end(path: &Path, deadline: &Deadline) -> anyhow::Result<File> 
             Ok(None)
         }
         Err(errno) => {
-            Err(errno).with_context(|| format!("open FIFO {} for writing", path.display()))
+            let why = denied(errno);
+            Err(errno).with_context(|| format!("open FIFO {} for writing{why}", path.display()))
         }
     })?;
     check_opened(&file, path)?;
     Ok(file)
 }
 
+/// What to say when another user's FIFO refused us.
+fn denied(errno: Errno) -> String {
+    if errno == Errno::EACCES {
+        paths::explain_other_users_object("FIFO")
+    } else {
+        String::new()
+    }
+}
+
 /// Opens the read end; with `O_NONBLOCK` this succeeds at once, writer or not.
 pub fn open_read_end(path: &Path) -> anyhow::Result<File> {
-    let file = open_end(path, OFlag::O_RDONLY)
-        .with_context(|| format!("open FIFO {} for reading", path.display()))?;
+    let file = open_end(path, OFlag::O_RDONLY).map_err(|errno| {
+        let why = denied(errno);
+        anyhow::Error::new(errno).context(format!("open FIFO {} for reading{why}", path.display()))
+    })?;
     check_opened(&file, path)?;
     Ok(file)
 }

@@ -127,7 +127,9 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
 
     let mut read = reader(&path, &["--timeout", "2"]);
     read.wait_for_stderr("waiting for a writer");
-    as_nobody().assert_failure(1, "Permission denied");
+    as_nobody()
+        .assert_failure(1, "Permission denied")
+        .assert_failure(1, "--mode 0660 for its group or --mode 0666 for everyone");
     read.finish().assert_failure(124, "waiting for a writer");
 
     let mut read = reader(&path, &["--mode", "0666"]);

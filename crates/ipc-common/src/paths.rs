@@ -30,7 +30,10 @@ pub fn clear_stale_socket(path: &Path, kind: SocketKind) -> anyhow::Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(err).with_context(|| format!("inspect {}", path.display())),
+        Err(err) => {
+            let why = denied_hint(&err, path);
+            return Err(err).with_context(|| format!("inspect {}{why}", path.display()));
+        }
     };
     let file_type = meta.file_type();
     if !file_type.is_socket() {
@@ -217,6 +220,26 @@ pub fn open_socket_to_connect(path: &Path) -> anyhow::Result<Option<OpenedSocket
     Ok(Some(OpenedSocket {
         fd: OwnedFd::from(file),
     }))
+}
+
+/// [`explain_denied`] for a permission error, nothing for any other.
+pub fn denied_hint(err: &io::Error, path: &Path) -> String {
+    if err.kind() == io::ErrorKind::PermissionDenied {
+        explain_denied(path)
+    } else {
+        String::new()
+    }
+}
+
+/// Why another user's object refused us, for the error: what its creator can pass so that we
+/// may use it (` (the socket file's mode does not let uid 33 in: ...)`).
+pub fn explain_other_users_object(what: &str) -> String {
+    let uid = nix::unistd::geteuid();
+    format!(
+        " (the {what}'s mode does not admit us, uid {uid}: the process that creates it decides, \
+         with --mode 0660 for its group or --mode 0666 for everyone; and the side that finds an \
+         object of another user uses it only with --trust-uid naming that user)"
+    )
 }
 
 /// The process's umask, read without changing it (`/proc/self/status`); 0o022 if unknown, the

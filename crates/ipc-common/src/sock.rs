@@ -165,6 +165,10 @@ pub fn connect_retry(
                 announce_wait(&mut announced, peer, &refusal.to_string());
                 Ok(None)
             }
+            Some(Errno::EACCES) => {
+                let why = paths::explain_other_users_object("socket file");
+                Err(refusal).with_context(|| format!("connect to {peer}{why}"))
+            }
             _ => Err(refusal).with_context(|| format!("connect to {peer}")),
         }
     })

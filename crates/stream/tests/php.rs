@@ -153,3 +153,32 @@ fn our_client_to_php_server_over_uds() {
 fn our_client_to_php_server_over_tcp() {
     our_client_to_php_server("tcp");
 }
+
+/// After our TCP server served the blog's PHP client, the blog's PHP server, which binds without
+/// SO_REUSEADDR, can bind the same port at once: the client, not our server, keeps TIME_WAIT.
+#[test]
+fn our_tcp_server_leaves_the_port_to_the_blogs_php_server() {
+    let Some(php) = Php::find() else { return };
+    for round in 0..3 {
+        let mut server = our("reader", "tcp://127.0.0.1:0", vec![]);
+        let port = port_in(&server.wait_for_stderr("listening on tcp://"));
+        let client = php.run(
+            "stream-tcp-client.php",
+            with_timeout(php_endpoint("tcp", Path::new("/"), port), vec![]),
+        );
+        let (client_sent, server_sent) = blog("tcp");
+        client
+            .assert_success()
+            .assert_stdout(format!("{server_sent}\n").as_bytes());
+        server
+            .finish()
+            .assert_success()
+            .assert_stdout(format!("{client_sent}\n").as_bytes());
+        php.run(
+            "tcp-bind-no-reuseaddr.php",
+            ["--port".to_string(), port.to_string()],
+        )
+        .assert_success();
+        println!("round {round}: port {port} free for the blog's server at once");
+    }
+}
