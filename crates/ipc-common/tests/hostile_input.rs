@@ -304,7 +304,7 @@ fn php_serialized_bytes_parse_or_fail_cleanly() {
     tried("PHP serialize() byte strings", 3000, text, |bytes| {
         if let Ok((value, used)) = unserialize(&bytes) {
             prop_assert!(used <= bytes.len());
-            let _ = value.echo();
+            let _ = (value.echo(), value.to_json());
         }
         Ok(())
     });
