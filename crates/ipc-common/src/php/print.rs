@@ -94,7 +94,8 @@ impl fmt::Display for PrintError {
                 f,
                 "enum case {class}::{case} cannot be written as JSON: json_encode writes a \
                  backed enum's value, which only the enum's declaration knows (serialize() \
-                 carries the case name), and refuses a pure enum"
+                 carries the case name), and refuses a pure enum (Non-backed enums have no \
+                 default serialization)"
             ),
             PrintError::Custom { class, len } => write!(
                 f,
@@ -182,14 +183,7 @@ fn write_json(
                     out.push(',');
                 }
                 if !is_list {
-                    match key {
-                        ArrayKey::Int(n) => {
-                            out.push('"');
-                            out.push_str(&n.to_string());
-                            out.push('"');
-                        }
-                        ArrayKey::String(s) => json_string(s, out, flags)?,
-                    }
+                    json_key(key, out, flags)?;
                     out.push(':');
                 }
                 write_json(item, out, flags, depth + 1)?;
@@ -202,14 +196,15 @@ fn write_json(
             }
             out.push('{');
             // Protected and private properties (mangled names start with NUL) are not shown.
-            let public = properties
-                .iter()
-                .filter(|(name, _)| !name.starts_with(b"\0"));
+            let public = properties.iter().filter(|(name, _)| match name {
+                ArrayKey::String(name) => !name.starts_with(b"\0"),
+                ArrayKey::Int(_) => true,
+            });
             for (i, (name, item)) in public.enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                json_string(name, out, flags)?;
+                json_key(name, out, flags)?;
                 out.push(':');
                 write_json(item, out, flags, depth + 1)?;
             }
@@ -230,6 +225,18 @@ fn write_json(
         Value::Recursion { .. } => return Err(PrintError::Recursion),
     }
     Ok(())
+}
+
+fn json_key(key: &ArrayKey, out: &mut String, flags: JsonFlags) -> Result<(), PrintError> {
+    match key {
+        ArrayKey::Int(n) => {
+            out.push('"');
+            out.push_str(&n.to_string());
+            out.push('"');
+            Ok(())
+        }
+        ArrayKey::String(s) => json_string(s, out, flags),
+    }
 }
 
 /// PHP's `php_json_escape_string`.

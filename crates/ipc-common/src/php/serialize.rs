@@ -32,10 +32,11 @@ pub enum Value {
     Array(Vec<(ArrayKey, Value)>),
     /// An object with its properties in order, names as PHP mangles them: `name` public,
     /// `\0*\0name` protected, `\0Class\0name` private (see [`unmangle`]). For a class with
-    /// `__serialize`, the properties are the array that method returned.
+    /// `__serialize`, the properties are the array that method returned, int keys included
+    /// (`i:0;`); PHP names an object's property by the string of such an int.
     Object {
         class: Vec<u8>,
-        properties: Vec<(Vec<u8>, Value)>,
+        properties: Vec<(ArrayKey, Value)>,
     },
     /// An object of a class implementing `Serializable`: only the class's own `unserialize()`
     /// can read `payload`, which is kept as it came.
@@ -137,7 +138,6 @@ pub fn serialize(value: &Value) -> Vec<u8> {
                 writer.out.extend_from_slice(format!("i:{i};").as_bytes());
             }
             Task::Key(ArrayKey::String(s)) => write_string(&mut writer.out, s),
-            Task::Name(s) => write_string(&mut writer.out, s),
             Task::Close => {
                 writer.open.pop();
                 writer.out.push(b'}');
@@ -150,7 +150,6 @@ pub fn serialize(value: &Value) -> Vec<u8> {
 enum Task<'a> {
     Value(&'a Value),
     Key(&'a ArrayKey),
-    Name(&'a [u8]),
     /// The `}` of an array or object.
     Close,
 }
@@ -197,7 +196,7 @@ impl Writer {
                 tasks.push(Task::Close);
                 for (name, item) in properties.iter().rev() {
                     tasks.push(Task::Value(item));
-                    tasks.push(Task::Name(name));
+                    tasks.push(Task::Key(name));
                 }
             }
             Value::Custom { class, payload } => {

@@ -197,18 +197,25 @@ fn any_value() -> impl Strategy<Value = Value> {
             )
         });
         let name = prop_oneof![
-            "[a-z0-9]{0,4}".prop_map(String::into_bytes),
-            "[a-z]{1,4}".prop_map(|n| format!("\0*\0{n}").into_bytes()),
-            "[a-z]{1,4}".prop_map(|n| format!("\0P\0{n}").into_bytes()),
+            "[a-z0-9]{0,4}".prop_map(|n| ArrayKey::String(n.into_bytes())),
+            any::<i64>().prop_map(ArrayKey::Int),
+            "[a-z]{1,4}".prop_map(|n| ArrayKey::String(format!("\0*\0{n}").into_bytes())),
+            "[a-z]{1,4}".prop_map(|n| ArrayKey::String(format!("\0P\0{n}").into_bytes())),
         ];
         let object = (class_name(), proptest::collection::vec((name, inner), 0..6)).prop_map(
             |(class, properties)| {
                 let mut seen = std::collections::HashSet::new();
                 Value::Object {
                     class,
+                    // 7 and "7" name the same property.
                     properties: properties
                         .into_iter()
-                        .filter(|(k, _)| seen.insert(k.clone()))
+                        .filter(|(k, _)| {
+                            seen.insert(match k {
+                                ArrayKey::Int(n) => n.to_string().into_bytes(),
+                                ArrayKey::String(s) => s.clone(),
+                            })
+                        })
                         .collect(),
                 }
             },
@@ -251,6 +258,10 @@ fn b(text: &str) -> Vec<u8> {
     text.as_bytes().to_vec()
 }
 
+fn key(text: &str) -> ArrayKey {
+    ArrayKey::String(b(text))
+}
+
 fn list(items: Vec<Value>) -> Value {
     Value::Array(
         items
@@ -264,7 +275,7 @@ fn list(items: Vec<Value>) -> Value {
 fn object(class: &str, properties: Vec<(&str, Value)>) -> Value {
     Value::Object {
         class: b(class),
-        properties: properties.into_iter().map(|(k, v)| (b(k), v)).collect(),
+        properties: properties.into_iter().map(|(k, v)| (key(k), v)).collect(),
     }
 }
 
@@ -294,13 +305,16 @@ fn objects_enums_and_custom_objects_read_as_php_wrote_them() {
     assert_eq!(unmangle(b"\0P\0c"), (Visibility::Private(b"P"), &b"c"[..]));
     assert_eq!(unmangle(b"a"), (Visibility::Public, &b"a"[..]));
 
-    // An int property name is a string to an object; an empty object is {}.
-    let (value, _) = unserialize(b"O:8:\"stdClass\":2:{i:0;i:1;s:0:\"\";i:2;}").unwrap();
-    assert_eq!(
-        value,
-        object("stdClass", vec![("0", Value::Int(1)), ("", Value::Int(2))])
-    );
-    assert_eq!(value.to_json().unwrap(), r#"{"0":1,"":2}"#);
+    // An int property name is kept as written, and is the same property as its string; an
+    // empty object is {}.
+    let php = b"O:8:\"stdClass\":3:{i:0;i:1;s:0:\"\";i:2;s:1:\"0\";i:3;}";
+    let (value, _) = unserialize(php).unwrap();
+    let expected = Value::Object {
+        class: b("stdClass"),
+        properties: vec![(ArrayKey::Int(0), Value::Int(3)), (key(""), Value::Int(2))],
+    };
+    assert_eq!(value, expected);
+    assert_eq!(value.to_json().unwrap(), r#"{"0":3,"":2}"#);
     assert_eq!(object("stdClass", vec![]).to_json().unwrap(), "{}");
 
     let php = "a:4:{i:0;O:1:\"M\":2:{s:1:\"x\";i:5;i:7;s:5:\"seven\";}i:1;E:11:\"Suit:Hearts\";i:2;r:5;i:3;E:6:\"Pure:A\";}";
@@ -309,7 +323,10 @@ fn objects_enums_and_custom_objects_read_as_php_wrote_them() {
         case: b("Hearts"),
     };
     let expected = list(vec![
-        object("M", vec![("x", Value::Int(5)), ("7", s("seven"))]),
+        Value::Object {
+            class: b("M"),
+            properties: vec![(key("x"), Value::Int(5)), (ArrayKey::Int(7), s("seven"))],
+        },
         hearts.clone(),
         hearts.clone(),
         Value::Enum {
@@ -317,7 +334,10 @@ fn objects_enums_and_custom_objects_read_as_php_wrote_them() {
             case: b("A"),
         },
     ]);
-    assert_eq!(unserialize(php.as_bytes()), Ok((expected, php.len())));
+    assert_eq!(
+        unserialize(php.as_bytes()),
+        Ok((expected.clone(), php.len()))
+    );
     assert!(
         hearts
             .echo()

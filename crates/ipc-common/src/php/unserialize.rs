@@ -96,7 +96,7 @@ enum Node {
     Array(Vec<(ArrayKey, NodeId)>),
     Object {
         class: Vec<u8>,
-        properties: Vec<(Vec<u8>, NodeId)>,
+        properties: Vec<(ArrayKey, NodeId)>,
     },
 }
 
@@ -127,8 +127,11 @@ impl Graph {
             Place::Top => self.root?,
             Place::Payload(node) => *self.payloads.get(&node)?,
             Place::Entry { node, index } => match self.nodes.get(node)? {
-                Node::Array(entries) => entries.get(index)?.1,
-                Node::Object { properties, .. } => properties.get(index)?.1,
+                Node::Array(entries)
+                | Node::Object {
+                    properties: entries,
+                    ..
+                } => entries.get(index)?.1,
                 Node::Leaf(_) => return None,
             },
         };
@@ -143,10 +146,13 @@ impl Graph {
             }
             Place::Entry { node, index } => {
                 let slot = match self.nodes.get_mut(node) {
-                    Some(Node::Array(entries)) => entries.get_mut(index).map(|e| &mut e.1),
-                    Some(Node::Object { properties, .. }) => {
-                        properties.get_mut(index).map(|e| &mut e.1)
-                    }
+                    Some(
+                        Node::Array(entries)
+                        | Node::Object {
+                            properties: entries,
+                            ..
+                        },
+                    ) => entries.get_mut(index).map(|e| &mut e.1),
                     _ => None,
                 };
                 if let Some(slot) = slot {
@@ -179,7 +185,7 @@ impl Graph {
         }
         enum Built {
             Array(Vec<(ArrayKey, Value)>),
-            Object(Vec<u8>, Vec<(Vec<u8>, Value)>),
+            Object(Vec<u8>, Vec<(ArrayKey, Value)>),
         }
         const CLOSED: usize = usize::MAX;
         // The depth at which each node is open (an ancestor of where we are), or CLOSED.
@@ -249,26 +255,28 @@ impl Graph {
             };
             let node = &self.nodes[top.node];
             if let Some(value) = done.take() {
-                let at = top.next - 1;
-                match (&mut top.built, node) {
-                    (Built::Array(built), Node::Array(entries)) => {
-                        let key = entries[at].0.clone();
-                        if let ArrayKey::String(bytes) = &key {
-                            spent += bytes.len() / 64;
-                        }
-                        built.push((key, value));
-                    }
-                    (Built::Object(_, built), Node::Object { properties, .. }) => {
-                        let name = properties[at].0.clone();
-                        spent += name.len() / 64;
-                        built.push((name, value));
-                    }
-                    _ => return Err("a reference to nothing".into()),
+                let keys = match node {
+                    Node::Array(entries)
+                    | Node::Object {
+                        properties: entries,
+                        ..
+                    } => entries,
+                    Node::Leaf(_) => return Err("a reference to nothing".into()),
+                };
+                let key = keys[top.next - 1].0.clone();
+                if let ArrayKey::String(bytes) = &key {
+                    spent += bytes.len() / 64;
+                }
+                match &mut top.built {
+                    Built::Array(built) | Built::Object(_, built) => built.push((key, value)),
                 }
             }
             let next = match node {
-                Node::Array(entries) => entries.get(top.next).map(|e| e.1),
-                Node::Object { properties, .. } => properties.get(top.next).map(|e| e.1),
+                Node::Array(entries)
+                | Node::Object {
+                    properties: entries,
+                    ..
+                } => entries.get(top.next).map(|e| e.1),
                 Node::Leaf(_) => None,
             };
             if next.is_some() {
@@ -459,17 +467,13 @@ impl Parser<'_, '_> {
         let key = match self.bytes.get(self.pos) {
             Some(b'i') => {
                 self.expect(b"i:")?;
-                let n = self.int_until(b';')?;
-                // Object properties are named by strings: PHP turns an int name into one.
-                if frame.is_object {
-                    ArrayKey::String(n.to_string().into_bytes())
-                } else {
-                    ArrayKey::Int(n)
-                }
+                ArrayKey::Int(self.int_until(b';')?)
             }
             Some(b's') => {
                 self.expect(b"s:")?;
                 let name = self.quoted("string", b";")?;
+                // An object keeps a numeric string name as a string (`(object)['7' => 1]` has
+                // property "7"), an array makes it an int key.
                 if frame.is_object {
                     ArrayKey::String(name)
                 } else {
@@ -480,23 +484,27 @@ impl Parser<'_, '_> {
             Some(_) => return self.fail("an array key is i: or s:"),
             None => return self.fail("unexpected end of data"),
         };
-        let index = match frame.positions.get(&key) {
+        // PHP names an object's property by a string: i:7 and s:1:"7" are the same one.
+        let identity = match (&key, frame.is_object) {
+            (ArrayKey::Int(n), true) => ArrayKey::String(n.to_string().into_bytes()),
+            _ => key.clone(),
+        };
+        let index = match frame.positions.get(&identity) {
             Some(&index) => index,
             None => {
-                let node = &mut self.graph.nodes[frame.node];
-                let index = match (node, &key) {
-                    (Node::Array(entries), _) => {
-                        entries.push((key.clone(), UNSET));
-                        entries.len() - 1
+                let entries = match &mut self.graph.nodes[frame.node] {
+                    Node::Array(entries)
+                    | Node::Object {
+                        properties: entries,
+                        ..
+                    } => entries,
+                    Node::Leaf(_) => {
+                        return self.fail("internal: a key for something that has none");
                     }
-                    (Node::Object { properties, .. }, ArrayKey::String(name)) => {
-                        properties.push((name.clone(), UNSET));
-                        properties.len() - 1
-                    }
-                    _ => return self.fail("internal: a key for something that has none"),
                 };
-                frame.positions.insert(key, index);
-                index
+                entries.push((key, UNSET));
+                frame.positions.insert(identity, entries.len() - 1);
+                entries.len() - 1
             }
         };
         Ok(Place::Entry {
@@ -534,9 +542,13 @@ impl Parser<'_, '_> {
                     return self.fail("an enum case is E:len:\"Class:Case\";");
                 };
                 let (class, case) = (&name[..colon], &name[colon + 1..]);
-                if !valid_class_name(class) {
+                // PHP looks the enum and its case up: a name no declaration can have is none.
+                if !declarable(class, true) || !declarable(case, false) {
                     self.pos = start;
-                    return self.fail(format!("`{}` is not a class name", class.escape_ascii()));
+                    return self.fail(format!(
+                        "`{}` is not an enum case name",
+                        name.escape_ascii()
+                    ));
                 }
                 Value::Enum {
                     class: class.to_vec(),
@@ -700,6 +712,23 @@ impl Parser<'_, '_> {
             self.graph.slots.push(place);
         }
         Ok(())
+    }
+}
+
+/// A name a declaration can have: identifiers (`[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*`),
+/// separated by `\` if `qualified`.
+fn declarable(name: &[u8], qualified: bool) -> bool {
+    let identifier = |part: &[u8]| {
+        part.first()
+            .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_' || b >= 0x80)
+            && part
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80)
+    };
+    if qualified {
+        name.split(|&b| b == b'\\').all(identifier)
+    } else {
+        identifier(name)
     }
 }
 
