@@ -31,7 +31,7 @@ impl std::error::Error for UnserializeError {}
 /// PHP's `unserialize_max_depth` default: arrays with entries and objects nest up to this deep.
 pub const MAX_DEPTH: usize = 4096;
 
-/// What references may add by copying shared values, in nodes (a string counts one per 64
+/// What references may add by copying shared values, in nodes (a string counts one per 16
 /// bytes): a few bytes of `r:` can otherwise ask for exponentially many copies.
 const MAX_COPIED: usize = 1 << 18;
 
@@ -209,7 +209,7 @@ impl Graph {
                             if let Value::String(bytes) | Value::Custom { payload: bytes, .. } =
                                 value
                             {
-                                spent += bytes.len() / 64;
+                                spent += bytes.len() / 16;
                             }
                             Some(value.clone())
                         }
@@ -265,7 +265,7 @@ impl Graph {
                 };
                 let key = keys[top.next - 1].0.clone();
                 if let ArrayKey::String(bytes) = &key {
-                    spent += bytes.len() / 64;
+                    spent += bytes.len() / 16;
                 }
                 match &mut top.built {
                     Built::Array(built) | Built::Object(_, built) => built.push((key, value)),
