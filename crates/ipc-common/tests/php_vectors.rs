@@ -1,7 +1,10 @@
 //! `ipc_common::php` against vectors captured from real PHP 8.2 by
 //! `tests/php/capture-vectors.php` (run it again to refresh `tests/php_vectors/*.json`):
-//! `serialize()`, `unserialize()`, `echo` and `json_encode()` of every kind of value, the whole
-//! sysvshm segment after each `shm_put_var`/`shm_remove_var`, and the mtext `msg_send` queues.
+//! `serialize()`, `unserialize()`, `echo` and `json_encode()` (default flags, and
+//! `JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE`) of every kind of value (objects, enums,
+//! `Serializable`, shared objects, references and cycles included), nesting at PHP's limits, the
+//! whole sysvshm segment after each `shm_put_var`/`shm_remove_var`, and the mtext `msg_send`
+//! queues.
 //! Byte-compatibility stays tested where PHP is not installed.
 //!
 //! Each test checks every vector and then reports all mismatches at once, PHP's bytes beside ours.
