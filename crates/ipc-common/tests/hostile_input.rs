@@ -6,18 +6,77 @@
 //! Each test prints `hostile inputs tried: N <what>` (shown with `--nocapture`;
 //! `scripts/reliability.sh` adds them up).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use ipc_common::cli::{Mode, parse_proj_id};
 use ipc_common::endpoint::{DgramEndpoint, MAX_UNIX_PATH, StreamEndpoint};
-use ipc_common::php::{sysvshm, unserialize};
+use ipc_common::php::{self, JsonFlags, sysvshm, unserialize};
 use ipc_common::seq::{self, Deframer, SeqChecker};
 use ipc_common::trust::parse_user;
 use ipc_common::wait::Timeout;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+
+/// Counts the bytes each thread has allocated and not freed, and the most at any one time, so
+/// that a test can bound what a parser allocates for an input (tests run on threads of their
+/// own, so counts do not mix).
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(grow: usize, shrink: usize) {
+    let _ = LIVE.try_with(|live| {
+        let now = (live.get() + grow).saturating_sub(shrink);
+        live.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+}
+
+// SAFETY: every call goes to System as it came; the counting touches only const-initialized
+// thread-locals, which neither allocate nor panic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            count(layout.size(), 0);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) };
+        count(0, layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            count(new_size, layout.size());
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The most `f` had allocated at once beyond what was live when it started.
+fn peak_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let start = LIVE.with(Cell::get);
+    PEAK.with(|peak| peak.set(start));
+    let result = f();
+    (result, PEAK.with(Cell::get) - start)
+}
 
 /// Runs `test` on `cases` inputs from `strategy`, failing with the smallest input that breaks
 /// it, and says how many inputs were tried.
@@ -293,21 +352,175 @@ fn stamped_messages_check_or_fail_cleanly() {
     );
 }
 
+/// Serialized-looking values, right and wrong: every tag PHP has, counts and lengths that may
+/// lie, and `r:`/`R:` to any number.
+fn serialized() -> impl Strategy<Value = String> {
+    let number = prop_oneof![0u64..12, Just(u64::MAX), any::<u64>()];
+    let class = prop_oneof![
+        Just("stdClass"),
+        Just("P"),
+        Just("App\\X"),
+        Just("a-b"),
+        Just("")
+    ];
+    let leaf = prop_oneof![
+        Just("N;".to_string()),
+        Just("b:1;".to_string()),
+        any::<i64>().prop_map(|n| format!("i:{n};")),
+        Just("d:0.5;".to_string()),
+        Just("d:NAN;".to_string()),
+        ("[a-z\\x00\\xff/]{0,6}", number.clone()).prop_map(|(s, lie)| format!(
+            "s:{}:\"{s}\";",
+            if lie % 5 == 0 { lie } else { s.len() as u64 }
+        )),
+        (class.clone(), "[A-Za-z]{0,3}")
+            .prop_map(|(c, case)| format!("E:{}:\"{c}:{case}\";", c.len() + 1 + case.len())),
+        (class.clone(), "[a-z:;{}]{0,6}").prop_map(|(c, p)| format!(
+            "C:{}:\"{c}\":{}:{{{p}}}",
+            c.len(),
+            p.len()
+        )),
+        number.clone().prop_map(|n| format!("r:{n};")),
+        number.clone().prop_map(|n| format!("R:{n};")),
+    ];
+    leaf.prop_recursive(6, 80, 6, move |inner| {
+        let key = prop_oneof![
+            any::<i8>().prop_map(|n| format!("i:{n};")),
+            "[a-z0-9\\x00*]{0,3}".prop_map(|s| format!("s:{}:\"{s}\";", s.len())),
+            Just("N;".to_string()),
+        ];
+        let entries = vec((key, inner), 0..5);
+        (entries, class.clone(), number.clone(), any::<bool>()).prop_map(
+            |(entries, class, lie, object)| {
+                let count = if lie % 7 == 0 {
+                    lie
+                } else {
+                    entries.len() as u64
+                };
+                let body: String = entries.into_iter().map(|(k, v)| k + &v).collect();
+                if object {
+                    format!("O:{}:\"{class}\":{count}:{{{body}}}", class.len())
+                } else {
+                    format!("a:{count}:{{{body}}}")
+                }
+            },
+        )
+    })
+}
+
+/// What unserialize may allocate for `len` bytes: its graph and tree (a few hundred bytes per
+/// value, each value at least 2 bytes), and what references may copy, by design at most 2^18
+/// values.
+fn allowed(len: usize, references: bool) -> usize {
+    1024 * len + 64 * 1024 + if references { 48 << 20 } else { 0 }
+}
+
 #[test]
 fn php_serialized_bytes_parse_or_fail_cleanly() {
     let text = prop_oneof![
         vec(any::<u8>(), 0..200),
         "[aibdsN:;{}\"0-9.E+-]{0,120}".prop_map(String::into_bytes),
+        "[aibdsNOCErR:;{}\"0-9.E+-]{0,120}".prop_map(String::into_bytes),
         // Lengths and counts far beyond the input must not be allocated for.
-        ("[as]", any::<u64>()).prop_map(|(kind, n)| format!("{kind}:{n}:{{").into_bytes()),
+        ("[asOC]", any::<u64>()).prop_map(|(kind, n)| format!("{kind}:{n}:{{").into_bytes()),
+        ("[aO]", any::<u64>()).prop_map(|(kind, n)| match kind.as_str() {
+            "O" => format!("O:8:\"stdClass\":{n}:{{").into_bytes(),
+            _ => format!("a:{n}:{{").repeat(64).into_bytes(),
+        }),
+        // Values as PHP writes them, cut or with a byte changed anywhere.
+        (
+            serialized(),
+            any::<prop::sample::Index>(),
+            any::<u8>(),
+            0..3
+        )
+            .prop_map(|(text, at, byte, how)| {
+                let mut bytes = text.into_bytes();
+                if !bytes.is_empty() {
+                    let at = at.index(bytes.len());
+                    match how {
+                        0 => bytes.truncate(at),
+                        1 => bytes[at] = byte,
+                        _ => {}
+                    }
+                }
+                bytes
+            }),
     ];
     tried("PHP serialize() byte strings", 3000, text, |bytes| {
-        if let Ok((value, used)) = unserialize(&bytes) {
+        let (result, peak) = peak_allocation(|| unserialize(&bytes));
+        let references = bytes.iter().any(|&b| b == b'r' || b == b'R');
+        prop_assert!(
+            peak <= allowed(bytes.len(), references),
+            "{peak} bytes allocated for {} bytes of input",
+            bytes.len()
+        );
+        if let Ok((value, used)) = result {
             prop_assert!(used <= bytes.len());
             let _ = value.echo();
+            let _ = value.to_json();
+            let _ = value.to_json_with(JsonFlags::UNESCAPED);
+            // What we read, we can write, and read back as the same bytes.
+            let again = php::serialize(&value);
+            if let Ok((back, _)) = unserialize(&again) {
+                prop_assert_eq!(php::serialize(&back), again);
+            }
         }
         Ok(())
     });
+}
+
+/// A few hundred bytes of references that each refer twice to the level before ask for 2^60
+/// copies; nesting at PHP's limit in every form; counts that claim the earth at every level.
+#[test]
+fn php_serialized_bombs_are_refused_within_bounded_memory() {
+    let mut doubling = String::from("a:60:{i:0;a:2:{i:0;s:1:\"x\";i:1;s:1:\"x\";}");
+    for level in 1..60 {
+        // Value 1 is the outer array, 2 level 0 (3 and 4 its strings), 5 level 1, 6 level 2, ...
+        let previous = if level == 1 { 2 } else { 5 + level - 2 };
+        doubling.push_str(&format!(
+            "i:{level};a:2:{{i:0;R:{previous};i:1;R:{previous};}}"
+        ));
+    }
+    doubling.push('}');
+    let nested = |open: &str, leaf: &str, close: &str, levels: usize| {
+        open.repeat(levels) + leaf + &close.repeat(levels)
+    };
+    let object = "O:8:\"stdClass\":1:{s:1:\"a\";";
+    let bombs = [
+        (doubling, false),
+        (nested("a:1:{i:0;", "N;", "}", php::MAX_DEPTH), true),
+        (nested("a:1:{i:0;", "N;", "}", php::MAX_DEPTH + 1), false),
+        (nested(object, "N;", "}", php::MAX_DEPTH), true),
+        (nested(object, "N;", "}", 100_000), false),
+        (nested("a:1:{i:0;", "R:1;", "}", php::MAX_DEPTH), true),
+        (nested("a:1:{i:0;", "r:1;", "}", php::MAX_DEPTH), false),
+        (nested("a:99999999:{i:0;", "N;", "}", 4000), false),
+        (nested("C:1:\"S\":", "", "", 1000), false),
+    ];
+    // The counting itself counts.
+    let (_, peak) = peak_allocation(|| std::hint::black_box(vec![1u8; 1 << 20]));
+    assert!(peak >= 1 << 20, "{peak}");
+    for (bytes, readable) in bombs {
+        let references = bytes.contains("R:") || bytes.contains("r:");
+        let (result, peak) = peak_allocation(|| unserialize(bytes.as_bytes()));
+        assert_eq!(result.is_ok(), readable, "{}...: {result:?}", &bytes[..40]);
+        assert!(
+            peak <= allowed(bytes.len(), references),
+            "{peak} bytes allocated for {} bytes of input {}...",
+            bytes.len(),
+            &bytes[..40]
+        );
+        if let Ok((value, _)) = result {
+            // "Array" or PHP's Error for an object; JSON goes no deeper than 512.
+            assert!(value.echo().map_or_else(
+                |err| err.to_string().contains("stdClass"),
+                |bytes| bytes == b"Array"
+            ));
+            assert!(value.to_json().is_err());
+        }
+    }
+    println!("hostile inputs tried: 9 PHP serialize() bombs");
 }
 
 #[test]

@@ -185,7 +185,9 @@ fn decode(text: &[u8], key: Key, format: Format) -> anyhow::Result<Vec<u8>> {
             if matches!(value, Value::Array(_)) {
                 eprintln!("warning: Array to string conversion (--format json shows the array)");
             }
-            Ok(value.echo())
+            value
+                .echo()
+                .map_err(|why| anyhow!("print the message on queue {key}: {why}"))
         }
         Format::Json => value
             .to_json()

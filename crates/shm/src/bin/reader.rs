@@ -159,7 +159,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             let what = format!("variable {var} in {}", shared.name);
             let value = shared.wait_for_var(var, false, what, true, &deadline)?;
             let printed = match args.format.unwrap_or(Format::Echo) {
-                Format::Echo => value.echo(),
+                Format::Echo => value
+                    .echo()
+                    .map_err(|why| anyhow!("print variable {var}: {why}"))?,
                 Format::Json => value
                     .to_json()
                     .map_err(|why| anyhow!("print variable {var} as JSON: {why}"))?
