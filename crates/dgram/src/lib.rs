@@ -53,11 +53,11 @@ pub fn message_limit(endpoint: &DgramEndpoint) -> anyhow::Result<MessageLimit> {
     Ok(match endpoint {
         DgramEndpoint::Udp(addr) if addr.is_ipv4() => MessageLimit {
             bytes: UDP_MAX_IPV4,
-            why: "a UDP datagram over IPv4 carries at most 65507 bytes",
+            why: "a UDP datagram over IPv4 carries at most 65507 bytes".into(),
         },
         DgramEndpoint::Udp(_) => MessageLimit {
             bytes: UDP_MAX_IPV6,
-            why: "a UDP datagram over IPv6 carries at most 65527 bytes",
+            why: "a UDP datagram over IPv6 carries at most 65527 bytes".into(),
         },
         DgramEndpoint::Unix(_) => {
             let text = std::fs::read_to_string(WMEM_MAX).with_context(|| {
@@ -72,13 +72,15 @@ pub fn message_limit(endpoint: &DgramEndpoint) -> anyhow::Result<MessageLimit> {
                 MessageLimit {
                     bytes: by_buffer,
                     why: "a Unix datagram must fit the sender's SO_SNDBUF, at most twice \
-                          net.core.wmem_max, less 32 bytes",
+                          net.core.wmem_max, less 32 bytes"
+                        .into(),
                 }
             } else {
                 MessageLimit {
                     bytes: UNIX_KERNEL_MAX,
                     why: "the kernel builds a Unix datagram from one 4 MiB allocation plus 17 \
-                          pages",
+                          pages"
+                        .into(),
                 }
             }
         }

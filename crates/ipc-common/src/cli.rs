@@ -80,11 +80,11 @@ impl MessageArgs {
             text.clone().into_vec()
         } else if let Some(path) = &self.message_file {
             if path.as_os_str() == "-" {
-                input::read_bounded(std::io::stdin().as_fd(), limit, deadline, "stdin")?
+                input::read_bounded(std::io::stdin().as_fd(), &limit, deadline, "stdin")?
             } else {
                 let file = input::open(path)
                     .with_context(|| format!("read the message from {}", path.display()))?;
-                input::read_bounded(file.as_fd(), limit, deadline, &path.display().to_string())?
+                input::read_bounded(file.as_fd(), &limit, deadline, &path.display().to_string())?
             }
         } else if let Some(text) = std::env::var_os(MESSAGE_ENV) {
             text.into_vec()
@@ -97,11 +97,11 @@ impl MessageArgs {
 }
 
 /// The largest message a mechanism carries, and why, for the error that refuses a longer one.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct MessageLimit {
     pub bytes: usize,
     /// Why there is a limit ("a UDP datagram over IPv4 carries at most 65507 bytes").
-    pub why: &'static str,
+    pub why: std::borrow::Cow<'static, str>,
 }
 
 impl MessageLimit {
@@ -109,10 +109,10 @@ impl MessageLimit {
     /// limit (streams, FIFOs).
     pub const IN_MEMORY: MessageLimit = MessageLimit {
         bytes: 1 << 30,
-        why: "the writer holds the message in memory, up to 1 GiB",
+        why: std::borrow::Cow::Borrowed("the writer holds the message in memory, up to 1 GiB"),
     };
 
-    fn check(self, len: usize) -> anyhow::Result<()> {
+    fn check(&self, len: usize) -> anyhow::Result<()> {
         if len > self.bytes {
             bail!(
                 "the message is over {} bytes, the most this can send ({}): send less",
@@ -151,7 +151,7 @@ mod input {
     /// waiting no longer than `deadline`.
     pub(super) fn read_bounded(
         fd: BorrowedFd<'_>,
-        limit: MessageLimit,
+        limit: &MessageLimit,
         deadline: &Deadline,
         what: &str,
     ) -> anyhow::Result<Vec<u8>> {

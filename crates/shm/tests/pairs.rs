@@ -582,8 +582,8 @@ fn an_oversized_shmop_message_is_refused_and_the_run_leaves_nothing() {
         &key_file,
         &["--api", "shmop", "--message", &"z".repeat(1025)],
     );
-    refused.assert_failure(1, "write 1025 bytes at offset 0");
-    refused.assert_failure(1, "at most 1024 bytes fit");
+    refused.assert_failure(1, "the message is over 1024 bytes, the most this can send");
+    refused.assert_failure(1, "larger than the segment (--size)");
     assert!(
         !key_file.exists(),
         "the failed run removed the key file it created"

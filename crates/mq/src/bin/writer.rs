@@ -206,9 +206,10 @@ fn message_text(args: &Args, deadline: &Deadline) -> anyhow::Result<Vec<u8>> {
         Value::Null
     } else {
         // The kernel's msgmax bounds what is read; the exact check, after serializing, follows.
+        let msgmax = sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax")?;
         let limit = MessageLimit {
-            bytes: sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax")?,
-            why: "the kernel's msgmax (/proc/sys/kernel/msgmax)",
+            bytes: msgmax,
+            why: format!("over msgmax, the kernel's limit of {msgmax} bytes per message").into(),
         };
         let bytes = args.message.payload(mq::MESSAGE, limit, deadline)?;
         if args.raw || args.count.is_some() {

@@ -170,7 +170,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let limit = MessageLimit {
         bytes: args.size,
-        why: "a message cannot be larger than the segment (--size)",
+        why: "a message cannot be larger than the segment (--size)".into(),
     };
     let message = args.message.payload(shm::MESSAGE, limit, &deadline)?;
 
