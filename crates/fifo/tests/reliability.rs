@@ -161,3 +161,57 @@ fn contract_a_reader_killed_with_our_bytes_in_the_pipe_fails_the_writer() {
     );
     let _ = read.finish();
 }
+
+/// Every progress line and the payload line go out in one `write(2)` each, so the lines of
+/// processes sharing a terminal or a log (`docker-compose up`) never interleave mid-line.
+/// Checked with strace; skipped (visibly) where strace is missing.
+#[test]
+fn contract_each_line_is_one_write() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        ipc_testkit::skipped(
+            "skipping one-write test: strace not installed (apt-get install -y strace)",
+        );
+        return;
+    }
+    let dir = temp_dir();
+    let path = dir.path().join("fifo");
+    let log = dir.path().join("strace.log");
+    let mut traced = ipc_testkit::ours("strace");
+    traced
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=write",
+            "-e",
+            "signal=none",
+            "-s",
+            "4096",
+            "-o",
+        ])
+        .arg(&log)
+        .arg(READER)
+        .arg(&path)
+        .args(["--timeout", "5"]);
+    let mut read = Proc::spawn("strace fifo-reader", &mut traced);
+    read.wait_for_stderr("waiting for a writer");
+    writer(&path, &[]).finish().assert_success();
+    read.finish()
+        .assert_success()
+        .assert_stdout(format!("{MESSAGE}\n").as_bytes());
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let mut lines = 0;
+    for call in trace
+        .lines()
+        .filter(|l| l.contains("write(1,") || l.contains("write(2,"))
+    {
+        // `write(2, "created FIFO /tmp/x (mode 0600)\n", 33) = 33`: one line, ending the call.
+        let text = call.split('"').nth(1).unwrap_or_default();
+        assert!(
+            text.ends_with("\\n") && text.matches("\\n").count() == 1,
+            "not one whole line in one write: {call}"
+        );
+        lines += 1;
+    }
+    assert!(lines >= 4, "too few writes traced ({lines}):\n{trace}");
+}
