@@ -707,38 +707,60 @@ impl Exchange {
     }
 }
 
-/// Folds a run of identical failing calls of one thread (a retry loop: `msgget` = ENOENT 33
-/// times) into its first, counting them. Calls of the other process in between do not break a
-/// run.
+/// Folds retry loops: a call of a thread that repeats one of the thread's last few shown calls
+/// (same name, same result, arguments differing only in numbers such as what is left of a
+/// timeout) is counted on the first instead of shown again, when the loop failed at least once
+/// (`newfstatat` = 0, `shmget` = ENOENT, over and over, while waiting for a segment). Transfers
+/// are never folded.
 fn fold_retries(events: Vec<Event>) -> Vec<Event> {
+    const WINDOW: usize = 3;
     let mut out: Vec<Event> = Vec::with_capacity(events.len());
-    let mut last_of_thread: HashMap<(Side, u32), usize> = HashMap::new();
+    let mut shown_of_thread: HashMap<(Side, u32), Vec<usize>> = HashMap::new();
     for event in events {
         let key = (event.side, event.tid);
-        if let Ret::Error { errno } = &event.ret
-            && let Some(&at) = last_of_thread.get(&key)
-            && out[at].name == event.name
-            && matches!(&out[at].ret, Ret::Error { errno: e } if e == errno)
-            && (out[at].args == event.args || out[at].repeat > 1 || same_shape(&out[at], &event))
-        {
-            out[at].repeat += 1;
-            out[at].last_end_us = event.last_end_us.max(out[at].last_end_us);
-            continue;
+        let history = shown_of_thread.entry(key).or_default();
+        let foldable = event.bytes.is_none() && event.dur_us.is_some();
+        let found = foldable
+            .then(|| {
+                history
+                    .iter()
+                    .rev()
+                    .take(WINDOW)
+                    .copied()
+                    .find(|&at| signature(&out[at]) == signature(&event))
+            })
+            .flatten();
+        if let Some(at) = found {
+            let failed_in_loop = matches!(event.ret, Ret::Error { .. })
+                || history
+                    .iter()
+                    .filter(|&&i| i >= at)
+                    .any(|&i| matches!(out[i].ret, Ret::Error { .. }));
+            if failed_in_loop {
+                out[at].repeat += 1;
+                out[at].last_end_us = event.last_end_us.max(out[at].last_end_us);
+                continue;
+            }
         }
-        last_of_thread.insert(key, out.len());
+        history.push(out.len());
         out.push(event);
     }
     out
 }
 
-/// Two calls differing only in a timeout argument (each retry passes what is left).
-fn same_shape(a: &Event, b: &Event) -> bool {
-    let strip = |s: &str| {
-        s.chars()
-            .filter(|c| !c.is_ascii_digit())
-            .collect::<String>()
+/// What makes two calls the same step of a loop: name, result, arguments without numbers.
+fn signature(e: &Event) -> (String, String, String) {
+    let ret = match &e.ret {
+        Ret::Error { errno } => errno.clone(),
+        Ret::Value { value, .. } => value.to_string(),
+        Ret::Unknown => "?".to_string(),
     };
-    strip(&a.args) == strip(&b.args)
+    let args = e
+        .args
+        .chars()
+        .filter(|c| !c.is_ascii_hexdigit())
+        .collect::<String>();
+    (e.name.clone(), ret, args)
 }
 
 /// Links sends to receives per channel: message channels one to one in order, byte streams by
