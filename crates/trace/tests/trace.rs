@@ -56,8 +56,9 @@ fn pair_binaries_built() {
 fn strace_present() -> bool {
     let found = trace::run::find_strace().is_some();
     if !found {
+        let in_ci = std::env::var("CI").is_ok_and(|ci| !matches!(ci.as_str(), "" | "0" | "false"));
         assert!(
-            std::env::var("CI").is_err(),
+            !in_ci,
             "strace must be installed in CI (.ci/run installs it)"
         );
         println!("skipping: strace not installed (apt-get install strace)");
