@@ -707,45 +707,64 @@ impl Exchange {
     }
 }
 
-/// Folds retry loops: a call of a thread that repeats one of the thread's last few shown calls
-/// (same name, same result, arguments differing only in numbers such as what is left of a
-/// timeout) is counted on the first instead of shown again, when the loop failed at least once
-/// (`newfstatat` = 0, `shmget` = ENOENT, over and over, while waiting for a segment). Transfers
-/// are never folded.
-fn fold_retries(events: Vec<Event>) -> Vec<Event> {
-    const WINDOW: usize = 3;
-    let mut out: Vec<Event> = Vec::with_capacity(events.len());
-    let mut shown_of_thread: HashMap<(Side, u32), Vec<usize>> = HashMap::new();
-    for event in events {
-        let key = (event.side, event.tid);
-        let history = shown_of_thread.entry(key).or_default();
-        let foldable = event.bytes.is_none() && event.dur_us.is_some();
-        let found = foldable
-            .then(|| {
-                history
-                    .iter()
-                    .rev()
-                    .take(WINDOW)
-                    .copied()
-                    .find(|&at| signature(&out[at]) == signature(&event))
-            })
-            .flatten();
-        if let Some(at) = found {
-            let failed_in_loop = matches!(event.ret, Ret::Error { .. })
-                || history
-                    .iter()
-                    .filter(|&&i| i >= at)
-                    .any(|&i| matches!(out[i].ret, Ret::Error { .. }));
-            if failed_in_loop {
-                out[at].repeat += 1;
-                out[at].last_end_us = event.last_end_us.max(out[at].last_end_us);
-                continue;
-            }
-        }
-        history.push(out.len());
-        out.push(event);
+/// Folds retry loops: a block of one to three calls of a thread that failed at least once
+/// (`newfstatat` = 0, `shmget` = ENOENT) and then repeats, call for call (same name, same
+/// result, arguments differing only in numbers such as what is left of a timeout), is shown
+/// once, each call counting its repeats. Only whole repeats fold, so the iteration that
+/// succeeded stays visible; transfers never fold.
+fn fold_retries(mut events: Vec<Event>) -> Vec<Event> {
+    const LONGEST_LOOP: usize = 3;
+    let mut per_thread: BTreeMap<(Side, u32), Vec<usize>> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        per_thread.entry((e.side, e.tid)).or_default().push(i);
     }
-    out
+    let signatures: Vec<_> = events.iter().map(signature).collect();
+    let foldable = |e: &Event| e.bytes.is_none() && e.dur_us.is_some();
+    // (kept, folded into it)
+    let mut folds: Vec<(usize, usize)> = Vec::new();
+    for seq in per_thread.values() {
+        let mut i = 0;
+        while i < seq.len() {
+            let mut next = i + 1;
+            for period in 1..=LONGEST_LOOP {
+                if i + 2 * period > seq.len() {
+                    break;
+                }
+                let block = &seq[i..i + period];
+                let failed = block
+                    .iter()
+                    .any(|&k| matches!(events[k].ret, Ret::Error { .. }));
+                if !failed || !block.iter().all(|&k| foldable(&events[k])) {
+                    continue;
+                }
+                let repeats = |at: usize| {
+                    (0..period).all(|q| signatures[seq[at + q]] == signatures[block[q]])
+                };
+                let mut at = i + period;
+                while at + period <= seq.len() && repeats(at) {
+                    folds.extend((0..period).map(|q| (block[q], seq[at + q])));
+                    at += period;
+                }
+                if at > i + period {
+                    next = at;
+                    break;
+                }
+            }
+            i = next;
+        }
+    }
+    let mut gone = vec![false; events.len()];
+    for (kept, folded) in folds {
+        gone[folded] = true;
+        let end = events[folded].last_end_us;
+        events[kept].repeat += 1;
+        events[kept].last_end_us = events[kept].last_end_us.max(end);
+    }
+    events
+        .into_iter()
+        .zip(gone)
+        .filter_map(|(e, gone)| (!gone).then_some(e))
+        .collect()
 }
 
 /// What makes two calls the same step of a loop: name, result, arguments without numbers.

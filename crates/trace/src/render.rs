@@ -223,14 +223,15 @@ pub fn row_text(x: &Exchange, index: usize, row: &Row, width: usize) -> String {
     let room = width.saturating_sub(mark.chars().count());
     let text = match row.kind {
         RowKind::Call => {
-            let mut t = fit_call(e, room, true);
-            if let Some(d) = e.dur_us.filter(|d| *d >= 1000 && e.repeat == 1) {
-                let extra = format!(" ({})", duration(d));
-                if t.chars().count() + extra.chars().count() <= room {
-                    t.push_str(&extra);
-                }
-            }
-            t
+            // How long the call took, or a retry loop kept trying: worth more than arguments.
+            let took = e.end_us().saturating_sub(e.start_us);
+            let extra = match (took >= 1000, e.repeat > 1) {
+                (false, _) => String::new(),
+                (true, true) => format!(" in {}", duration(took)),
+                (true, false) => format!(" ({})", duration(took)),
+            };
+            let t = fit_call(e, room.saturating_sub(extra.chars().count()), true);
+            format!("{t}{extra}")
         }
         RowKind::Begin if e.dur_us.is_none() => {
             let t = fit_call(e, room.saturating_sub(16), false);
