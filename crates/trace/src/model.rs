@@ -554,7 +554,10 @@ fn classify(call: &Call, known: &Known) -> Option<(Class, Option<ChannelKey>, bo
     if !send && !RECVS.contains(&name) {
         return None;
     }
-    let bytes = ok_value.map(|v| v as u64);
+    // sendmmsg/recvmmsg return how many messages, not bytes: shown, never linked.
+    let bytes = ok_value
+        .map(|v| v as u64)
+        .filter(|_| !name.ends_with("mmsg"));
     if !send && bytes == Some(0) {
         return Some((Class::Eof, None, false, None));
     }

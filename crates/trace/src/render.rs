@@ -612,6 +612,27 @@ pub fn svg(x: &Exchange, title: &str) -> String {
         );
     }
     if x.shared_memory {
+        // Between the first and the last attach, the bytes moved where strace cannot see.
+        let attached: Vec<f64> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                let e = &x.events[r.event];
+                e.name == "shmat" && e.ret.value().is_some()
+            })
+            .map(|(i, _)| y_of_row[i])
+            .collect();
+        if let (Some(first), Some(last)) = (attached.first(), attached.last()) {
+            let y = (first + last) / 2.0;
+            let _ = writeln!(
+                s,
+                r##"<rect x="{}" y="{}" width="236" height="34" rx="4" fill="#f3e5f5" stroke="#6a1b9a"/><text x="{kernel}" y="{}" text-anchor="middle" fill="#6a1b9a">the bytes move by memory writes:</text><text x="{kernel}" y="{}" text-anchor="middle" fill="#6a1b9a">no system call sees them</text>"##,
+                kernel - 118.0,
+                y - 17.0,
+                y - 3.0,
+                y + 11.0
+            );
+        }
         for (i, row) in rows.iter().enumerate() {
             let e = &x.events[row.event];
             if e.name == "shmat" && e.ret.value().is_some() {

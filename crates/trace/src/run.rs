@@ -40,8 +40,12 @@ pub enum Order {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub strace: PathBuf,
-    /// The most the whole run may take before both sides are killed.
-    pub limit: Duration,
+    /// How long the first side may take to say it is ready before the second starts anyway
+    /// (`None`: as long as it takes).
+    pub ready_within: Option<Duration>,
+    /// The most the sides may run once both are started before they are killed (`None`: no
+    /// limit).
+    pub limit: Option<Duration>,
     pub order: Order,
     /// `strace -s`: how much of each string to keep.
     pub string_limit: usize,
@@ -256,9 +260,8 @@ pub fn run_pair(
         Order::ReaderFirst => (Side::Reader, Side::Writer),
         Order::WriterFirst => (Side::Writer, Side::Reader),
     };
-    let deadline = Instant::now() + options.limit;
     let mut first = Running::start(first_side, &first, options, &dir)?;
-    let ready = first.wait_ready(deadline);
+    let ready = first.wait_ready(deadline_after(options.ready_within));
     let second_command = second_for(ready.as_deref());
     let second = match Running::start(second_side, &second_command, options, &dir) {
         Ok(second) => second,
@@ -267,12 +270,30 @@ pub fn run_pair(
             return Err(err);
         }
     };
+    let deadline = deadline_after(options.limit);
     let first = first.finish(deadline, &dir);
     let second = second.finish(deadline, &dir);
     Ok(match options.order {
         Order::ReaderFirst => [first, second],
         Order::WriterFirst => [second, first],
     })
+}
+
+/// `now + wait`, or a moment far enough away to be never (no `Instant` overflow).
+fn deadline_after(wait: Option<Duration>) -> Instant {
+    const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(wait.unwrap_or(NEVER).min(NEVER))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// Why strace traced nothing, when it says so (`strace: ... Operation not permitted`).
+pub fn strace_failure(outcome: &Outcome) -> Option<&str> {
+    if !outcome.log.threads.is_empty() {
+        return None;
+    }
+    outcome.stderr.lines().find(|l| l.starts_with("strace: "))
 }
 
 /// The URL in a readiness line `listening on URL`.

@@ -79,7 +79,8 @@ struct Args {
     #[arg(long)]
     reader_first: bool,
 
-    /// Both sides get --timeout SECS; the whole run is killed 10 s after that
+    /// Both sides get --timeout SECS; the first gets that long to say it is ready, and both
+    /// are killed 10 s after that (0: no limit)
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
 
@@ -453,7 +454,9 @@ fn label_of(words: &[OsString]) -> String {
 fn run(args: &Args, strace: PathBuf, plan: Plan) -> anyhow::Result<ExitCode> {
     let options = run::Options {
         strace,
-        limit: Duration::from_secs(args.timeout.saturating_add(10)),
+        // --timeout 0 waits for ever, as the pair's own binaries do.
+        ready_within: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+        limit: (args.timeout > 0).then(|| Duration::from_secs(args.timeout.saturating_add(10))),
         order: plan.first,
         string_limit: 48,
         raw_dir: args.raw.clone(),
@@ -467,6 +470,14 @@ fn run(args: &Args, strace: PathBuf, plan: Plan) -> anyhow::Result<ExitCode> {
         }
     };
     let [reader, writer] = run::run_pair(first, second_for, &options)?;
+    for outcome in [&reader, &writer] {
+        if let Some(why) = run::strace_failure(outcome) {
+            bail!(
+                "strace could not trace {}: {why} (in a container, tracing needs --cap-add SYS_PTRACE)",
+                outcome.log.label
+            );
+        }
+    }
     let exchange = Exchange::build(&reader.log, &writer.log, args.all, &plan.watch);
     if let Some(path) = &args.svg {
         std::fs::write(path, render::svg(&exchange, &plan.title))
