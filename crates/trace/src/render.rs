@@ -276,7 +276,8 @@ const GUTTER: usize = 13;
 /// The two columns (reader | writer), one line per row, an arrow between them per transfer.
 pub fn text(x: &Exchange, title: &str, style: TextStyle) -> String {
     let width = style.width.max(60);
-    let col = (width - 9 - GUTTER) / 2;
+    // time (8), a space, the reader, " │", the gutter, "│ ", the writer.
+    let col = (width - 9 - GUTTER - 2) / 2;
     let paint = |code: &str, text: &str| {
         if style.color && !text.trim().is_empty() {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -366,7 +367,8 @@ fn pad(text: &str, width: usize) -> String {
     format!("{text}{}", " ".repeat(width.saturating_sub(n)))
 }
 
-fn wrap(text: &str, width: usize) -> Vec<String> {
+/// `text` in lines of at most `width` characters, continuation lines indented by two.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split(' ') {

@@ -219,6 +219,25 @@ fn linked(t: &Traced, flows: &[(&str, u64)]) {
         assert_eq!(sent, *expected, "bytes the {from} sent");
     }
     assert_eq!(by_link.len(), transfers.len() / 2);
+    // The JSON's flow arrows: one start and one end per link, the same ids as the slices'.
+    let events = t.json["traceEvents"].as_array().expect("traceEvents");
+    let flow_ids = |ph: &str| {
+        let mut ids: Vec<u64> = events
+            .iter()
+            .filter(|e| e["ph"] == ph)
+            .filter_map(|e| e["id"].as_u64())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let ids: Vec<u64> = by_link.keys().copied().collect();
+    assert_eq!(flow_ids("s"), ids, "flow starts");
+    assert_eq!(flow_ids("f"), ids, "flow ends");
+    // And the SVG draws an arrow labelled with each link's bytes.
+    for (id, pair) in &by_link {
+        let label = format!("#{id} {} B", pair[0].bytes.unwrap_or(0));
+        assert!(t.svg.contains(&label), "the SVG lacks {label:?}");
+    }
 }
 
 #[track_caller]
@@ -234,6 +253,9 @@ fn succeeded(t: &Traced) {
         out.contains("reader: exit 0") && out.contains("writer: exit 0"),
         "{out}"
     );
+    // Readable at 100 columns: no line wider (box-drawing characters are one column each).
+    let widest = out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 100, "a line of {widest} columns:\n{out}");
     assert!(
         out.contains("slowed") || out.contains("stops both processes"),
         "no slowdown note: {out}"

@@ -506,11 +506,12 @@ fn run(args: &Args, strace: PathBuf, plan: Plan) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     let mut killed = false;
     for (side, outcome) in [(Side::Reader, &reader), (Side::Writer, &writer)] {
-        let line = ending(side, outcome);
         failed |= !outcome.status.is_some_and(|s| s.success());
         killed |= outcome.status.is_none();
-        out.push_str(&line);
-        out.push('\n');
+        for line in render::wrap(&ending(side, outcome), args.width.max(60)) {
+            out.push_str(&line);
+            out.push('\n');
+        }
     }
     for (what, path) in [("SVG", &args.svg), ("trace JSON", &args.json)] {
         if let Some(path) = path {
