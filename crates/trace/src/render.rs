@@ -697,6 +697,20 @@ pub fn chrome_json(x: &Exchange) -> String {
             "args": {"sort_index": side.index()}
         }));
     }
+    let mut threads: Vec<(Side, u32)> = x.events.iter().map(|e| (e.side, e.tid)).collect();
+    threads.sort_unstable();
+    threads.dedup();
+    for (side, tid) in threads {
+        let pid = x.pids[side.index()];
+        let name = if tid == pid {
+            "main thread".to_string()
+        } else {
+            format!("thread {tid}")
+        };
+        events.push(json!({
+            "ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}
+        }));
+    }
     let rel = |us: u64| us.saturating_sub(x.origin_us) as f64;
     // A slice needs a width to be seen and to hold a flow's end.
     let width = |e: &Event| e.end_us().saturating_sub(e.start_us).max(1) as f64;

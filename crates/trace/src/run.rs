@@ -293,7 +293,10 @@ pub fn strace_failure(outcome: &Outcome) -> Option<&str> {
     if !outcome.log.threads.is_empty() {
         return None;
     }
-    outcome.stderr.lines().find(|l| l.starts_with("strace: "))
+    outcome
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("strace: ") || l.contains("/strace: "))
 }
 
 /// The URL in a readiness line `listening on URL`.

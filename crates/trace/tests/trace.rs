@@ -431,3 +431,21 @@ fn usage_errors_exit_2() {
     let finished = run("ipc-trace fifo udg", &mut command, None);
     assert_eq!(finished.status.code(), Some(2));
 }
+
+/// A command strace cannot start is one error line, not an empty picture.
+#[test]
+fn a_command_that_cannot_start_is_one_error() {
+    if !strace_present() {
+        return;
+    }
+    let mut command = ipc_testkit::ours(TRACE);
+    command.args(["--", "no-such-program-ipct", "--", "true"]);
+    let finished = run("ipc-trace no-such-program", &mut command, None);
+    finished.assert_failure(1, "could not trace no-such-program-ipct");
+    assert_eq!(
+        finished.stderr.trim().lines().count(),
+        1,
+        "{}",
+        finished.stderr
+    );
+}

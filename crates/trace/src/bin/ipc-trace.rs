@@ -381,6 +381,17 @@ fn side_command_with(
             }
         }
         Peer::Php => {
+            let found = if args.php.components().count() > 1 {
+                args.php.is_file()
+            } else {
+                run::find_on_path(&args.php.to_string_lossy()).is_some()
+            };
+            if !found {
+                bail!(
+                    "{} not found: the PHP peers need it (apt-get install php-cli php-mbstring, or --php PATH)",
+                    args.php.display()
+                );
+            }
             let script = args.php_dir.join(example.php_script(side));
             if !script.is_file() {
                 bail!(
@@ -472,10 +483,12 @@ fn run(args: &Args, strace: PathBuf, plan: Plan) -> anyhow::Result<ExitCode> {
     let [reader, writer] = run::run_pair(first, second_for, &options)?;
     for outcome in [&reader, &writer] {
         if let Some(why) = run::strace_failure(outcome) {
-            bail!(
-                "strace could not trace {}: {why} (in a container, tracing needs --cap-add SYS_PTRACE)",
-                outcome.log.label
-            );
+            let hint = if why.contains("ptrace") || why.contains("not permitted") {
+                " (in a container, tracing needs --cap-add SYS_PTRACE)"
+            } else {
+                ""
+            };
+            bail!("strace could not trace {}: {why}{hint}", outcome.log.label);
         }
     }
     let exchange = Exchange::build(&reader.log, &writer.log, args.all, &plan.watch);
