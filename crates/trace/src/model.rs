@@ -348,9 +348,11 @@ impl Known {
                     self.peer_of.insert(peer, ino);
                 }
                 if let Obj::Unix {
-                    ino, peer, path, ..
+                    ino,
+                    peer,
+                    path: Some(path),
+                    ..
                 } = Obj::parse(ann)
-                    && let Some(path) = path
                 {
                     self.socket_paths.insert(path.clone());
                     self.path_by_ino.insert(ino, path.clone());
@@ -360,26 +362,22 @@ impl Known {
                 }
             }
         }
-        if matches!(call.name.as_str(), "bind" | "connect")
-            && let Some(path) = field(&call.args, "sun_path=")
-        {
-            self.socket_paths.insert(path);
+        if matches!(call.name.as_str(), "bind" | "connect") {
+            self.socket_paths.extend(field(&call.args, "sun_path="));
         }
         if call.args.contains("S_IFIFO") && !matches!(call.ret, Ret::Error { .. }) {
-            if let Some(path) = call_path(call) {
-                self.fifos.insert(path);
-            } else if let Some((_, ann)) = strace::annotated_fds(&call.args).first()
-                && let Obj::Path(path) = Obj::parse(ann)
-            {
-                self.fifos.insert(path);
-            }
+            let by_fd = || match strace::annotated_fds(&call.args).first() {
+                Some((_, ann)) => match Obj::parse(ann) {
+                    Obj::Path(path) => Some(path),
+                    _ => None,
+                },
+                None => None,
+            };
+            self.fifos.extend(call_path(call).or_else(by_fd));
         }
-        if call.name.starts_with("mknod")
-            && call.args.contains("S_IFIFO")
-            && let Some(path) = call_path(call)
-        {
+        if call.name.starts_with("mknod") && call.args.contains("S_IFIFO") {
             // Also when it failed with EEXIST: the path is a FIFO somebody made.
-            self.fifos.insert(path);
+            self.fifos.extend(call_path(call));
         }
     }
 

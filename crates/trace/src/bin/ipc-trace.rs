@@ -261,9 +261,11 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
             }
         );
         let writer = Box::new(move |ready: Option<&str>| {
-            if let (Some(make), Some(url)) = (&announced, ready.and_then(run::announced_url))
-                && let Ok(command) = make(url)
-            {
+            let at_announced = match (&announced, ready.and_then(run::announced_url)) {
+                (Some(make), Some(url)) => make(url).ok(),
+                _ => None,
+            };
+            if let Some(command) = at_announced {
                 return command;
             }
             std::mem::replace(
@@ -360,9 +362,7 @@ fn side_command_with(
     if example.takes_timeout(side, peer) {
         list.extend(["--timeout".to_string(), args.timeout.to_string()]);
     }
-    if side == Side::Writer
-        && let Some(message) = &args.message
-    {
+    if let (Side::Writer, Some(message)) = (side, &args.message) {
         list.extend(["--message".to_string(), message.clone()]);
     }
     Ok(match peer {
@@ -426,9 +426,11 @@ fn command_of(words: &[OsString], url: Option<&str>) -> SideCommand {
     let words: Vec<OsString> = words.iter().map(subst).collect();
     let mut program = words[0].clone();
     // A bare name of ours resolves next to ipc-trace first, like the examples.
-    if let Some(name) = program.to_str().filter(|n| !n.contains('/'))
-        && let Some(path) = run::find_binary(name)
-    {
+    let ours = program
+        .to_str()
+        .filter(|n| !n.contains('/'))
+        .and_then(run::find_binary);
+    if let Some(path) = ours {
         program = path.into();
     }
     SideCommand {
@@ -563,9 +565,8 @@ fn ending(side: Side, outcome: &Outcome) -> String {
             outcome.stdout.len()
         ));
     }
-    if !outcome.status.is_some_and(|s| s.success())
-        && let Some(last) = outcome.stderr.lines().rev().find(|l| !l.trim().is_empty())
-    {
+    let last = outcome.stderr.lines().rev().find(|l| !l.trim().is_empty());
+    if let (false, Some(last)) = (outcome.status.is_some_and(|s| s.success()), last) {
         line.push_str(&format!("; its last words: {last}"));
     }
     line
