@@ -886,3 +886,80 @@ fn describe(key: &ChannelKey, events: &[Event], s: &[usize], r: &[usize], known:
         ChannelKey::Msg(msqid, mtype) => format!("message queue msqid {msqid}, type {mtype}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(lines: &[&str]) -> SideLog {
+        SideLog::parse("x", vec![(7, lines.join("\n"))])
+    }
+
+    #[test]
+    fn a_stream_is_linked_by_byte_ranges() {
+        let writer = log(&[
+            r#"1.000001 write(3<UNIX-STREAM:[10->20]>, "0123456789", 10) = 10 <0.000010>"#,
+            r#"1.000100 write(3<UNIX-STREAM:[10->20]>, "abcde", 5) = 5 <0.000010>"#,
+        ]);
+        let reader = log(&[
+            r#"1.000200 read(4<UNIX-STREAM:[20->10,"/s"]>, "0123456789abc", 13) = 13 <0.000010>"#,
+            r#"1.000300 read(4<UNIX-STREAM:[20->10,"/s"]>, "de", 13) = 2 <0.000010>"#,
+            r#"1.000400 read(4<UNIX-STREAM:[20->10,"/s"]>, "", 13) = 0 <0.000010>"#,
+        ]);
+        let x = Exchange::build(&reader, &writer, false, &[]);
+        let bytes: Vec<u64> = x.links.iter().map(|l| l.bytes).collect();
+        assert_eq!(bytes, [10, 3, 2], "{:?}", x.links);
+        assert!(x.unlinked.is_empty());
+        assert!(x.events.iter().any(|e| e.class == Class::Eof));
+    }
+
+    #[test]
+    fn a_socketpair_is_private_and_an_unconnected_sendto_finds_the_bound_socket() {
+        let reader = log(&[
+            "1.0 socketpair(AF_UNIX, SOCK_STREAM, 0, [3<UNIX-STREAM:[1->2]>, 4<UNIX-STREAM:[2->1]>]) = 0 <0.000010>",
+            r#"1.1 bind(5<UNIX:[30]>, {sa_family=AF_UNIX, sun_path="/s"}, 5) = 0 <0.000010>"#,
+            r#"1.3 recvfrom(5<UNIX:[30,"/s"]>, "hi", 9, 0, NULL, NULL) = 2 <0.000010>"#,
+            r#"1.4 recvfrom(3<UNIX-STREAM:[1->2]>, "x", 1, 0, NULL, NULL) = 1 <0.000010>"#,
+        ]);
+        let writer = log(&[
+            r#"1.2 sendto(6<UNIX:[40]>, "hi", 2, 0, {sa_family=AF_UNIX, sun_path="/s"}, 5) = 2 <0.000010>"#,
+        ]);
+        let x = Exchange::build(&reader, &writer, false, &[]);
+        assert_eq!(x.links.len(), 1, "{:?}", x.links);
+        assert_eq!(x.links[0].bytes, 2);
+        assert!(
+            !x.events
+                .iter()
+                .any(|e| e.args.contains("UNIX-STREAM:[1->2]"))
+        );
+        let all = Exchange::build(&reader, &writer, true, &[]);
+        assert!(all.events.iter().any(|e| e.name == "socketpair"));
+    }
+
+    #[test]
+    fn retry_loops_fold_whole_iterations() {
+        let reader = log(&[
+            r#"1.00 newfstatat(AT_FDCWD, "/k", {st_mode=S_IFREG|0600}, 0) = 0 <0.000010>"#,
+            "1.01 shmget(0x54, 0, 000) = -1 ENOENT (No such file or directory) <0.000010>",
+            r#"1.02 newfstatat(AT_FDCWD, "/k", {st_mode=S_IFREG|0600}, 0) = 0 <0.000010>"#,
+            "1.03 shmget(0x54, 0, 000) = -1 ENOENT (No such file or directory) <0.000010>",
+            r#"1.04 newfstatat(AT_FDCWD, "/k", {st_mode=S_IFREG|0600}, 0) = 0 <0.000010>"#,
+            "1.05 shmget(0x54, 0, 000) = 7 <0.000010>",
+        ]);
+        let x = Exchange::build(&reader, &log(&[]), false, &["/k".to_string()]);
+        let shown: Vec<(String, u32)> = x
+            .events
+            .iter()
+            .map(|e| (e.name.clone(), e.repeat))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("newfstatat".to_string(), 2),
+                ("shmget".to_string(), 2),
+                ("newfstatat".to_string(), 1),
+                ("shmget".to_string(), 1),
+            ]
+        );
+    }
+}

@@ -436,7 +436,12 @@ fn xml(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push('?'),
+            // Characters XML 1.0 does not allow at all.
+            c if ((c as u32) < 0x20 && c != '\n' && c != '\t')
+                || matches!(c, '\u{fffe}' | '\u{ffff}') =>
+            {
+                out.push('?');
+            }
             c => out.push(c),
         }
     }
