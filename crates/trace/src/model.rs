@@ -790,9 +790,10 @@ fn link(events: &[Event], known: &Known) -> (Vec<Link>, Vec<usize>) {
     let mut recvs: BTreeMap<&ChannelKey, Vec<usize>> = BTreeMap::new();
     let mut unlinked = Vec::new();
     for (i, e) in events.iter().enumerate() {
+        // A call that moved nothing (a full queue's EAGAIN) takes no place in the order.
         match (&e.class, &e.channel) {
-            (Class::Send, Some(key)) => sends.entry(key).or_default().push(i),
-            (Class::Recv, Some(key)) => recvs.entry(key).or_default().push(i),
+            (Class::Send, Some(key)) if e.bytes.is_some() => sends.entry(key).or_default().push(i),
+            (Class::Recv, Some(key)) if e.bytes.is_some() => recvs.entry(key).or_default().push(i),
             (Class::Send | Class::Recv, None) if e.bytes.is_some() => unlinked.push(i),
             _ => {}
         }
@@ -934,6 +935,22 @@ mod tests {
         );
         let all = Exchange::build(&reader, &writer, true, &[]);
         assert!(all.events.iter().any(|e| e.name == "socketpair"));
+    }
+
+    #[test]
+    fn a_failed_msgsnd_takes_no_place_in_the_queue() {
+        let writer = log(&[
+            r#"1.0 msgsnd(3, {mtype=1, mtext="a"}, 1, IPC_NOWAIT) = -1 EAGAIN (Resource temporarily unavailable) <0.000010>"#,
+            r#"1.1 msgsnd(3, {mtype=1, mtext="bc"}, 2, IPC_NOWAIT) = 0 <0.000010>"#,
+        ]);
+        let reader = log(&[r#"1.2 msgrcv(3, {mtype=1, mtext="bc"}, 8192, 0, 0) = 2 <0.000010>"#]);
+        let x = Exchange::build(&reader, &writer, false, &[]);
+        assert_eq!(x.links.len(), 1, "{:?}", x.links);
+        assert_eq!(x.links[0].bytes, 2);
+        assert_eq!(
+            x.events[x.links[0].send].args,
+            r#"3, {mtype=1, mtext="bc"}, 2, IPC_NOWAIT"#
+        );
     }
 
     #[test]
