@@ -8,10 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use ipc_testkit::php::Php;
 use ipc_testkit::{Finished, run};
 use serde_json::Value;
+use wait_timeout::ChildExt;
 
 const TRACE: &str = env!("CARGO_BIN_EXE_ipc-trace");
 const MECHANISMS: [&str; 5] = ["dgram", "stream", "fifo", "shm", "mq"];
@@ -45,9 +47,18 @@ fn pair_binaries_built() {
             for m in MECHANISMS {
                 build.args(["-p", m]);
             }
-            let status = build
-                .status()
+            // Bounded like every child of a test: a cold build of five crates takes minutes.
+            let mut child = build
+                .spawn()
                 .expect("run cargo build for the pair binaries");
+            let status = child
+                .wait_timeout(Duration::from_secs(900))
+                .expect("wait for cargo build");
+            let Some(status) = status else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("cargo build of the pair binaries took over 15 minutes");
+            };
             assert!(status.success(), "cargo build of the pair binaries failed");
         }
     });
