@@ -58,9 +58,10 @@ impl SideLog {
         };
         let mut main = None;
         for (tid, text) in threads {
-            let mut lines = Vec::new();
+            let mut lines: Vec<Line> = Vec::new();
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 match strace::parse_line(line) {
+                    Ok(Line::Resumed(end)) => merge_resumed(&mut lines, end),
                     Ok(parsed) => lines.push(parsed),
                     Err(_) => log.unparsed += 1,
                 }
@@ -78,6 +79,39 @@ impl SideLog {
             .or_else(|| log.threads.first().map(|t| t.tid))
             .unwrap_or(0);
         log
+    }
+}
+
+/// Joins `<... NAME resumed>` to the `<unfinished ...>` start of the same call, the latest of
+/// the thread's calls with that name that did not return: one call, from its start to its end.
+/// Without such a start it stands alone, timed from when it returned.
+fn merge_resumed(lines: &mut Vec<Line>, end: Call) {
+    let start = lines.iter_mut().rev().find_map(|line| match line {
+        Line::Call(c) if c.name == end.name && c.dur_us.is_none() && c.ret == Ret::Unknown => {
+            Some(c)
+        }
+        _ => None,
+    });
+    // `-T` on the resumed line is the whole call's time; its `-ttt` stamp is when it returned.
+    match start {
+        Some(start) => {
+            start.args = format!("{}, {}", start.args.trim_end_matches(','), end.args)
+                .trim_matches([' ', ','])
+                .to_string();
+            start.dur_us = match end.ret {
+                Ret::Unknown => None,
+                _ => Some(
+                    end.dur_us
+                        .unwrap_or_else(|| end.ts_us.saturating_sub(start.ts_us)),
+                ),
+            };
+            start.ret = end.ret;
+        }
+        None => {
+            let mut end = end;
+            end.ts_us = end.ts_us.saturating_sub(end.dur_us.unwrap_or(0));
+            lines.push(Line::Call(end));
+        }
     }
 }
 
@@ -935,6 +969,21 @@ mod tests {
         );
         let all = Exchange::build(&reader, &writer, true, &[]);
         assert!(all.events.iter().any(|e| e.name == "socketpair"));
+    }
+
+    #[test]
+    fn a_resumed_call_joins_its_start() {
+        let reader = log(&[
+            r#"1.0 recvfrom(5<UNIX:[30,"/s"]>,  <unfinished ...>) = ?"#,
+            "1.1 --- SIGCHLD {si_signo=SIGCHLD} ---",
+            r#"1.5 <... recvfrom resumed>"hi", 9, 0, NULL, NULL) = 2 <0.500000>"#,
+        ]);
+        let writer = log(&[r#"1.2 sendto(6<UNIX:[40->30]>, "hi", 2, 0, NULL, 0) = 2 <0.000010>"#]);
+        let x = Exchange::build(&reader, &writer, false, &[]);
+        assert_eq!(x.links.len(), 1, "{:?}", x.events);
+        let recv = &x.events[x.links[0].recv];
+        assert_eq!((recv.start_us, recv.dur_us), (1_000_000, Some(500_000)));
+        assert_eq!(reader.unparsed, 0);
     }
 
     #[test]

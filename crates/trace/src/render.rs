@@ -594,20 +594,22 @@ pub fn svg(x: &Exchange, title: &str) -> String {
             continue;
         };
         let (xs, xr) = (lane(se.side), lane(re.side));
-        let toward = |from: f64| if from < kernel { -1.0 } else { 1.0 };
+        // Each transfer waits in the kernel on its own bar, a little apart from the others'.
+        let kx = kernel + 6.0 * ((l.id + 2) % 3) as f64 - 6.0;
+        let toward = |from: f64| if from < kx { -1.0 } else { 1.0 };
         let _ = writeln!(
             s,
             r##"<line x1="{xs}" y1="{ys}" x2="{}" y2="{ys}" stroke="#2e7d32" stroke-width="2" marker-end="url(#arrow)"/>"##,
-            kernel + 6.0 * toward(xs)
+            kx + 6.0 * toward(xs)
         );
         let _ = writeln!(
             s,
-            r##"<line x1="{kernel}" y1="{ys}" x2="{kernel}" y2="{yr}" stroke="#2e7d32" stroke-width="3" stroke-opacity="0.5"/>"##
+            r##"<line x1="{kx}" y1="{ys}" x2="{kx}" y2="{yr}" stroke="#2e7d32" stroke-width="3" stroke-opacity="0.5"/>"##
         );
         let _ = writeln!(
             s,
-            r##"<line x1="{kernel}" y1="{yr}" x2="{}" y2="{yr}" stroke="#2e7d32" stroke-width="2" marker-end="url(#arrow)"/>"##,
-            xr + if xr < kernel { 8.0 } else { -8.0 }
+            r##"<line x1="{kx}" y1="{yr}" x2="{}" y2="{yr}" stroke="#2e7d32" stroke-width="2" marker-end="url(#arrow)"/>"##,
+            xr + if xr < kx { 8.0 } else { -8.0 }
         );
         let _ = writeln!(
             s,

@@ -17,6 +17,10 @@ pub enum Line {
     Signal { ts_us: u64, text: String },
     /// `TS +++ exited with 0 +++` or `+++ killed by SIGKILL +++`
     Exit { ts_us: u64, text: String },
+    /// `TS <... recvfrom resumed>ARGS) = RET <DUR>`: the end of a call whose start was printed
+    /// as `<unfinished ...>` (strace still splits a call when its process ends or a signal
+    /// comes in the middle). Its `ts_us` is when it returned; `args` the rest of them.
+    Resumed(Call),
 }
 
 /// A parsed system call.
@@ -83,11 +87,29 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
             text: text.trim_end_matches(" +++").to_string(),
         });
     }
+    if let Some(resumed) = rest.strip_prefix("<... ") {
+        let (name, tail) = resumed
+            .split_once(" resumed>")
+            .ok_or(ParseError("no 'resumed>' after '<...'"))?;
+        if !is_call_name(name) {
+            return Err(ParseError("not a call name"));
+        }
+        let whole = format!("{ts} {name}({tail}");
+        return match parse_line(&whole)? {
+            Line::Call(call) => Ok(Line::Resumed(call)),
+            _ => Err(ParseError("not a resumed call")),
+        };
+    }
+    // Without -ff a call can be cut with no result at all.
+    if let Some(start) = rest.strip_suffix("<unfinished ...>") {
+        // Ends in ") = ?", so this recursion ends at once.
+        return parse_line(&format!("{ts} {}<unfinished ...>) = ?", start.trim_end()));
+    }
     let open = rest
         .find('(')
         .ok_or(ParseError("no '(' after the call name"))?;
     let name = &rest[..open];
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if !is_call_name(name) {
         return Err(ParseError("not a call name"));
     }
     let after = &rest[open + 1..];
@@ -131,6 +153,10 @@ pub fn parse_line(line: &str) -> Result<Line, ParseError> {
             dur_us
         },
     }))
+}
+
+fn is_call_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn is_duration(text: &str) -> bool {
@@ -418,6 +444,20 @@ mod tests {
         };
         assert_eq!((c.args.as_str(), c.ret.value()), ("", Some(28539)));
         assert!(parse_line("garbage").is_err());
+        let Line::Resumed(c) =
+            parse_line(r#"7.5 <... recvfrom resumed>"hi", 1024, 0, NULL, NULL) = 2 <0.300000>"#)
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (c.name.as_str(), c.ret.value(), c.dur_us),
+            ("recvfrom", Some(2), Some(300_000))
+        );
+        let Line::Call(c) = parse_line("8.0 read(3</x>, <unfinished ...>").unwrap() else {
+            panic!()
+        };
+        assert_eq!((c.ret, c.dur_us), (Ret::Unknown, None));
         assert!(parse_line("1.0 read(3, \"abc").is_err());
     }
 
@@ -514,6 +554,18 @@ mod hostile {
                 vec![mangled, REAL[1].to_string(), REAL[3].to_string(), REAL[4].to_string()],
             );
         }
+    }
+
+    #[test]
+    fn nested_markers_do_not_recurse_deeply() {
+        let deep = format!(
+            "1.0 {}) = 1 <0.1>",
+            "<... <unfinished ...> resumed>".repeat(10_000)
+        );
+        assert!(parse_line(&deep).is_err());
+        let long = format!("1.0 read({}) = 1 <0.1>", "<".repeat(100_000));
+        let _ = parse_line(&long);
+        let _ = annotated_fds(&long);
     }
 
     #[test]
