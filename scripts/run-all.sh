@@ -4,6 +4,10 @@
 # it. Each side's stdout is compared byte for byte with scripts/expected/<pair>.{reader,writer};
 # one line per run, then "N passed, M failed". Exits non-zero on any failure.
 #
+# --trace DIR: also runs each example once more under ipc-trace (strace, reader first) and
+# writes its sequence diagram to DIR/<example>.svg, one more PASS/FAIL line per example
+# (docs/trace/ holds them for the current code: scripts/run-all.sh --trace docs/trace).
+#
 # No sleeps: a side that must start first is waited for by the line it prints when it is ready
 # ("listening on ..." or "waiting for ..."), read as it is written. Every step has a timeout.
 # Nothing is left behind: socket files, FIFOs and SysV objects are removed by the binaries
@@ -13,6 +17,24 @@ set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 expected_dir="$root/scripts/expected"
+
+# Other arguments are ignored, as they always were.
+trace_dir=
+while (($#)); do
+  case $1 in
+  --trace)
+    if (($# < 2)); then
+      echo "usage: $0 [--trace DIR]" >&2
+      exit 2
+    fi
+    trace_dir=$2
+    shift 2
+    ;;
+  *)
+    shift
+    ;;
+  esac
+done
 
 # The blog's defaults: the binaries use them when given no endpoint.
 socket_path=/tmp/ipc-socket.sock
@@ -48,10 +70,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "building the binaries ..." >&2
+extra_bins=()
+if [[ -n $trace_dir ]]; then
+  extra_bins=(--bin ipc-trace)
+fi
 cargo build --quiet --manifest-path "$root/Cargo.toml" \
   --bin dgram-reader --bin dgram-writer --bin stream-reader --bin stream-writer \
   --bin fifo-reader --bin fifo-writer --bin shm-reader --bin shm-writer \
-  --bin mq-reader --bin mq-writer
+  --bin mq-reader --bin mq-writer "${extra_bins[@]}"
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target_dir/debug"
@@ -170,6 +196,28 @@ for order in reader-first writer-first; do
   run_pair mq "$order" no "mq-reader" "mq-writer"
 done
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+
+# trace_example NAME: the example once more under ipc-trace, its diagram to $trace_dir/NAME.svg.
+trace_example() {
+  local name=$1
+  local log="$work/trace.$name.log"
+  if timeout $((step + 20)) "$bin/ipc-trace" "$name" --timeout "$wait_secs" --quiet \
+    --svg "$trace_dir/$name.svg" >"$log" 2>&1; then
+    passed=$((passed + 1))
+    printf 'PASS  %-10s traced to %s\n' "$name" "$trace_dir/$name.svg"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %-10s trace\n' "$name"
+    sed 's/^/  /' "$log" >&2
+  fi
+}
+
+if [[ -n $trace_dir ]]; then
+  mkdir -p -- "$trace_dir"
+  for name in dgram-uds dgram-udp stream-uds stream-tcp fifo shm-sysv shm-shmop mq; do
+    trace_example "$name"
+  done
+fi
 
 # What the runs must not leave behind.
 leftovers=()
