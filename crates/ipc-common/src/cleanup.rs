@@ -1,19 +1,23 @@
 //! Removing what this process created, whichever way it ends.
 //!
 //! A [`Cleanup`] guard registers an action (unlink a socket file, `IPC_RMID` a queue) in a
-//! process-wide registry. The action runs exactly once: when the guard drops (the run failed or
-//! is done with the object), from the signal thread when SIGINT, SIGTERM or SIGHUP arrives, or
-//! never, if the guard is [`Cleanup::keep`]-ed to hand the object to the peer (a writer leaves
-//! its queue for the reader).
+//! process-wide registry. The action runs exactly once: when the guard drops (the run failed, was
+//! interrupted by SIGINT, SIGTERM or SIGHUP and unwound, or is done with the object), or never,
+//! if the guard is [`Cleanup::keep`]-ed to hand the object to the peer (a writer leaves its
+//! queue for the reader). Signals need no thread: see [`install_signal_handlers`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, OnceLock};
+
 use anyhow::Context;
+use nix::fcntl::OFlag;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 type Action = Box<dyn FnOnce() -> anyhow::Result<()> + Send>;
 
@@ -103,26 +107,75 @@ pub fn run_all() {
     }
 }
 
-/// Starts the thread that turns SIGINT, SIGTERM and SIGHUP into "remove what we created, then
-/// exit 128+N". Called once by [`crate::report::main`].
+/// The signal that asked this process to stop (SIGINT, SIGTERM or SIGHUP), 0 while none did.
+static STOP_SIGNAL: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+/// The read end of the self-pipe the handlers write a byte to: every wait polls it too, so a
+/// signal that arrives just before a `poll(2)` still wakes it.
+static WAKE: OnceLock<OwnedFd> = OnceLock::new();
+
+/// Makes SIGINT, SIGTERM and SIGHUP end the run cleanly, without a thread: a handler records the
+/// signal and writes a byte to a pipe; every bounded wait ([`crate::wait`]) also watches that
+/// pipe and returns [`Interrupted`], so the run unwinds, its cleanup guards remove what it
+/// created, and [`crate::report::main`] exits 128+N. A second signal of the same kind, if the
+/// first is not yet handled, ends the process at once (its default action). Called once by
+/// [`crate::report::main`].
 pub(crate) fn install_signal_handlers() -> anyhow::Result<()> {
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("install SIGINT/SIGTERM handlers")?;
-    std::thread::Builder::new()
-        .name("cleanup-on-signal".into())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                let name = signal_hook::low_level::signal_name(signal).unwrap_or("a signal");
-                crate::report::stderr_line(format_args!(
-                    "interrupted by {name}: removing what this process created"
-                ));
-                run_all();
-                std::process::exit(128 + signal);
-            }
-        })
-        .context("start the signal thread")?;
+    let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .context("pipe2 for the signal handlers")?;
+    let flag = STOP_SIGNAL.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        let name = signal_hook::low_level::signal_name(signal).unwrap_or("a signal");
+        let stopping = Arc::new(AtomicBool::new(false));
+        // Order matters: the conditional default sees the flag of an earlier delivery.
+        signal_hook::flag::register_conditional_default(signal, Arc::clone(&stopping))
+            .and_then(|_| signal_hook::flag::register(signal, stopping))
+            .and_then(|_| {
+                signal_hook::flag::register_usize(signal, Arc::clone(flag), signal as usize)
+            })
+            .and_then(|_| signal_hook::low_level::pipe::register_raw(signal, write_end.as_raw_fd()))
+            .with_context(|| format!("install the {name} handler"))?;
+    }
+    // The handlers hold the write end for the rest of the process.
+    std::mem::forget(write_end);
+    let _ = WAKE.set(read_end);
     Ok(())
 }
+
+/// The signal that asked us to stop, if one did.
+pub fn stop_signal() -> Option<i32> {
+    let signal = STOP_SIGNAL.get()?.load(Ordering::SeqCst);
+    (signal != 0).then(|| i32::try_from(signal).unwrap_or(SIGTERM))
+}
+
+/// The descriptor a wait polls besides its own, to wake when a stop signal arrives; `None` in a
+/// program that did not install the handlers (a test, a library user).
+pub fn wake_fd() -> Option<BorrowedFd<'static>> {
+    WAKE.get().map(AsFd::as_fd)
+}
+
+/// `Err(Interrupted)` once a stop signal arrived: for loops that wait without [`crate::wait`]
+/// (an `EINTR` from a SysV call).
+pub fn check_interrupted() -> Result<(), Interrupted> {
+    match stop_signal() {
+        Some(signal) => Err(Interrupted { signal }),
+        None => Ok(()),
+    }
+}
+
+/// The error of a wait that a stop signal ended; [`crate::report::main`] exits 128+N for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted {
+    pub signal: i32,
+}
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = signal_hook::low_level::signal_name(self.signal).unwrap_or("a signal");
+        write!(f, "interrupted by {name}")
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 #[cfg(test)]
 mod tests {

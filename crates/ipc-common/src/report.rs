@@ -110,6 +110,11 @@ pub fn main(run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is::<StdoutClosed>() => ExitCode::SUCCESS,
+        Err(err) if err.chain().any(|cause| cause.is::<cleanup::Interrupted>()) => {
+            let signal = cleanup::stop_signal().unwrap_or(15);
+            stderr_line(format_args!("{err:#}: removed what this process created"));
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(143))
+        }
         Err(err) => {
             stderr_line(format_args!("error: {err:#}"));
             if err.chain().any(|cause| cause.is::<TimedOut>()) {

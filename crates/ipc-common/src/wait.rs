@@ -6,7 +6,8 @@
 //!   (a socket file or SysV object that does not exist yet, a connect that is refused).
 //!
 //! Neither is a `sleep` used as synchronisation: both re-check the real condition and give up with
-//! a [`TimedOut`] error naming what they waited for.
+//! a [`TimedOut`] error naming what they waited for. Both also end at once, with
+//! [`cleanup::Interrupted`], when SIGINT, SIGTERM or SIGHUP asks the process to stop.
 
 use std::fmt;
 use std::os::fd::BorrowedFd;
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::cleanup;
 
 /// `--timeout SECS`: how long one run may wait in total; `0` waits forever.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,7 +150,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 const MAX_BACKOFF: Duration = Duration::from_millis(25);
 
 /// Calls `attempt` until it returns `Ok(Some(value))`, backing off between `Ok(None)` answers,
-/// until `deadline`. An `Err` from `attempt` ends the wait at once.
+/// until `deadline`. An `Err` from `attempt` ends the wait at once, and so does a stop signal
+/// ([`Interrupted`]): the pause is a `poll(2)` on the signal handlers' pipe, not a `sleep`.
 pub fn retry<T>(
     deadline: &Deadline,
     what: impl fmt::Display,
@@ -155,6 +159,7 @@ pub fn retry<T>(
 ) -> anyhow::Result<T> {
     let mut backoff = FIRST_BACKOFF;
     loop {
+        cleanup::check_interrupted()?;
         if let Some(value) = attempt()? {
             return Ok(value);
         }
@@ -163,9 +168,21 @@ pub fn retry<T>(
             Some(Duration::ZERO) => return Err(deadline.timed_out(what)),
             Some(left) => backoff.min(left),
         };
-        std::thread::sleep(pause);
+        pause_unless_interrupted(pause)?;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Sleeps for `pause`, or less if a stop signal arrives (then `Err(Interrupted)`).
+fn pause_unless_interrupted(pause: Duration) -> Result<(), cleanup::Interrupted> {
+    let Some(wake) = cleanup::wake_fd() else {
+        std::thread::sleep(pause);
+        return Ok(());
+    };
+    let millis = pause.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+    let _ = poll(&mut [PollFd::new(wake, PollFlags::POLLIN)], timeout);
+    cleanup::check_interrupted()
 }
 
 /// Waits until `fd` reports one of `events` (or an error/hang-up condition, which `poll(2)`
@@ -177,16 +194,25 @@ pub fn wait_fd(
     what: impl fmt::Display,
 ) -> anyhow::Result<PollFlags> {
     loop {
-        let mut fds = [PollFd::new(fd, events)];
+        cleanup::check_interrupted()?;
+        // The signal handlers' pipe wakes the poll even for a signal that came just before it.
+        let mut fds = vec![PollFd::new(fd, events)];
+        if let Some(wake) = cleanup::wake_fd() {
+            fds.push(PollFd::new(wake, PollFlags::POLLIN));
+        }
         match poll(&mut fds, deadline.poll_timeout()) {
             Ok(0) => {
                 if deadline.expired() {
                     return Err(deadline.timed_out(what));
                 }
             }
-            Ok(_) => return Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
-            // A signal we handle elsewhere (SIGINT/SIGTERM end the process from the cleanup
-            // thread); just look again.
+            Ok(_) => {
+                let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+                if !revents.is_empty() {
+                    return Ok(revents);
+                }
+            }
+            // A signal: the loop's check says whether it asks us to stop.
             Err(Errno::EINTR) => {}
             Err(errno) => {
                 return Err(

@@ -201,6 +201,9 @@ fn semop(id: SemId, ops: &[SemOp], deadline: &Deadline) -> nix::Result<()> {
             timeout => sysv::sem_op(id, ops, timeout),
         };
         match result {
+            // A stop signal ends the wait (semop_error turns it into Interrupted); any other
+            // signal just interrupted the sleep.
+            Err(Errno::EINTR) if crate::cleanup::stop_signal().is_some() => return result,
             Err(Errno::EINTR) => continue,
             other => return other,
         }
@@ -211,6 +214,10 @@ fn semop(id: SemId, ops: &[SemOp], deadline: &Deadline) -> nix::Result<()> {
 fn semop_error(errno: Errno, key: Key, deadline: &Deadline, what: &str) -> anyhow::Error {
     match errno {
         Errno::EAGAIN => deadline.timed_out(what),
+        Errno::EINTR => match crate::cleanup::check_interrupted() {
+            Err(stop) => anyhow::Error::new(stop).context(format!("wait for {what}")),
+            Ok(()) => anyhow::Error::new(errno).context(format!("semop on {what}")),
+        },
         Errno::EIDRM | Errno::EINVAL => {
             anyhow::anyhow!("semop on {what}: the semaphore set was removed while we used it")
         }
