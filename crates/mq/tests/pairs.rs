@@ -190,15 +190,21 @@ fn typed_values_travel_in_php_bytes_and_print_as_echo_and_json() {
 }
 
 #[test]
-fn a_message_that_is_not_php_serialized_is_a_clear_error() {
+fn a_message_that_is_not_php_serialized_is_a_clear_error_and_is_printed_raw_not_dropped() {
     let dir = temp_dir();
     let key = key_file(dir.path());
     for garbage in ["not serialized", "s:99:\"short\";", "a:1:{i:0;"] {
         write(&key, &["--raw", "--message", garbage]).assert_success();
+        write(&key, &["--message", "next"]).assert_success();
         let done = read(&key, &[]);
         done.assert_failure(1, "is not PHP-serialized: ");
-        assert!(done.stdout.is_empty(), "{done:?}");
+        done.assert_failure(1, "are on stdout as they are");
+        // It left the queue: its bytes are on stdout, not lost; the queue and the next message
+        // in it stay.
+        done.assert_stdout(&with_newline(garbage.as_bytes()));
         assert!(!done.stderr.contains("panicked"), "{done:?}");
+        assert!(queue_exists(&key), "a failed reader removes nothing");
+        read(&key, &[]).assert_success().assert_stdout(b"next\n");
     }
     assert_no_sysv_objects(&key, b'T');
 }
@@ -275,10 +281,13 @@ fn a_full_queue_times_out_naming_the_queue_and_its_limit() {
             .contains(&format!("of its limit of {qbytes} bytes, msg_qbytes")),
         "{done:?}"
     );
-    // The queue is the first writer's, kept for the reader: reading once removes it.
-    read(&key, &["--raw", "--quiet"])
-        .assert_success()
-        .assert_stdout(&with_newline(&vec![b'z'; size]));
+    // The queue is the first writer's, kept for the reader: the reader removes it once it has
+    // taken the last message, not before.
+    for _ in 0..qbytes / size {
+        read(&key, &["--raw", "--quiet"])
+            .assert_success()
+            .assert_stdout(&with_newline(&vec![b'z'; size]));
+    }
     assert_no_sysv_objects(&key, b'T');
 }
 

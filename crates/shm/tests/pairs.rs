@@ -80,7 +80,10 @@ fn segment(key_file: &Path) -> Option<ShmId> {
 /// The segment under the test's key, byte for byte, as it is now.
 fn snapshot(key_file: &Path) -> Vec<u8> {
     let id = segment(key_file).expect("the segment exists");
-    Attached::attach(id, true).expect("shmat").snapshot()
+    Attached::attach(id, true)
+        .expect("shmat")
+        .snapshot()
+        .expect("copy the segment")
 }
 
 /// A segment laid out by the test itself (`IPC_EXCL`: a key collision fails loudly).
@@ -205,7 +208,6 @@ fn binary_utf8_and_empty_values_round_trip() {
         ("sysv", utf8),
         ("sysv", b""),
         ("shmop", utf8),
-        ("shmop", b""),
     ] {
         let dir = temp_dir();
         let key_file = ipc_testkit::key_file(dir.path());
@@ -219,6 +221,18 @@ fn binary_utf8_and_empty_values_round_trip() {
             &["--api", api],
         );
         got.assert_success().assert_stdout(&with_newline(payload));
+        assert_no_sysv_objects(&key_file, b'T');
+    }
+    // shmop has no length: an empty or all-NUL message cannot be told from a segment not yet
+    // written, so no reader would ever take it. Refused, and the run leaves nothing.
+    for payload in [&b""[..], b"\0\0"] {
+        let dir = temp_dir();
+        let key_file = ipc_testkit::key_file(dir.path());
+        let file = dir.path().join("payload");
+        std::fs::write(&file, payload).unwrap();
+        let file = file.to_str().unwrap();
+        write(&key_file, &["--api", "shmop", "--message-file", file])
+            .assert_failure(1, "cannot be told from a segment nobody has written yet");
         assert_no_sysv_objects(&key_file, b'T');
     }
 }
@@ -490,9 +504,16 @@ fn concurrent_writers_under_the_lock_keep_every_variable() {
             "variable {var}"
         );
     }
-    read(&key_file, &["--var", "399"])
-        .assert_success()
-        .assert_stdout(b"writer 7 put 49\n");
+    // The other 399 variables are not the reader's to destroy: the segment stays.
+    let read = read(&key_file, &["--var", "399"]);
+    read.assert_success().assert_stdout(b"writer 7 put 49\n");
+    assert!(
+        read.stderr.contains(
+            "in place: it also holds 399 other PHP variable(s) (0, 1, 2, 3, 4, 5, 6, 7, ...)"
+        ),
+        "{read:?}"
+    );
+    sysv::shm_remove(segment(&key_file).expect("the segment stays")).unwrap();
     assert_no_sysv_objects(&key_file, b'T');
 }
 
@@ -533,7 +554,8 @@ fn shmop_reads_at_an_offset_and_exact_lengths() {
     shmop(&["--offset", "999", "--length", "2"])
         .assert_success()
         .assert_stdout(b"\0a\n");
-    shmop(&[]).assert_success().assert_stdout(b"\n");
+    // Nothing but NULs at offset 0: not written yet, so the reader waits (and removes nothing).
+    shmop(&["--timeout", "0.3"]).assert_failure(124, "waiting for the writer to write at offset 0");
     shmop(&["--offset", "1000", "--length", "25"]).assert_failure(1, "has only 1024 bytes");
 
     // 24 more bytes fit at 1000, 25 do not: refused whole, nothing written.
@@ -557,13 +579,49 @@ fn shmop_reads_at_an_offset_and_exact_lengths() {
 }
 
 #[test]
+fn the_shmop_reader_waits_for_content_not_for_a_detach() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    // Attached and detached with nothing written: as PHP's shmop_open("c") in one script and
+    // shmop_write() in a later one. Read as empty and removed, the writer would lose its segment.
+    let id = sysv::shm_create(key_of(&key_file), 1024, 0o600).unwrap();
+    drop(Attached::attach(id, false).unwrap());
+    let mut waiting = Proc::spawn("shm-reader", &mut reader(&key_file, &["--api", "shmop"]));
+    waiting.wait_for_stderr("waiting for the writer to write");
+    // A writer that stays attached after writing: the same bytes on two looks are enough.
+    let seg = Attached::attach(id, false).unwrap();
+    seg.write(0, b"written\0").unwrap();
+    waiting
+        .finish()
+        .assert_success()
+        .assert_stdout(b"written\n");
+    drop(seg);
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn a_shorter_shmop_message_is_not_read_with_the_tail_of_a_longer_one() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let shmop = |message: &str| ["--api", "shmop", "--message", message].map(String::from);
+    let args = shmop("A much longer first message");
+    write(&key_file, &args.each_ref().map(String::as_str)).assert_success();
+    let args = shmop("Short");
+    write(&key_file, &args.each_ref().map(String::as_str)).assert_success();
+    read(&key_file, &["--api", "shmop"])
+        .assert_success()
+        .assert_stdout(b"Short\n");
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
 fn the_shmop_reader_waits_for_the_writer_to_detach() {
     let dir = temp_dir();
     let key_file = ipc_testkit::key_file(dir.path());
-    // Created but never attached, so no detach time yet: as a writer between shmget and shmdt.
+    // Created but never attached: as a writer between shmget and shmat.
     let id = sysv::shm_create(key_of(&key_file), 1024, 0o600).unwrap();
     let mut waiting = Proc::spawn("shm-reader", &mut reader(&key_file, &["--api", "shmop"]));
-    waiting.wait_for_stderr("waiting for the writer to detach");
+    waiting.wait_for_stderr("waiting for the writer to write");
     let seg = Attached::attach(id, false).unwrap();
     seg.write(0, b"written").unwrap();
     drop(seg);

@@ -35,11 +35,15 @@ use ipc_common::seq::SeqChecker;
 use ipc_common::sysv::{self, Key, MsgBuf};
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
-use mq::{ProjId, Queue, Wanted};
+use mq::{ProjId, Queue, Removal, Wanted};
+
+/// The largest `--count`: the check keeps one byte per expected message.
+const MAX_COUNT: u64 = 100_000_000;
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "mq-reader",
     version,
     about = "The blog's message-queue reader: prints a message from a SysV queue, then removes it",
     long_about = "Receives one message from a SysV message queue and prints it: the blog's \
@@ -86,11 +90,12 @@ struct Args {
 
     /// Expect N sequence-stamped messages from `mq-writer --count` (one writer or several with
     /// --first-seq), check that each arrived once, and print a summary line instead; exit 1
-    /// unless all is well. The queue is removed at the end, also after a failed check.
+    /// unless all is well. At most 100 million (the check keeps a byte per message). The queue
+    /// is removed at the end if it is empty, also after a failed check.
     #[arg(
         long,
         value_name = "N",
-        value_parser = clap::value_parser!(u64).range(1..),
+        value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT),
         conflicts_with = "format"
     )]
     count: Option<u64>,
@@ -121,15 +126,16 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
     let key_file = &args.key_file;
-    let key = mq::wait_for_key(key_file, args.proj, &deadline, || {
+    let keyed = mq::wait_for_key(key_file, args.proj, &deadline, || {
         progress!("waiting for key file {} to appear", key_file.display());
     })?;
+    let key = keyed.key;
     progress!(
         "key {key} = ftok({}, {})",
         key_file.display(),
         ProjId(args.proj)
     );
-    let queue = mq::wait_for_queue(key, key_file, args.proj, &deadline, || {
+    let queue = mq::wait_for_queue(&keyed, &deadline, || {
         progress!("waiting for queue {key} to appear (mq-writer creates it)");
     })?;
     let max_len = match args.max_size {
@@ -162,16 +168,25 @@ fn run(args: Args) -> anyhow::Result<()> {
         "received {} bytes of type {mtype} from queue {key}",
         text.len()
     );
-    // The message has left the queue: print it before removing the queue, so that a removal
-    // which fails (a queue another user owns) loses nothing.
+    // The message has left the queue and cannot be put back in its place: a message we cannot
+    // print as asked is printed as it is, raw, and the run fails, leaving the queue in place.
     let printed = if args.raw {
-        Ok(text)
+        Ok(text.clone())
     } else {
         decode(&text, key, args.format)
+    };
+    match printed {
+        Ok(output) => report::print_payload(&output)?,
+        Err(err) => {
+            report::print_payload(&text)?;
+            return Err(err.context(format!(
+                "the message of type {mtype} from queue {key} left the queue, so its {} bytes \
+                 are on stdout as they are (as --raw prints them), and the queue is left in place",
+                text.len()
+            )));
+        }
     }
-    .and_then(|output| report::print_payload(&output));
-    let removed = remove_unless_kept(queue, args.keep);
-    printed.and(removed)
+    remove_unless_kept(queue, args.keep)
 }
 
 /// Unserializes the mtext as PHP's `msg_receive` does (trailing bytes ignored, as there) and
@@ -242,13 +257,26 @@ fn check_count_run(
     Ok(())
 }
 
-/// The blog's reader removes the queue once it has read; `--keep` leaves it.
+/// The blog's reader removes the queue once it has read; `--keep` leaves it, and so does a
+/// queue that still holds messages (not ours to destroy) or that we may not remove (another
+/// user's: the read itself succeeded, so that is a warning, not a failure).
 fn remove_unless_kept(queue: Queue, keep: bool) -> anyhow::Result<()> {
+    let key = queue.key;
     if keep {
-        progress!("left queue {} in place (--keep)", queue.key);
+        progress!("left queue {key} in place (--keep)");
         return Ok(());
     }
-    mq::remove(queue)?;
-    progress!("removed queue {}", queue.key);
+    match mq::remove_if_empty(queue)? {
+        Removal::Removed => progress!("removed queue {key}"),
+        Removal::NotEmpty(n) => {
+            progress!("left queue {key} in place: {n} more message(s) in it, not ours to destroy");
+        }
+        Removal::NotPermitted { uid, creator_uid } => eprintln!(
+            "warning: the message was read, but queue {key} stays: only its owner (uid {uid}), \
+             its creator (uid {creator_uid}) or root may remove it, and we are uid {} (pass \
+             --keep to leave it to them without this warning)",
+            nix::unistd::geteuid()
+        ),
+    }
     Ok(())
 }

@@ -25,6 +25,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, ensure};
 use clap::{ArgGroup, Parser};
@@ -41,6 +43,7 @@ const MAX_SEQ: u64 = 10_000_000_000;
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "mq-writer",
     version,
     about = "The blog's message-queue writer: sends a PHP-serialized message to a SysV queue",
     long_about = "Sends one message to a SysV message queue: the blog's message-queue writer. \
@@ -78,7 +81,7 @@ struct Args {
     int: Option<i64>,
 
     /// Send this float instead, serialized as PHP does (`d:2.5;`); INF, -INF and NAN too.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, conflicts_with_all = ["raw", "count"])]
+    #[arg(long, value_name = "X", allow_hyphen_values = true, conflicts_with_all = ["raw", "count"])]
     float: Option<f64>,
 
     /// Send this boolean instead, serialized as PHP does (`b:1;`).
@@ -121,7 +124,8 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    let text = message_text(&args)?;
+    let (text, payload_len) = message_text(&args)?;
+    let why = payload_len.map_or(String::new(), |n| mq::serialization_note(n, text.len()));
     let stamp = if args.count.is_some() {
         seq::STAMP_LEN
     } else {
@@ -129,16 +133,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     // Refused before anything is created: the kernel would never take it.
     let msgmax = sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax")?;
-    mq::check_msgmax(stamp + text.len(), msgmax)?;
+    mq::check_msgmax(stamp + text.len(), msgmax, &why)?;
 
     let key_file = paths::ensure_key_file(&args.key_file, args.mode.mode)?;
-    let key = mq::key_of(&args.key_file, args.proj)?;
+    let keyed = mq::key_of(&args.key_file, args.proj)?;
+    let key = keyed.key;
     progress!(
         "key {key} = ftok({}, {})",
         args.key_file.display(),
         ProjId(args.proj)
     );
-    let (queue, created) = mq::open_or_create(key, args.mode.mode)?;
+    let sent = Arc::new(AtomicU64::new(0));
+    let (queue, created) = mq::open_or_create(&keyed, args.mode.mode, Arc::clone(&sent))?;
     match created {
         Some(_) => progress!(
             "created queue {key} (msqid {}, mode {})",
@@ -147,12 +153,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         ),
         None => progress!("using the existing queue {key} (msqid {})", queue.id.0),
     }
-    mq::check_qbytes(queue, stamp + text.len())?;
+    mq::check_qbytes(queue, stamp + text.len(), &why)?;
 
     let mut buf = MsgBuf::new();
     match args.count {
         None => {
             mq::send(&mut buf, queue, args.mtype, &text, &deadline)?;
+            sent.fetch_add(1, Ordering::Relaxed);
             progress!(
                 "sent {} bytes as type {} to queue {key}",
                 text.len(),
@@ -171,6 +178,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             for n in first..first + count {
                 seq::stamp_into(&mut stamped, n, &text);
                 mq::send(&mut buf, queue, args.mtype, &stamped, &deadline)?;
+                sent.fetch_add(1, Ordering::Relaxed);
             }
             progress!(
                 "sent {count} stamped messages ({first} to {}) as type {} to queue {key}",
@@ -193,8 +201,8 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The mtext: the value serialized as PHP's `msg_send` does, or the message's bytes as they are
-/// with `--raw` and `--count`.
-fn message_text(args: &Args) -> anyhow::Result<Vec<u8>> {
+/// with `--raw` and `--count`; with the message's own length when serialization wrapped it.
+fn message_text(args: &Args) -> anyhow::Result<(Vec<u8>, Option<usize>)> {
     let value = if let Some(n) = args.int {
         Value::Int(n)
     } else if let Some(x) = args.float {
@@ -206,9 +214,10 @@ fn message_text(args: &Args) -> anyhow::Result<Vec<u8>> {
     } else {
         let bytes = args.message.payload(mq::MESSAGE)?;
         if args.raw || args.count.is_some() {
-            return Ok(bytes);
+            return Ok((bytes, None));
         }
-        Value::String(bytes)
+        let len = bytes.len();
+        return Ok((php::serialize(&Value::String(bytes)), Some(len)));
     };
-    Ok(php::serialize(&value))
+    Ok((php::serialize(&value), None))
 }

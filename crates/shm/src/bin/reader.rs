@@ -45,6 +45,9 @@ use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
 use shm::{Api, SegmentArgs, Shared};
 
+/// The largest `--count`: the check keeps one byte per expected message.
+const MAX_COUNT: u64 = 100_000_000;
+
 /// How to print a sysv variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -57,6 +60,7 @@ enum Format {
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "shm-reader",
     version,
     about = "The blog's shared-memory reader: prints what shm-writer stored in a SysV segment, then removes it",
     long_about = "Prints what a writer stored in a SysV shared memory segment and removes the \
@@ -97,8 +101,8 @@ struct Args {
 
     /// sysv: take N stamped messages from `shm-writer --count N` out of variable --var, check
     /// that each arrived once and in order, and print a summary line instead of a value; exit 1
-    /// unless all is well.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "format")]
+    /// unless all is well. At most 100 million (the check keeps a byte per message).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT), conflicts_with = "format")]
     count: Option<u64>,
 
     #[command(flatten)]
@@ -157,35 +161,56 @@ fn run(args: Args) -> anyhow::Result<()> {
     match (segment.api, args.count) {
         (Api::Sysv, None) => {
             let what = format!("variable {var} in {}", shared.name);
-            let value = shared.wait_for_var(var, false, what, true, &deadline)?;
+            let (value, serialized) = shared.wait_for_var(var, false, what, true, &deadline)?;
+            // A value we cannot print is left where it is: nothing is removed after an error.
             let printed = match args.format.unwrap_or(Format::Echo) {
                 Format::Echo => value.echo(),
                 Format::Json => value
                     .to_json()
-                    .map_err(|why| anyhow!("print variable {var} as JSON: {why}"))?
+                    .map_err(|why| {
+                        anyhow!(
+                            "print variable {var} of {} as JSON: {why}; the segment is left as \
+                             it is (--format echo prints it)",
+                            shared.name
+                        )
+                    })?
                     .into_bytes(),
             };
             report::print_payload(&printed)?;
+            if !args.keep {
+                return shared.remove_store_after_read(var, Some(&serialized), &deadline);
+            }
         }
         (Api::Sysv, Some(count)) => {
             // A hand-off segment is of no use once its run is over, whichever way it ended, as
-            // with `mq-reader --count`: it goes now (unless --keep) and the error, if any, after.
+            // with `mq-reader --count`: it goes now (unless --keep, or unless it holds what is
+            // not ours: another variable, a message we did not take) and the error, if any,
+            // after.
             let taken = take_all(&mut shared, var, count, &deadline);
-            let removed = if args.keep { Ok(()) } else { shared.remove() };
+            let removed = if args.keep {
+                Ok(())
+            } else {
+                shared.remove_store_after_read(var, None, &deadline)
+            };
             return taken.and(removed);
         }
         (Api::Shmop, _) => {
-            shm::wait_for_detach(id, &shared.name, &deadline)?;
-            let bytes = shared.read_raw(args.offset.unwrap_or(0), args.length, &deadline)?;
+            let offset = args.offset.unwrap_or(0);
+            let bytes = shared.wait_for_raw(offset, args.length, &deadline)?;
             report::print_payload(&bytes)?;
+            if !args.keep {
+                let length = args.length;
+                return shared.remove_after_read(&deadline, |seg| {
+                    // Rewritten since we read it: the new message is the next reader's.
+                    let now = shm::read_message(seg, offset, length)?;
+                    Ok((now != bytes).then(|| {
+                        format!("it was written again at offset {offset} after we read it")
+                    }))
+                });
+            }
         }
     }
-
-    if args.keep {
-        progress!("kept {} for the next reader (--keep)", shared.name);
-    } else {
-        shared.remove()?;
-    }
+    progress!("kept {} for the next reader (--keep)", shared.name);
     Ok(())
 }
 
@@ -198,7 +223,7 @@ fn take_all(shared: &mut Shared, var: i64, count: u64, deadline: &Deadline) -> a
             "message {n} of {count} in variable {var} of {}",
             shared.name
         );
-        let value = shared.wait_for_var(var, true, what, false, deadline)?;
+        let (value, _) = shared.wait_for_var(var, true, what, false, deadline)?;
         let Value::String(message) = value else {
             bail!(
                 "take variable {var} from {}: it holds a PHP {value:?}, not a stamped message",

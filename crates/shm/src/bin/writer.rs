@@ -39,11 +39,12 @@ use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{Value, serialize, sysvshm};
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, seq, sysv};
-use shm::{Api, SegmentArgs, Shared};
+use shm::{Api, Ours, SegmentArgs, Shared};
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "shm-writer",
     version,
     about = "The blog's shared-memory writer: stores a message in a SysV segment (PHP sysvshm or shmop)",
     long_about = "Stores a message in a SysV shared memory segment, as the blog's shared-memory \
@@ -175,7 +176,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         KeyFile::Existing => None,
     };
     let name = segment.key()?;
-    let (id, segment_created) = shm::open_or_create(&name, args.size, mode)?;
+    let ours = match segment.api {
+        Api::Sysv => Ours::Var(var),
+        Api::Shmop => Ours::Nothing,
+    };
+    let (id, segment_created) = shm::open_or_create(&name, args.size, mode, ours)?;
     let mut shared = Shared::attach(name, id, false, segment.no_lock, mode, &deadline)?;
 
     match (segment.api, args.count) {
