@@ -233,8 +233,17 @@ fn the_largest_message_passes_and_one_byte_more_is_refused_up_front() {
         &["--raw", "--message-file", too_big.to_str().unwrap()],
     )
     .assert_failure(1, &limit);
-    // Serialized, the same bytes are longer still.
-    write(&key, &["--message-file", largest.to_str().unwrap()]).assert_failure(1, &limit);
+    // Serialized, the same bytes are longer still, and the error says why and what avoids it.
+    write(&key, &["--message-file", largest.to_str().unwrap()])
+        .assert_failure(1, &limit)
+        .assert_failure(
+            1,
+            &format!(
+                "PHP serialization added {} bytes",
+                6 + msgmax.to_string().len()
+            ),
+        )
+        .assert_failure(1, "--raw sends the bytes as they are");
     assert_no_sysv_objects(&key, b'T');
 
     // Refused before anything is created: not even a missing key file.
@@ -435,5 +444,122 @@ fn eight_concurrent_writers_are_all_accounted_for() {
             && summary.ends_with(" reordered, 0 corrupted\n"),
         "{summary:?}"
     );
+    assert_no_sysv_objects(&key, b'T');
+}
+
+#[test]
+fn version_and_usage_name_the_binary() {
+    for (bin, name) in [
+        (env!("CARGO_BIN_EXE_mq-writer"), "mq-writer"),
+        (env!("CARGO_BIN_EXE_mq-reader"), "mq-reader"),
+    ] {
+        let version = ipc_testkit::run(name, ours(bin).arg("--version"), None);
+        version
+            .assert_success()
+            .assert_stdout(format!("{name} {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
+        let usage = ipc_testkit::run(name, ours(bin).arg("stray"), None);
+        usage.assert_failure(2, &format!("Usage: {name} [OPTIONS]"));
+    }
+}
+
+/// A number that sizes an allocation is bounded: a usage error, never a capacity-overflow panic.
+#[test]
+fn an_absurd_count_is_a_usage_error_not_a_panic() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    let got = read(&key, &["--count", "18446744073709551615"]);
+    assert_eq!(got.status.code(), Some(2), "{got:?}");
+    assert!(!got.stderr.contains("panicked"), "{got:?}");
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// A value that starts with `-` is taken as shm-writer takes it: `--float -INF` is PHP's -INF.
+#[test]
+fn negative_infinity_is_a_float_like_any_other() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    write(&key, &["--float", "-INF"]).assert_success();
+    read(&key, &[]).assert_success().assert_stdout(b"-INF\n");
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// A message the reader cannot print as asked (JSON has no INF) has already left the queue:
+/// it is printed as it is, the run fails, and the queue with the rest stays.
+#[test]
+fn a_message_json_cannot_say_is_printed_raw_and_the_queue_stays() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    write(&key, &["--float", "INF"]).assert_success();
+    write(&key, &["--int", "7"]).assert_success();
+    read(&key, &["--format", "json"])
+        .assert_failure(1, "JSON")
+        .assert_failure(1, "are on stdout as they are")
+        .assert_stdout(b"d:INF;\n");
+    assert!(queue_exists(&key));
+    read(&key, &["--format", "json"])
+        .assert_success()
+        .assert_stdout(b"7\n");
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// A writer that fails after creating the queue removes it only if nothing but its own
+/// messages can be in it: another writer's message keeps it.
+#[test]
+fn a_failed_writer_leaves_its_queue_when_another_writers_message_is_in_it() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    // Messages of `size` bytes (a stamp and the chunk): `fit` of them fill the queue up to a
+    // gap too small for the next one but big enough for someone else's small message.
+    let qbytes = proc_limit("msgmnb");
+    let size = proc_limit("msgmax").min(qbytes / 2 - 100);
+    let fit = qbytes / size;
+    let gap = qbytes - fit * size;
+    if !(16..size).contains(&gap) {
+        println!("skipping: msgmnb {qbytes} and msgmax leave no usable gap ({gap} bytes)");
+        return;
+    }
+    let chunk = dir.path().join("chunk");
+    std::fs::write(&chunk, vec![b'z'; size - ipc_common::seq::STAMP_LEN]).unwrap();
+    let chunk = chunk.to_str().unwrap();
+    let mut first = Proc::spawn(
+        "writer",
+        &mut writer(
+            &key,
+            &["--message-file", chunk, "--count", "1000", "--timeout", "2"],
+        ),
+    );
+    first.wait_for_stderr("created queue");
+    let id = sysv::msg_open(sysv::ftok(&key, b'T').unwrap())
+        .unwrap()
+        .expect("the writer's queue");
+    // Removes the queue if the test fails half-way, so that it cannot leak into other tests.
+    struct Remove(sysv::MsqId);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = sysv::msg_remove(self.0);
+        }
+    }
+    let _remove = Remove(id);
+    let full = ipc_common::wait::Deadline::after(ipc_common::wait::Timeout::from_duration(
+        std::time::Duration::from_secs(10),
+    ));
+    ipc_common::wait::retry(&full, "the writer to fill the queue", || {
+        Ok((sysv::msg_stat(id)?.messages == fit as u64).then_some(()))
+    })
+    .unwrap();
+    sysv::MsgBuf::new()
+        .send(id, 9, b"someone's", sysv::IPC_NOWAIT)
+        .unwrap();
+    first
+        .finish()
+        .assert_failure(124, "waiting for room")
+        .assert_failure(124, "left queue")
+        .assert_failure(124, "not all sent by this run");
+    assert_eq!(sysv::msg_stat(id).unwrap().messages, fit as u64 + 1);
+    // The other writer's message is still there.
+    let mut buf = sysv::MsgBuf::new();
+    let (mtype, text) = buf.receive(id, 64, 9, sysv::IPC_NOWAIT).unwrap();
+    assert_eq!((mtype, text), (9, &b"someone's"[..]));
+    sysv::msg_remove(id).unwrap();
     assert_no_sysv_objects(&key, b'T');
 }

@@ -686,3 +686,102 @@ fn options_that_do_not_fit_the_api_are_usage_errors() {
     }
     assert!(!key_file.exists());
 }
+
+#[test]
+fn version_and_usage_name_the_binary() {
+    for (bin, name) in [
+        (env!("CARGO_BIN_EXE_shm-writer"), "shm-writer"),
+        (env!("CARGO_BIN_EXE_shm-reader"), "shm-reader"),
+    ] {
+        let version = ipc_testkit::run(name, ours(bin).arg("--version"), None);
+        version
+            .assert_success()
+            .assert_stdout(format!("{name} {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
+        let usage = ipc_testkit::run(name, ours(bin).arg("stray"), None);
+        usage.assert_failure(2, &format!("Usage: {name} [OPTIONS]"));
+    }
+}
+
+/// A number that sizes an allocation is bounded: a usage error, never a capacity-overflow panic.
+#[test]
+fn an_absurd_count_is_a_usage_error_not_a_panic() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let got = read(&key_file, &["--count", "18446744073709551615"]);
+    assert_eq!(got.status.code(), Some(2), "{got:?}");
+    assert!(!got.stderr.contains("panicked"), "{got:?}");
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+/// An 8 GiB segment: each look copies the used part of the store (or the raw message up to its
+/// NUL), never the whole segment, so nothing aborts on an allocation and nothing is left.
+#[test]
+fn a_huge_segment_is_never_copied_whole() {
+    const HUGE: &str = "8589934592";
+    let shmmax: u64 = std::fs::read_to_string("/proc/sys/kernel/shmmax")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0);
+    if shmmax < HUGE.parse().unwrap() {
+        println!("skipping: kernel.shmmax ({shmmax}) is below {HUGE} bytes");
+        return;
+    }
+    for api in ["sysv", "shmop"] {
+        let dir = temp_dir();
+        let key_file = ipc_testkit::key_file(dir.path());
+        write(&key_file, &["--api", api, "--size", HUGE]).assert_success();
+        read(&key_file, &["--api", api])
+            .assert_success()
+            .assert_stdout(&with_newline(MESSAGE));
+        assert_no_sysv_objects(&key_file, b'T');
+    }
+}
+
+/// ftok keys collide: a key file re-created on a reused inode number gives the old key, and a
+/// segment left under it from before the key file was born is not this key file's.
+#[test]
+fn a_segment_older_than_its_key_file_is_refused() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let key = key_of(&key_file);
+    let id = make_segment(&key_file, &store(1024, &[(1, b"s:5:\"stale\";")]));
+    let created = sysv::shm_stat(id).unwrap().change_time as u64;
+    let born = |path: &Path| {
+        let meta = path.metadata().unwrap();
+        meta.created()
+            .ok()
+            .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+    };
+    if born(&key_file).is_none() {
+        println!("skipping: the filesystem records no birth time");
+        sysv::shm_remove(id).unwrap();
+        return;
+    }
+    // The object's time has whole seconds, and file times come from a coarser clock: re-create
+    // the key file until it is born in a later second than the segment.
+    while born(&key_file) <= Some(created) {
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::remove_file(&key_file).unwrap();
+        std::fs::write(&key_file, b"").unwrap();
+    }
+    if key_of(&key_file) != key {
+        println!("skipping: the filesystem did not reuse the key file's inode number");
+        sysv::shm_remove(id).unwrap();
+        return;
+    }
+    for (side, got) in [
+        ("writer", write(&key_file, &[])),
+        ("reader", read(&key_file, &[])),
+    ] {
+        got.assert_failure(1, "was created")
+            .assert_failure(1, "before its key file");
+        assert_eq!(got.stdout, b"", "{side}: {got:?}");
+    }
+    assert_eq!(segment(&key_file), Some(id), "left untouched");
+    assert_eq!(
+        sysvshm::get(&snapshot(&key_file), 1).unwrap(),
+        Some(&b"s:5:\"stale\";"[..])
+    );
+    sysv::shm_remove(id).unwrap();
+    assert_no_sysv_objects(&key_file, b'T');
+}

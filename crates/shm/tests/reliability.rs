@@ -281,3 +281,48 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
     sysv::shm_remove(sysv::shm_open(key).unwrap().unwrap()).unwrap();
     assert_no_sysv_objects(&t.key_file, b'T');
 }
+
+/// A writer that creates the segment and the lock's semaphore set with a mode that shuts out
+/// even itself (`--mode 0444` as a user other than root) fails, and leaves neither behind:
+/// a left set would refuse every later run under the key with EACCES.
+#[test]
+fn hostile_a_writer_shut_out_by_its_own_mode_leaves_no_set_behind() {
+    if !other_user::available() {
+        return;
+    }
+    let dir = temp_dir();
+    let own = other_user::nobodys_dir(dir.path());
+    let t = SHM.keyed(&own);
+    other_user::give_to_nobody(&t.key_file);
+    t.writer_as_nobody(&["--mode", "0444"])
+        .assert_failure(1, "Permission denied")
+        .assert_failure(1, "--mode 0660");
+    assert_no_sysv_objects(&t.key_file, b'T');
+    // The next run under the key is not refused by anything the failed one left.
+    let next = t.writer_as_nobody(&[]);
+    next.assert_success();
+    let read = t.reader_as_nobody(&[]);
+    read.assert_success().assert_stdout(&line(SHM.message));
+    assert_no_sysv_objects(&t.key_file, b'T');
+}
+
+/// Another user's segment that its mode keeps us out of (0600): the error says what admits us.
+#[test]
+fn hostile_eacces_names_mode_and_trust_uid() {
+    if !other_user::available() {
+        return;
+    }
+    let dir = temp_dir();
+    let t = SHM.keyed(dir.path());
+    other_user::open_dir(&t.dir);
+    t.writer(&[]).finish().assert_success();
+    t.reader_as_nobody(&[])
+        .assert_failure(1, "Permission denied")
+        .assert_failure(1, "--mode 0660 (sharing a group) or 0666")
+        .assert_failure(1, "--trust-uid");
+    t.reader(&[])
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(SHM.message));
+    assert_no_sysv_objects(&t.key_file, b'T');
+}
