@@ -11,8 +11,13 @@
 //! - The queue: the writer opens it with `msgget(key, 0)` or creates it with
 //!   `msgget(key, IPC_CREAT | IPC_EXCL | mode)`, as PHP's `msg_get_queue` does. A queue it created
 //!   outlives it on success (the message waits there for the reader) and is removed if its run
-//!   fails. The reader waits for the queue to appear and, after receiving, removes it with
-//!   `msgctl(IPC_RMID)` as the blog's reader does (`--keep` leaves it).
+//!   fails, unless it may hold someone else's messages. The reader waits for the queue to appear
+//!   and, after receiving, removes it with `msgctl(IPC_RMID)` as the blog's reader does, but only
+//!   once it is empty (`--keep` leaves it; another user's queue, which we may not remove, is a
+//!   warning). A message the reader cannot print as asked is printed raw, the run fails, and the
+//!   queue stays: nothing is destroyed that we did not consume.
+//! - Keys: computed from the key file we checked ([`key_of`]); a queue created before its key
+//!   file was born is another file's (ftok keys collide) and is refused ([`check_owner`]).
 //! - Whose: a key file or queue found rather than created is used only if a trusted user owns
 //!   it (and, for the queue, created it): ourselves, root, or `--trust-uid`
 //!   ([`ipc_common::trust`]). Another user's queue under our key could be read or filled by

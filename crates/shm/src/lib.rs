@@ -13,7 +13,7 @@
 //! | object | created by | removed by |
 //! |---|---|---|
 //! | key file | the writer, if missing | nobody (as in the blog); a writer whose run fails removes the one it created |
-//! | segment | the writer: `shmget(key, 0, 0)`, else `shmget(key, size, IPC_CREAT \| IPC_EXCL \| mode)`, as PHP does | the reader after printing (the blog's `shm_remove`), unless `--keep`; a writer whose run fails removes the one it created |
+//! | segment | the writer: `shmget(key, 0, 0)`, else `shmget(key, size, IPC_CREAT \| IPC_EXCL \| mode)`, as PHP does | the reader after printing (the blog's `shm_remove`), unless `--keep`, and only if the store holds no other variable and ours is unchanged (shmop: the bytes are unchanged); a writer whose run fails removes the one it created, unless another process is attached or put data in it |
 //! | lock (semaphore set) | whoever calls `sem_get` first, writer or reader | its last user, when it lets go (see [`ipc_common::php::sysvsem`]) |
 //!
 //! The reader never creates the segment (PHP's `shm_attach` would, and lay out an empty store):
@@ -44,14 +44,19 @@
 //!   middle of a write, so a store that does not parse counts as broken only when it fails the
 //!   same way twice in a row, unchanged; a writer stalled mid-write for longer than one backoff
 //!   step can still be mistaken for a broken one.
-//! - shmop: the bytes carry no sign of completion, so the reader waits for the segment's
-//!   `shm_dtime` (`shmctl(IPC_STAT)`): the kernel sets it when a process detaches, and a writer
-//!   (ours, or PHP's at its end) detaches after writing. The race, honestly: `shm_dtime` says
-//!   that *someone* detached, not that the bytes you want are there. A segment that was attached
-//!   before (by a `--keep` reader, an earlier writer) already has it set, so the reader reads
-//!   whatever is there at once; a second writer may then be writing while we read, which only
-//!   the lock prevents. Waiting for a non-zero first byte instead would hang on an empty
-//!   message, and would see the first byte of a message whose rest is not written yet.
+//! - shmop: the bytes carry no sign of completion. The reader waits until they are not all NUL
+//!   and either nobody else is attached or the same bytes were seen twice in a row
+//!   ([`Shared::wait_for_raw`]; the rule and its limits are in docs/talking-to-php.md). So a
+//!   segment created but not yet written is never read as empty and removed; the price is that
+//!   an empty message cannot be sent (the writer refuses it). The writer ends its message with a
+//!   NUL where there is room, which PHP's `shmop_write` does not: a shorter message would
+//!   otherwise be read with the tail of a longer one before it.
+//!
+//! # Keys
+//!
+//! The key is computed from the key file we checked ([`key_of_file`]). ftok keys collide (16
+//! bits of the inode, 8 of the device): a segment created before its key file was born is
+//! refused ([`check_owner`]), the one cheap sign that it is another file's.
 //!
 //! # `--count N`: a hand-off through one variable
 //!
@@ -312,7 +317,7 @@ pub enum Ours {
 /// PHP's `shm_attach`/`shmop_open($key, "c")`: the existing segment (`shmget(key, 0, 0)`),
 /// else a new one of `size` bytes (`IPC_CREAT | IPC_EXCL`, exactly `mode`). Returns the guard
 /// that removes the segment if this process created it, unless someone else may have put data
-/// in it ([`remove_created`]). An existing segment smaller than `size`, or of an untrusted owner
+/// in it (see `remove_created`). An existing segment smaller than `size`, or of an untrusted owner
 /// ([`check_owner`]), is an error.
 pub fn open_or_create(
     name: &SegmentKey,

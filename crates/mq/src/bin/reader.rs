@@ -4,15 +4,17 @@
 //! PHP's `echo` prints the value (`--format json`: as JSON; `--raw`: the bytes as they are).
 //!
 //! Syscalls, in order:
-//! 1. `ftok(3)`: the key, retried until the key file exists; `lstat(2)` checks it is a regular
-//!    file of a trusted owner (ourselves, root or `--trust-uid`);
+//! 1. `lstat(2)` until the key file exists, then `open(2)` it `O_PATH | O_NOFOLLOW` and
+//!    `fstat(2)` it: a regular file of a trusted owner (ourselves, root or `--trust-uid`), whose
+//!    inode and device give the `ftok(3)` key;
 //! 2. `msgget(2)` with flags 0: the queue, retried until the writer has created it (a key file
 //!    removed or replaced meanwhile ends the wait: the queue would never come); `msgctl(2)`
 //!    `IPC_STAT` checks that a trusted user owns and created it;
 //! 3. `msgrcv(2)` with `IPC_NOWAIT`, retried until a message arrives or `--timeout` passes (with
 //!    `--timeout 0`, one blocking `msgrcv`); the receive limit is the kernel's `msgmax`;
-//! 4. the message on stdout, then `msgctl(2)` `IPC_RMID`: the queue goes (not with `--keep`;
-//!    only its owner, its creator or root may remove it).
+//! 4. the message on stdout (one it cannot decode or print: raw, exit 1, the queue kept), then
+//!    `msgctl(2)` `IPC_STAT` and, if the queue is empty, `IPC_RMID` (not with `--keep`; only its
+//!    owner, its creator or root may remove it: otherwise a warning).
 //!
 //! The writer creates the key file and the queue; the reader creates nothing and removes the
 //! queue once it has read from it. stdout gets the message and one newline.

@@ -4,7 +4,8 @@
 //!
 //! Syscalls, in order:
 //! 1. `open(2)` with `O_CREAT | O_EXCL | O_NOFOLLOW`: the key file, if it is missing;
-//! 2. `ftok(3)`: the key, from the key file's inode and device;
+//! 2. `open(2)` with `O_PATH | O_NOFOLLOW`, `fstat(2)`: the key file's checks and its `ftok(3)`
+//!    key, from its inode and device;
 //! 3. `msgget(2)` with flags 0, else with `IPC_CREAT | IPC_EXCL | mode`: the queue;
 //!    `msgctl(2)` `IPC_STAT`: its capacity, `msg_qbytes`, and, for a queue we did not create,
 //!    that a trusted user (ourselves, root or `--trust-uid`) owns and created it; an existing

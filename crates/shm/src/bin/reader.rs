@@ -4,23 +4,26 @@
 //! `shmop_delete` (PHP's shmop, `--api shmop`).
 //!
 //! Syscalls, in order:
-//! 1. `stat(2)` the key file until it exists, then `ftok(3)` it for the key;
+//! 1. `stat(2)` the key file until it exists, then `open(2)` it `O_PATH | O_NOFOLLOW` and
+//!    `fstat(2)` it: the checks and the `ftok(3)` key come from the same file;
 //! 2. `shmget(2)` `(key, 0, 0)` until the writer has created the segment;
 //! 3. `sem_get`, the PHP lock: `semget(2)` the three-semaphore set (created if missing),
 //!    `semtimedop(2)` to register, `semctl(2)` `GETVAL`/`SETVAL` to initialise it;
 //! 4. `shmat(2)` the segment, read-only unless `--count`;
 //! 5. until the content is there, each look under the lock (`semtimedop(2)` acquire, `semop(2)`
 //!    release): sysv copies the store and looks for variable `--var`, complete and
-//!    unserializable; shmop waits for `shmctl(2)` `IPC_STAT` to report a detach (the writer's
-//!    `shmdt(2)`), then copies the bytes from `--offset`;
+//!    unserializable; shmop copies the bytes from `--offset` until they are not all NUL and
+//!    either `shmctl(2)` `IPC_STAT` counts nobody else attached or they are the same twice;
 //! 6. prints the value as PHP's `echo` would (or `--format json`), or the bytes up to the first
 //!    NUL (or exactly `--length` bytes);
-//! 7. `shmdt(2)`, then `shmctl(2)` `IPC_RMID` the segment, unless `--keep`; letting go of the
+//! 7. under the lock, `shmctl(2)` `IPC_RMID` the segment, unless `--keep` or it holds what we did
+//!    not read (another variable, a value written since); then `shmdt(2)`; letting go of the
 //!    lock (`semtimedop(2)`, `semctl(2)` `GETVAL`) removes its set with `semctl(2)` `IPC_RMID`
 //!    if nobody else uses it.
 //!
 //! The reader creates nothing but, if it is missing, the lock's semaphore set. It removes the
-//! segment the writer left (the blog's `shm_remove`) unless `--keep`; a run that fails removes
+//! segment the writer left (the blog's `shm_remove`) unless `--keep` (a segment it may not
+//! remove, another user's, is a warning: the read succeeded); a run that fails removes
 //! only what it created, never a segment it found broken, except that `--count` removes its
 //! hand-off segment whichever way the run ended (it is of no use afterwards). It uses only a key
 //! file, segment and semaphore set owned by a trusted user (ourselves, root or `--trust-uid`),

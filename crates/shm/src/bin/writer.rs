@@ -4,7 +4,7 @@
 //!
 //! Syscalls, in order:
 //! 1. `open(2)` the key file with `O_CREAT | O_EXCL` if it is missing (mode `--mode`), then
-//!    `ftok(3)` it (`stat(2)`) for the key;
+//!    `open(2)` it `O_PATH | O_NOFOLLOW` and `fstat(2)` it: checks and `ftok(3)` key from one file;
 //! 2. `shmget(2)` `(key, 0, 0)` for the existing segment, else `(key, --size, IPC_CREAT |
 //!    IPC_EXCL | mode)`, as PHP does; `shmctl(2)` `IPC_STAT` checks an existing one is big enough
 //!    and owned and created by a trusted user (ourselves, root or `--trust-uid`), as an existing
@@ -14,13 +14,14 @@
 //! 4. `shmat(2)` the segment;
 //! 5. `semtimedop(2)` to acquire the lock, waiting at most `--timeout`;
 //! 6. plain memory accesses: sysv reads the store, lays out PHP's `PHP_SM` header if there is
-//!    none, replaces variable `--var` with the `serialize()`d value; shmop copies the raw bytes to
-//!    `--offset`;
+//!    none, replaces variable `--var` with the `serialize()`d value; shmop copies the raw bytes and
+//!    a NUL to `--offset`; `shmctl(2)` `IPC_STAT` checks the segment was not removed meanwhile;
 //! 7. `semop(2)` to release the lock, then `shmdt(2)`, which the shmop reader waits for.
 //!
 //! The writer creates the key file and the segment when they are missing and leaves them for the
 //! reader, which removes the segment. The lock's semaphore set goes with its last user, usually
-//! this writer as it exits. A run that fails removes what it created (also on SIGINT/SIGTERM). `--count N` hands N stamped messages over one
+//! this writer as it exits. A run that fails removes what it created (also on SIGINT/SIGTERM),
+//! unless someone else's data is in it. `--count N` hands N stamped messages over one
 //! variable, each once the reader has taken the previous one (see the `shm` library docs).
 //!
 //! Run the pair (either order):
