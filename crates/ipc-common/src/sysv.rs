@@ -361,6 +361,9 @@ pub struct MsgBuf {
 
 const MTYPE_LEN: usize = std::mem::size_of::<libc::c_long>();
 
+/// `msgrcv(2)`'s flag for a copy of the message at an index (`<linux/msg.h>`).
+const MSG_COPY: libc::c_int = 0o40000;
+
 impl MsgBuf {
     pub fn new() -> Self {
         MsgBuf::default()
@@ -388,6 +391,14 @@ impl MsgBuf {
                 other => return other.map(drop),
             }
         }
+    }
+
+    /// `msgrcv(id, buf, max_len, index, MSG_COPY | IPC_NOWAIT)`: a copy of the message at
+    /// position `index` (0 is the first), which stays queued. `E2BIG` for a longer one (a copy
+    /// cannot be truncated), `ENOMSG` past the last message, `ENOSYS` where the kernel lacks
+    /// `MSG_COPY` (CONFIG_CHECKPOINT_RESTORE).
+    pub fn peek(&mut self, id: MsqId, max_len: usize, index: i64) -> nix::Result<(i64, &[u8])> {
+        self.receive(id, max_len, index, MSG_COPY | libc::IPC_NOWAIT)
     }
 
     /// `msgrcv(id, buf, max_len, desired_type, flags)`: the received type and text. One call:
@@ -672,6 +683,15 @@ mod tests {
         buf.send(id, 7, b"hello", libc::IPC_NOWAIT).unwrap();
         assert_eq!(msg_stat(id).unwrap().messages, 1);
         assert_eq!(buf.receive(id, 2, 0, libc::IPC_NOWAIT), Err(Errno::E2BIG));
+        match buf.peek(id, 64, 0) {
+            Ok(copy) => {
+                assert_eq!(copy, (7, &b"hello"[..]));
+                assert_eq!(buf.peek(id, 64, 1), Err(Errno::ENOMSG));
+                assert_eq!(buf.peek(id, 2, 0), Err(Errno::E2BIG));
+                assert_eq!(msg_stat(id).unwrap().messages, 1, "a copy leaves it queued");
+            }
+            Err(errno) => println!("skipping MSG_COPY: {errno}"),
+        }
         let (mtype, text) = buf.receive(id, 64, 0, libc::IPC_NOWAIT).unwrap();
         assert_eq!((mtype, text), (7, &b"hello"[..]));
         assert_eq!(buf.receive(id, 64, 0, libc::IPC_NOWAIT), Err(Errno::ENOMSG));

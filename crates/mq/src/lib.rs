@@ -14,8 +14,9 @@
 //!   fails, unless it may hold someone else's messages. The reader waits for the queue to appear
 //!   and, after receiving, removes it with `msgctl(IPC_RMID)` as the blog's reader does, but only
 //!   once it is empty (`--keep` leaves it; another user's queue, which we may not remove, is a
-//!   warning). A message the reader cannot print as asked is printed raw, the run fails, and the
-//!   queue stays: nothing is destroyed that we did not consume.
+//!   warning). A message the reader cannot print as asked is not taken: it looks at a copy first
+//!   ([`peek`], `MSG_COPY`); without `MSG_COPY` it prints the taken message raw and fails. Either
+//!   way the queue stays: nothing is destroyed that we did not consume.
 //! - Keys: computed from the key file we checked ([`key_of`]); a queue created before its key
 //!   file was born is another file's (ftok keys collide) and is refused ([`check_owner`]).
 //! - Whose: a key file or queue found rather than created is used only if a trusted user owns
@@ -418,6 +419,81 @@ pub fn receive(
         }
     }
     wait::retry(deadline, wanted, attempt)
+}
+
+/// Waits until the message `msgrcv(2)` of `desired_type` would take is queued, and returns a
+/// copy of it (`MSG_COPY`), leaving it in the queue: a reader can check that it is able to print
+/// a message before it takes it. `None` where the kernel has no `MSG_COPY`. Another reader may
+/// take the message between this look and the caller's receive: the caller compares.
+pub fn peek(
+    buf: &mut MsgBuf,
+    queue: Queue,
+    max_len: usize,
+    desired_type: i64,
+    deadline: &Deadline,
+) -> anyhow::Result<Option<(i64, Vec<u8>)>> {
+    let wanted = Wanted {
+        queue,
+        desired_type,
+    };
+    wait::retry(deadline, wanted, || {
+        match find_queued(buf, queue, max_len, desired_type) {
+            Ok(Some(found)) => Ok(Some(Some(found))),
+            Ok(None) | Err(Errno::EINTR) => Ok(None),
+            Err(Errno::ENOSYS) => Ok(Some(None)),
+            Err(Errno::E2BIG) => bail!(
+                "msgrcv from queue {}: the next message is longer than the receive limit of \
+                 {max_len} bytes (raise --max-size); it stays queued",
+                queue.key
+            ),
+            Err(errno @ (Errno::EIDRM | Errno::EINVAL)) => Err(anyhow::Error::new(errno).context(
+                format!("msgrcv from queue {}: the queue was removed", queue.key),
+            )),
+            Err(errno) => Err(denied(
+                errno,
+                format!("msgrcv(MSG_COPY) from queue {}", queue.key),
+            )),
+        }
+    })
+}
+
+/// The message `msgrcv(desired_type)` would take now, copied by index: 0 the first; N the first
+/// of type N; -N the first of the lowest type up to N. `E2BIG` if it is longer than `max_len`;
+/// `ENOSYS` if the scan cannot tell (a message longer than msgmax in the way).
+fn find_queued(
+    buf: &mut MsgBuf,
+    queue: Queue,
+    max_len: usize,
+    desired_type: i64,
+) -> nix::Result<Option<(i64, Vec<u8>)>> {
+    // A copy cannot be truncated: scan with room for any message the kernel takes.
+    let scan_len = sysv::msgmax().map_or(max_len, |msgmax| msgmax.max(max_len));
+    let mut chosen: Option<(i64, i64)> = None;
+    for index in 0.. {
+        let mtype = match buf.peek(queue.id, scan_len, index) {
+            Ok((mtype, _)) => mtype,
+            Err(Errno::ENOMSG) => break,
+            Err(Errno::E2BIG) => return Err(Errno::ENOSYS),
+            Err(errno) => return Err(errno),
+        };
+        let better = match desired_type {
+            0 => true,
+            t if t > 0 => mtype == t,
+            t => mtype <= t.saturating_neg() && chosen.is_none_or(|(_, best)| mtype < best),
+        };
+        if better {
+            chosen = Some((index, mtype));
+            if desired_type >= 0 {
+                break;
+            }
+        }
+    }
+    let Some((index, _)) = chosen else {
+        return Ok(None);
+    };
+    // Again within the reader's limit: a message over it is E2BIG, as msgrcv would say.
+    let (mtype, text) = buf.peek(queue.id, max_len, index)?;
+    Ok(Some((mtype, text.to_vec())))
 }
 
 /// What happened to a queue a reader was done with.

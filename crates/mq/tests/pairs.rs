@@ -198,12 +198,13 @@ fn a_message_that_is_not_php_serialized_is_a_clear_error_and_is_printed_raw_not_
         write(&key, &["--message", "next"]).assert_success();
         let done = read(&key, &[]);
         done.assert_failure(1, "is not PHP-serialized: ");
-        done.assert_failure(1, "are on stdout as they are");
-        // It left the queue: its bytes are on stdout, not lost; the queue and the next message
-        // in it stay.
-        done.assert_stdout(&with_newline(garbage.as_bytes()));
+        done.assert_failure(1, "nothing was taken, the message and the queue stay");
+        assert_eq!(done.stdout, b"", "{done:?}");
         assert!(!done.stderr.contains("panicked"), "{done:?}");
-        assert!(queue_exists(&key), "a failed reader removes nothing");
+        // Looked at, not taken (MSG_COPY): --raw takes it, then the next one is read.
+        read(&key, &["--raw", "--keep"])
+            .assert_success()
+            .assert_stdout(&with_newline(garbage.as_bytes()));
         read(&key, &[]).assert_success().assert_stdout(b"next\n");
     }
     assert_no_sysv_objects(&key, b'T');
@@ -483,19 +484,19 @@ fn negative_infinity_is_a_float_like_any_other() {
     assert_no_sysv_objects(&key, b'T');
 }
 
-/// A message the reader cannot print as asked (JSON has no INF) has already left the queue:
-/// it is printed as it is, the run fails, and the queue with the rest stays.
+/// A message the reader cannot print as asked (JSON has no INF) is not taken: it and the
+/// queue with the rest stay, and another format reads it.
 #[test]
-fn a_message_json_cannot_say_is_printed_raw_and_the_queue_stays() {
+fn a_message_json_cannot_say_is_left_queued() {
     let dir = temp_dir();
     let key = key_file(dir.path());
     write(&key, &["--float", "INF"]).assert_success();
     write(&key, &["--int", "7"]).assert_success();
     read(&key, &["--format", "json"])
         .assert_failure(1, "JSON")
-        .assert_failure(1, "are on stdout as they are")
-        .assert_stdout(b"d:INF;\n");
-    assert!(queue_exists(&key));
+        .assert_failure(1, "nothing was taken")
+        .assert_stdout(b"");
+    read(&key, &[]).assert_success().assert_stdout(b"INF\n");
     read(&key, &["--format", "json"])
         .assert_success()
         .assert_stdout(b"7\n");
@@ -561,5 +562,25 @@ fn a_failed_writer_leaves_its_queue_when_another_writers_message_is_in_it() {
     let (mtype, text) = buf.receive(id, 64, 9, sysv::IPC_NOWAIT).unwrap();
     assert_eq!((mtype, text), (9, &b"someone's"[..]));
     sysv::msg_remove(id).unwrap();
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// The look before taking follows msgrcv's choice of type: a message of another type that
+/// cannot be printed is not in the way, and one of the chosen type is not taken.
+#[test]
+fn the_look_before_taking_follows_the_desired_type() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    write(&key, &["--raw", "--type", "3", "--message", "garbage"]).assert_success();
+    write(&key, &["--type", "2", "--message", "two"]).assert_success();
+    read(&key, &["--type", "-3"])
+        .assert_success()
+        .assert_stdout(b"two\n");
+    read(&key, &["--type", "3"])
+        .assert_failure(1, "nothing was taken")
+        .assert_stdout(b"");
+    read(&key, &["--raw", "--type", "3"])
+        .assert_success()
+        .assert_stdout(b"garbage\n");
     assert_no_sysv_objects(&key, b'T');
 }

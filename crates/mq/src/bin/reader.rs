@@ -10,9 +10,11 @@
 //! 2. `msgget(2)` with flags 0: the queue, retried until the writer has created it (a key file
 //!    removed or replaced meanwhile ends the wait: the queue would never come); `msgctl(2)`
 //!    `IPC_STAT` checks that a trusted user owns and created it;
-//! 3. `msgrcv(2)` with `IPC_NOWAIT`, retried until a message arrives or `--timeout` passes (with
-//!    `--timeout 0`, one blocking `msgrcv`); the receive limit is the kernel's `msgmax`;
-//! 4. the message on stdout (one it cannot decode or print: raw, exit 1, the queue kept), then
+//! 3. `msgrcv(2)` with `MSG_COPY | IPC_NOWAIT`, retried until the message to take is queued or
+//!    `--timeout` passes: a copy, decoded first, so that a message we cannot print stays queued;
+//!    then `msgrcv(2)` with `IPC_NOWAIT` takes it (with `--raw`, no copy; with `--timeout 0`, a
+//!    blocking `msgrcv`); the receive limit is the kernel's `msgmax`;
+//! 4. the message on stdout (one taken that it cannot print: raw, exit 1, the queue kept), then
 //!    `msgctl(2)` `IPC_STAT` and, if the queue is empty, `IPC_RMID` (not with `--keep`; only its
 //!    owner, its creator or root may remove it: otherwise a warning).
 //!
@@ -157,6 +159,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         return checked.and(removed);
     }
 
+    // Where the kernel lets us look without taking (MSG_COPY), a message we could not print as
+    // asked is not taken at all: it and the queue stay.
+    let checked = if args.raw {
+        None
+    } else {
+        mq::peek(&mut buf, queue, max_len, args.desired_type, &deadline)?
+            .map(|(mtype, copy)| {
+                decode(&copy, key, args.format)
+                    .map(|output| (mtype, copy, output))
+                    .map_err(|err| {
+                        err.context(format!(
+                            "read the message of type {mtype} from queue {key}: nothing was \
+                             taken, the message and the queue stay"
+                        ))
+                    })
+            })
+            .transpose()?
+    };
     let mut text = Vec::new();
     let mtype = mq::receive(
         &mut buf,
@@ -171,11 +191,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         text.len()
     );
     // The message has left the queue and cannot be put back in its place: a message we cannot
-    // print as asked is printed as it is, raw, and the run fails, leaving the queue in place.
-    let printed = if args.raw {
-        Ok(text.clone())
-    } else {
-        decode(&text, key, args.format)
+    // print as asked (not looked at first, without MSG_COPY) is printed as it is, raw, and the
+    // run fails, leaving the queue in place.
+    let printed = match checked {
+        _ if args.raw => Ok(text.clone()),
+        Some((peeked, copy, output)) if peeked == mtype && copy == text => Ok(output),
+        // Another reader took the one we looked at: this one is checked now.
+        _ => decode(&text, key, args.format),
     };
     match printed {
         Ok(output) => report::print_payload(&output)?,
