@@ -707,9 +707,11 @@ fn version_and_usage_name_the_binary() {
 fn an_absurd_count_is_a_usage_error_not_a_panic() {
     let dir = temp_dir();
     let key_file = ipc_testkit::key_file(dir.path());
-    let got = read(&key_file, &["--count", "18446744073709551615"]);
-    assert_eq!(got.status.code(), Some(2), "{got:?}");
-    assert!(!got.stderr.contains("panicked"), "{got:?}");
+    let absurd = ["--count", "18446744073709551615"];
+    for got in [read(&key_file, &absurd), write(&key_file, &absurd)] {
+        assert_eq!(got.status.code(), Some(2), "{got:?}");
+        assert!(!got.stderr.contains("panicked"), "{got:?}");
+    }
     assert_no_sysv_objects(&key_file, b'T');
 }
 

@@ -69,6 +69,7 @@ struct Args {
         long = "type",
         value_name = "N",
         default_value = "1",
+        allow_negative_numbers = true,
         value_parser = clap::value_parser!(i64).range(1..)
     )]
     mtype: i64,

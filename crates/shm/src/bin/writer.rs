@@ -105,8 +105,9 @@ struct Args {
     remove_var: Option<i64>,
 
     /// sysv: hand N sequence-stamped copies of the message to `shm-reader --count N` through
-    /// variable --var, each once the reader has taken the previous one.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    /// variable --var, each once the reader has taken the previous one. At most 100 million,
+    /// as many as shm-reader --count checks.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     count: Option<u64>,
 
     #[command(flatten)]
