@@ -84,7 +84,7 @@ use ipc_common::php::sysvsem::Semaphore;
 use ipc_common::php::sysvshm::{self, StoreError};
 use ipc_common::php::{Value, unserialize};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
-use ipc_common::wait::{Deadline, retry};
+use ipc_common::wait::{Deadline, TimedOut, retry};
 use ipc_common::{paths, progress, trust};
 use nix::errno::Errno;
 
@@ -786,7 +786,18 @@ impl Shared {
                 }
                 Err(errno) => Err(errno).with_context(|| format!("shmctl IPC_RMID {name}")),
             }
-        })?;
+        });
+        let outcome = match outcome {
+            // The lock stayed busy until the timeout: what we read was read; the segment stays.
+            Err(err) if err.chain().any(|cause| cause.is::<TimedOut>()) => {
+                eprintln!(
+                    "warning: the value was read, but {} stays: {err:#}",
+                    self.name
+                );
+                false
+            }
+            other => other?,
+        };
         if outcome {
             progress!("removed {}", self.name);
         }
