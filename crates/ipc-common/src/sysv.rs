@@ -547,6 +547,68 @@ pub fn sem_remove(id: SemId) -> nix::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// IPC namespaces
+//
+// SysV objects live in the IPC namespace of their creator: a writer and a reader in different
+// namespaces (two containers that do not share one) use the same key file and never meet, and
+// a private namespace takes the writer's object with it when its last process exits. Nothing in
+// SysV says so; our writers record their namespace in a key file they create, so that the
+// other side can tell.
+
+/// The IPC namespace of this process, as `/proc/self/ns/ipc` names it (`ipc:[4026531839]`).
+pub fn ipc_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/ipc")
+        .ok()
+        .and_then(|link| link.to_str().map(str::to_owned))
+}
+
+/// Writes our IPC namespace into the key file we have just created (the key depends on the
+/// inode, not on the content; PHP ignores it too).
+pub fn record_namespace(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(ours) = ipc_namespace() else {
+        return Ok(());
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?
+        .write_all(format!("{ours}\n").as_bytes())
+}
+
+/// The IPC namespace a key file records and ours, when both are known and differ.
+pub fn namespace_mismatch(path: &Path) -> Option<(String, String)> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut head = [0u8; 64];
+    let n = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|mut file| file.read(&mut head))
+        .ok()?;
+    let line = std::str::from_utf8(&head[..n]).ok()?.lines().next()?;
+    let digits = line.strip_prefix("ipc:[")?.strip_suffix(']')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ours = ipc_namespace()?;
+    (line != ours).then(|| (line.to_owned(), ours))
+}
+
+/// What to tell the user when the key file at `path` was created in another IPC namespace.
+pub fn namespace_note(path: &Path) -> Option<String> {
+    let (theirs, ours) = namespace_mismatch(path)?;
+    Some(format!(
+        "key file {} was created by a process in IPC namespace {theirs} and we are in {ours}: \
+         SysV objects do not cross IPC namespaces, so a peer in the other one never sees ours \
+         (containers must share one, e.g. docker's `ipc: service:<reader>`; see docs/docker.md)",
+        path.display()
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Futexes (for the benchmark's ring buffer, `crate::ring`)
 //
 // `futex(2)` on a 32-bit word inside an attached segment ([`Attached::atomic_u32`]). The calls
@@ -653,6 +715,29 @@ mod tests {
         assert!(
             meta.file_type().is_symlink(),
             "the link itself, not its target"
+        );
+    }
+
+    #[test]
+    fn a_key_file_records_the_ipc_namespace_of_its_creator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(
+            namespace_mismatch(&path),
+            None,
+            "an empty key file says nothing"
+        );
+        record_namespace(&path).unwrap();
+        assert_eq!(namespace_mismatch(&path), None, "ours");
+        std::fs::write(&path, b"ipc:[1]\n").unwrap();
+        let ours = ipc_namespace().unwrap();
+        assert_eq!(namespace_mismatch(&path), Some(("ipc:[1]".into(), ours)));
+        std::fs::write(&path, b"<?php echo 1;").unwrap();
+        assert_eq!(
+            namespace_mismatch(&path),
+            None,
+            "a script as key file says nothing"
         );
     }
 

@@ -584,3 +584,37 @@ fn the_look_before_taking_follows_the_desired_type() {
         .assert_stdout(b"garbage\n");
     assert_no_sysv_objects(&key, b'T');
 }
+
+/// A writer in an IPC namespace of its own (a container that does not share the reader's, as
+/// `docker compose up --no-deps mq-writer` starts it) sends where no reader can see: its key
+/// file says so, and the reader's timeout names the cause instead of only the wait.
+#[test]
+fn a_writer_in_another_ipc_namespace_is_named() {
+    if !ipc_testkit::run("unshare", ours("unshare").args(["--ipc", "true"]), None)
+        .status
+        .success()
+    {
+        println!("skipping: cannot unshare(CLONE_NEWIPC) here (needs root)");
+        return;
+    }
+    let dir = temp_dir();
+    let key = dir.path().join("key");
+    let mut elsewhere = ours("unshare");
+    elsewhere
+        .args(["--ipc", "--", env!("CARGO_BIN_EXE_mq-writer"), "--key-file"])
+        .arg(&key);
+    ipc_testkit::run("mq-writer", &mut bounded(elsewhere, &[]), None).assert_success();
+    read(&key, &["--timeout", "0.3"])
+        .assert_failure(124, "was created by a process in IPC namespace ipc:[")
+        .assert_failure(124, "SysV objects do not cross IPC namespaces");
+    let warned = write(&key, &[]);
+    warned.assert_success();
+    assert!(
+        warned.stderr.contains("warning: key file") && warned.stderr.contains("IPC namespace"),
+        "{warned:?}"
+    );
+    read(&key, &[])
+        .assert_success()
+        .assert_stdout(&with_newline(MESSAGE));
+    assert_no_sysv_objects(&key, b'T');
+}

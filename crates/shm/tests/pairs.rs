@@ -787,3 +787,43 @@ fn a_segment_older_than_its_key_file_is_refused() {
     sysv::shm_remove(id).unwrap();
     assert_no_sysv_objects(&key_file, b'T');
 }
+
+/// A writer in an IPC namespace of its own (a container that does not share the reader's, as
+/// `docker compose up --no-deps shm-writer` starts it) writes where no reader can see: its key
+/// file says so, and the reader's timeout names the cause instead of only the wait.
+#[test]
+fn a_writer_in_another_ipc_namespace_is_named() {
+    if !ipc_testkit::run("unshare", ours("unshare").args(["--ipc", "true"]), None)
+        .status
+        .success()
+    {
+        println!("skipping: cannot unshare(CLONE_NEWIPC) here (needs root)");
+        return;
+    }
+    let dir = temp_dir();
+    let key_file = dir.path().join("key");
+    let mut elsewhere = ours("unshare");
+    elsewhere
+        .args([
+            "--ipc",
+            "--",
+            env!("CARGO_BIN_EXE_shm-writer"),
+            "--key-file",
+        ])
+        .arg(&key_file);
+    ipc_testkit::run("shm-writer", &mut bounded(elsewhere, &[]), None).assert_success();
+    read(&key_file, &["--timeout", "0.3"])
+        .assert_failure(124, "was created by a process in IPC namespace ipc:[")
+        .assert_failure(124, "SysV objects do not cross IPC namespaces");
+    // A writer here is warned, and still works: the note is a hint, never a refusal.
+    let warned = write(&key_file, &[]);
+    warned.assert_success();
+    assert!(
+        warned.stderr.contains("warning: key file") && warned.stderr.contains("IPC namespace"),
+        "{warned:?}"
+    );
+    read(&key_file, &[])
+        .assert_success()
+        .assert_stdout(&with_newline(MESSAGE));
+    assert_no_sysv_objects(&key_file, b'T');
+}

@@ -141,6 +141,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     );
     let queue = mq::wait_for_queue(&keyed, &deadline, || {
         progress!("waiting for queue {key} to appear (mq-writer creates it)");
+    })
+    .map_err(|err| match sysv::namespace_note(key_file) {
+        Some(note) => err.context(note),
+        None => err,
     })?;
     let max_len = match args.max_size {
         Some(n) => usize::try_from(n).context("--max-size")?,

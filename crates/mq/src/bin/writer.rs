@@ -56,7 +56,8 @@ const MAX_SEQ: u64 = 10_000_000_000;
     group(ArgGroup::new("value").args(["message", "message_file", "int", "float", "bool", "null"]))
 )]
 struct Args {
-    /// The ftok(3) key file; created (empty, with --mode) if missing, and left for the reader.
+    /// The ftok(3) key file; created (with --mode, holding our IPC namespace's name) if
+    /// missing, and left for the reader.
     #[arg(long, value_name = "PATH", env = "IPC_KEY_FILE", default_value = mq::DEFAULT_KEY_FILE)]
     key_file: PathBuf,
 
@@ -138,6 +139,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     mq::check_msgmax(stamp + text.len(), msgmax, &why)?;
 
     let key_file = paths::ensure_key_file(&args.key_file, args.mode.mode)?;
+    if matches!(key_file, KeyFile::Created(_)) {
+        // For a reader in another IPC namespace (a container), which never sees ours.
+        let _ = sysv::record_namespace(&args.key_file);
+    } else if let Some(note) = sysv::namespace_note(&args.key_file) {
+        eprintln!("warning: {note}");
+    }
     let keyed = mq::key_of(&args.key_file, args.proj)?;
     let key = keyed.key;
     progress!(

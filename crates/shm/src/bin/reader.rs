@@ -45,7 +45,7 @@ use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::php::Value;
 use ipc_common::seq::{self, SeqChecker};
 use ipc_common::wait::Deadline;
-use ipc_common::{progress, report};
+use ipc_common::{progress, report, sysv};
 use shm::{Api, SegmentArgs, Shared};
 
 /// The largest `--count`: the check keeps one byte per expected message.
@@ -149,7 +149,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     let var = args.var.unwrap_or(shm::DEFAULT_VAR);
 
     let name = segment.wait_for_key(&deadline)?;
-    let id = shm::wait_for_segment(&name, &deadline)?;
+    let id = shm::wait_for_segment(&name, &deadline).map_err(|err| {
+        match sysv::namespace_note(&segment.key_file) {
+            Some(note) => err.context(note),
+            None => err,
+        }
+    })?;
     // Only --count writes: it takes each message out of the store.
     let read_only = args.count.is_none();
     let mut shared = Shared::attach(

@@ -174,8 +174,17 @@ fn run(args: Args) -> anyhow::Result<()> {
     let message = args.message.payload(shm::MESSAGE)?;
 
     let key_file = match paths::ensure_key_file(&segment.key_file, mode)? {
-        KeyFile::Created(guard) => Some(guard),
-        KeyFile::Existing => None,
+        KeyFile::Created(guard) => {
+            // For a reader in another IPC namespace (a container), which never sees ours.
+            let _ = sysv::record_namespace(&segment.key_file);
+            Some(guard)
+        }
+        KeyFile::Existing => {
+            if let Some(note) = sysv::namespace_note(&segment.key_file) {
+                eprintln!("warning: {note}");
+            }
+            None
+        }
     };
     let name = segment.key()?;
     let ours = match segment.api {
