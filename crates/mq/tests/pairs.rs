@@ -190,7 +190,7 @@ fn typed_values_travel_in_php_bytes_and_print_as_echo_and_json() {
 }
 
 #[test]
-fn a_message_that_is_not_php_serialized_is_a_clear_error_and_is_printed_raw_not_dropped() {
+fn a_message_that_is_not_php_serialized_is_a_clear_error_and_is_not_taken() {
     let dir = temp_dir();
     let key = key_file(dir.path());
     for garbage in ["not serialized", "s:99:\"short\";", "a:1:{i:0;"] {
