@@ -615,7 +615,7 @@ fn a_shorter_shmop_message_is_not_read_with_the_tail_of_a_longer_one() {
 }
 
 #[test]
-fn the_shmop_reader_waits_for_the_writer_to_detach() {
+fn the_shmop_reader_waits_for_a_segment_created_but_not_written() {
     let dir = temp_dir();
     let key_file = ipc_testkit::key_file(dir.path());
     // Created but never attached: as a writer between shmget and shmat.

@@ -54,7 +54,8 @@ const MAX_COUNT: u64 = 100_000_000;
         message-queue reader. The queue is keyed on ftok(/tmp/ipc-message-queues, 'T') by \
         default; the reader waits up to --timeout (default 10 s) for the key file, the queue and \
         a message, unserializes the message as PHP's msg_receive does and prints it as PHP's \
-        echo would, then removes the queue."
+        echo would, then removes the queue if it is empty. A message it cannot print as asked is \
+        not taken."
 )]
 struct Args {
     /// The ftok(3) key file the writer keyed the queue on.

@@ -14,7 +14,8 @@
 //!    `--timeout 0`, one blocking `msgsnd`).
 //!
 //! The writer creates the key file and the queue if they are missing and leaves both for the
-//! reader, which removes the queue after reading. If the run fails, whatever it created goes. A
+//! reader, which removes the queue after reading. If the run fails, whatever it created goes
+//! (the queue only while nothing but its own messages can be in it). A
 //! message over the kernel's `msgmax` or the queue's `msg_qbytes` is refused before sending.
 //!
 //! Run the pair (either order):

@@ -70,8 +70,9 @@ enum Format {
         segment, as the blog's shared-memory readers do: PHP variable 1 in PHP's sysvshm layout \
         (shm_get_var; the default), or the raw bytes from offset 0 up to the first NUL (shmop_read, \
         with --api shmop). The key is ftok(/tmp/ipc-shared-memory, 'T'). Waits up to --timeout \
-        (default 10 s) for the key file, the segment and the content; takes PHP's sem_get() lock \
-        for every look."
+        (default 10 s) for the key file, the segment and the content (shmop: bytes that are not \
+        all NUL); takes PHP's sem_get() lock for every look. A segment that holds other \
+        variables, or was written again since, is left in place."
 )]
 struct Args {
     #[command(flatten)]

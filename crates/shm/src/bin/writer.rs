@@ -218,7 +218,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    // shmdt(2): sets the segment's shm_dtime, the shmop reader's sign that we are done.
+    // shmdt(2): with nobody else attached, the shmop reader takes the bytes as written.
     drop(shared);
     shm::keep([key_file, segment_created]);
     Ok(())
