@@ -227,7 +227,9 @@ fn decode(text: &[u8], key: Key, format: Format) -> anyhow::Result<Vec<u8>> {
     match format {
         Format::Echo => {
             if matches!(value, Value::Array(_)) {
-                eprintln!("warning: Array to string conversion (--format json shows the array)");
+                mq::warn(format_args!(
+                    "Array to string conversion (--format json shows the array)"
+                ));
             }
             Ok(value.echo())
         }
@@ -300,12 +302,12 @@ fn remove_unless_kept(queue: Queue, keep: bool) -> anyhow::Result<()> {
         Removal::NotEmpty(n) => {
             progress!("left queue {key} in place: {n} more message(s) in it, not ours to destroy");
         }
-        Removal::NotPermitted { uid, creator_uid } => eprintln!(
-            "warning: the message was read, but queue {key} stays: only its owner (uid {uid}), \
-             its creator (uid {creator_uid}) or root may remove it, and we are uid {} (pass \
-             --keep to leave it to them without this warning)",
+        Removal::NotPermitted { uid, creator_uid } => mq::warn(format_args!(
+            "the message was read, but queue {key} stays: only its owner (uid {uid}), its \
+             creator (uid {creator_uid}) or root may remove it, and we are uid {} (pass --keep \
+             to leave it to them without this warning)",
             nix::unistd::geteuid()
-        ),
+        )),
     }
     Ok(())
 }

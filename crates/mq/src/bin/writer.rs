@@ -144,7 +144,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         // For a reader in another IPC namespace (a container), which never sees ours.
         let _ = sysv::record_namespace(&args.key_file);
     } else if let Some(note) = sysv::namespace_note(&args.key_file) {
-        eprintln!("warning: {note}");
+        mq::warn(format_args!("{note}"));
     }
     let keyed = mq::key_of(&args.key_file, args.proj)?;
     let key = keyed.key;

@@ -181,7 +181,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         KeyFile::Existing => {
             if let Some(note) = sysv::namespace_note(&segment.key_file) {
-                eprintln!("warning: {note}");
+                shm::warn(format_args!("{note}"));
             }
             None
         }
