@@ -28,6 +28,9 @@ impl fmt::Display for Key {
 
 /// `ftok(3)`: the key PHP's `ftok($path, $proj)` computes, from the file's inode and device.
 /// A missing file is an error here (PHP would go on with key -1, a key every caller shares).
+///
+/// It `stat(2)`s the path, following symlinks: a caller that checks the file first should use
+/// [`open_key_file`] and [`ftok_of`] instead, which compute the key from the file it checked.
 pub fn ftok(path: &Path, proj_id: u8) -> nix::Result<Key> {
     let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
@@ -37,6 +40,26 @@ pub fn ftok(path: &Path, proj_id: u8) -> nix::Result<Key> {
     } else {
         Ok(Key(key))
     }
+}
+
+/// The key glibc's `ftok(3)` computes from a file's `st_dev` and `st_ino`: the low 8 bits of the
+/// project id, the low 8 bits of the device and the low 16 bits of the inode. Only 32 bits of
+/// identity, so two files can give the same key (see the shm crate docs).
+pub fn ftok_of(dev: u64, ino: u64, proj_id: u8) -> Key {
+    let key = (u32::from(proj_id) << 24) | (((dev & 0xff) as u32) << 16) | ((ino & 0xffff) as u32);
+    Key(key as libc::key_t)
+}
+
+/// Opens `path` as a key file without following a symlink (`O_PATH | O_NOFOLLOW`: no read
+/// permission needed, and a FIFO does not block), so that what the caller checks with
+/// `File::metadata` (`fstat(2)`) is the very file whose inode gives the key ([`ftok_of`]).
+/// A symlink opens as the link itself, which the caller refuses as not a regular file.
+pub fn open_key_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)
 }
 
 fn check(ret: libc::c_int) -> nix::Result<libc::c_int> {
@@ -50,6 +73,11 @@ fn check(ret: libc::c_int) -> nix::Result<libc::c_int> {
 /// The flags [`MsgBuf::send`], [`MsgBuf::receive`] and [`SemOp`] take, so that callers need no
 /// `libc` of their own.
 pub use libc::{IPC_NOWAIT, MSG_NOERROR, SEM_UNDO};
+
+/// What to say after `EACCES` on a SysV object another user created: its mode keeps us out.
+pub const EACCES_HINT: &str = "the object's mode keeps us out: the side that creates it must \
+    pass --mode 0660 (sharing a group) or 0666 when its peer runs as another user, and the peer \
+    must pass --trust-uid with the creator's user; `ipcs` shows owner and mode";
 
 fn creat_flags(mode: u32) -> libc::c_int {
     libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o777) as libc::c_int
@@ -91,7 +119,14 @@ pub struct ShmStat {
     pub attached: u64,
     /// Seconds since the epoch of the last `shmdt(2)`, 0 if nobody has detached yet.
     pub detach_time: i64,
+    /// Seconds since the epoch of the creation (or the last `IPC_SET`).
+    pub change_time: i64,
+    /// `SHM_DEST`: marked for removal (`IPC_RMID`), it goes with the last detach.
+    pub removed: bool,
 }
+
+/// The `shm_perm.mode` bit of a segment marked for removal (`<linux/shm.h>`).
+const SHM_DEST: u32 = 0o1000;
 
 /// `shmctl(id, IPC_STAT)`.
 pub fn shm_stat(id: ShmId) -> nix::Result<ShmStat> {
@@ -108,6 +143,8 @@ pub fn shm_stat(id: ShmId) -> nix::Result<ShmStat> {
         last_pid: ds.shm_lpid,
         attached: ds.shm_nattch,
         detach_time: ds.shm_dtime,
+        change_time: ds.shm_ctime,
+        removed: u32::from(ds.shm_perm.mode) & SHM_DEST != 0,
     })
 }
 
@@ -171,12 +208,20 @@ impl Attached {
         Ok(())
     }
 
-    /// The whole segment as it is now.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let mut bytes = vec![0; self.len];
-        self.read(0, &mut bytes)
-            .expect("the whole segment is in range");
-        bytes
+    /// The whole segment as it is now; `ENOMEM` if this process cannot hold a copy.
+    pub fn snapshot(&self) -> nix::Result<Vec<u8>> {
+        self.read_vec(0, self.len)
+    }
+
+    /// Copies `len` bytes from `offset` into a new vector: an error if that runs past the
+    /// segment, `ENOMEM` (not an abort) if the memory for the copy cannot be had.
+    pub fn read_vec(&self, offset: usize, len: usize) -> nix::Result<Vec<u8>> {
+        self.check_range(offset, len)?;
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+        bytes.resize(len, 0);
+        self.read(offset, &mut bytes)?;
+        Ok(bytes)
     }
 
     /// Copies `bytes` to `offset` (an error if that runs past the segment or it is read-only).
@@ -257,6 +302,10 @@ pub struct MsqStat {
     pub mode: u32,
     pub uid: u32,
     pub creator_uid: u32,
+    /// The pid of the last `msgsnd(2)`, 0 if none yet.
+    pub last_send_pid: i32,
+    /// Seconds since the epoch of the creation (or the last `IPC_SET`).
+    pub change_time: i64,
 }
 
 /// `msgctl(id, IPC_STAT)`.
@@ -272,6 +321,8 @@ pub fn msg_stat(id: MsqId) -> nix::Result<MsqStat> {
         mode: u32::from(ds.msg_perm.mode) & 0o777,
         uid: ds.msg_perm.uid,
         creator_uid: ds.msg_perm.cuid,
+        last_send_pid: ds.msg_lspid,
+        change_time: ds.msg_ctime,
     })
 }
 
@@ -310,6 +361,9 @@ pub struct MsgBuf {
 
 const MTYPE_LEN: usize = std::mem::size_of::<libc::c_long>();
 
+/// `msgrcv(2)`'s flag for a copy of the message at an index (`<linux/msg.h>`).
+const MSG_COPY: libc::c_int = 0o40000;
+
 impl MsgBuf {
     pub fn new() -> Self {
         MsgBuf::default()
@@ -339,6 +393,14 @@ impl MsgBuf {
         }
     }
 
+    /// `msgrcv(id, buf, max_len, index, MSG_COPY | IPC_NOWAIT)`: a copy of the message at
+    /// position `index` (0 is the first), which stays queued. `E2BIG` for a longer one (a copy
+    /// cannot be truncated), `ENOMSG` past the last message, `ENOSYS` where the kernel lacks
+    /// `MSG_COPY` (CONFIG_CHECKPOINT_RESTORE).
+    pub fn peek(&mut self, id: MsqId, max_len: usize, index: i64) -> nix::Result<(i64, &[u8])> {
+        self.receive(id, max_len, index, MSG_COPY | libc::IPC_NOWAIT)
+    }
+
     /// `msgrcv(id, buf, max_len, desired_type, flags)`: the received type and text. One call:
     /// `EINTR` is returned to the caller, who knows whether a deadline has passed.
     pub fn receive(
@@ -348,7 +410,12 @@ impl MsgBuf {
         desired_type: i64,
         flags: libc::c_int,
     ) -> nix::Result<(i64, &[u8])> {
-        self.buf.resize(MTYPE_LEN + max_len, 0);
+        // An absurd limit is ENOMEM here, not an abort.
+        let wanted = max_len.checked_add(MTYPE_LEN).ok_or(Errno::ENOMEM)?;
+        self.buf
+            .try_reserve(wanted.saturating_sub(self.buf.len()))
+            .map_err(|_| Errno::ENOMEM)?;
+        self.buf.resize(wanted, 0);
         // SAFETY: `buf` has room for the mtype and `max_len` bytes of text; msgrcv writes no more.
         let ret = unsafe {
             libc::msgrcv(
@@ -480,6 +547,68 @@ pub fn sem_remove(id: SemId) -> nix::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// IPC namespaces
+//
+// SysV objects live in the IPC namespace of their creator: a writer and a reader in different
+// namespaces (two containers that do not share one) use the same key file and never meet, and
+// a private namespace takes the writer's object with it when its last process exits. Nothing in
+// SysV says so; our writers record their namespace in a key file they create, so that the
+// other side can tell.
+
+/// The IPC namespace of this process, as `/proc/self/ns/ipc` names it (`ipc:[4026531839]`).
+pub fn ipc_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/ipc")
+        .ok()
+        .and_then(|link| link.to_str().map(str::to_owned))
+}
+
+/// Writes our IPC namespace into the key file we have just created (the key depends on the
+/// inode, not on the content; PHP ignores it too).
+pub fn record_namespace(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(ours) = ipc_namespace() else {
+        return Ok(());
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?
+        .write_all(format!("{ours}\n").as_bytes())
+}
+
+/// The IPC namespace a key file records and ours, when both are known and differ.
+pub fn namespace_mismatch(path: &Path) -> Option<(String, String)> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut head = [0u8; 64];
+    let n = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|mut file| file.read(&mut head))
+        .ok()?;
+    let line = std::str::from_utf8(&head[..n]).ok()?.lines().next()?;
+    let digits = line.strip_prefix("ipc:[")?.strip_suffix(']')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ours = ipc_namespace()?;
+    (line != ours).then(|| (line.to_owned(), ours))
+}
+
+/// What to tell the user when the key file at `path` was created in another IPC namespace.
+pub fn namespace_note(path: &Path) -> Option<String> {
+    let (theirs, ours) = namespace_mismatch(path)?;
+    Some(format!(
+        "key file {} was created by a process in IPC namespace {theirs} and we are in {ours}: \
+         SysV objects do not cross IPC namespaces, so a peer in the other one never sees ours \
+         (containers must share one, e.g. docker's `ipc: service:<reader>`; see docs/docker.md)",
+        path.display()
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Futexes (for the benchmark's ring buffer, `crate::ring`)
 //
 // `futex(2)` on a 32-bit word inside an attached segment ([`Attached::atomic_u32`]). The calls
@@ -567,6 +696,52 @@ mod tests {
     }
 
     #[test]
+    fn the_key_from_the_opened_files_fstat_is_libcs_ftok() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..8 {
+            let path = dir.path().join(format!("key{n}"));
+            std::fs::write(&path, b"").unwrap();
+            let meta = open_key_file(&path).unwrap().metadata().unwrap();
+            for proj in [b'T', 1, 0xff] {
+                assert_eq!(
+                    ftok_of(meta.dev(), meta.ino(), proj),
+                    ftok(&path, proj).unwrap()
+                );
+            }
+        }
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("key0"), &link).unwrap();
+        let meta = open_key_file(&link).unwrap().metadata().unwrap();
+        assert!(
+            meta.file_type().is_symlink(),
+            "the link itself, not its target"
+        );
+    }
+
+    #[test]
+    fn a_key_file_records_the_ipc_namespace_of_its_creator() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(
+            namespace_mismatch(&path),
+            None,
+            "an empty key file says nothing"
+        );
+        record_namespace(&path).unwrap();
+        assert_eq!(namespace_mismatch(&path), None, "ours");
+        std::fs::write(&path, b"ipc:[1]\n").unwrap();
+        let ours = ipc_namespace().unwrap();
+        assert_eq!(namespace_mismatch(&path), Some(("ipc:[1]".into(), ours)));
+        std::fs::write(&path, b"<?php echo 1;").unwrap();
+        assert_eq!(
+            namespace_mismatch(&path),
+            None,
+            "a script as key file says nothing"
+        );
+    }
+
+    #[test]
     fn key_prints_like_ipcs() {
         assert_eq!(Key(0x5401_abcd).to_string(), "0x5401abcd");
         assert_eq!(Key(-1).to_string(), "0xffffffff");
@@ -593,6 +768,15 @@ mod tests {
         buf.send(id, 7, b"hello", libc::IPC_NOWAIT).unwrap();
         assert_eq!(msg_stat(id).unwrap().messages, 1);
         assert_eq!(buf.receive(id, 2, 0, libc::IPC_NOWAIT), Err(Errno::E2BIG));
+        match buf.peek(id, 64, 0) {
+            Ok(copy) => {
+                assert_eq!(copy, (7, &b"hello"[..]));
+                assert_eq!(buf.peek(id, 64, 1), Err(Errno::ENOMSG));
+                assert_eq!(buf.peek(id, 2, 0), Err(Errno::E2BIG));
+                assert_eq!(msg_stat(id).unwrap().messages, 1, "a copy leaves it queued");
+            }
+            Err(errno) => println!("skipping MSG_COPY: {errno}"),
+        }
         let (mtype, text) = buf.receive(id, 64, 0, libc::IPC_NOWAIT).unwrap();
         assert_eq!((mtype, text), (7, &b"hello"[..]));
         assert_eq!(buf.receive(id, 64, 0, libc::IPC_NOWAIT), Err(Errno::ENOMSG));

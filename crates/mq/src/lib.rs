@@ -11,8 +11,14 @@
 //! - The queue: the writer opens it with `msgget(key, 0)` or creates it with
 //!   `msgget(key, IPC_CREAT | IPC_EXCL | mode)`, as PHP's `msg_get_queue` does. A queue it created
 //!   outlives it on success (the message waits there for the reader) and is removed if its run
-//!   fails. The reader waits for the queue to appear and, after receiving, removes it with
-//!   `msgctl(IPC_RMID)` as the blog's reader does (`--keep` leaves it).
+//!   fails, unless it may hold someone else's messages. The reader waits for the queue to appear
+//!   and, after receiving, removes it with `msgctl(IPC_RMID)` as the blog's reader does, but only
+//!   once it is empty (`--keep` leaves it; another user's queue, which we may not remove, is a
+//!   warning). A message the reader cannot print as asked is not taken: it looks at a copy first
+//!   ([`peek`], `MSG_COPY`); without `MSG_COPY` it prints the taken message raw and fails. Either
+//!   way the queue stays: nothing is destroyed that we did not consume.
+//! - Keys: computed from the key file we checked ([`key_of`]); a queue created before its key
+//!   file was born is another file's (ftok keys collide) and is refused ([`check_owner`]).
 //! - Whose: a key file or queue found rather than created is used only if a trusted user owns
 //!   it (and, for the queue, created it): ourselves, root, or `--trust-uid`
 //!   ([`ipc_common::trust`]). Another user's queue under our key could be read or filled by
@@ -26,7 +32,11 @@
 //! blocking calls.
 
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, bail};
 use ipc_common::cleanup::Cleanup;
@@ -36,6 +46,13 @@ use ipc_common::sysv::{self, Key, MsgBuf, MsqId};
 use ipc_common::trust;
 use ipc_common::wait::{self, Deadline};
 use nix::errno::Errno;
+
+/// One `warning: ...` line on stderr that cannot panic: `eprintln!` panics when stderr is a
+/// closed pipe, and a warning must never turn a good run into an abort.
+pub fn warn(line: fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "warning: {line}");
+}
 
 /// The blog's key file.
 pub const DEFAULT_KEY_FILE: &str = "/tmp/ipc-message-queues";
@@ -65,25 +82,67 @@ impl fmt::Display for ProjId {
     }
 }
 
-/// `ftok(key_file, proj)`, naming the file when it fails.
-pub fn key_of(key_file: &Path, proj: u8) -> anyhow::Result<Key> {
-    sysv::ftok(key_file, proj).with_context(|| format!("ftok key file {}", key_file.display()))
+/// The key of a key file, and what else the checks need of the file.
+#[derive(Clone, Debug)]
+pub struct KeyFile<'a> {
+    pub path: &'a Path,
+    pub proj: u8,
+    pub key: Key,
+    /// Birth time in seconds since the epoch, where the filesystem records one.
+    pub born: Option<i64>,
+}
+
+/// `ftok(key_file, proj)` without the race between checking the file and `ftok` stat-ing the
+/// path again: the file is opened without following a symlink, checked on that descriptor (a
+/// regular file of a trusted owner), and the key computed from the same `fstat(2)` exactly as
+/// glibc's `ftok` does ([`sysv::ftok_of`]).
+pub fn key_of(key_file: &Path, proj: u8) -> anyhow::Result<KeyFile<'_>> {
+    let file = sysv::open_key_file(key_file)
+        .with_context(|| format!("open key file {}", key_file.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("fstat key file {}", key_file.display()))?;
+    if !meta.file_type().is_file() {
+        bail!(
+            "key file {}: is a {}, not a regular file",
+            key_file.display(),
+            paths::describe(&meta.file_type())
+        );
+    }
+    trust::check_file(key_file, &meta, "key file")?;
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Ok(KeyFile {
+        path: key_file,
+        proj,
+        key: sysv::ftok_of(meta.dev(), meta.ino(), proj),
+        born,
+    })
 }
 
 /// The queue for `key`: `msgget(key, 0)`, else a new one with `mode`, as PHP's `msg_get_queue`.
-/// Returns the guard that removes the queue if this call created it. An existing queue must
-/// belong to a trusted user ([`check_owner`]).
-pub fn open_or_create(key: Key, mode: Mode) -> anyhow::Result<(Queue, Option<Cleanup>)> {
+/// Returns the guard that removes the queue if this call created it, once nothing but our own
+/// messages can be in it: it is empty, or we sent last and it holds no more messages than we
+/// sent (`sent` counts them). An existing queue must pass [`check_owner`].
+pub fn open_or_create(
+    key_file: &KeyFile<'_>,
+    mode: Mode,
+    sent: Arc<AtomicU64>,
+) -> anyhow::Result<(Queue, Option<Cleanup>)> {
+    let key = key_file.key;
     loop {
         if let Some(id) = sysv::msg_open(key).with_context(|| format!("msgget queue {key}"))? {
             let queue = Queue { key, id };
-            check_owner(queue)?;
+            check_owner(queue, key_file)?;
             return Ok((queue, None));
         }
         match sysv::msg_create(key, mode.0) {
             Ok(id) => {
                 let guard = Cleanup::register(format!("message queue {key}"), move || {
-                    Ok(sysv::msg_remove(id)?)
+                    remove_created(Queue { key, id }, sent.load(Ordering::Relaxed))
                 });
                 return Ok((Queue { key, id }, Some(guard)));
             }
@@ -96,52 +155,106 @@ pub fn open_or_create(key: Key, mode: Mode) -> anyhow::Result<(Queue, Option<Cle
     }
 }
 
-/// Waits until `key_file` exists, then returns its key. `on_wait` runs once if it has to wait.
-pub fn wait_for_key(
-    key_file: &Path,
+/// What a failed writer's guard does with the queue it created: removes it only if nothing but
+/// our own messages can be in it (see [`open_or_create`]); else it is left, and the error says
+/// so. Not airtight: another writer that sent before our last message, with a reader taking some
+/// of ours meanwhile, is not told apart.
+fn remove_created(queue: Queue, sent: u64) -> anyhow::Result<()> {
+    let stat = match sysv::msg_stat(queue.id) {
+        Ok(stat) => stat,
+        Err(Errno::EINVAL | Errno::EIDRM) => return Ok(()),
+        Err(errno) => {
+            return Err(errno).with_context(|| format!("msgctl(IPC_STAT) queue {}", queue.key));
+        }
+    };
+    let ours_only = stat.messages == 0
+        || (stat.last_send_pid == std::process::id() as i32 && stat.messages <= sent);
+    if !ours_only {
+        bail!(
+            "left queue {} (msqid {}) in place: it holds {} message(s), not all sent by this run \
+             (remove it with `ipcrm -q {}` once they are not needed)",
+            queue.key,
+            queue.id.0,
+            stat.messages,
+            queue.id.0
+        );
+    }
+    match sysv::msg_remove(queue.id) {
+        Ok(()) | Err(Errno::EINVAL | Errno::EIDRM) => Ok(()),
+        Err(errno) => Err(errno).with_context(|| format!("msgctl(IPC_RMID) queue {}", queue.key)),
+    }
+}
+
+/// Waits until `key_file` exists, then returns its key ([`key_of`]). `on_wait` runs once if it
+/// has to wait.
+pub fn wait_for_key<'a>(
+    key_file: &'a Path,
     proj: u8,
     deadline: &Deadline,
     mut on_wait: impl FnMut(),
-) -> anyhow::Result<Key> {
+) -> anyhow::Result<KeyFile<'a>> {
     let what = format_args!("key file {} to appear", key_file.display());
     let mut waited = false;
-    wait::retry(deadline, what, || match sysv::ftok(key_file, proj) {
-        Ok(key) => {
-            paths::check_key_file(key_file)?;
-            Ok(Some(key))
-        }
-        Err(Errno::ENOENT) => {
-            if !std::mem::replace(&mut waited, true) {
-                on_wait();
+    wait::retry(deadline, what, || {
+        match std::fs::symlink_metadata(key_file) {
+            Ok(_) => key_of(key_file, proj).map(Some),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                if !std::mem::replace(&mut waited, true) {
+                    on_wait();
+                }
+                Ok(None)
             }
-            Ok(None)
+            Err(err) => Err(err).with_context(|| format!("key file {}", key_file.display())),
         }
-        Err(errno) => Err(errno).with_context(|| format!("ftok key file {}", key_file.display())),
     })
 }
 
+/// `errno` as the cause of `context`, with what to do about `EACCES` (another user's mode).
+pub fn denied(errno: Errno, context: String) -> anyhow::Error {
+    if errno == Errno::EACCES {
+        anyhow::Error::new(errno).context(format!("{context} ({})", sysv::EACCES_HINT))
+    } else {
+        anyhow::Error::new(errno).context(context)
+    }
+}
+
 /// A queue someone else created under our key could be read or filled by them: only a queue
-/// owned and created by a trusted user ([`ipc_common::trust`]) is used.
-pub fn check_owner(queue: Queue) -> anyhow::Result<()> {
+/// owned and created by a trusted user ([`ipc_common::trust`]) is used. ftok(3) keys collide
+/// (16 bits of the inode, 8 of the device): a queue created before our key file was born is
+/// another file's, or an earlier key file's, and is refused too.
+pub fn check_owner(queue: Queue, key_file: &KeyFile<'_>) -> anyhow::Result<()> {
     let stat = sysv::msg_stat(queue.id)
-        .with_context(|| format!("msgctl(IPC_STAT) queue {}", queue.key))?;
+        .map_err(|errno| denied(errno, format!("msgctl(IPC_STAT) queue {}", queue.key)))?;
     trust::check_sysv(
         format_args!("queue {}", queue.key),
         stat.uid,
         stat.creator_uid,
-    )
+    )?;
+    if let Some(born) = key_file.born.filter(|&born| stat.change_time < born) {
+        bail!(
+            "queue {} (msqid {}) was created {} s before its key file {} was: it belongs to \
+             another file with the same ftok key (the key keeps only 16 bits of the inode and 8 \
+             of the device) or to an earlier key file; refusing it and leaving it untouched (if \
+             it is stale, remove it with `ipcrm -q {}`; else choose another key file)",
+            queue.key,
+            queue.id.0,
+            born - stat.change_time,
+            key_file.path.display(),
+            queue.id.0
+        );
+    }
+    Ok(())
 }
 
 /// Waits until the queue for `key` exists (the writer creates it) and checks its owner.
 /// `on_wait` runs once if it has to wait. A key file removed or replaced meanwhile ends the wait
 /// at once ([`paths::check_key_unchanged`]): the queue would never appear under `key`.
 pub fn wait_for_queue(
-    key: Key,
-    key_file: &Path,
-    proj: u8,
+    key_file: &KeyFile<'_>,
     deadline: &Deadline,
     mut on_wait: impl FnMut(),
 ) -> anyhow::Result<Queue> {
+    let key = key_file.key;
     let mut waited = false;
     let queue =
         wait::retry(
@@ -150,7 +263,7 @@ pub fn wait_for_queue(
             || match sysv::msg_open(key).with_context(|| format!("msgget queue {key}"))? {
                 Some(id) => Ok(Some(Queue { key, id })),
                 None => {
-                    paths::check_key_unchanged(key_file, proj, key)?;
+                    paths::check_key_unchanged(key_file.path, key_file.proj, key)?;
                     if !std::mem::replace(&mut waited, true) {
                         on_wait();
                     }
@@ -158,30 +271,42 @@ pub fn wait_for_queue(
                 }
             },
         )?;
-    check_owner(queue)?;
+    check_owner(queue, key_file)?;
     Ok(queue)
 }
 
 /// Refuses, before anything is created, a message the kernel would never take: over `msgmax`,
-/// its per-message limit, `msgsnd(2)` fails with `EINVAL`.
-pub fn check_msgmax(len: usize, msgmax: usize) -> anyhow::Result<()> {
+/// its per-message limit, `msgsnd(2)` fails with `EINVAL`. `why` adds what made it that long
+/// (PHP serialization), or is empty.
+pub fn check_msgmax(len: usize, msgmax: usize, why: &str) -> anyhow::Result<()> {
     if len > msgmax {
         bail!(
             "send a {len}-byte message: over msgmax, the kernel's limit of {msgmax} bytes per \
-             message (/proc/sys/kernel/msgmax)"
+             message (/proc/sys/kernel/msgmax){why}"
         );
     }
     Ok(())
 }
 
+/// What [`check_msgmax`] and [`check_qbytes`] add when PHP serialization made a string message
+/// of `payload` bytes `serialized` bytes long.
+pub fn serialization_note(payload: usize, serialized: usize) -> String {
+    format!(
+        "; PHP serialization added {} bytes to the {payload}-byte message (`s:{payload}:\"...\";`): \
+         --raw sends the bytes as they are (PHP's msg_receive then needs $unserialize = false)",
+        serialized.saturating_sub(payload)
+    )
+}
+
 /// Refuses a message larger than the queue's capacity (`msg_qbytes`): it would never fit, and a
-/// blocking `msgsnd(2)` would wait for ever.
-pub fn check_qbytes(queue: Queue, len: usize) -> anyhow::Result<()> {
+/// blocking `msgsnd(2)` would wait for ever. `why` as for [`check_msgmax`].
+pub fn check_qbytes(queue: Queue, len: usize, why: &str) -> anyhow::Result<()> {
     let stat = sysv::msg_stat(queue.id)
-        .with_context(|| format!("msgctl(IPC_STAT) queue {}", queue.key))?;
+        .map_err(|errno| denied(errno, format!("msgctl(IPC_STAT) queue {}", queue.key)))?;
     if len as u64 > stat.max_bytes {
         bail!(
-            "send a {len}-byte message to queue {}: over its capacity, msg_qbytes, of {} bytes",
+            "send a {len}-byte message to queue {}: over its capacity, msg_qbytes, of {} \
+             bytes{why}",
             queue.key,
             stat.max_bytes
         );
@@ -215,11 +340,14 @@ pub fn send(
     deadline: &Deadline,
 ) -> anyhow::Result<()> {
     let failed = |errno: Errno| {
-        anyhow::Error::new(errno).context(format!(
-            "msgsnd a {}-byte message of type {mtype} to queue {}",
-            text.len(),
-            queue.key
-        ))
+        denied(
+            errno,
+            format!(
+                "msgsnd a {}-byte message of type {mtype} to queue {}",
+                text.len(),
+                queue.key
+            ),
+        )
     };
     if deadline.is_forever() {
         return buf.send(queue.id, mtype, text, 0).map_err(failed);
@@ -288,9 +416,7 @@ pub fn receive(
         Err(errno @ (Errno::EIDRM | Errno::EINVAL)) => Err(anyhow::Error::new(errno).context(
             format!("msgrcv from queue {}: the queue was removed", queue.key),
         )),
-        Err(errno) => {
-            Err(anyhow::Error::new(errno).context(format!("msgrcv from queue {}", queue.key)))
-        }
+        Err(errno) => Err(denied(errno, format!("msgrcv from queue {}", queue.key))),
     };
     if deadline.is_forever() {
         loop {
@@ -302,16 +428,110 @@ pub fn receive(
     wait::retry(deadline, wanted, attempt)
 }
 
-/// `msgctl(IPC_RMID)`: the queue and any message left in it go. Only the queue's owner or
-/// creator (or root) may do it: a reader running as another user is told so.
-pub fn remove(queue: Queue) -> anyhow::Result<()> {
-    let context = || format!("msgctl(IPC_RMID) queue {}", queue.key);
+/// Waits until the message `msgrcv(2)` of `desired_type` would take is queued, and returns a
+/// copy of it (`MSG_COPY`), leaving it in the queue: a reader can check that it is able to print
+/// a message before it takes it. `None` where the kernel has no `MSG_COPY`. Another reader may
+/// take the message between this look and the caller's receive: the caller compares.
+pub fn peek(
+    buf: &mut MsgBuf,
+    queue: Queue,
+    max_len: usize,
+    desired_type: i64,
+    deadline: &Deadline,
+) -> anyhow::Result<Option<(i64, Vec<u8>)>> {
+    let wanted = Wanted {
+        queue,
+        desired_type,
+    };
+    wait::retry(deadline, wanted, || {
+        match find_queued(buf, queue, max_len, desired_type) {
+            Ok(Some(found)) => Ok(Some(Some(found))),
+            Ok(None) | Err(Errno::EINTR) => Ok(None),
+            Err(Errno::ENOSYS) => Ok(Some(None)),
+            Err(Errno::E2BIG) => bail!(
+                "msgrcv from queue {}: the next message is longer than the receive limit of \
+                 {max_len} bytes (raise --max-size); it stays queued",
+                queue.key
+            ),
+            Err(errno @ (Errno::EIDRM | Errno::EINVAL)) => Err(anyhow::Error::new(errno).context(
+                format!("msgrcv from queue {}: the queue was removed", queue.key),
+            )),
+            Err(errno) => Err(denied(
+                errno,
+                format!("msgrcv(MSG_COPY) from queue {}", queue.key),
+            )),
+        }
+    })
+}
+
+/// The message `msgrcv(desired_type)` would take now, copied by index: 0 the first; N the first
+/// of type N; -N the first of the lowest type up to N. `E2BIG` if it is longer than `max_len`;
+/// `ENOSYS` if the scan cannot tell (a message longer than msgmax in the way).
+fn find_queued(
+    buf: &mut MsgBuf,
+    queue: Queue,
+    max_len: usize,
+    desired_type: i64,
+) -> nix::Result<Option<(i64, Vec<u8>)>> {
+    // A copy cannot be truncated: scan with room for any message the kernel takes.
+    let scan_len = sysv::msgmax().map_or(max_len, |msgmax| msgmax.max(max_len));
+    let mut chosen: Option<(i64, i64)> = None;
+    for index in 0.. {
+        let mtype = match buf.peek(queue.id, scan_len, index) {
+            Ok((mtype, _)) => mtype,
+            Err(Errno::ENOMSG) => break,
+            Err(Errno::E2BIG) => return Err(Errno::ENOSYS),
+            Err(errno) => return Err(errno),
+        };
+        let better = match desired_type {
+            0 => true,
+            t if t > 0 => mtype == t,
+            t => mtype <= t.saturating_neg() && chosen.is_none_or(|(_, best)| mtype < best),
+        };
+        if better {
+            chosen = Some((index, mtype));
+            if desired_type >= 0 {
+                break;
+            }
+        }
+    }
+    let Some((index, _)) = chosen else {
+        return Ok(None);
+    };
+    // Again within the reader's limit: a message over it is E2BIG, as msgrcv would say.
+    let (mtype, text) = buf.peek(queue.id, max_len, index)?;
+    Ok(Some((mtype, text.to_vec())))
+}
+
+/// What happened to a queue a reader was done with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// Messages are still in it: not ours to destroy.
+    NotEmpty(u64),
+    /// Only its owner or creator (or root) may remove it; we are another user.
+    NotPermitted {
+        uid: u32,
+        creator_uid: u32,
+    },
+}
+
+/// The blog reader's `msg_remove_queue`, but only for an empty queue: `msgctl(IPC_RMID)` takes
+/// every message left in it, and those are not ours. A message that arrives between the look
+/// and the removal is lost with the queue; the window is one syscall wide and cannot be closed
+/// (a queue has no lock).
+pub fn remove_if_empty(queue: Queue) -> anyhow::Result<Removal> {
+    let stat = sysv::msg_stat(queue.id)
+        .map_err(|errno| denied(errno, format!("msgctl(IPC_STAT) queue {}", queue.key)))?;
+    if stat.messages > 0 {
+        return Ok(Removal::NotEmpty(stat.messages));
+    }
     match sysv::msg_remove(queue.id) {
-        Ok(()) => Ok(()),
-        Err(Errno::EPERM) => Err(anyhow::Error::new(Errno::EPERM).context(format!(
-            "{}: only its owner or creator may remove it (pass --keep to leave it to them)",
-            context()
-        ))),
-        Err(errno) => Err(errno).with_context(context),
+        Ok(()) | Err(Errno::EINVAL | Errno::EIDRM) => Ok(Removal::Removed),
+        Err(Errno::EPERM) => Ok(Removal::NotPermitted {
+            uid: stat.uid,
+            creator_uid: stat.creator_uid,
+        }),
+        Err(errno) => Err(errno).with_context(|| format!("msgctl(IPC_RMID) queue {}", queue.key)),
     }
 }

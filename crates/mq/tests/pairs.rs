@@ -190,15 +190,22 @@ fn typed_values_travel_in_php_bytes_and_print_as_echo_and_json() {
 }
 
 #[test]
-fn a_message_that_is_not_php_serialized_is_a_clear_error() {
+fn a_message_that_is_not_php_serialized_is_a_clear_error_and_is_not_taken() {
     let dir = temp_dir();
     let key = key_file(dir.path());
     for garbage in ["not serialized", "s:99:\"short\";", "a:1:{i:0;"] {
         write(&key, &["--raw", "--message", garbage]).assert_success();
+        write(&key, &["--message", "next"]).assert_success();
         let done = read(&key, &[]);
         done.assert_failure(1, "is not PHP-serialized: ");
-        assert!(done.stdout.is_empty(), "{done:?}");
+        done.assert_failure(1, "nothing was taken, the message and the queue stay");
+        assert_eq!(done.stdout, b"", "{done:?}");
         assert!(!done.stderr.contains("panicked"), "{done:?}");
+        // Looked at, not taken (MSG_COPY): --raw takes it, then the next one is read.
+        read(&key, &["--raw", "--keep"])
+            .assert_success()
+            .assert_stdout(&with_newline(garbage.as_bytes()));
+        read(&key, &[]).assert_success().assert_stdout(b"next\n");
     }
     assert_no_sysv_objects(&key, b'T');
 }
@@ -227,8 +234,17 @@ fn the_largest_message_passes_and_one_byte_more_is_refused_up_front() {
         &["--raw", "--message-file", too_big.to_str().unwrap()],
     )
     .assert_failure(1, &limit);
-    // Serialized, the same bytes are longer still.
-    write(&key, &["--message-file", largest.to_str().unwrap()]).assert_failure(1, &limit);
+    // Serialized, the same bytes are longer still, and the error says why and what avoids it.
+    write(&key, &["--message-file", largest.to_str().unwrap()])
+        .assert_failure(1, &limit)
+        .assert_failure(
+            1,
+            &format!(
+                "PHP serialization added {} bytes",
+                6 + msgmax.to_string().len()
+            ),
+        )
+        .assert_failure(1, "--raw sends the bytes as they are");
     assert_no_sysv_objects(&key, b'T');
 
     // Refused before anything is created: not even a missing key file.
@@ -275,10 +291,13 @@ fn a_full_queue_times_out_naming_the_queue_and_its_limit() {
             .contains(&format!("of its limit of {qbytes} bytes, msg_qbytes")),
         "{done:?}"
     );
-    // The queue is the first writer's, kept for the reader: reading once removes it.
-    read(&key, &["--raw", "--quiet"])
-        .assert_success()
-        .assert_stdout(&with_newline(&vec![b'z'; size]));
+    // The queue is the first writer's, kept for the reader: the reader removes it once it has
+    // taken the last message, not before.
+    for _ in 0..qbytes / size {
+        read(&key, &["--raw", "--quiet"])
+            .assert_success()
+            .assert_stdout(&with_newline(&vec![b'z'; size]));
+    }
     assert_no_sysv_objects(&key, b'T');
 }
 
@@ -426,5 +445,176 @@ fn eight_concurrent_writers_are_all_accounted_for() {
             && summary.ends_with(" reordered, 0 corrupted\n"),
         "{summary:?}"
     );
+    assert_no_sysv_objects(&key, b'T');
+}
+
+#[test]
+fn version_and_usage_name_the_binary() {
+    for (bin, name) in [
+        (env!("CARGO_BIN_EXE_mq-writer"), "mq-writer"),
+        (env!("CARGO_BIN_EXE_mq-reader"), "mq-reader"),
+    ] {
+        let version = ipc_testkit::run(name, ours(bin).arg("--version"), None);
+        version
+            .assert_success()
+            .assert_stdout(format!("{name} {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
+        let usage = ipc_testkit::run(name, ours(bin).arg("stray"), None);
+        usage.assert_failure(2, &format!("Usage: {name} [OPTIONS]"));
+    }
+}
+
+/// A number that sizes an allocation is bounded: a usage error, never a capacity-overflow panic.
+#[test]
+fn an_absurd_count_is_a_usage_error_not_a_panic() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    let got = read(&key, &["--count", "18446744073709551615"]);
+    assert_eq!(got.status.code(), Some(2), "{got:?}");
+    assert!(!got.stderr.contains("panicked"), "{got:?}");
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// A value that starts with `-` is taken as shm-writer takes it: `--float -INF` is PHP's -INF.
+#[test]
+fn negative_infinity_is_a_float_like_any_other() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    write(&key, &["--float", "-INF"]).assert_success();
+    read(&key, &[]).assert_success().assert_stdout(b"-INF\n");
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// A message the reader cannot print as asked (JSON has no INF) is not taken: it and the
+/// queue with the rest stay, and another format reads it.
+#[test]
+fn a_message_json_cannot_say_is_left_queued() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    write(&key, &["--float", "INF"]).assert_success();
+    write(&key, &["--int", "7"]).assert_success();
+    read(&key, &["--format", "json"])
+        .assert_failure(1, "JSON")
+        .assert_failure(1, "nothing was taken")
+        .assert_stdout(b"");
+    read(&key, &[]).assert_success().assert_stdout(b"INF\n");
+    read(&key, &["--format", "json"])
+        .assert_success()
+        .assert_stdout(b"7\n");
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// A writer that fails after creating the queue removes it only if nothing but its own
+/// messages can be in it: another writer's message keeps it.
+#[test]
+fn a_failed_writer_leaves_its_queue_when_another_writers_message_is_in_it() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    // Messages of `size` bytes (a stamp and the chunk): `fit` of them fill the queue up to a
+    // gap too small for the next one but big enough for someone else's small message.
+    let qbytes = proc_limit("msgmnb");
+    let size = proc_limit("msgmax").min(qbytes / 2 - 100);
+    let fit = qbytes / size;
+    let gap = qbytes - fit * size;
+    if !(16..size).contains(&gap) {
+        println!("skipping: msgmnb {qbytes} and msgmax leave no usable gap ({gap} bytes)");
+        return;
+    }
+    let chunk = dir.path().join("chunk");
+    std::fs::write(&chunk, vec![b'z'; size - ipc_common::seq::STAMP_LEN]).unwrap();
+    let chunk = chunk.to_str().unwrap();
+    let mut first = Proc::spawn(
+        "writer",
+        &mut writer(
+            &key,
+            &["--message-file", chunk, "--count", "1000", "--timeout", "2"],
+        ),
+    );
+    first.wait_for_stderr("created queue");
+    let id = sysv::msg_open(sysv::ftok(&key, b'T').unwrap())
+        .unwrap()
+        .expect("the writer's queue");
+    // Removes the queue if the test fails half-way, so that it cannot leak into other tests.
+    struct Remove(sysv::MsqId);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = sysv::msg_remove(self.0);
+        }
+    }
+    let _remove = Remove(id);
+    let full = ipc_common::wait::Deadline::after(ipc_common::wait::Timeout::from_duration(
+        std::time::Duration::from_secs(10),
+    ));
+    ipc_common::wait::retry(&full, "the writer to fill the queue", || {
+        Ok((sysv::msg_stat(id)?.messages == fit as u64).then_some(()))
+    })
+    .unwrap();
+    sysv::MsgBuf::new()
+        .send(id, 9, b"someone's", sysv::IPC_NOWAIT)
+        .unwrap();
+    first
+        .finish()
+        .assert_failure(124, "waiting for room")
+        .assert_failure(124, "left queue")
+        .assert_failure(124, "not all sent by this run");
+    assert_eq!(sysv::msg_stat(id).unwrap().messages, fit as u64 + 1);
+    // The other writer's message is still there.
+    let mut buf = sysv::MsgBuf::new();
+    let (mtype, text) = buf.receive(id, 64, 9, sysv::IPC_NOWAIT).unwrap();
+    assert_eq!((mtype, text), (9, &b"someone's"[..]));
+    sysv::msg_remove(id).unwrap();
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// The look before taking follows msgrcv's choice of type: a message of another type that
+/// cannot be printed is not in the way, and one of the chosen type is not taken.
+#[test]
+fn the_look_before_taking_follows_the_desired_type() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    write(&key, &["--raw", "--type", "3", "--message", "garbage"]).assert_success();
+    write(&key, &["--type", "2", "--message", "two"]).assert_success();
+    read(&key, &["--type", "-3"])
+        .assert_success()
+        .assert_stdout(b"two\n");
+    read(&key, &["--type", "3"])
+        .assert_failure(1, "nothing was taken")
+        .assert_stdout(b"");
+    read(&key, &["--raw", "--type", "3"])
+        .assert_success()
+        .assert_stdout(b"garbage\n");
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// A writer in an IPC namespace of its own (a container that does not share the reader's, as
+/// `docker compose up --no-deps mq-writer` starts it) sends where no reader can see: its key
+/// file says so, and the reader's timeout names the cause instead of only the wait.
+#[test]
+fn a_writer_in_another_ipc_namespace_is_named() {
+    if !ipc_testkit::run("unshare", ours("unshare").args(["--ipc", "true"]), None)
+        .status
+        .success()
+    {
+        println!("skipping: cannot unshare(CLONE_NEWIPC) here (needs root)");
+        return;
+    }
+    let dir = temp_dir();
+    let key = dir.path().join("key");
+    let mut elsewhere = ours("unshare");
+    elsewhere
+        .args(["--ipc", "--", env!("CARGO_BIN_EXE_mq-writer"), "--key-file"])
+        .arg(&key);
+    ipc_testkit::run("mq-writer", &mut bounded(elsewhere, &[]), None).assert_success();
+    read(&key, &["--timeout", "0.3"])
+        .assert_failure(124, "was created by a process in IPC namespace ipc:[")
+        .assert_failure(124, "SysV objects do not cross IPC namespaces");
+    let warned = write(&key, &[]);
+    warned.assert_success();
+    assert!(
+        warned.stderr.contains("warning: key file") && warned.stderr.contains("IPC namespace"),
+        "{warned:?}"
+    );
+    read(&key, &[])
+        .assert_success()
+        .assert_stdout(&with_newline(MESSAGE));
     assert_no_sysv_objects(&key, b'T');
 }

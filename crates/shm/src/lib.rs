@@ -13,7 +13,7 @@
 //! | object | created by | removed by |
 //! |---|---|---|
 //! | key file | the writer, if missing | nobody (as in the blog); a writer whose run fails removes the one it created |
-//! | segment | the writer: `shmget(key, 0, 0)`, else `shmget(key, size, IPC_CREAT \| IPC_EXCL \| mode)`, as PHP does | the reader after printing (the blog's `shm_remove`), unless `--keep`; a writer whose run fails removes the one it created |
+//! | segment | the writer: `shmget(key, 0, 0)`, else `shmget(key, size, IPC_CREAT \| IPC_EXCL \| mode)`, as PHP does | the reader after printing (the blog's `shm_remove`), unless `--keep`, and only if the store holds no other variable and ours is unchanged (shmop: the bytes are unchanged); a writer whose run fails removes the one it created, unless another process is attached or put data in it |
 //! | lock (semaphore set) | whoever calls `sem_get` first, writer or reader | its last user, when it lets go (see [`ipc_common::php::sysvsem`]) |
 //!
 //! The reader never creates the segment (PHP's `shm_attach` would, and lay out an empty store):
@@ -44,14 +44,19 @@
 //!   middle of a write, so a store that does not parse counts as broken only when it fails the
 //!   same way twice in a row, unchanged; a writer stalled mid-write for longer than one backoff
 //!   step can still be mistaken for a broken one.
-//! - shmop: the bytes carry no sign of completion, so the reader waits for the segment's
-//!   `shm_dtime` (`shmctl(IPC_STAT)`): the kernel sets it when a process detaches, and a writer
-//!   (ours, or PHP's at its end) detaches after writing. The race, honestly: `shm_dtime` says
-//!   that *someone* detached, not that the bytes you want are there. A segment that was attached
-//!   before (by a `--keep` reader, an earlier writer) already has it set, so the reader reads
-//!   whatever is there at once; a second writer may then be writing while we read, which only
-//!   the lock prevents. Waiting for a non-zero first byte instead would hang on an empty
-//!   message, and would see the first byte of a message whose rest is not written yet.
+//! - shmop: the bytes carry no sign of completion. The reader waits until they are not all NUL
+//!   and either nobody else is attached or the same bytes were seen twice in a row
+//!   ([`Shared::wait_for_raw`]; the rule and its limits are in docs/talking-to-php.md). So a
+//!   segment created but not yet written is never read as empty and removed; the price is that
+//!   an empty message cannot be sent (the writer refuses it). The writer ends its message with a
+//!   NUL where there is room, which PHP's `shmop_write` does not: a shorter message would
+//!   otherwise be read with the tail of a longer one before it.
+//!
+//! # Keys
+//!
+//! The key is computed from the key file we checked ([`key_of_file`]). ftok keys collide (16
+//! bits of the inode, 8 of the device): a segment created before its key file was born is
+//! refused ([`check_owner`]), the one cheap sign that it is another file's.
 //!
 //! # `--count N`: a hand-off through one variable
 //!
@@ -66,9 +71,12 @@
 //! shared memory without a notification; it keeps to what a PHP peer could do as well.
 
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::UNIX_EPOCH;
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use clap::{Args, ValueEnum};
 use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::{Mode, parse_proj_id};
@@ -76,9 +84,16 @@ use ipc_common::php::sysvsem::Semaphore;
 use ipc_common::php::sysvshm::{self, StoreError};
 use ipc_common::php::{Value, unserialize};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
-use ipc_common::wait::{Deadline, retry};
+use ipc_common::wait::{Deadline, TimedOut, retry};
 use ipc_common::{paths, progress, trust};
 use nix::errno::Errno;
+
+/// One `warning: ...` line on stderr that cannot panic: `eprintln!` panics when stderr is a
+/// closed pipe, and a warning must never turn a good run into an abort.
+pub fn warn(line: fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "warning: {line}");
+}
 
 /// The blog's key file.
 pub const DEFAULT_KEY_FILE: &str = "/tmp/ipc-shared-memory";
@@ -127,6 +142,9 @@ pub struct SegmentKey {
     pub key: Key,
     pub key_file: PathBuf,
     pub proj: u8,
+    /// The key file's birth time (seconds since the epoch), where the filesystem records one: a
+    /// segment created before it is not this key file's ([`check_owner`]).
+    pub key_file_born: Option<i64>,
 }
 
 impl fmt::Display for SegmentKey {
@@ -141,16 +159,15 @@ impl fmt::Display for SegmentKey {
 }
 
 impl SegmentArgs {
-    /// `ftok(3)` of the key file, which must exist.
+    /// `ftok(3)` of the key file, which must exist ([`key_of_file`]).
     pub fn key(&self) -> anyhow::Result<SegmentKey> {
         let path = &self.key_file;
-        paths::check_key_file(path)?;
-        let key = sysv::ftok(path, self.proj)
-            .with_context(|| format!("ftok {} '{}'", path.display(), self.proj as char))?;
+        let (key, born) = key_of_file(path, self.proj)?;
         Ok(SegmentKey {
             key,
             key_file: path.clone(),
             proj: self.proj,
+            key_file_born: born,
         })
     }
 
@@ -162,6 +179,59 @@ impl SegmentArgs {
         })?;
         self.key()
     }
+}
+
+/// `ftok(3)` of a key file without the race between checking the file and `ftok` stat-ing the
+/// path again: the file is opened without following a symlink, checked on that descriptor (a
+/// regular file of a trusted owner, [`ipc_common::trust`]), and the key computed from the same
+/// `fstat(2)` as glibc's `ftok` would ([`sysv::ftok_of`]). Also returns the file's birth time.
+pub fn key_of_file(path: &Path, proj: u8) -> anyhow::Result<(Key, Option<i64>)> {
+    let file =
+        sysv::open_key_file(path).with_context(|| format!("open key file {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("fstat key file {}", path.display()))?;
+    if !meta.file_type().is_file() {
+        bail!(
+            "key file {}: is a {}, not a regular file",
+            path.display(),
+            paths::describe(&meta.file_type())
+        );
+    }
+    trust::check_file(path, &meta, "key file")?;
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    Ok((sysv::ftok_of(meta.dev(), meta.ino(), proj), born))
+}
+
+/// ftok(3) keys collide: the key keeps only 16 bits of the inode and 8 of the device, so another
+/// file (or an earlier key file whose inode number was reused) can give ours. The cheap guard: an
+/// object created before our key file was born cannot be this key file's. Whole seconds, as the
+/// kernel keeps the object's time.
+pub fn check_not_older_than_key_file(
+    what: impl fmt::Display,
+    created: i64,
+    key_file: &Path,
+    born: Option<i64>,
+    remove_with: &str,
+) -> anyhow::Result<()> {
+    let Some(born) = born else {
+        return Ok(());
+    };
+    if created < born {
+        bail!(
+            "{what} was created {} s before its key file {} was: it belongs to another file \
+             with the same ftok key (the key keeps only 16 bits of the inode and 8 of the \
+             device) or to an earlier key file; refusing it and leaving it untouched (if it is \
+             stale, remove it with `{remove_with}`; else choose another key file)",
+            born - created,
+            key_file.display()
+        );
+    }
+    Ok(())
 }
 
 fn path_exists(path: &Path) -> anyhow::Result<bool> {
@@ -193,13 +263,30 @@ pub fn wait<T>(
 /// segment owned and created by a trusted user ([`ipc_common::trust`]) is used. Returns its
 /// size.
 pub fn check_owner(name: &SegmentKey, id: ShmId) -> anyhow::Result<usize> {
-    let stat = sysv::shm_stat(id).with_context(|| format!("shmctl IPC_STAT {name}"))?;
+    let stat =
+        sysv::shm_stat(id).map_err(|errno| denied(errno, format!("shmctl IPC_STAT {name}")))?;
     trust::check_sysv(
         format_args!("{name}, shmid {},", id.0),
         stat.uid,
         stat.creator_uid,
     )?;
+    check_not_older_than_key_file(
+        format_args!("{name}, shmid {},", id.0),
+        stat.change_time,
+        &name.key_file,
+        name.key_file_born,
+        &format!("ipcrm -m {}", id.0),
+    )?;
     Ok(stat.size)
+}
+
+/// `errno` as the cause of `context`, with what to do about `EACCES` (another user's mode).
+pub fn denied(errno: Errno, context: String) -> anyhow::Error {
+    if errno == Errno::EACCES {
+        anyhow::Error::new(errno).context(format!("{context} ({})", sysv::EACCES_HINT))
+    } else {
+        anyhow::Error::new(errno).context(context)
+    }
 }
 
 /// Looks taken at once, `sched_yield(2)` between them, before [`retry`] starts backing off
@@ -226,14 +313,24 @@ pub fn hand_off_retry<T>(
     retry(deadline, what, attempt)
 }
 
+/// What in a segment is this run's own: the one variable it writes (sysv), or nothing (shmop: a
+/// failed raw writer has written nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ours {
+    Var(i64),
+    Nothing,
+}
+
 /// PHP's `shm_attach`/`shmop_open($key, "c")`: the existing segment (`shmget(key, 0, 0)`),
 /// else a new one of `size` bytes (`IPC_CREAT | IPC_EXCL`, exactly `mode`). Returns the guard
-/// that removes the segment if this process created it. An existing segment smaller than `size`,
-/// or of an untrusted owner ([`check_owner`]), is an error.
+/// that removes the segment if this process created it, unless someone else may have put data
+/// in it (see `remove_created`). An existing segment smaller than `size`, or of an untrusted owner
+/// ([`check_owner`]), is an error.
 pub fn open_or_create(
     name: &SegmentKey,
     size: usize,
     mode: Mode,
+    ours: Ours,
 ) -> anyhow::Result<(ShmId, Option<Cleanup>)> {
     let key = name.key;
     loop {
@@ -252,10 +349,8 @@ pub fn open_or_create(
         match sysv::shm_create(key, size, mode.0) {
             Ok(id) => {
                 let what = name.to_string();
-                let guard = Cleanup::register(what.clone(), move || {
-                    ignore_gone(sysv::shm_remove(id))
-                        .with_context(|| format!("shmctl IPC_RMID {what}"))
-                });
+                let guard =
+                    Cleanup::register(what.clone(), move || remove_created(id, &what, ours));
                 progress!("created {name}: shmid {}, {size} bytes, mode {mode}", id.0);
                 return Ok((id, Some(guard)));
             }
@@ -268,6 +363,80 @@ pub fn open_or_create(
             }
         }
     }
+}
+
+/// How much of a raw segment [`remove_created`] looks at for someone else's bytes: reading a
+/// huge segment whole would make the kernel allocate every page of it.
+const RAW_CHECK_LEN: usize = 64 * 1024;
+
+/// What a failed writer's guard does with the segment it created: removes it, unless another
+/// process is attached to it or it holds data that is not ours (another variable in the store,
+/// non-zero bytes in the first [`RAW_CHECK_LEN`] bytes of a raw segment); such a segment is
+/// left, and the error says so. The window between this look and `IPC_RMID` is not closed: a
+/// process that attaches in it writes into a segment already marked for removal.
+fn remove_created(id: ShmId, what: &str, ours: Ours) -> anyhow::Result<()> {
+    let stat = match sysv::shm_stat(id) {
+        Ok(stat) => stat,
+        Err(Errno::EINVAL | Errno::EIDRM) => return Ok(()),
+        Err(errno) => return Err(errno).with_context(|| format!("shmctl IPC_STAT {what}")),
+    };
+    // The guard may run on a signal while this process is still attached.
+    let others = stat
+        .attached
+        .saturating_sub(ATTACHED_HERE.load(Ordering::SeqCst));
+    if others > 0 {
+        bail!(
+            "left {what} (shmid {}) in place: {others} other process(es) are attached to it and \
+             may have put their data in it",
+            id.0
+        );
+    }
+    // A segment we cannot read back, nobody else without our rights could have written either.
+    let theirs = Attached::attach(id, true)
+        .ok()
+        .and_then(|seg| foreign_data(&seg, ours));
+    if let Some(theirs) = theirs {
+        bail!(
+            "left {what} (shmid {}) in place: it holds {theirs}, which this run did not write \
+             (remove it with `ipcrm -m {}` once it is not needed)",
+            id.0,
+            id.0
+        );
+    }
+    ignore_gone(sysv::shm_remove(id)).with_context(|| format!("shmctl IPC_RMID {what}"))
+}
+
+/// Someone else's data in `seg`, in words, if there is any (see [`remove_created`]).
+fn foreign_data(seg: &Attached, ours: Ours) -> Option<String> {
+    let len = seg.len();
+    let Ok(image) = store_image(seg, 0) else {
+        return Some("data we could not read".into());
+    };
+    if sysvshm::is_initialized(&image) {
+        let mut theirs: Vec<i64> = match sysvshm::records_of(&image, len) {
+            Ok(records) => records
+                .iter()
+                .map(|r| r.key)
+                .filter(|&key| ours != Ours::Var(key))
+                .collect(),
+            Err(_) => return Some("a PHP variable store we cannot parse".into()),
+        };
+        theirs.sort_unstable();
+        return (!theirs.is_empty()).then(|| format!("PHP variable(s) {}", list(&theirs)));
+    }
+    let look = seg.read_vec(0, len.min(RAW_CHECK_LEN)).ok()?;
+    look.iter()
+        .any(|&b| b != 0)
+        .then(|| "raw bytes (not all zero)".into())
+}
+
+/// The first bytes of the segment that an operation on PHP's store needs, with `extra` bytes
+/// after the used part for a record to append ([`sysvshm::prefix_len`]): a look never copies a
+/// segment of gigabytes whole.
+fn store_image(seg: &Attached, extra: usize) -> nix::Result<Vec<u8>> {
+    let len = seg.len();
+    let head = seg.read_vec(0, sysvshm::HEADER_LEN.min(len))?;
+    seg.read_vec(0, sysvshm::prefix_len(&head, len, extra))
 }
 
 /// Waits until the writer has created the segment, and checks its owner ([`check_owner`]). A
@@ -285,19 +454,6 @@ pub fn wait_for_segment(name: &SegmentKey, deadline: &Deadline) -> anyhow::Resul
     Ok(id)
 }
 
-/// Waits until some process has detached from the segment (`shm_dtime` set): for a raw shmop
-/// segment, the sign that the writer is done (see the crate docs for the race).
-pub fn wait_for_detach(id: ShmId, name: &SegmentKey, deadline: &Deadline) -> anyhow::Result<()> {
-    wait(
-        deadline,
-        format!("the writer to detach from {name} (shmdt(2) marks its write done)"),
-        || {
-            let stat = sysv::shm_stat(id).with_context(|| format!("shmctl IPC_STAT {name}"))?;
-            Ok((stat.detach_time != 0).then_some(()))
-        },
-    )
-}
-
 /// Removing an object that is already gone (`EINVAL`, `EIDRM`) is not a failure.
 fn ignore_gone(result: nix::Result<()>) -> nix::Result<()> {
     match result {
@@ -311,12 +467,35 @@ pub fn keep(guards: impl IntoIterator<Item = Option<Cleanup>>) {
     guards.into_iter().flatten().for_each(Cleanup::keep);
 }
 
+/// How many segments this process has attached through [`Shared`]: a cleanup guard that runs on
+/// a signal counts them out of `shm_nattch`.
+static ATTACHED_HERE: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one attachment in [`ATTACHED_HERE`] while it lives.
+#[derive(Debug)]
+struct Counted;
+
+impl Counted {
+    fn new() -> Self {
+        ATTACHED_HERE.fetch_add(1, Ordering::SeqCst);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        ATTACHED_HERE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// An attached segment with its (optional) lock: every access below holds the lock.
 #[derive(Debug)]
 pub struct Shared {
     pub name: SegmentKey,
     pub id: ShmId,
     seg: Attached,
+    /// Declared after `seg`, so it drops (uncounts) after the detach.
+    _counted: Counted,
     lock: Option<Semaphore>,
 }
 
@@ -338,12 +517,14 @@ impl Shared {
                 .with_context(|| format!("sem_get the lock of {name}"))?;
             Some(sem)
         };
+        let counted = Counted::new();
         let seg = Attached::attach(id, read_only)
-            .with_context(|| format!("shmat {name}, shmid {}", id.0))?;
+            .map_err(|errno| denied(errno, format!("shmat {name}, shmid {}", id.0)))?;
         Ok(Shared {
             name,
             id,
             seg,
+            _counted: counted,
             lock,
         })
     }
@@ -376,7 +557,8 @@ impl Shared {
     /// `shm_put_var(var, value)` with already-serialized bytes, laying out PHP's header first if
     /// the segment has none (`total` is the store size PHP's `shm_attach` would be given). With
     /// `only_if_absent`, leaves the store alone and returns `false` while `var` is there (the
-    /// `--count` hand-off).
+    /// `--count` hand-off). A segment removed meanwhile (a reader's `IPC_RMID`) is an error: the
+    /// value would go down with it.
     pub fn put_var(
         &mut self,
         var: i64,
@@ -385,21 +567,29 @@ impl Shared {
         only_if_absent: bool,
         deadline: &Deadline,
     ) -> anyhow::Result<bool> {
+        let id = self.id;
         self.locked(deadline, |seg, name| {
             let context = || format!("put variable {var} into {name}");
-            let before = seg.snapshot();
+            let len = seg.len();
+            let before = store_image(seg, sysvshm::record_size(serialized.len()))
+                .map_err(|errno| denied(errno, context()))?;
             let mut image = before.clone();
             if !sysvshm::is_initialized(&image) {
-                sysvshm::initialize(&mut image, total).with_context(context)?;
+                sysvshm::initialize_prefix(&mut image, total, len).with_context(context)?;
             }
-            if only_if_absent && sysvshm::get(&image, var).with_context(context)?.is_some() {
+            if only_if_absent
+                && sysvshm::get_of(&image, len, var)
+                    .with_context(context)?
+                    .is_some()
+            {
                 return Ok(false);
             }
-            sysvshm::put(&mut image, var, serialized).map_err(|err| match err {
+            sysvshm::put_of(&mut image, len, var, serialized).map_err(|err| match err {
                 StoreError::NoSpace { .. } => {
-                    let total = sysvshm::header(&image).map_or(total, |h| h.total as usize);
+                    let total = sysvshm::header_of(&image, len).map_or(total, |h| h.total as usize);
                     anyhow::anyhow!(
-                        "{err}; a {total}-byte store holds one string of at most {} bytes",
+                        "{err}; a {total}-byte store holds one string of at most {} bytes (the \
+                         old value, if any, is kept; PHP would have deleted it)",
                         sysvshm::max_string_len(total)
                     )
                     .context(context())
@@ -407,6 +597,7 @@ impl Shared {
                 other => anyhow::Error::new(other).context(context()),
             })?;
             write_changes(seg, &before, &image).with_context(context)?;
+            check_not_removed(id, name)?;
             Ok(true)
         })
     }
@@ -414,7 +605,8 @@ impl Shared {
     /// `shm_remove_var(var)`: whether it was there.
     pub fn remove_var(&mut self, var: i64, deadline: &Deadline) -> anyhow::Result<bool> {
         self.locked(deadline, |seg, name| {
-            remove_from(seg, &seg.snapshot(), var)
+            let image = store_image(seg, 0)?;
+            remove_from(seg, &image, var)
                 .with_context(|| format!("remove variable {var} from {name}"))
         })
     }
@@ -423,7 +615,7 @@ impl Shared {
     /// header holds no variable to remove.
     pub fn discard_var(&mut self, var: i64, deadline: &Deadline) -> anyhow::Result<bool> {
         self.locked(deadline, |seg, name| {
-            let image = seg.snapshot();
+            let image = store_image(seg, 0)?;
             if !sysvshm::is_initialized(&image) {
                 return Ok(false);
             }
@@ -432,9 +624,10 @@ impl Shared {
         })
     }
 
-    /// Waits until variable `var` is in the store and parses, and returns it; with `take`, also
-    /// removes it (`--count`). A store that is broken the same way on two looks in a row is an
-    /// error (see the crate docs). With `announce`, says `waiting for WHAT` if it has to wait.
+    /// Waits until variable `var` is in the store and parses, and returns it with its serialized
+    /// bytes; with `take`, also removes it (`--count`). A store that is broken the same way on
+    /// two looks in a row is an error (see the crate docs). With `announce`, says `waiting for
+    /// WHAT` if it has to wait.
     pub fn wait_for_var(
         &mut self,
         var: i64,
@@ -442,12 +635,13 @@ impl Shared {
         what: impl fmt::Display,
         announce: bool,
         deadline: &Deadline,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<(Value, Vec<u8>)> {
         let mut broken_before: Option<Vec<u8>> = None;
         let look = || {
             let (image, found) = self.locked(deadline, |seg, name| {
-                let image = seg.snapshot();
-                let found = find_var(&image, var)
+                let image = store_image(seg, 0)
+                    .map_err(|errno| denied(errno, format!("read variable {var} from {name}")))?;
+                let found = find_var(&image, seg.len(), var)
                     .with_context(|| format!("read variable {var} from {name}"));
                 if take && matches!(found, Ok(Some(_))) {
                     remove_from(seg, &image, var)
@@ -471,7 +665,10 @@ impl Shared {
         }
     }
 
-    /// `shmop_write(bytes, offset)`, refusing (where PHP truncates) bytes that do not fit.
+    /// `shmop_write(bytes, offset)` and a terminating NUL where there is room for one (PHP's
+    /// `shmop_write` writes none, so a shorter message would be read with the tail of a longer
+    /// one before it). Refuses (where PHP truncates) bytes that do not fit, and bytes that are
+    /// all NUL, which no reader can tell from a segment not written yet.
     pub fn write_raw(
         &mut self,
         offset: usize,
@@ -487,79 +684,243 @@ impl Shared {
             bytes.len(),
             self.name
         );
+        ensure!(
+            bytes.iter().any(|&b| b != 0),
+            "write {} bytes at offset {offset} of {}: a message that is empty or all NUL cannot be \
+             told from a segment nobody has written yet (shmop has no length), so no reader would \
+             take it; refusing",
+            bytes.len(),
+            self.name
+        );
+        let terminated = [bytes, b"\0"].concat();
+        let bytes = if terminated.len() <= room {
+            &terminated[..]
+        } else {
+            bytes
+        };
+        let id = self.id;
         self.locked(deadline, |seg, name| {
-            seg.write(offset, bytes).with_context(|| {
-                format!("write {} bytes at offset {offset} of {name}", bytes.len())
-            })
+            seg.write(offset, bytes).map_err(|errno| {
+                denied(
+                    errno,
+                    format!("write {} bytes at offset {offset} of {name}", bytes.len()),
+                )
+            })?;
+            check_not_removed(id, name)
         })
     }
 
-    /// `shmop_read(offset, length)`: exactly `length` bytes, or (without one) the bytes from
-    /// `offset` up to the first NUL or the end of the segment.
-    pub fn read_raw(
+    /// shmop: waits until the message at `offset` is written, and returns it: the bytes up to the
+    /// first NUL (or the end of the segment), or exactly `length` bytes. Written means: not all
+    /// NUL (an empty message cannot be told from none), and either nobody else is attached (the
+    /// writer has let go) or the same bytes were seen on two looks in a row (a writer that stays
+    /// attached after writing). Each look holds the lock. See docs/talking-to-php.md.
+    pub fn wait_for_raw(
         &mut self,
         offset: usize,
         length: Option<usize>,
         deadline: &Deadline,
     ) -> anyhow::Result<Vec<u8>> {
         let size = self.len();
-        let wanted = length.unwrap_or(size.saturating_sub(offset));
-        ensure!(
-            offset.checked_add(wanted).is_some_and(|end| end <= size),
-            "read {wanted} bytes at offset {offset} of {}: the segment has only {size} bytes",
+        match length {
+            Some(wanted) => ensure!(
+                offset.checked_add(wanted).is_some_and(|end| end <= size),
+                "read {wanted} bytes at offset {offset} of {}: the segment has only {size} bytes",
+                self.name
+            ),
+            None => ensure!(
+                offset < size,
+                "read at offset {offset} of {}: the segment has only {size} bytes",
+                self.name
+            ),
+        }
+        let id = self.id;
+        let what = format!(
+            "the writer to write at offset {offset} of {} (bytes that are all NUL count as not \
+             written yet)",
             self.name
         );
-        let mut bytes = vec![0; wanted];
-        self.locked(deadline, |seg, name| {
-            seg.read(offset, &mut bytes)
-                .with_context(|| format!("read {wanted} bytes at offset {offset} of {name}"))
-        })?;
-        if length.is_none() {
-            let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-            bytes.truncate(end);
-        }
-        Ok(bytes)
+        let mut seen_before: Option<Vec<u8>> = None;
+        wait(deadline, what, || {
+            let bytes = self.locked(deadline, |seg, name| {
+                read_message(seg, offset, length)
+                    .map_err(|errno| denied(errno, format!("read at offset {offset} of {name}")))
+            })?;
+            if bytes.iter().all(|&b| b == 0) {
+                seen_before = None;
+                return Ok(None);
+            }
+            let attached = sysv::shm_stat(id)
+                .with_context(|| format!("shmctl IPC_STAT shmid {}", id.0))?
+                .attached;
+            if attached <= 1 || seen_before.as_ref() == Some(&bytes) {
+                return Ok(Some(bytes));
+            }
+            seen_before = Some(bytes);
+            Ok(None)
+        })
     }
 
-    /// What the blog's reader does last, `shm_remove`: detach, then `IPC_RMID` the segment. The
-    /// lock's semaphore set goes with its last user, which is usually us, a moment later.
-    pub fn remove(self) -> anyhow::Result<()> {
-        let Shared { name, id, seg, .. } = self;
-        drop(seg);
-        match ignore_gone(sysv::shm_remove(id)) {
-            Ok(()) => {}
-            // Only the owner or creator (or root) may: a reader running as another user.
-            Err(Errno::EPERM) => {
-                return Err(anyhow::Error::new(Errno::EPERM).context(format!(
-                    "shmctl IPC_RMID {name}: only its owner or creator may remove it (pass \
-                     --keep to leave it to them)"
+    /// What the blog's reader does last, `shm_remove`, once it has printed what it read: under
+    /// the lock, `IPC_RMID` the segment, unless `changed` finds a reason to leave it (another
+    /// variable in the store, a value written since we read). A segment only its owner or
+    /// creator may remove (a reader running as another user) is left with a warning: the read
+    /// itself succeeded. The lock's semaphore set goes with its last user, usually us.
+    pub fn remove_after_read(
+        mut self,
+        deadline: &Deadline,
+        changed: impl FnOnce(&Attached) -> anyhow::Result<Option<String>>,
+    ) -> anyhow::Result<()> {
+        let id = self.id;
+        let outcome = self.locked(deadline, |seg, name| {
+            if let Some(why) = changed(seg)? {
+                progress!("left {name} in place: {why}");
+                return Ok(false);
+            }
+            match ignore_gone(sysv::shm_remove(id)) {
+                Ok(()) => Ok(true),
+                Err(Errno::EPERM) => {
+                    let stat = sysv::shm_stat(id).ok();
+                    warn(format_args!(
+                        "the value was read, but {name} stays: only its owner (uid {}), its \
+                         creator (uid {}) or root may remove it, and we are uid {} (pass --keep \
+                         to leave it to them without this warning)",
+                        stat.map_or(-1, |s| i64::from(s.uid)),
+                        stat.map_or(-1, |s| i64::from(s.creator_uid)),
+                        nix::unistd::geteuid()
+                    ));
+                    Ok(false)
+                }
+                Err(errno) => Err(errno).with_context(|| format!("shmctl IPC_RMID {name}")),
+            }
+        });
+        let outcome = match outcome {
+            // The lock stayed busy until the timeout: what we read was read; the segment stays.
+            Err(err) if err.chain().any(|cause| cause.is::<TimedOut>()) => {
+                warn(format_args!(
+                    "the value was read, but {} stays: {err:#}",
+                    self.name
+                ));
+                false
+            }
+            other => other?,
+        };
+        if outcome {
+            progress!("removed {}", self.name);
+        }
+        Ok(())
+    }
+
+    /// [`Shared::remove_after_read`] for a store: leaves it if it holds a variable other than
+    /// `var`, or if `var` no longer holds `seen` (its serialized bytes when we read it; `None`:
+    /// it must be absent, as after `--count` took it).
+    pub fn remove_store_after_read(
+        self,
+        var: i64,
+        seen: Option<&[u8]>,
+        deadline: &Deadline,
+    ) -> anyhow::Result<()> {
+        self.remove_after_read(deadline, |seg| {
+            let len = seg.len();
+            let image = store_image(seg, 0)?;
+            if !sysvshm::is_initialized(&image) {
+                return Ok(None);
+            }
+            let records = sysvshm::records_of(&image, len)?;
+            let mut others: Vec<i64> = records
+                .iter()
+                .map(|r| r.key)
+                .filter(|&k| k != var)
+                .collect();
+            if !others.is_empty() {
+                others.sort_unstable();
+                return Ok(Some(format!(
+                    "it also holds {} other PHP variable(s) ({}), which are not ours to destroy",
+                    others.len(),
+                    list(&others)
                 )));
             }
-            Err(errno) => {
-                return Err(errno).with_context(|| format!("shmctl IPC_RMID {name}"));
+            let now = records
+                .iter()
+                .find(|r| r.key == var)
+                .map(|r| &image[r.data.clone()]);
+            if now != seen {
+                return Ok(Some(format!(
+                    "variable {var} was written again after we read it; the new value is left \
+                     for the next reader"
+                )));
             }
-        }
-        progress!("removed {name}");
-        Ok(())
+            Ok(None)
+        })
     }
 }
 
-/// Variable `var` of a segment image: `None` while it (or the whole store) is not there yet.
-pub fn find_var(image: &[u8], var: i64) -> anyhow::Result<Option<Value>> {
-    let bytes = match sysvshm::get(image, var) {
+/// The first few of `vars`, for a message.
+fn list(vars: &[i64]) -> String {
+    let shown: Vec<String> = vars.iter().take(8).map(i64::to_string).collect();
+    let more = if vars.len() > 8 { ", ..." } else { "" };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// A put into a segment that a reader removed meanwhile (`SHM_DEST`: it goes with its last
+/// detach) is lost: no reader can find it under its key any more.
+fn check_not_removed(id: ShmId, name: &SegmentKey) -> anyhow::Result<()> {
+    let stat = sysv::shm_stat(id).with_context(|| format!("shmctl IPC_STAT {name}"))?;
+    ensure!(
+        !stat.removed,
+        "write to {name} (shmid {}): the segment was removed (IPC_RMID) while we used it, so no \
+         reader can find what we wrote; run the writer again",
+        id.0
+    );
+    Ok(())
+}
+
+/// The bytes at `offset`: exactly `length`, or up to the first NUL or the end of the segment,
+/// read in pages so that a message of a few bytes in a huge segment copies a few bytes.
+pub fn read_message(seg: &Attached, offset: usize, length: Option<usize>) -> nix::Result<Vec<u8>> {
+    if let Some(length) = length {
+        return seg.read_vec(offset, length);
+    }
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut at = offset;
+    while at < seg.len() {
+        let n = (seg.len() - at).min(chunk.len());
+        seg.read(at, &mut chunk[..n])?;
+        let nul = chunk[..n].iter().position(|&b| b == 0);
+        let take = nul.unwrap_or(n);
+        out.try_reserve(take).map_err(|_| Errno::ENOMEM)?;
+        out.extend_from_slice(&chunk[..take]);
+        if nul.is_some() {
+            break;
+        }
+        at += n;
+    }
+    Ok(out)
+}
+
+/// Variable `var` of the first bytes `image` of a segment of `segment_len` bytes, with its
+/// serialized bytes: `None` while it (or the whole store) is not there yet.
+pub fn find_var(
+    image: &[u8],
+    segment_len: usize,
+    var: i64,
+) -> anyhow::Result<Option<(Value, Vec<u8>)>> {
+    let bytes = match sysvshm::get_of(image, segment_len, var) {
         Ok(Some(bytes)) => bytes,
         Ok(None) | Err(StoreError::NotInitialized) => return Ok(None),
         Err(err) => return Err(err.into()),
     };
     let (value, _) = unserialize(bytes)
         .with_context(|| format!("its {} serialized bytes are not a PHP value", bytes.len()))?;
-    Ok(Some(value))
+    Ok(Some((value, bytes.to_vec())))
 }
 
-/// `shm_remove_var` on `image`, the segment as it is now, written back to `seg`.
+/// `shm_remove_var` on `image`, the first bytes of the segment as it is now, written back to
+/// `seg`.
 fn remove_from(seg: &Attached, image: &[u8], var: i64) -> anyhow::Result<bool> {
     let mut after = image.to_vec();
-    let removed = sysvshm::remove(&mut after, var)?;
+    let removed = sysvshm::remove_of(&mut after, seg.len(), var)?;
     write_changes(seg, image, &after)?;
     Ok(removed)
 }

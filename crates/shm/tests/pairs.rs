@@ -80,7 +80,10 @@ fn segment(key_file: &Path) -> Option<ShmId> {
 /// The segment under the test's key, byte for byte, as it is now.
 fn snapshot(key_file: &Path) -> Vec<u8> {
     let id = segment(key_file).expect("the segment exists");
-    Attached::attach(id, true).expect("shmat").snapshot()
+    Attached::attach(id, true)
+        .expect("shmat")
+        .snapshot()
+        .expect("copy the segment")
 }
 
 /// A segment laid out by the test itself (`IPC_EXCL`: a key collision fails loudly).
@@ -205,7 +208,6 @@ fn binary_utf8_and_empty_values_round_trip() {
         ("sysv", utf8),
         ("sysv", b""),
         ("shmop", utf8),
-        ("shmop", b""),
     ] {
         let dir = temp_dir();
         let key_file = ipc_testkit::key_file(dir.path());
@@ -219,6 +221,18 @@ fn binary_utf8_and_empty_values_round_trip() {
             &["--api", api],
         );
         got.assert_success().assert_stdout(&with_newline(payload));
+        assert_no_sysv_objects(&key_file, b'T');
+    }
+    // shmop has no length: an empty or all-NUL message cannot be told from a segment not yet
+    // written, so no reader would ever take it. Refused, and the run leaves nothing.
+    for payload in [&b""[..], b"\0\0"] {
+        let dir = temp_dir();
+        let key_file = ipc_testkit::key_file(dir.path());
+        let file = dir.path().join("payload");
+        std::fs::write(&file, payload).unwrap();
+        let file = file.to_str().unwrap();
+        write(&key_file, &["--api", "shmop", "--message-file", file])
+            .assert_failure(1, "cannot be told from a segment nobody has written yet");
         assert_no_sysv_objects(&key_file, b'T');
     }
 }
@@ -490,9 +504,16 @@ fn concurrent_writers_under_the_lock_keep_every_variable() {
             "variable {var}"
         );
     }
-    read(&key_file, &["--var", "399"])
-        .assert_success()
-        .assert_stdout(b"writer 7 put 49\n");
+    // The other 399 variables are not the reader's to destroy: the segment stays.
+    let read = read(&key_file, &["--var", "399"]);
+    read.assert_success().assert_stdout(b"writer 7 put 49\n");
+    assert!(
+        read.stderr.contains(
+            "in place: it also holds 399 other PHP variable(s) (0, 1, 2, 3, 4, 5, 6, 7, ...)"
+        ),
+        "{read:?}"
+    );
+    sysv::shm_remove(segment(&key_file).expect("the segment stays")).unwrap();
     assert_no_sysv_objects(&key_file, b'T');
 }
 
@@ -533,7 +554,8 @@ fn shmop_reads_at_an_offset_and_exact_lengths() {
     shmop(&["--offset", "999", "--length", "2"])
         .assert_success()
         .assert_stdout(b"\0a\n");
-    shmop(&[]).assert_success().assert_stdout(b"\n");
+    // Nothing but NULs at offset 0: not written yet, so the reader waits (and removes nothing).
+    shmop(&["--timeout", "0.3"]).assert_failure(124, "waiting for the writer to write at offset 0");
     shmop(&["--offset", "1000", "--length", "25"]).assert_failure(1, "has only 1024 bytes");
 
     // 24 more bytes fit at 1000, 25 do not: refused whole, nothing written.
@@ -557,13 +579,49 @@ fn shmop_reads_at_an_offset_and_exact_lengths() {
 }
 
 #[test]
-fn the_shmop_reader_waits_for_the_writer_to_detach() {
+fn the_shmop_reader_waits_for_content_not_for_a_detach() {
     let dir = temp_dir();
     let key_file = ipc_testkit::key_file(dir.path());
-    // Created but never attached, so no detach time yet: as a writer between shmget and shmdt.
+    // Attached and detached with nothing written: as PHP's shmop_open("c") in one script and
+    // shmop_write() in a later one. Read as empty and removed, the writer would lose its segment.
+    let id = sysv::shm_create(key_of(&key_file), 1024, 0o600).unwrap();
+    drop(Attached::attach(id, false).unwrap());
+    let mut waiting = Proc::spawn("shm-reader", &mut reader(&key_file, &["--api", "shmop"]));
+    waiting.wait_for_stderr("waiting for the writer to write");
+    // A writer that stays attached after writing: the same bytes on two looks are enough.
+    let seg = Attached::attach(id, false).unwrap();
+    seg.write(0, b"written\0").unwrap();
+    waiting
+        .finish()
+        .assert_success()
+        .assert_stdout(b"written\n");
+    drop(seg);
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn a_shorter_shmop_message_is_not_read_with_the_tail_of_a_longer_one() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let shmop = |message: &str| ["--api", "shmop", "--message", message].map(String::from);
+    let args = shmop("A much longer first message");
+    write(&key_file, &args.each_ref().map(String::as_str)).assert_success();
+    let args = shmop("Short");
+    write(&key_file, &args.each_ref().map(String::as_str)).assert_success();
+    read(&key_file, &["--api", "shmop"])
+        .assert_success()
+        .assert_stdout(b"Short\n");
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+#[test]
+fn the_shmop_reader_waits_for_a_segment_created_but_not_written() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    // Created but never attached: as a writer between shmget and shmat.
     let id = sysv::shm_create(key_of(&key_file), 1024, 0o600).unwrap();
     let mut waiting = Proc::spawn("shm-reader", &mut reader(&key_file, &["--api", "shmop"]));
-    waiting.wait_for_stderr("waiting for the writer to detach");
+    waiting.wait_for_stderr("waiting for the writer to write");
     let seg = Attached::attach(id, false).unwrap();
     seg.write(0, b"written").unwrap();
     drop(seg);
@@ -627,4 +685,145 @@ fn options_that_do_not_fit_the_api_are_usage_errors() {
         assert_eq!(got.status.code(), Some(2), "{bin} {args:?}: {got:?}");
     }
     assert!(!key_file.exists());
+}
+
+#[test]
+fn version_and_usage_name_the_binary() {
+    for (bin, name) in [
+        (env!("CARGO_BIN_EXE_shm-writer"), "shm-writer"),
+        (env!("CARGO_BIN_EXE_shm-reader"), "shm-reader"),
+    ] {
+        let version = ipc_testkit::run(name, ours(bin).arg("--version"), None);
+        version
+            .assert_success()
+            .assert_stdout(format!("{name} {}\n", env!("CARGO_PKG_VERSION")).as_bytes());
+        let usage = ipc_testkit::run(name, ours(bin).arg("stray"), None);
+        usage.assert_failure(2, &format!("Usage: {name} [OPTIONS]"));
+    }
+}
+
+/// A number that sizes an allocation is bounded: a usage error, never a capacity-overflow panic.
+#[test]
+fn an_absurd_count_is_a_usage_error_not_a_panic() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let absurd = ["--count", "18446744073709551615"];
+    for got in [read(&key_file, &absurd), write(&key_file, &absurd)] {
+        assert_eq!(got.status.code(), Some(2), "{got:?}");
+        assert!(!got.stderr.contains("panicked"), "{got:?}");
+    }
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+/// An 8 GiB segment: each look copies the used part of the store (or the raw message up to its
+/// NUL), never the whole segment, so nothing aborts on an allocation and nothing is left.
+#[test]
+fn a_huge_segment_is_never_copied_whole() {
+    const HUGE: &str = "8589934592";
+    let shmmax: u64 = std::fs::read_to_string("/proc/sys/kernel/shmmax")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0);
+    if shmmax < HUGE.parse().unwrap() {
+        println!("skipping: kernel.shmmax ({shmmax}) is below {HUGE} bytes");
+        return;
+    }
+    for api in ["sysv", "shmop"] {
+        let dir = temp_dir();
+        let key_file = ipc_testkit::key_file(dir.path());
+        write(&key_file, &["--api", api, "--size", HUGE]).assert_success();
+        read(&key_file, &["--api", api])
+            .assert_success()
+            .assert_stdout(&with_newline(MESSAGE));
+        assert_no_sysv_objects(&key_file, b'T');
+    }
+}
+
+/// ftok keys collide: a key file re-created on a reused inode number gives the old key, and a
+/// segment left under it from before the key file was born is not this key file's.
+#[test]
+fn a_segment_older_than_its_key_file_is_refused() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let key = key_of(&key_file);
+    let id = make_segment(&key_file, &store(1024, &[(1, b"s:5:\"stale\";")]));
+    let created = sysv::shm_stat(id).unwrap().change_time as u64;
+    let born = |path: &Path| {
+        let meta = path.metadata().unwrap();
+        meta.created()
+            .ok()
+            .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+    };
+    if born(&key_file).is_none() {
+        println!("skipping: the filesystem records no birth time");
+        sysv::shm_remove(id).unwrap();
+        return;
+    }
+    // The object's time has whole seconds, and file times come from a coarser clock: re-create
+    // the key file until it is born in a later second than the segment.
+    while born(&key_file) <= Some(created) {
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::remove_file(&key_file).unwrap();
+        std::fs::write(&key_file, b"").unwrap();
+    }
+    if key_of(&key_file) != key {
+        println!("skipping: the filesystem did not reuse the key file's inode number");
+        sysv::shm_remove(id).unwrap();
+        return;
+    }
+    for (side, got) in [
+        ("writer", write(&key_file, &[])),
+        ("reader", read(&key_file, &[])),
+    ] {
+        got.assert_failure(1, "was created")
+            .assert_failure(1, "before its key file");
+        assert_eq!(got.stdout, b"", "{side}: {got:?}");
+    }
+    assert_eq!(segment(&key_file), Some(id), "left untouched");
+    assert_eq!(
+        sysvshm::get(&snapshot(&key_file), 1).unwrap(),
+        Some(&b"s:5:\"stale\";"[..])
+    );
+    sysv::shm_remove(id).unwrap();
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+/// A writer in an IPC namespace of its own (a container that does not share the reader's, as
+/// `docker compose up --no-deps shm-writer` starts it) writes where no reader can see: its key
+/// file says so, and the reader's timeout names the cause instead of only the wait.
+#[test]
+fn a_writer_in_another_ipc_namespace_is_named() {
+    if !ipc_testkit::run("unshare", ours("unshare").args(["--ipc", "true"]), None)
+        .status
+        .success()
+    {
+        println!("skipping: cannot unshare(CLONE_NEWIPC) here (needs root)");
+        return;
+    }
+    let dir = temp_dir();
+    let key_file = dir.path().join("key");
+    let mut elsewhere = ours("unshare");
+    elsewhere
+        .args([
+            "--ipc",
+            "--",
+            env!("CARGO_BIN_EXE_shm-writer"),
+            "--key-file",
+        ])
+        .arg(&key_file);
+    ipc_testkit::run("shm-writer", &mut bounded(elsewhere, &[]), None).assert_success();
+    read(&key_file, &["--timeout", "0.3"])
+        .assert_failure(124, "was created by a process in IPC namespace ipc:[")
+        .assert_failure(124, "SysV objects do not cross IPC namespaces");
+    // A writer here is warned, and still works: the note is a hint, never a refusal.
+    let warned = write(&key_file, &[]);
+    warned.assert_success();
+    assert!(
+        warned.stderr.contains("warning: key file") && warned.stderr.contains("IPC namespace"),
+        "{warned:?}"
+    );
+    read(&key_file, &[])
+        .assert_success()
+        .assert_stdout(&with_newline(MESSAGE));
+    assert_no_sysv_objects(&key_file, b'T');
 }

@@ -135,6 +135,20 @@ fn php_shmop_writer_to_our_reader() {
             .assert_success()
             .assert_stdout(b"");
         let mut reader_args = os(&["--api", "shmop"]);
+        if payload.bytes.is_empty() {
+            // Nothing written cannot be told from not written yet: our reader waits for bytes
+            // and, when time is up, leaves the segment to the writer that created it.
+            let mut command = ours(SHM.reader);
+            command.arg("--key-file").arg(&key).args(&reader_args);
+            command.args(["--timeout", "0.3"]);
+            Proc::spawn("shm-reader", &mut command)
+                .finish()
+                .assert_failure(124, "waiting for the writer to write at offset 0");
+            let id = sysv::shm_open(sysv::ftok(&key, b'T').unwrap()).unwrap();
+            sysv::shm_remove(id.expect("the reader left the segment")).unwrap();
+            assert_no_sysv_objects(&key, b'T');
+            continue;
+        }
         if payload.bytes.contains(&0) {
             reader_args.extend(os(&["--length", &payload.bytes.len().to_string()]));
         }
@@ -152,6 +166,12 @@ fn our_shmop_writer_to_php_reader() {
     let Some(php) = Php::find() else { return };
     for payload in payloads(SHM.message, SEGMENT) {
         println!("case: {}", payload.name);
+        if payload.bytes.iter().all(|&b| b == 0) {
+            // shmop has no length: nothing but NULs cannot be told from nothing written, and our
+            // writer refuses it (pairs.rs shows that).
+            println!("skipping: shm-writer --api shmop refuses a message of NULs only");
+            continue;
+        }
         let dir = temp_dir();
         let key = key_file(dir.path());
         let mut message = payload.sender_args(&dir.path().join("message"));
@@ -205,9 +225,18 @@ fn our_writer_waits_for_php_holding_the_sem_get_lock() {
     SHM.our_run("reader", &key, &os(&["--var", "1", "--keep"]))
         .assert_success()
         .assert_stdout(b"from PHP\n");
-    SHM.our_run("reader", &key, &os(&["--var", "2"]))
+    // A reader removes the segment only once no other variable is in it.
+    let left = SHM.our_run("reader", &key, &os(&["--var", "2"]));
+    left.assert_success().assert_stdout(b"from Rust\n");
+    assert!(
+        left.stderr.contains("other PHP variable(s) (1)"),
+        "{left:?}"
+    );
+    SHM.our_run("writer", &key, &os(&["--remove-var", "2"]))
+        .assert_success();
+    SHM.our_run("reader", &key, &os(&["--var", "1"]))
         .assert_success()
-        .assert_stdout(b"from Rust\n");
+        .assert_stdout(b"from PHP\n");
     assert_no_sysv_objects(&key, b'T');
 }
 

@@ -105,8 +105,22 @@ fn fault_reader_killed_while_waiting_for_its_variable_leaves_nothing_the_next_ru
     read.signal(Signal::SIGKILL);
     read.finish();
     // Its semaphore set outlives it, with its registration undone by the kernel; the next
-    // pair uses the set and its last user removes it.
-    t.a_fresh_pair_works(&[]);
+    // pair uses the set and its last user removes it. Variable 2 is still in the segment, so
+    // the reader of variable 1 leaves it; once variable 1 is removed (shm_remove_var), the
+    // reader of variable 2 removes the segment.
+    t.writer(&[]).finish().assert_success();
+    let first = t.reader(&[]).finish();
+    first.assert_success().assert_stdout(&line(SHM.message));
+    assert!(
+        first.stderr.contains("other PHP variable(s) (2)"),
+        "{first:?}"
+    );
+    t.writer(&["--remove-var", "1"]).finish().assert_success();
+    t.reader(&["--var", "2"])
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(SHM.message));
+    assert_no_sysv_objects(&t.key_file, b'T');
 }
 
 #[test]
@@ -194,7 +208,7 @@ fn load_rust_and_php_writers_at_once_keep_every_variable() {
 
     let key = sysv::ftok(&t.key_file, b'T').unwrap();
     let id = sysv::shm_open(key).unwrap().expect("the segment");
-    let image = Attached::attach(id, true).unwrap().snapshot();
+    let image = Attached::attach(id, true).unwrap().snapshot().unwrap();
     let vars: Vec<i64> = (0..2 * WRITERS)
         .flat_map(|w| (0..PUTS).map(move |i| i * 2 * WRITERS + w))
         .collect();
@@ -248,15 +262,67 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
     let key = sysv::ftok(&t.key_file, b'T').unwrap();
     scenarios::another_user_is_refused_by_default(&t);
 
-    // 0666 admits nobody; only the owner may remove the segment, and the message is printed
-    // before that is attempted.
+    // 0666 admits nobody; only the owner may remove the segment. The read succeeded, so the
+    // run does too, with a warning that says why the segment stays.
     t.writer(&["--mode", "0666"]).finish().assert_success();
-    t.reader_as_nobody(&[])
-        .assert_failure(1, "only its owner or creator may remove it")
-        .assert_stdout(&line(SHM.message));
+    let read = t.reader_as_nobody(&[]);
+    read.assert_success().assert_stdout(&line(SHM.message));
+    assert!(
+        read.stderr
+            .contains("warning: the value was read, but shared memory segment")
+            && read
+                .stderr
+                .contains("only its owner (uid 0), its creator (uid 0) or root"),
+        "{read:?}"
+    );
     t.reader_as_nobody(&["--keep"])
         .assert_success()
         .assert_stdout(&line(SHM.message));
     sysv::shm_remove(sysv::shm_open(key).unwrap().unwrap()).unwrap();
+    assert_no_sysv_objects(&t.key_file, b'T');
+}
+
+/// A writer that creates the segment and the lock's semaphore set with a mode that shuts out
+/// even itself (`--mode 0444` as a user other than root) fails, and leaves neither behind:
+/// a left set would refuse every later run under the key with EACCES.
+#[test]
+fn hostile_a_writer_shut_out_by_its_own_mode_leaves_no_set_behind() {
+    if !other_user::available() {
+        return;
+    }
+    let dir = temp_dir();
+    let own = other_user::nobodys_dir(dir.path());
+    let t = SHM.keyed(&own);
+    other_user::give_to_nobody(&t.key_file);
+    t.writer_as_nobody(&["--mode", "0444"])
+        .assert_failure(1, "Permission denied")
+        .assert_failure(1, "--mode 0660");
+    assert_no_sysv_objects(&t.key_file, b'T');
+    // The next run under the key is not refused by anything the failed one left.
+    let next = t.writer_as_nobody(&[]);
+    next.assert_success();
+    let read = t.reader_as_nobody(&[]);
+    read.assert_success().assert_stdout(&line(SHM.message));
+    assert_no_sysv_objects(&t.key_file, b'T');
+}
+
+/// Another user's segment that its mode keeps us out of (0600): the error says what admits us.
+#[test]
+fn hostile_eacces_names_mode_and_trust_uid() {
+    if !other_user::available() {
+        return;
+    }
+    let dir = temp_dir();
+    let t = SHM.keyed(dir.path());
+    other_user::open_dir(&t.dir);
+    t.writer(&[]).finish().assert_success();
+    t.reader_as_nobody(&[])
+        .assert_failure(1, "Permission denied")
+        .assert_failure(1, "--mode 0660 (sharing a group) or 0666")
+        .assert_failure(1, "--trust-uid");
+    t.reader(&[])
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(SHM.message));
     assert_no_sysv_objects(&t.key_file, b'T');
 }

@@ -120,12 +120,19 @@ impl Semaphore {
             op(SYSVSEM_USAGE, 1, SEM_UNDO),
         ];
         let id = loop {
-            let id = open_or_create(key, mode)?;
+            let (id, created) = open_or_create(key, mode)?;
             match semop(id, &register, deadline) {
                 Ok(()) => break id,
                 // Its last user removed it while we were getting in: start over.
                 Err(Errno::EIDRM | Errno::EINVAL) => continue,
-                Err(errno) => return Err(semop_error(errno, key, deadline, &what)),
+                Err(errno) => {
+                    // A set we created but cannot use (a --mode without write permission for
+                    // ourselves) would refuse every later run under this key: it goes now.
+                    if created {
+                        let _ = sysv::sem_remove(id);
+                    }
+                    return Err(semop_error(errno, key, deadline, &what));
+                }
             }
         };
         let sem = Semaphore {
@@ -225,6 +232,10 @@ fn semop_error(errno: Errno, key: Key, deadline: &Deadline, what: &str) -> anyho
             "semop on {what}: the set under key {key} has fewer than 3 semaphores: it is not a \
              PHP sem_get() semaphore"
         ),
+        Errno::EACCES => anyhow::Error::new(errno).context(format!(
+            "semop on {what}: its mode does not let us change it ({})",
+            sysv::EACCES_HINT
+        )),
         errno => anyhow::Error::new(errno).context(format!("semop on {what}")),
     }
 }
@@ -264,8 +275,9 @@ fn leave(key: Key, id: SemId) -> anyhow::Result<()> {
 
 /// `semget(key, 0, 0)`, else `semget(key, 3, IPC_CREAT | IPC_EXCL | mode)`; a creator racing us
 /// sends us back to open its set. A set we did not create must belong to a trusted user
-/// ([`crate::trust`]): another user's set could hold the lock for ever.
-fn open_or_create(key: Key, mode: u32) -> anyhow::Result<SemId> {
+/// ([`crate::trust`]): another user's set could hold the lock for ever. Also says whether we
+/// created it.
+fn open_or_create(key: Key, mode: u32) -> anyhow::Result<(SemId, bool)> {
     loop {
         if let Some(id) =
             sysv::sem_open(key).with_context(|| format!("semget semaphore set {key}"))?
@@ -278,15 +290,24 @@ fn open_or_create(key: Key, mode: u32) -> anyhow::Result<SemId> {
                 )?,
                 // Its last user removed it between the two calls: start over.
                 Err(Errno::EIDRM | Errno::EINVAL) => continue,
+                Err(Errno::EACCES) => {
+                    return Err(Errno::EACCES).with_context(|| {
+                        format!(
+                            "semctl IPC_STAT semaphore set {key} (the PHP sem_get lock): its \
+                             mode does not let us read it ({})",
+                            sysv::EACCES_HINT
+                        )
+                    });
+                }
                 Err(errno) => {
                     return Err(errno)
                         .with_context(|| format!("semctl IPC_STAT semaphore set {key}"));
                 }
             }
-            return Ok(id);
+            return Ok((id, false));
         }
         match sysv::sem_create(key, SET_SIZE, mode) {
-            Ok(id) => return Ok(id),
+            Ok(id) => return Ok((id, true)),
             Err(Errno::EEXIST) => continue,
             Err(errno) => {
                 return Err(errno).with_context(|| {

@@ -98,13 +98,24 @@ pub fn is_initialized(image: &[u8]) -> bool {
 /// free = total - 40. `total` is the size the attaching process asked for, which must not exceed
 /// the segment (PHP would trust it; we clamp it to the image).
 pub fn initialize(image: &mut [u8], total: usize) -> Result<(), StoreError> {
-    if image.len() < MIN_SEGMENT {
+    let segment_len = image.len();
+    initialize_prefix(image, total, segment_len)
+}
+
+/// [`initialize`] on `image`, the first bytes of a segment of `segment_len` bytes (at least the
+/// header): a store of gigabytes is laid out without copying it.
+pub fn initialize_prefix(
+    image: &mut [u8],
+    total: usize,
+    segment_len: usize,
+) -> Result<(), StoreError> {
+    if image.len() < MIN_SEGMENT || segment_len < MIN_SEGMENT {
         return corrupt(format!(
             "a segment of {} bytes cannot hold the 40-byte header",
-            image.len()
+            segment_len.min(image.len())
         ));
     }
-    let total = total.min(image.len()) as i64;
+    let total = total.min(segment_len) as i64;
     image[..MAGIC.len()].copy_from_slice(MAGIC);
     write_i64(image, 8, HEADER_LEN as i64);
     write_i64(image, 16, HEADER_LEN as i64);
@@ -115,6 +126,12 @@ pub fn initialize(image: &mut [u8], total: usize) -> Result<(), StoreError> {
 
 /// The header, checked: `40 <= start <= end <= total <= segment`, `free == total - end`.
 pub fn header(image: &[u8]) -> Result<Header, StoreError> {
+    header_of(image, image.len())
+}
+
+/// [`header`] of a segment of `segment_len` bytes whose first bytes are `image`: the records
+/// must lie within `image` ([`prefix_len`] says how much to copy), `total` within the segment.
+pub fn header_of(image: &[u8], segment_len: usize) -> Result<Header, StoreError> {
     if image.len() < HEADER_LEN {
         return corrupt(format!(
             "a segment of {} bytes cannot hold the 40-byte header",
@@ -130,7 +147,7 @@ pub fn header(image: &[u8]) -> Result<Header, StoreError> {
         free: read_i64(image, 24),
         total: read_i64(image, 32),
     };
-    let len = image.len() as i64;
+    let len = segment_len as i64;
     let Header {
         start,
         end,
@@ -145,7 +162,40 @@ pub fn header(image: &[u8]) -> Result<Header, StoreError> {
     if free != total - end {
         return corrupt(format!("header free={free} but total-end={}", total - end));
     }
+    if end as u64 > image.len() as u64 {
+        return corrupt(format!(
+            "header end={end} lies past the {} bytes copied",
+            image.len()
+        ));
+    }
     Ok(header)
+}
+
+/// How many bytes of a segment of `segment_len` bytes, whose first 40 are `head`, an operation
+/// needs: the used part of the store (up to `end`) and `extra` bytes after it (the record a put
+/// appends), never more than the store. A segment without a store needs `HEADER_LEN + extra`.
+/// A bad header asks for the header only; the operation then reports it.
+pub fn prefix_len(head: &[u8], segment_len: usize, extra: usize) -> usize {
+    let wanted = match header_fields(head) {
+        Some(Header { end, total, .. }) if 0 <= end && end <= total => {
+            (end as u64).saturating_add(extra as u64).min(total as u64)
+        }
+        Some(_) => HEADER_LEN as u64,
+        None => (HEADER_LEN as u64).saturating_add(extra as u64),
+    };
+    usize::try_from(wanted)
+        .unwrap_or(usize::MAX)
+        .clamp(HEADER_LEN.min(segment_len), segment_len)
+}
+
+/// The header fields as they are, unchecked; `None` without PHP's magic.
+fn header_fields(head: &[u8]) -> Option<Header> {
+    (head.len() >= HEADER_LEN && is_initialized(head)).then(|| Header {
+        start: read_i64(head, 8),
+        end: read_i64(head, 16),
+        free: read_i64(head, 24),
+        total: read_i64(head, 32),
+    })
 }
 
 /// One variable's record: where it starts, its key, and where its serialized bytes are.
@@ -159,7 +209,12 @@ pub struct Record {
 
 /// Every record from `start` to `end`, each checked to lie within `end`.
 pub fn records(image: &[u8]) -> Result<Vec<Record>, StoreError> {
-    let header = header(image)?;
+    records_of(image, image.len())
+}
+
+/// [`records`] of a segment of `segment_len` bytes whose first bytes are `image`.
+pub fn records_of(image: &[u8], segment_len: usize) -> Result<Vec<Record>, StoreError> {
+    let header = header_of(image, segment_len)?;
     let end = header.end as usize;
     let mut pos = header.start as usize;
     let mut found = Vec::new();
@@ -195,7 +250,12 @@ pub fn records(image: &[u8]) -> Result<Vec<Record>, StoreError> {
 /// `shm_get_var`: the serialized bytes of variable `key`, if present (first match wins, as in
 /// PHP).
 pub fn get(image: &[u8], key: i64) -> Result<Option<&[u8]>, StoreError> {
-    Ok(records(image)?
+    get_of(image, image.len(), key)
+}
+
+/// [`get`] on the first bytes of a segment of `segment_len` bytes.
+pub fn get_of(image: &[u8], segment_len: usize, key: i64) -> Result<Option<&[u8]>, StoreError> {
+    Ok(records_of(image, segment_len)?
         .into_iter()
         .find(|record| record.key == key)
         .map(|record| &image[record.data]))
@@ -204,8 +264,17 @@ pub fn get(image: &[u8], key: i64) -> Result<Option<&[u8]>, StoreError> {
 /// `shm_remove_var`: drops variable `key` by moving the later records down (the bytes past the
 /// new end are left as they were, as PHP leaves them). Returns whether it was there.
 pub fn remove(image: &mut [u8], key: i64) -> Result<bool, StoreError> {
-    let mut header = header(image)?;
-    let Some(record) = records(image)?.into_iter().find(|r| r.key == key) else {
+    let segment_len = image.len();
+    remove_of(image, segment_len, key)
+}
+
+/// [`remove`] on the first bytes of a segment of `segment_len` bytes.
+pub fn remove_of(image: &mut [u8], segment_len: usize, key: i64) -> Result<bool, StoreError> {
+    let mut header = header_of(image, segment_len)?;
+    let Some(record) = records_of(image, segment_len)?
+        .into_iter()
+        .find(|r| r.key == key)
+    else {
         return Ok(false);
     };
     let end = header.end as usize;
@@ -222,9 +291,21 @@ pub fn remove(image: &mut [u8], key: i64) -> Result<bool, StoreError> {
 /// Unlike PHP, which drops the old value before finding that the new one does not fit, a value
 /// that does not fit leaves the store unchanged.
 pub fn put(image: &mut [u8], key: i64, serialized: &[u8]) -> Result<(), StoreError> {
-    let header = header(image)?;
+    let segment_len = image.len();
+    put_of(image, segment_len, key, serialized)
+}
+
+/// [`put`] on the first bytes of a segment of `segment_len` bytes; `image` must reach
+/// [`prefix_len`] with `record_size(serialized.len())` extra bytes.
+pub fn put_of(
+    image: &mut [u8],
+    segment_len: usize,
+    key: i64,
+    serialized: &[u8],
+) -> Result<(), StoreError> {
+    let header = header_of(image, segment_len)?;
     let size = record_size(serialized.len());
-    let reclaimable = records(image)?
+    let reclaimable = records_of(image, segment_len)?
         .iter()
         .find(|r| r.key == key)
         .map_or(0, |r| r.size);
@@ -232,9 +313,15 @@ pub fn put(image: &mut [u8], key: i64, serialized: &[u8]) -> Result<(), StoreErr
     if size > free {
         return Err(StoreError::NoSpace { needed: size, free });
     }
-    remove(image, key)?;
-    let mut header = self::header(image)?;
+    remove_of(image, segment_len, key)?;
+    let mut header = header_of(image, segment_len)?;
     let at = header.end as usize;
+    if at + size > image.len() {
+        return corrupt(format!(
+            "the {size}-byte record at {at} lies past the {} bytes copied",
+            image.len()
+        ));
+    }
     write_i64(image, at, key);
     write_i64(image, at + 8, serialized.len() as i64);
     write_i64(image, at + 16, size as i64);

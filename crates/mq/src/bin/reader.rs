@@ -4,15 +4,19 @@
 //! PHP's `echo` prints the value (`--format json`: as JSON; `--raw`: the bytes as they are).
 //!
 //! Syscalls, in order:
-//! 1. `ftok(3)`: the key, retried until the key file exists; `lstat(2)` checks it is a regular
-//!    file of a trusted owner (ourselves, root or `--trust-uid`);
+//! 1. `lstat(2)` until the key file exists, then `open(2)` it `O_PATH | O_NOFOLLOW` and
+//!    `fstat(2)` it: a regular file of a trusted owner (ourselves, root or `--trust-uid`), whose
+//!    inode and device give the `ftok(3)` key;
 //! 2. `msgget(2)` with flags 0: the queue, retried until the writer has created it (a key file
 //!    removed or replaced meanwhile ends the wait: the queue would never come); `msgctl(2)`
 //!    `IPC_STAT` checks that a trusted user owns and created it;
-//! 3. `msgrcv(2)` with `IPC_NOWAIT`, retried until a message arrives or `--timeout` passes (with
-//!    `--timeout 0`, one blocking `msgrcv`); the receive limit is the kernel's `msgmax`;
-//! 4. the message on stdout, then `msgctl(2)` `IPC_RMID`: the queue goes (not with `--keep`;
-//!    only its owner, its creator or root may remove it).
+//! 3. `msgrcv(2)` with `MSG_COPY | IPC_NOWAIT`, retried until the message to take is queued or
+//!    `--timeout` passes: a copy, decoded first, so that a message we cannot print stays queued;
+//!    then `msgrcv(2)` with `IPC_NOWAIT` takes it (with `--raw`, no copy; with `--timeout 0`, a
+//!    blocking `msgrcv`); the receive limit is the kernel's `msgmax`;
+//! 4. the message on stdout (one taken that it cannot print: raw, exit 1, the queue kept), then
+//!    `msgctl(2)` `IPC_STAT` and, if the queue is empty, `IPC_RMID` (not with `--keep`; only its
+//!    owner, its creator or root may remove it: otherwise a warning).
 //!
 //! The writer creates the key file and the queue; the reader creates nothing and removes the
 //! queue once it has read from it. stdout gets the message and one newline.
@@ -35,18 +39,23 @@ use ipc_common::seq::SeqChecker;
 use ipc_common::sysv::{self, Key, MsgBuf};
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
-use mq::{ProjId, Queue, Wanted};
+use mq::{ProjId, Queue, Removal, Wanted};
+
+/// The largest `--count`: the check keeps one byte per expected message.
+const MAX_COUNT: u64 = 100_000_000;
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "mq-reader",
     version,
     about = "The blog's message-queue reader: prints a message from a SysV queue, then removes it",
     long_about = "Receives one message from a SysV message queue and prints it: the blog's \
         message-queue reader. The queue is keyed on ftok(/tmp/ipc-message-queues, 'T') by \
         default; the reader waits up to --timeout (default 10 s) for the key file, the queue and \
         a message, unserializes the message as PHP's msg_receive does and prints it as PHP's \
-        echo would, then removes the queue."
+        echo would, then removes the queue if it is empty. A message it cannot print as asked is \
+        not taken."
 )]
 struct Args {
     /// The ftok(3) key file the writer keyed the queue on.
@@ -86,11 +95,12 @@ struct Args {
 
     /// Expect N sequence-stamped messages from `mq-writer --count` (one writer or several with
     /// --first-seq), check that each arrived once, and print a summary line instead; exit 1
-    /// unless all is well. The queue is removed at the end, also after a failed check.
+    /// unless all is well. At most 100 million (the check keeps a byte per message). The queue
+    /// is removed at the end if it is empty, also after a failed check.
     #[arg(
         long,
         value_name = "N",
-        value_parser = clap::value_parser!(u64).range(1..),
+        value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT),
         conflicts_with = "format"
     )]
     count: Option<u64>,
@@ -121,16 +131,21 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
     let key_file = &args.key_file;
-    let key = mq::wait_for_key(key_file, args.proj, &deadline, || {
+    let keyed = mq::wait_for_key(key_file, args.proj, &deadline, || {
         progress!("waiting for key file {} to appear", key_file.display());
     })?;
+    let key = keyed.key;
     progress!(
         "key {key} = ftok({}, {})",
         key_file.display(),
         ProjId(args.proj)
     );
-    let queue = mq::wait_for_queue(key, key_file, args.proj, &deadline, || {
+    let queue = mq::wait_for_queue(&keyed, &deadline, || {
         progress!("waiting for queue {key} to appear (mq-writer creates it)");
+    })
+    .map_err(|err| match sysv::namespace_note(key_file) {
+        Some(note) => err.context(note),
+        None => err,
     })?;
     let max_len = match args.max_size {
         Some(n) => usize::try_from(n).context("--max-size")?,
@@ -149,6 +164,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         return checked.and(removed);
     }
 
+    // Where the kernel lets us look without taking (MSG_COPY), a message we could not print as
+    // asked is not taken at all: it and the queue stay.
+    let checked = if args.raw {
+        None
+    } else {
+        mq::peek(&mut buf, queue, max_len, args.desired_type, &deadline)?
+            .map(|(mtype, copy)| {
+                decode(&copy, key, args.format)
+                    .map(|output| (mtype, copy, output))
+                    .map_err(|err| {
+                        err.context(format!(
+                            "read the message of type {mtype} from queue {key}: nothing was \
+                             taken, the message and the queue stay"
+                        ))
+                    })
+            })
+            .transpose()?
+    };
     let mut text = Vec::new();
     let mtype = mq::receive(
         &mut buf,
@@ -162,16 +195,27 @@ fn run(args: Args) -> anyhow::Result<()> {
         "received {} bytes of type {mtype} from queue {key}",
         text.len()
     );
-    // The message has left the queue: print it before removing the queue, so that a removal
-    // which fails (a queue another user owns) loses nothing.
-    let printed = if args.raw {
-        Ok(text)
-    } else {
-        decode(&text, key, args.format)
+    // The message has left the queue and cannot be put back in its place: a message we cannot
+    // print as asked (not looked at first, without MSG_COPY) is printed as it is, raw, and the
+    // run fails, leaving the queue in place.
+    let printed = match checked {
+        _ if args.raw => Ok(text.clone()),
+        Some((peeked, copy, output)) if peeked == mtype && copy == text => Ok(output),
+        // Another reader took the one we looked at: this one is checked now.
+        _ => decode(&text, key, args.format),
+    };
+    match printed {
+        Ok(output) => report::print_payload(&output)?,
+        Err(err) => {
+            report::print_payload(&text)?;
+            return Err(err.context(format!(
+                "the message of type {mtype} from queue {key} left the queue, so its {} bytes \
+                 are on stdout as they are (as --raw prints them), and the queue is left in place",
+                text.len()
+            )));
+        }
     }
-    .and_then(|output| report::print_payload(&output));
-    let removed = remove_unless_kept(queue, args.keep);
-    printed.and(removed)
+    remove_unless_kept(queue, args.keep)
 }
 
 /// Unserializes the mtext as PHP's `msg_receive` does (trailing bytes ignored, as there) and
@@ -183,7 +227,9 @@ fn decode(text: &[u8], key: Key, format: Format) -> anyhow::Result<Vec<u8>> {
     match format {
         Format::Echo => {
             if matches!(value, Value::Array(_)) {
-                eprintln!("warning: Array to string conversion (--format json shows the array)");
+                mq::warn(format_args!(
+                    "Array to string conversion (--format json shows the array)"
+                ));
             }
             value
                 .echo()
@@ -244,13 +290,26 @@ fn check_count_run(
     Ok(())
 }
 
-/// The blog's reader removes the queue once it has read; `--keep` leaves it.
+/// The blog's reader removes the queue once it has read; `--keep` leaves it, and so does a
+/// queue that still holds messages (not ours to destroy) or that we may not remove (another
+/// user's: the read itself succeeded, so that is a warning, not a failure).
 fn remove_unless_kept(queue: Queue, keep: bool) -> anyhow::Result<()> {
+    let key = queue.key;
     if keep {
-        progress!("left queue {} in place (--keep)", queue.key);
+        progress!("left queue {key} in place (--keep)");
         return Ok(());
     }
-    mq::remove(queue)?;
-    progress!("removed queue {}", queue.key);
+    match mq::remove_if_empty(queue)? {
+        Removal::Removed => progress!("removed queue {key}"),
+        Removal::NotEmpty(n) => {
+            progress!("left queue {key} in place: {n} more message(s) in it, not ours to destroy");
+        }
+        Removal::NotPermitted { uid, creator_uid } => mq::warn(format_args!(
+            "the message was read, but queue {key} stays: only its owner (uid {uid}), its \
+             creator (uid {creator_uid}) or root may remove it, and we are uid {} (pass --keep \
+             to leave it to them without this warning)",
+            nix::unistd::geteuid()
+        )),
+    }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //!
 //! Syscalls, in order:
 //! 1. `open(2)` with `O_CREAT | O_EXCL | O_NOFOLLOW`: the key file, if it is missing;
-//! 2. `ftok(3)`: the key, from the key file's inode and device;
+//! 2. `open(2)` with `O_PATH | O_NOFOLLOW`, `fstat(2)`: the key file's checks and its `ftok(3)`
+//!    key, from its inode and device;
 //! 3. `msgget(2)` with flags 0, else with `IPC_CREAT | IPC_EXCL | mode`: the queue;
 //!    `msgctl(2)` `IPC_STAT`: its capacity, `msg_qbytes`, and, for a queue we did not create,
 //!    that a trusted user (ourselves, root or `--trust-uid`) owns and created it; an existing
@@ -13,7 +14,8 @@
 //!    `--timeout 0`, one blocking `msgsnd`).
 //!
 //! The writer creates the key file and the queue if they are missing and leaves both for the
-//! reader, which removes the queue after reading. If the run fails, whatever it created goes. A
+//! reader, which removes the queue after reading. If the run fails, whatever it created goes
+//! (the queue only while nothing but its own messages can be in it). A
 //! message over the kernel's `msgmax` or the queue's `msg_qbytes` is refused before sending.
 //!
 //! Run the pair (either order):
@@ -25,6 +27,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, ensure};
 use clap::{ArgGroup, Parser};
@@ -42,6 +46,7 @@ const MAX_SEQ: u64 = 10_000_000_000;
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "mq-writer",
     version,
     about = "The blog's message-queue writer: sends a PHP-serialized message to a SysV queue",
     long_about = "Sends one message to a SysV message queue: the blog's message-queue writer. \
@@ -53,7 +58,8 @@ const MAX_SEQ: u64 = 10_000_000_000;
     group(ArgGroup::new("value").args(["message", "message_file", "int", "float", "bool", "null"]))
 )]
 struct Args {
-    /// The ftok(3) key file; created (empty, with --mode) if missing, and left for the reader.
+    /// The ftok(3) key file; created (with --mode, holding our IPC namespace's name) if
+    /// missing, and left for the reader.
     #[arg(long, value_name = "PATH", env = "IPC_KEY_FILE", default_value = mq::DEFAULT_KEY_FILE)]
     key_file: PathBuf,
 
@@ -66,6 +72,7 @@ struct Args {
         long = "type",
         value_name = "N",
         default_value = "1",
+        allow_negative_numbers = true,
         value_parser = clap::value_parser!(i64).range(1..)
     )]
     mtype: i64,
@@ -79,7 +86,7 @@ struct Args {
     int: Option<i64>,
 
     /// Send this float instead, serialized as PHP does (`d:2.5;`); INF, -INF and NAN too.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, conflicts_with_all = ["raw", "count"])]
+    #[arg(long, value_name = "X", allow_hyphen_values = true, conflicts_with_all = ["raw", "count"])]
     float: Option<f64>,
 
     /// Send this boolean instead, serialized as PHP does (`b:1;`).
@@ -122,7 +129,8 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    let text = message_text(&args, &deadline)?;
+    let (text, payload_len) = message_text(&args, &deadline)?;
+    let why = payload_len.map_or(String::new(), |n| mq::serialization_note(n, text.len()));
     let stamp = if args.count.is_some() {
         seq::STAMP_LEN
     } else {
@@ -130,16 +138,24 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     // Refused before anything is created: the kernel would never take it.
     let msgmax = sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax")?;
-    mq::check_msgmax(stamp + text.len(), msgmax)?;
+    mq::check_msgmax(stamp + text.len(), msgmax, &why)?;
 
     let key_file = paths::ensure_key_file(&args.key_file, args.mode.mode)?;
-    let key = mq::key_of(&args.key_file, args.proj)?;
+    if matches!(key_file, KeyFile::Created(_)) {
+        // For a reader in another IPC namespace (a container), which never sees ours.
+        let _ = sysv::record_namespace(&args.key_file);
+    } else if let Some(note) = sysv::namespace_note(&args.key_file) {
+        mq::warn(format_args!("{note}"));
+    }
+    let keyed = mq::key_of(&args.key_file, args.proj)?;
+    let key = keyed.key;
     progress!(
         "key {key} = ftok({}, {})",
         args.key_file.display(),
         ProjId(args.proj)
     );
-    let (queue, created) = mq::open_or_create(key, args.mode.mode)?;
+    let sent = Arc::new(AtomicU64::new(0));
+    let (queue, created) = mq::open_or_create(&keyed, args.mode.mode, Arc::clone(&sent))?;
     match created {
         Some(_) => progress!(
             "created queue {key} (msqid {}, mode {})",
@@ -148,12 +164,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         ),
         None => progress!("using the existing queue {key} (msqid {})", queue.id.0),
     }
-    mq::check_qbytes(queue, stamp + text.len())?;
+    mq::check_qbytes(queue, stamp + text.len(), &why)?;
 
     let mut buf = MsgBuf::new();
     match args.count {
         None => {
             mq::send(&mut buf, queue, args.mtype, &text, &deadline)?;
+            sent.fetch_add(1, Ordering::Relaxed);
             progress!(
                 "sent {} bytes as type {} to queue {key}",
                 text.len(),
@@ -172,6 +189,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             for n in first..first + count {
                 seq::stamp_into(&mut stamped, n, &text);
                 mq::send(&mut buf, queue, args.mtype, &stamped, &deadline)?;
+                sent.fetch_add(1, Ordering::Relaxed);
             }
             progress!(
                 "sent {count} stamped messages ({first} to {}) as type {} to queue {key}",
@@ -194,8 +212,8 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The mtext: the value serialized as PHP's `msg_send` does, or the message's bytes as they are
-/// with `--raw` and `--count`.
-fn message_text(args: &Args, deadline: &Deadline) -> anyhow::Result<Vec<u8>> {
+/// with `--raw` and `--count`; with the message's own length when serialization wrapped it.
+fn message_text(args: &Args, deadline: &Deadline) -> anyhow::Result<(Vec<u8>, Option<usize>)> {
     let value = if let Some(n) = args.int {
         Value::Int(n)
     } else if let Some(x) = args.float {
@@ -213,9 +231,10 @@ fn message_text(args: &Args, deadline: &Deadline) -> anyhow::Result<Vec<u8>> {
         };
         let bytes = args.message.payload(mq::MESSAGE, limit, deadline)?;
         if args.raw || args.count.is_some() {
-            return Ok(bytes);
+            return Ok((bytes, None));
         }
-        Value::String(bytes)
+        let len = bytes.len();
+        return Ok((php::serialize(&Value::String(bytes)), Some(len)));
     };
-    Ok(php::serialize(&value))
+    Ok((php::serialize(&value), None))
 }

@@ -4,23 +4,26 @@
 //! `shmop_delete` (PHP's shmop, `--api shmop`).
 //!
 //! Syscalls, in order:
-//! 1. `stat(2)` the key file until it exists, then `ftok(3)` it for the key;
+//! 1. `stat(2)` the key file until it exists, then `open(2)` it `O_PATH | O_NOFOLLOW` and
+//!    `fstat(2)` it: the checks and the `ftok(3)` key come from the same file;
 //! 2. `shmget(2)` `(key, 0, 0)` until the writer has created the segment;
 //! 3. `sem_get`, the PHP lock: `semget(2)` the three-semaphore set (created if missing),
 //!    `semtimedop(2)` to register, `semctl(2)` `GETVAL`/`SETVAL` to initialise it;
 //! 4. `shmat(2)` the segment, read-only unless `--count`;
 //! 5. until the content is there, each look under the lock (`semtimedop(2)` acquire, `semop(2)`
 //!    release): sysv copies the store and looks for variable `--var`, complete and
-//!    unserializable; shmop waits for `shmctl(2)` `IPC_STAT` to report a detach (the writer's
-//!    `shmdt(2)`), then copies the bytes from `--offset`;
+//!    unserializable; shmop copies the bytes from `--offset` until they are not all NUL and
+//!    either `shmctl(2)` `IPC_STAT` counts nobody else attached or they are the same twice;
 //! 6. prints the value as PHP's `echo` would (or `--format json`), or the bytes up to the first
 //!    NUL (or exactly `--length` bytes);
-//! 7. `shmdt(2)`, then `shmctl(2)` `IPC_RMID` the segment, unless `--keep`; letting go of the
+//! 7. under the lock, `shmctl(2)` `IPC_RMID` the segment, unless `--keep` or it holds what we did
+//!    not read (another variable, a value written since); then `shmdt(2)`; letting go of the
 //!    lock (`semtimedop(2)`, `semctl(2)` `GETVAL`) removes its set with `semctl(2)` `IPC_RMID`
 //!    if nobody else uses it.
 //!
 //! The reader creates nothing but, if it is missing, the lock's semaphore set. It removes the
-//! segment the writer left (the blog's `shm_remove`) unless `--keep`; a run that fails removes
+//! segment the writer left (the blog's `shm_remove`) unless `--keep` (a segment it may not
+//! remove, another user's, is a warning: the read succeeded); a run that fails removes
 //! only what it created, never a segment it found broken, except that `--count` removes its
 //! hand-off segment whichever way the run ended (it is of no use afterwards). It uses only a key
 //! file, segment and semaphore set owned by a trusted user (ourselves, root or `--trust-uid`),
@@ -42,8 +45,11 @@ use ipc_common::cli::{CommonArgs, ModeArgs};
 use ipc_common::php::Value;
 use ipc_common::seq::{self, SeqChecker};
 use ipc_common::wait::Deadline;
-use ipc_common::{progress, report};
+use ipc_common::{progress, report, sysv};
 use shm::{Api, SegmentArgs, Shared};
+
+/// The largest `--count`: the check keeps one byte per expected message.
+const MAX_COUNT: u64 = 100_000_000;
 
 /// How to print a sysv variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -57,14 +63,16 @@ enum Format {
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "shm-reader",
     version,
     about = "The blog's shared-memory reader: prints what shm-writer stored in a SysV segment, then removes it",
     long_about = "Prints what a writer stored in a SysV shared memory segment and removes the \
         segment, as the blog's shared-memory readers do: PHP variable 1 in PHP's sysvshm layout \
         (shm_get_var; the default), or the raw bytes from offset 0 up to the first NUL (shmop_read, \
         with --api shmop). The key is ftok(/tmp/ipc-shared-memory, 'T'). Waits up to --timeout \
-        (default 10 s) for the key file, the segment and the content; takes PHP's sem_get() lock \
-        for every look."
+        (default 10 s) for the key file, the segment and the content (shmop: bytes that are not \
+        all NUL); takes PHP's sem_get() lock for every look. A segment that holds other \
+        variables, or was written again since, is left in place."
 )]
 struct Args {
     #[command(flatten)]
@@ -97,8 +105,8 @@ struct Args {
 
     /// sysv: take N stamped messages from `shm-writer --count N` out of variable --var, check
     /// that each arrived once and in order, and print a summary line instead of a value; exit 1
-    /// unless all is well.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "format")]
+    /// unless all is well. At most 100 million (the check keeps a byte per message).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT), conflicts_with = "format")]
     count: Option<u64>,
 
     #[command(flatten)]
@@ -142,7 +150,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     let var = args.var.unwrap_or(shm::DEFAULT_VAR);
 
     let name = segment.wait_for_key(&deadline)?;
-    let id = shm::wait_for_segment(&name, &deadline)?;
+    let id = shm::wait_for_segment(&name, &deadline).map_err(|err| {
+        match sysv::namespace_note(&segment.key_file) {
+            Some(note) => err.context(note),
+            None => err,
+        }
+    })?;
     // Only --count writes: it takes each message out of the store.
     let read_only = args.count.is_none();
     let mut shared = Shared::attach(
@@ -157,37 +170,58 @@ fn run(args: Args) -> anyhow::Result<()> {
     match (segment.api, args.count) {
         (Api::Sysv, None) => {
             let what = format!("variable {var} in {}", shared.name);
-            let value = shared.wait_for_var(var, false, what, true, &deadline)?;
+            let (value, serialized) = shared.wait_for_var(var, false, what, true, &deadline)?;
+            // A value we cannot print is left where it is: nothing is removed after an error.
             let printed = match args.format.unwrap_or(Format::Echo) {
                 Format::Echo => value
                     .echo()
                     .map_err(|why| anyhow!("print variable {var}: {why}"))?,
                 Format::Json => value
                     .to_json()
-                    .map_err(|why| anyhow!("print variable {var} as JSON: {why}"))?
+                    .map_err(|why| {
+                        anyhow!(
+                            "print variable {var} of {} as JSON: {why}; the segment is left as \
+                             it is (--format echo prints it)",
+                            shared.name
+                        )
+                    })?
                     .into_bytes(),
             };
             report::print_payload(&printed)?;
+            if !args.keep {
+                return shared.remove_store_after_read(var, Some(&serialized), &deadline);
+            }
         }
         (Api::Sysv, Some(count)) => {
             // A hand-off segment is of no use once its run is over, whichever way it ended, as
-            // with `mq-reader --count`: it goes now (unless --keep) and the error, if any, after.
+            // with `mq-reader --count`: it goes now (unless --keep, or unless it holds what is
+            // not ours: another variable, a message we did not take) and the error, if any,
+            // after.
             let taken = take_all(&mut shared, var, count, &deadline);
-            let removed = if args.keep { Ok(()) } else { shared.remove() };
+            let removed = if args.keep {
+                Ok(())
+            } else {
+                shared.remove_store_after_read(var, None, &deadline)
+            };
             return taken.and(removed);
         }
         (Api::Shmop, _) => {
-            shm::wait_for_detach(id, &shared.name, &deadline)?;
-            let bytes = shared.read_raw(args.offset.unwrap_or(0), args.length, &deadline)?;
+            let offset = args.offset.unwrap_or(0);
+            let bytes = shared.wait_for_raw(offset, args.length, &deadline)?;
             report::print_payload(&bytes)?;
+            if !args.keep {
+                let length = args.length;
+                return shared.remove_after_read(&deadline, |seg| {
+                    // Rewritten since we read it: the new message is the next reader's.
+                    let now = shm::read_message(seg, offset, length)?;
+                    Ok((now != bytes).then(|| {
+                        format!("it was written again at offset {offset} after we read it")
+                    }))
+                });
+            }
         }
     }
-
-    if args.keep {
-        progress!("kept {} for the next reader (--keep)", shared.name);
-    } else {
-        shared.remove()?;
-    }
+    progress!("kept {} for the next reader (--keep)", shared.name);
     Ok(())
 }
 
@@ -200,7 +234,7 @@ fn take_all(shared: &mut Shared, var: i64, count: u64, deadline: &Deadline) -> a
             "message {n} of {count} in variable {var} of {}",
             shared.name
         );
-        let value = shared.wait_for_var(var, true, what, false, deadline)?;
+        let (value, _) = shared.wait_for_var(var, true, what, false, deadline)?;
         let Value::String(message) = value else {
             bail!(
                 "take variable {var} from {}: it holds a PHP {value:?}, not a stamped message",

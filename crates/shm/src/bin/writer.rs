@@ -4,7 +4,7 @@
 //!
 //! Syscalls, in order:
 //! 1. `open(2)` the key file with `O_CREAT | O_EXCL` if it is missing (mode `--mode`), then
-//!    `ftok(3)` it (`stat(2)`) for the key;
+//!    `open(2)` it `O_PATH | O_NOFOLLOW` and `fstat(2)` it: checks and `ftok(3)` key from one file;
 //! 2. `shmget(2)` `(key, 0, 0)` for the existing segment, else `(key, --size, IPC_CREAT |
 //!    IPC_EXCL | mode)`, as PHP does; `shmctl(2)` `IPC_STAT` checks an existing one is big enough
 //!    and owned and created by a trusted user (ourselves, root or `--trust-uid`), as an existing
@@ -14,13 +14,14 @@
 //! 4. `shmat(2)` the segment;
 //! 5. `semtimedop(2)` to acquire the lock, waiting at most `--timeout`;
 //! 6. plain memory accesses: sysv reads the store, lays out PHP's `PHP_SM` header if there is
-//!    none, replaces variable `--var` with the `serialize()`d value; shmop copies the raw bytes to
-//!    `--offset`;
+//!    none, replaces variable `--var` with the `serialize()`d value; shmop copies the raw bytes and
+//!    a NUL to `--offset`; `shmctl(2)` `IPC_STAT` checks the segment was not removed meanwhile;
 //! 7. `semop(2)` to release the lock, then `shmdt(2)`, which the shmop reader waits for.
 //!
 //! The writer creates the key file and the segment when they are missing and leaves them for the
 //! reader, which removes the segment. The lock's semaphore set goes with its last user, usually
-//! this writer as it exits. A run that fails removes what it created (also on SIGINT/SIGTERM). `--count N` hands N stamped messages over one
+//! this writer as it exits. A run that fails removes what it created (also on SIGINT/SIGTERM),
+//! unless someone else's data is in it. `--count N` hands N stamped messages over one
 //! variable, each once the reader has taken the previous one (see the `shm` library docs).
 //!
 //! Run the pair (either order):
@@ -39,11 +40,12 @@ use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{Value, serialize, sysvshm};
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, seq, sysv};
-use shm::{Api, SegmentArgs, Shared};
+use shm::{Api, Ours, SegmentArgs, Shared};
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
+    name = "shm-writer",
     version,
     about = "The blog's shared-memory writer: stores a message in a SysV segment (PHP sysvshm or shmop)",
     long_about = "Stores a message in a SysV shared memory segment, as the blog's shared-memory \
@@ -103,8 +105,9 @@ struct Args {
     remove_var: Option<i64>,
 
     /// sysv: hand N sequence-stamped copies of the message to `shm-reader --count N` through
-    /// variable --var, each once the reader has taken the previous one.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    /// variable --var, each once the reader has taken the previous one. At most 100 million,
+    /// as many as shm-reader --count checks.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     count: Option<u64>,
 
     #[command(flatten)]
@@ -175,11 +178,24 @@ fn run(args: Args) -> anyhow::Result<()> {
     let message = args.message.payload(shm::MESSAGE, limit, &deadline)?;
 
     let key_file = match paths::ensure_key_file(&segment.key_file, mode)? {
-        KeyFile::Created(guard) => Some(guard),
-        KeyFile::Existing => None,
+        KeyFile::Created(guard) => {
+            // For a reader in another IPC namespace (a container), which never sees ours.
+            let _ = sysv::record_namespace(&segment.key_file);
+            Some(guard)
+        }
+        KeyFile::Existing => {
+            if let Some(note) = sysv::namespace_note(&segment.key_file) {
+                shm::warn(format_args!("{note}"));
+            }
+            None
+        }
     };
     let name = segment.key()?;
-    let (id, segment_created) = shm::open_or_create(&name, args.size, mode)?;
+    let ours = match segment.api {
+        Api::Sysv => Ours::Var(var),
+        Api::Shmop => Ours::Nothing,
+    };
+    let (id, segment_created) = shm::open_or_create(&name, args.size, mode, ours)?;
     let mut shared = Shared::attach(name, id, false, segment.no_lock, mode, &deadline)?;
 
     match (segment.api, args.count) {
@@ -206,7 +222,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    // shmdt(2): sets the segment's shm_dtime, the shmop reader's sign that we are done.
+    // shmdt(2): with nobody else attached, the shmop reader takes the bytes as written.
     drop(shared);
     shm::keep([key_file, segment_created]);
     Ok(())
