@@ -336,7 +336,12 @@ pub fn check_key_file(path: &Path) -> anyhow::Result<()> {
 /// takes the one it created) or replaced means the object will never appear under `key`, and
 /// waiting out the timeout would only hide why.
 pub fn check_key_unchanged(key_file: &Path, proj: u8, key: Key) -> anyhow::Result<()> {
-    match sysv::ftok(key_file, proj) {
+    // The key of the file itself, not of whatever a symlink there points to.
+    let now = sysv::open_key_file(key_file)
+        .and_then(|file| file.metadata())
+        .map(|meta| sysv::ftok_of(meta.dev(), meta.ino(), proj))
+        .map_err(|err| nix::errno::Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO)));
+    match now {
         Ok(now) if now == key => Ok(()),
         Ok(now) => bail!(
             "key file {} was replaced while we waited: it now gives key {now}, not {key}, so \

@@ -29,6 +29,12 @@ pub fn progress(line: fmt::Arguments<'_>) {
     }
 }
 
+/// One `warning: ...` line on stderr: something the user should know that does not fail the run
+/// (written like every line, whole and never fatal).
+pub fn warn(line: fmt::Arguments<'_>) {
+    stderr_line(format_args!("warning: {line}"));
+}
+
 /// Writes one whole line to stderr in a single `write(2)`, so that lines of processes sharing
 /// the terminal or a log (`docker-compose up`) never interleave mid-line; `eprintln!` would
 /// write each piece of the format separately. A stderr nobody reads any more (a closed pipe) is

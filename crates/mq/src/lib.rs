@@ -47,13 +47,6 @@ use ipc_common::trust;
 use ipc_common::wait::{self, Deadline};
 use nix::errno::Errno;
 
-/// One `warning: ...` line on stderr that cannot panic: `eprintln!` panics when stderr is a
-/// closed pipe, and a warning must never turn a good run into an abort.
-pub fn warn(line: fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "warning: {line}");
-}
-
 /// The blog's key file.
 pub const DEFAULT_KEY_FILE: &str = "/tmp/ipc-message-queues";
 

@@ -88,13 +88,6 @@ use ipc_common::wait::{Deadline, TimedOut, retry};
 use ipc_common::{paths, progress, trust};
 use nix::errno::Errno;
 
-/// One `warning: ...` line on stderr that cannot panic: `eprintln!` panics when stderr is a
-/// closed pipe, and a warning must never turn a good run into an abort.
-pub fn warn(line: fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "warning: {line}");
-}
-
 /// The blog's key file.
 pub const DEFAULT_KEY_FILE: &str = "/tmp/ipc-shared-memory";
 /// The blog's segment size, in bytes.
@@ -781,7 +774,7 @@ impl Shared {
                 Ok(()) => Ok(true),
                 Err(Errno::EPERM) => {
                     let stat = sysv::shm_stat(id).ok();
-                    warn(format_args!(
+                    ipc_common::report::warn(format_args!(
                         "the value was read, but {name} stays: only its owner (uid {}), its \
                          creator (uid {}) or root may remove it, and we are uid {} (pass --keep \
                          to leave it to them without this warning)",
@@ -797,7 +790,7 @@ impl Shared {
         let outcome = match outcome {
             // The lock stayed busy until the timeout: what we read was read; the segment stays.
             Err(err) if err.chain().any(|cause| cause.is::<TimedOut>()) => {
-                warn(format_args!(
+                ipc_common::report::warn(format_args!(
                     "the value was read, but {} stays: {err:#}",
                     self.name
                 ));

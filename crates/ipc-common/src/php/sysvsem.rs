@@ -99,7 +99,10 @@ impl Drop for Acquired<'_> {
         let sem = self.sem;
         let release = op(SYSVSEM_SEM, 1, SEM_UNDO | IPC_NOWAIT);
         if let Err(errno) = sysv::sem_op(sem.id, &[release], None) {
-            eprintln!("warning: semop release semaphore set {}: {errno}", sem.key);
+            crate::report::warn(format_args!(
+                "semop release semaphore set {}: {errno}",
+                sem.key
+            ));
         }
     }
 }

@@ -35,14 +35,11 @@ use anyhow::{Context, anyhow, ensure};
 use clap::{Parser, ValueEnum};
 use ipc_common::cli::{CommonArgs, parse_proj_id};
 use ipc_common::php::{self, Value};
-use ipc_common::seq::SeqChecker;
+use ipc_common::seq::{self, SeqChecker};
 use ipc_common::sysv::{self, Key, MsgBuf};
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report};
 use mq::{ProjId, Queue, Removal, Wanted};
-
-/// The largest `--count`: the check keeps one byte per expected message.
-const MAX_COUNT: u64 = 100_000_000;
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
@@ -100,7 +97,7 @@ struct Args {
     #[arg(
         long,
         value_name = "N",
-        value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT),
+        value_parser = seq::parse_count,
         conflicts_with = "format"
     )]
     count: Option<u64>,
@@ -227,7 +224,7 @@ fn decode(text: &[u8], key: Key, format: Format) -> anyhow::Result<Vec<u8>> {
     match format {
         Format::Echo => {
             if matches!(value, Value::Array(_)) {
-                mq::warn(format_args!(
+                ipc_common::report::warn(format_args!(
                     "Array to string conversion (--format json shows the array)"
                 ));
             }
@@ -304,7 +301,7 @@ fn remove_unless_kept(queue: Queue, keep: bool) -> anyhow::Result<()> {
         Removal::NotEmpty(n) => {
             progress!("left queue {key} in place: {n} more message(s) in it, not ours to destroy");
         }
-        Removal::NotPermitted { uid, creator_uid } => mq::warn(format_args!(
+        Removal::NotPermitted { uid, creator_uid } => ipc_common::report::warn(format_args!(
             "the message was read, but queue {key} stays: only its owner (uid {uid}), its \
              creator (uid {creator_uid}) or root may remove it, and we are uid {} (pass --keep \
              to leave it to them without this warning)",

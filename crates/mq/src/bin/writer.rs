@@ -145,7 +145,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         // For a reader in another IPC namespace (a container), which never sees ours.
         let _ = sysv::record_namespace(&args.key_file);
     } else if let Some(note) = sysv::namespace_note(&args.key_file) {
-        mq::warn(format_args!("{note}"));
+        ipc_common::report::warn(format_args!("{note}"));
     }
     let keyed = mq::key_of(&args.key_file, args.proj)?;
     let key = keyed.key;

@@ -48,9 +48,6 @@ use ipc_common::wait::Deadline;
 use ipc_common::{progress, report, sysv};
 use shm::{Api, SegmentArgs, Shared};
 
-/// The largest `--count`: the check keeps one byte per expected message.
-const MAX_COUNT: u64 = 100_000_000;
-
 /// How to print a sysv variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -106,7 +103,7 @@ struct Args {
     /// sysv: take N stamped messages from `shm-writer --count N` out of variable --var, check
     /// that each arrived once and in order, and print a summary line instead of a value; exit 1
     /// unless all is well. At most 100 million (the check keeps a byte per message).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT), conflicts_with = "format")]
+    #[arg(long, value_name = "N", value_parser = seq::parse_count, conflicts_with = "format")]
     count: Option<u64>,
 
     #[command(flatten)]

@@ -107,7 +107,7 @@ struct Args {
     /// sysv: hand N sequence-stamped copies of the message to `shm-reader --count N` through
     /// variable --var, each once the reader has taken the previous one. At most 100 million,
     /// as many as shm-reader --count checks.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    #[arg(long, value_name = "N", value_parser = seq::parse_count)]
     count: Option<u64>,
 
     #[command(flatten)]
@@ -185,7 +185,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         KeyFile::Existing => {
             if let Some(note) = sysv::namespace_note(&segment.key_file) {
-                shm::warn(format_args!("{note}"));
+                ipc_common::report::warn(format_args!("{note}"));
             }
             None
         }
