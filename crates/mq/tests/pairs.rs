@@ -618,3 +618,22 @@ fn a_writer_in_another_ipc_namespace_is_named() {
         .assert_stdout(&with_newline(MESSAGE));
     assert_no_sysv_objects(&key, b'T');
 }
+
+/// `--format json` writes what PHP's `json_encode($v)` writes (slashes and non-ASCII escaped);
+/// `--format json-unescaped` what `json_encode($v, JSON_UNESCAPED_SLASHES |
+/// JSON_UNESCAPED_UNICODE)` writes.
+#[test]
+fn json_matches_json_encode_with_default_and_unescaped_flags() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    for (format, printed) in [
+        ("json", "\"a\\/\\u00e9\\u2028\"\n"),
+        ("json-unescaped", "\"a/é\\u2028\"\n"),
+    ] {
+        write(&key, &["--message", "a/é\u{2028}"]).assert_success();
+        read(&key, &["--format", format])
+            .assert_success()
+            .assert_stdout(printed.as_bytes());
+    }
+    assert_no_sysv_objects(&key, b'T');
+}

@@ -34,7 +34,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, ensure};
 use clap::{Parser, ValueEnum};
 use ipc_common::cli::{CommonArgs, parse_proj_id};
-use ipc_common::php::{self, Value};
+use ipc_common::php::{self, JsonFlags, Value};
 use ipc_common::seq::{self, SeqChecker};
 use ipc_common::sysv::{self, Key, MsgBuf};
 use ipc_common::wait::Deadline;
@@ -116,8 +116,11 @@ struct Args {
 enum Format {
     /// As PHP's `echo` prints it: strings as they are, true as 1, false and null as nothing.
     Echo,
-    /// As JSON, as PHP's `json_encode` writes it.
+    /// As JSON, as PHP's `json_encode($value)` writes it (default flags: `\/`, non-ASCII as
+    /// \uXXXX).
     Json,
+    /// As `json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE)` writes it.
+    JsonUnescaped,
 }
 
 fn main() -> ExitCode {
@@ -232,8 +235,12 @@ fn decode(text: &[u8], key: Key, format: Format) -> anyhow::Result<Vec<u8>> {
                 .echo()
                 .map_err(|why| anyhow!("print the message on queue {key}: {why}"))
         }
-        Format::Json => value
-            .to_json()
+        Format::Json | Format::JsonUnescaped => value
+            .to_json_with(if format == Format::JsonUnescaped {
+                JsonFlags::UNESCAPED
+            } else {
+                JsonFlags::DEFAULT
+            })
             .map(String::into_bytes)
             .map_err(|why| anyhow!("print the message on queue {key} as JSON: {why}")),
     }

@@ -42,7 +42,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail, ensure};
 use clap::{Parser, ValueEnum};
 use ipc_common::cli::{CommonArgs, ModeArgs};
-use ipc_common::php::Value;
+use ipc_common::php::{JsonFlags, Value};
 use ipc_common::seq::{self, SeqChecker};
 use ipc_common::wait::Deadline;
 use ipc_common::{progress, report, sysv};
@@ -53,8 +53,18 @@ use shm::{Api, SegmentArgs, Shared};
 enum Format {
     /// As PHP's `echo $value;` prints it (true is 1, false and null print nothing).
     Echo,
-    /// As PHP's json_encode() writes it.
+    /// As PHP's json_encode($value) writes it (default flags: `\/`, non-ASCII as \uXXXX).
     Json,
+    /// As json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE) writes it.
+    JsonUnescaped,
+}
+
+/// The json_encode() flags of a JSON `--format`.
+fn json_flags(format: Option<Format>) -> JsonFlags {
+    match format {
+        Some(Format::JsonUnescaped) => JsonFlags::UNESCAPED,
+        _ => JsonFlags::DEFAULT,
+    }
 }
 
 /// The command line; each field's doc comment is its `--help` text.
@@ -173,8 +183,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                 Format::Echo => value
                     .echo()
                     .map_err(|why| anyhow!("print variable {var}: {why}"))?,
-                Format::Json => value
-                    .to_json()
+                Format::Json | Format::JsonUnescaped => value
+                    .to_json_with(json_flags(args.format))
                     .map_err(|why| {
                         anyhow!(
                             "print variable {var} of {} as JSON: {why}; the segment is left as \
