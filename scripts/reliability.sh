@@ -364,7 +364,7 @@ echo "   tests took $((SECONDS - tests_start)) s"
 export CONTRACT_SCHEDULES=${CONTRACT_SCHEDULES:-60}
 echo "== 5. the contract: $CONTRACT_SCHEDULES generated schedules per mechanism, attackers as nobody"
 contract_start=$SECONDS
-for crate in dgram stream fifo; do
+for crate in dgram stream fifo mq shm; do
   run_tests "$crate contract" -p "$crate" --test contract
 done
 echo "   contract took $((SECONDS - contract_start)) s"

@@ -16,6 +16,7 @@ const UDG: Mechanism = Mechanism {
     cut: false,
     limit: dgram::UNIX_KERNEL_MAX,
     refuses_over_limit: true,
+    over_limit_says: "the most this can send",
     sizes: &[212_960, 212_961, 65_536],
     writer_waits: "waiting for a reader",
     reader_ready: "listening on",

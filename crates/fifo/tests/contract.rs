@@ -17,6 +17,7 @@ const FIFO: Mechanism = Mechanism {
     // A pipe has no message limit; these cross its 64 KiB buffer.
     limit: 1 << 20,
     refuses_over_limit: false,
+    over_limit_says: "the most this can send",
     sizes: &[65_535, 65_536, 65_537],
     writer_waits: "waiting for a reader",
     reader_ready: "waiting for a writer",

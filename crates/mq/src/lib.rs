@@ -223,7 +223,11 @@ pub fn check_owner(queue: Queue, key_file: &KeyFile<'_>) -> anyhow::Result<()> {
         stat.uid,
         stat.creator_uid,
     )?;
-    if let Some(born) = key_file.born.filter(|&born| stat.change_time < born) {
+    // One second of slack, as in shm's guard: the two clocks can be a second apart.
+    if let Some(born) = key_file
+        .born
+        .filter(|&born| stat.change_time.saturating_add(1) < born)
+    {
         bail!(
             "queue {} (msqid {}) was created {} s before its key file {} was: it belongs to \
              another file with the same ftok key (the key keeps only 16 bits of the inode and 8 \

@@ -214,7 +214,10 @@ pub fn check_not_older_than_key_file(
     let Some(born) = born else {
         return Ok(());
     };
-    if created < born {
+    // One second of slack: the kernel stamps a SysV object with the wall clock in whole
+    // seconds and a file's birth with the filesystem's own (coarse, possibly multigrain)
+    // clock, which can be a second apart at a boundary (seen in the contract suite).
+    if created.saturating_add(1) < born {
         bail!(
             "{what} was created {} s before its key file {} was: it belongs to another file \
              with the same ftok key (the key keeps only 16 bits of the inode and 8 of the \
@@ -545,6 +548,48 @@ impl Shared {
         let result = access(&self.seg, &self.name);
         drop(held);
         result
+    }
+
+    /// For a reader that waited in vain: removes the segment if it is an orphan, left by a
+    /// writer that created it and then failed (a message that did not fit) while we were
+    /// attached, which its own cleanup must not remove for our sake. An orphan holds nothing:
+    /// no variable (no PHP header, or one with no record) or, raw, only zero bytes; its creator
+    /// process is gone; and nobody else is attached. Looked at and removed under the lock, so
+    /// no writer puts a value in between. Returns the creator's pid when it removed it.
+    pub fn remove_if_orphaned(&mut self) -> anyhow::Result<Option<i32>> {
+        let id = self.id;
+        let stat = match sysv::shm_stat(id) {
+            Ok(stat) => stat,
+            Err(_) => return Ok(None),
+        };
+        let others = stat
+            .attached
+            .saturating_sub(ATTACHED_HERE.load(Ordering::SeqCst));
+        let creator = nix::unistd::Pid::from_raw(stat.creator_pid);
+        let creator_gone = nix::sys::signal::kill(creator, None) == Err(nix::errno::Errno::ESRCH);
+        if stat.removed || others > 0 || !creator_gone {
+            return Ok(None);
+        }
+        // A short look: the lock is free unless someone is about to write, and then it is no
+        // orphan.
+        let soon = Deadline::after(ipc_common::wait::Timeout::from_duration(
+            std::time::Duration::from_millis(200),
+        ));
+        self.locked(&soon, |seg, name| {
+            let head = seg.len().min(RAW_CHECK_LEN);
+            let image = store_image(seg, 0)?;
+            let empty = if sysvshm::is_initialized(&image) {
+                sysvshm::records_of(&image, seg.len()).is_ok_and(|records| records.is_empty())
+            } else {
+                image[..head.min(image.len())].iter().all(|&b| b == 0)
+            };
+            if !empty {
+                return Ok(None);
+            }
+            ignore_gone(sysv::shm_remove(id))
+                .with_context(|| format!("shmctl IPC_RMID the orphaned {name}"))?;
+            Ok(Some(stat.creator_pid))
+        })
     }
 
     /// `shm_put_var(var, value)` with already-serialized bytes, laying out PHP's header first if

@@ -755,19 +755,21 @@ fn a_segment_older_than_its_key_file_is_refused() {
             .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
     };
     if born(&key_file).is_none() {
-        println!("skipping: the filesystem records no birth time");
+        ipc_testkit::skipped("skipping the age guard test: the filesystem records no birth time");
         sysv::shm_remove(id).unwrap();
         return;
     }
-    // The object's time has whole seconds, and file times come from a coarser clock: re-create
-    // the key file until it is born in a later second than the segment.
-    while born(&key_file) <= Some(created) {
+    // The object's time has whole seconds, and file times come from another clock (the guard
+    // allows a second of slack): re-create the key file until it is born two seconds later.
+    while born(&key_file) <= Some(created + 1) {
         std::thread::sleep(Duration::from_millis(20));
         std::fs::remove_file(&key_file).unwrap();
         std::fs::write(&key_file, b"").unwrap();
     }
     if key_of(&key_file) != key {
-        println!("skipping: the filesystem did not reuse the key file's inode number");
+        ipc_testkit::skipped(
+            "skipping the age guard test: the filesystem did not reuse the key file's inode number",
+        );
         sysv::shm_remove(id).unwrap();
         return;
     }
@@ -825,5 +827,37 @@ fn a_writer_in_another_ipc_namespace_is_named() {
     read(&key_file, &[])
         .assert_success()
         .assert_stdout(&with_newline(MESSAGE));
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+/// A writer whose value does not fit leaves the segment it created when a reader is attached
+/// (the reader could be anyone's); the reader, giving up, finds it empty with its creator gone
+/// and removes it: nothing leaks. Found by the contract suite. The test holds the lock so that
+/// the reader is attached before the writer fails.
+#[test]
+fn a_failed_writer_beside_a_waiting_reader_leaves_nothing() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    let key = key_of(&key_file);
+    let deadline = Deadline::after(Timeout::from_duration(Duration::from_secs(20)));
+    let lock = Semaphore::get(key, 1, 0o600, &deadline).unwrap();
+    let held = lock.acquire(&deadline).unwrap();
+    let mut failing = Proc::spawn(
+        "shm-writer",
+        &mut writer(&key_file, &["--message", &"x".repeat(944)]),
+    );
+    failing.wait_for_stderr("waiting for the lock");
+    let mut waiting = Proc::spawn("shm-reader", &mut reader(&key_file, &["--timeout", "2"]));
+    waiting.wait_for_stderr("waiting for the lock");
+    drop(held);
+    drop(lock);
+    failing
+        .finish()
+        .assert_failure(1, "not enough shared memory left")
+        .assert_failure(1, "other process(es) are attached");
+    waiting
+        .finish()
+        .assert_failure(124, "timed out")
+        .assert_failure(124, "removed shared memory segment");
     assert_no_sysv_objects(&key_file, b'T');
 }

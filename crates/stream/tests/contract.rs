@@ -18,6 +18,7 @@ const UNIX: Mechanism = Mechanism {
     // Streams have no message limit of their own; these cross the socket buffers.
     limit: 1 << 20,
     refuses_over_limit: false,
+    over_limit_says: "the most this can send",
     sizes: &[65_535, 65_536, 212_993],
     writer_waits: "waiting for a server",
     reader_ready: "listening on",

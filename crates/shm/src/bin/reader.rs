@@ -177,7 +177,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     match (segment.api, args.count) {
         (Api::Sysv, None) => {
             let what = format!("variable {var} in {}", shared.name);
-            let (value, serialized) = shared.wait_for_var(var, false, what, true, &deadline)?;
+            let (value, serialized) = shared
+                .wait_for_var(var, false, what, true, &deadline)
+                .inspect_err(|_| remove_orphan(&mut shared))?;
             // A value we cannot print is left where it is: nothing is removed after an error.
             let printed = match args.format.unwrap_or(Format::Echo) {
                 Format::Echo => value
@@ -214,7 +216,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         (Api::Shmop, _) => {
             let offset = args.offset.unwrap_or(0);
-            let bytes = shared.wait_for_raw(offset, args.length, &deadline)?;
+            let bytes = shared
+                .wait_for_raw(offset, args.length, &deadline)
+                .inspect_err(|_| remove_orphan(&mut shared))?;
             report::print_payload(&bytes)?;
             if !args.keep {
                 let length = args.length;
@@ -287,4 +291,17 @@ fn take_all(shared: &mut Shared, var: i64, count: u64, deadline: &Deadline) -> a
         shared.name
     );
     Ok(())
+}
+
+/// After a wait in vain: an empty segment whose failed writer is gone is removed, not leaked
+/// (see `Shared::remove_if_orphaned`).
+fn remove_orphan(shared: &mut Shared) {
+    match shared.remove_if_orphaned() {
+        Ok(Some(pid)) => progress!(
+            "removed {}: empty, left by a writer (pid {pid}) that is gone",
+            shared.name
+        ),
+        Ok(None) => {}
+        Err(err) => ipc_common::report::warn(format_args!("{err:#}")),
+    }
 }
