@@ -107,16 +107,19 @@ pub struct Receiver {
     url: DgramEndpoint,
     buf: Vec<u8>,
     _socket_file: Option<Cleanup>,
+    replaced_stale: bool,
 }
 
 impl Receiver {
     /// Binds `endpoint`: a socket file with exactly `mode` (a stale one replaced, anything else
     /// refused), or a UDP address (port 0: the kernel picks one, see [`Receiver::url`]).
     pub fn bind(endpoint: &DgramEndpoint, mode: Mode) -> anyhow::Result<Self> {
+        let mut replaced_stale = false;
         let (socket, url, socket_file) = match endpoint {
             DgramEndpoint::Unix(path) => {
-                let (socket, guard) = sock::bind_unix(path, SocketKind::Datagram, mode)?;
-                (socket, endpoint.clone(), Some(guard))
+                let bound = sock::bind_unix(path, SocketKind::Datagram, mode)?;
+                replaced_stale = bound.replaced_stale;
+                (bound.socket, endpoint.clone(), Some(bound.file))
             }
             DgramEndpoint::Udp(addr) => {
                 let (socket, bound) = sock::bind_inet(*addr, SocketKind::Datagram)?;
@@ -129,7 +132,13 @@ impl Receiver {
             url,
             buf,
             _socket_file: socket_file,
+            replaced_stale,
         })
+    }
+
+    /// Whether binding removed a stale socket file first (nobody was listening on it).
+    pub fn replaced_stale(&self) -> bool {
+        self.replaced_stale
     }
 
     /// Where we really listen (with the port the kernel chose).

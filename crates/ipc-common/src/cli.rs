@@ -15,28 +15,63 @@ use crate::report;
 use crate::trust::TrustArgs;
 use crate::wait::{Deadline, Timeout};
 
+/// The `--help` headings every binary shares, after its own (the blog's) options.
+pub mod heading {
+    /// Who may use what a run creates, and whose objects it uses.
+    pub const PERMISSIONS: &str = "Permissions and trust";
+    /// How PHP's values are written or printed.
+    pub const PHP_VALUES: &str = "PHP values";
+    /// Waiting and output.
+    pub const RUN: &str = "Running";
+}
+
+/// The environment variables every binary reads, for the end of its `--help` (`after_help`);
+/// a binary adds its own. The options themselves do not repeat them (`hide_env`).
+pub const ENVIRONMENT: &str = "Environment (each sets the option of the same name; the command \
+line wins):\n  IPC_TIMEOUT, IPC_QUIET, IPC_MODE, IPC_TRUST_UID, IPC_MESSAGE (the writers' \
+--message)";
+
 /// Options of every binary.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = heading::RUN)]
 pub struct CommonArgs {
     /// Give up any wait after SECS seconds in total (0 waits forever).
-    #[arg(long, value_name = "SECS", default_value = "10", env = "IPC_TIMEOUT")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "10",
+        env = "IPC_TIMEOUT",
+        hide_env = true
+    )]
     pub timeout: Timeout,
 
     /// Print nothing but errors on stderr.
     // Falsey parsing: IPC_QUIET=1/yes/true quiets, IPC_QUIET=0/no/false or empty does not.
-    #[arg(short, long, env = "IPC_QUIET", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(
+        short,
+        long,
+        env = "IPC_QUIET",
+        hide_env = true,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub quiet: bool,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = heading::PERMISSIONS)]
     pub trust: TrustArgs,
 }
 
 impl CommonArgs {
-    /// Applies `--quiet` and `--trust-uid`, and starts the clock that `--timeout` bounds.
+    /// Applies `--trust-uid`, and starts the clock that `--timeout` bounds; its progress lines
+    /// go to stderr unless `--quiet`.
     pub fn start(&self) -> Deadline {
         report::set_quiet(self.quiet);
         self.trust.apply();
-        Deadline::after(self.timeout)
+        let deadline = Deadline::after(self.timeout);
+        if self.quiet {
+            deadline
+        } else {
+            deadline.reporting(report::stderr_line)
+        }
     }
 }
 
@@ -185,10 +220,17 @@ mod input {
 
 /// `--mode` for what a process creates (socket file, FIFO, SysV object).
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = heading::PERMISSIONS)]
 pub struct ModeArgs {
     /// Permission bits, in octal, for what this process creates; the default admits only the
     /// owner (the blog used 0666 for SysV objects and 0644 for files).
-    #[arg(long, value_name = "OCTAL", default_value = "0600", env = "IPC_MODE")]
+    #[arg(
+        long,
+        value_name = "OCTAL",
+        default_value = "0600",
+        env = "IPC_MODE",
+        hide_env = true
+    )]
     pub mode: Mode,
 }
 

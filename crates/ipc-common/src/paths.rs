@@ -12,7 +12,6 @@ use anyhow::{Context, bail};
 
 use crate::cleanup::Cleanup;
 use crate::cli::Mode;
-use crate::progress;
 use crate::sysv::{self, Key};
 use crate::trust;
 
@@ -24,12 +23,12 @@ pub enum SocketKind {
 }
 
 /// Makes `path` free for `bind(2)`: nothing there is fine; a socket nobody listens on any more
-/// (left by a crashed or PHP process) is removed; a live socket or anything that is not a socket
-/// is an error, and is left untouched.
-pub fn clear_stale_socket(path: &Path, kind: SocketKind) -> anyhow::Result<()> {
+/// (left by a crashed or PHP process) is removed, and `true` says so; a live socket or anything
+/// that is not a socket is an error, and is left untouched.
+pub fn clear_stale_socket(path: &Path, kind: SocketKind) -> anyhow::Result<bool> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(err) => {
             let why = denied_hint(&err, path);
             return Err(err).with_context(|| format!("inspect {}{why}", path.display()));
@@ -58,11 +57,7 @@ pub fn clear_stale_socket(path: &Path, kind: SocketKind) -> anyhow::Result<()> {
                 .with_context(|| format!("bind {}", path.display()))?;
             remove_if_same(path, FileIdentity::of(&meta))
                 .with_context(|| format!("remove stale socket {}", path.display()))?;
-            progress!(
-                "removed stale socket {} (nobody was listening)",
-                path.display()
-            );
-            Ok(())
+            Ok(true)
         }
         Err(err) => Err(err).with_context(|| {
             format!(
@@ -304,7 +299,6 @@ pub fn ensure_key_file(path: &Path, mode: Mode) -> anyhow::Result<KeyFile> {
         Ok(file) => {
             file.set_permissions(std::fs::Permissions::from_mode(mode.0))
                 .with_context(|| format!("chmod {mode} key file {}", path.display()))?;
-            progress!("created key file {}", path.display());
             Ok(KeyFile::Created(remove_on_drop(path, "key file")?))
         }
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {

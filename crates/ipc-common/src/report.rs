@@ -47,7 +47,19 @@ pub fn stderr_line(line: fmt::Arguments<'_>) {
     let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
-/// `progress!("bound {path}")`: a progress line on stderr.
+/// `say!(deadline, "bound {path}")`: a progress line where the run's [`Deadline`] sends them
+/// (stderr, unless `--quiet`). Binaries say what happened; libraries return it, and only
+/// announce their waits through the deadline they were given.
+///
+/// [`Deadline`]: crate::wait::Deadline
+#[macro_export]
+macro_rules! say {
+    ($deadline:expr, $($arg:tt)*) => {
+        $deadline.say(format_args!($($arg)*))
+    };
+}
+
+/// `progress!("bound {path}")`: a progress line on stderr (being replaced by [`say!`]).
 #[macro_export]
 macro_rules! progress {
     ($($arg:tt)*) => {

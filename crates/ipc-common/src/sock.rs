@@ -21,7 +21,6 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::cleanup::Cleanup;
 use crate::cli::Mode;
 use crate::paths::{self, SocketKind};
-use crate::progress;
 use crate::trust;
 use crate::wait::{self, Deadline};
 
@@ -54,8 +53,8 @@ pub fn new_socket(domain: Domain, kind: SocketKind) -> anyhow::Result<Socket> {
 /// to `mode & ~umask`; a `chmod` afterwards only widens that to exactly `mode`. No moment
 /// exists in which another user may connect whom `mode` does not admit. (Changing the umask
 /// instead is process-wide, unsafe while another thread creates files.)
-pub fn bind_unix(path: &Path, kind: SocketKind, mode: Mode) -> anyhow::Result<(Socket, Cleanup)> {
-    paths::clear_stale_socket(path, kind)?;
+pub fn bind_unix(path: &Path, kind: SocketKind, mode: Mode) -> anyhow::Result<BoundUnix> {
+    let replaced_stale = paths::clear_stale_socket(path, kind)?;
     let socket = new_socket(Domain::UNIX, kind)?;
     nix::sys::stat::fchmod(
         socket.as_fd(),
@@ -75,7 +74,20 @@ pub fn bind_unix(path: &Path, kind: SocketKind, mode: Mode) -> anyhow::Result<(S
     if mode.0 & umask != 0 {
         paths::set_mode(path, mode)?;
     }
-    Ok((socket, guard))
+    Ok(BoundUnix {
+        socket,
+        file: guard,
+        replaced_stale,
+    })
+}
+
+/// A Unix socket [`bind_unix`] made: the socket, the guard that removes its file, and whether
+/// a stale socket file (nobody listening) was removed first, for the caller to tell.
+#[derive(Debug)]
+pub struct BoundUnix {
+    pub socket: Socket,
+    pub file: Cleanup,
+    pub replaced_stale: bool,
 }
 
 /// Binds a new IP socket of `kind` to `addr` and returns it with the address it really got
@@ -129,7 +141,7 @@ pub fn connect_retry(
             Some(path) => match paths::open_socket_to_connect(path)? {
                 Some(opened) => Some(opened),
                 None => {
-                    announce_wait(&mut announced, peer, "no socket file yet");
+                    announce_wait(&mut announced, deadline, peer, "no socket file yet");
                     return Ok(None);
                 }
             },
@@ -162,7 +174,7 @@ pub fn connect_retry(
         };
         match errno_of(&refusal) {
             Some(Errno::ENOENT | Errno::ECONNREFUSED | Errno::EAGAIN) => {
-                announce_wait(&mut announced, peer, &refusal.to_string());
+                announce_wait(&mut announced, deadline, peer, &refusal.to_string());
                 Ok(None)
             }
             Some(Errno::EACCES) => {
@@ -175,9 +187,11 @@ pub fn connect_retry(
 }
 
 /// The one progress line of a wait for a peer.
-fn announce_wait(announced: &mut bool, peer: &str, why: &str) {
+fn announce_wait(announced: &mut bool, deadline: &Deadline, peer: &str, why: &str) {
     if !std::mem::replace(announced, true) {
-        progress!("waiting for {peer} ({why}); retrying until the deadline");
+        deadline.say(format_args!(
+            "waiting for {peer} ({why}); retrying until the deadline"
+        ));
     }
 }
 
@@ -559,7 +573,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
         for mode in [0o640, 0o777, 0o600] {
-            let (_socket, guard) = bind_unix(&path, SocketKind::Stream, Mode(mode)).unwrap();
+            let BoundUnix { file: guard, .. } =
+                bind_unix(&path, SocketKind::Stream, Mode(mode)).unwrap();
             let meta = path.symlink_metadata().unwrap();
             assert_eq!(meta.permissions().mode() & 0o7777, mode);
             drop(guard);

@@ -44,7 +44,8 @@ pub struct TrustArgs {
         value_name = "USER",
         value_parser = parse_user,
         value_delimiter = ',',
-        env = "IPC_TRUST_UID"
+        env = "IPC_TRUST_UID",
+        hide_env = true
     )]
     pub trust_uid: Vec<u32>,
 }

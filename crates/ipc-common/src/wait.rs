@@ -91,18 +91,43 @@ impl fmt::Display for TimedOut {
 
 impl std::error::Error for TimedOut {}
 
-/// One point in time that every wait of a run shares, so `--timeout` bounds the whole run.
+/// Where a run's progress lines go ("waiting for a reader on ..."): chosen once by the binary
+/// (stderr, unless `--quiet`), so that library code never prints on its own.
+pub type Say = fn(fmt::Arguments<'_>);
+
+/// One point in time that every wait of a run shares, so `--timeout` bounds the whole run; it
+/// also carries where the run's progress lines go ([`Deadline::say`]), the one thing a wait
+/// tells its user besides its result.
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline {
     timeout: Timeout,
     at: Option<Instant>,
+    say: Option<Say>,
 }
 
 impl Deadline {
+    /// A deadline `timeout` from now, silent: its waits say nothing (see
+    /// [`Deadline::reporting`]).
     pub fn after(timeout: Timeout) -> Self {
         Deadline {
             timeout,
             at: timeout.0.map(|d| Instant::now() + d),
+            say: None,
+        }
+    }
+
+    /// The same deadline, with its progress lines going to `say`.
+    pub fn reporting(self, say: Say) -> Self {
+        Deadline {
+            say: Some(say),
+            ..self
+        }
+    }
+
+    /// One progress line, where the binary wants it (nowhere for a silent deadline).
+    pub fn say(&self, line: fmt::Arguments<'_>) {
+        if let Some(say) = self.say {
+            say(line);
         }
     }
 

@@ -550,11 +550,12 @@ impl Shared {
         result
     }
 
-    /// For a reader that waited in vain: removes the segment if it is an orphan, left by a
-    /// writer that created it and then failed (a message that did not fit) while we were
-    /// attached, which its own cleanup must not remove for our sake. An orphan holds nothing:
-    /// no variable (no PHP header, or one with no record) or, raw, only zero bytes; its creator
-    /// process is gone; and nobody else is attached. Looked at and removed under the lock, so
+    /// For a sysvshm reader that waited in vain: removes the segment if it is an orphan, left
+    /// by a writer that created it and then failed (a value that did not fit) while we were
+    /// attached, which its own cleanup must not remove for our sake. An orphan holds nothing (no
+    /// PHP header, which PHP's `shm_attach` would have laid out, or one with no record); its
+    /// creator process is gone; and nobody else is attached. Not for shmop: an unwritten raw
+    /// segment may be the target of a writer still to come. Looked at and removed under the lock, so
     /// no writer puts a value in between. Returns the creator's pid when it removed it.
     pub fn remove_if_orphaned(&mut self) -> anyhow::Result<Option<i32>> {
         let id = self.id;
@@ -576,12 +577,13 @@ impl Shared {
             std::time::Duration::from_millis(200),
         ));
         self.locked(&soon, |seg, name| {
-            let head = seg.len().min(RAW_CHECK_LEN);
             let image = store_image(seg, 0)?;
             let empty = if sysvshm::is_initialized(&image) {
                 sysvshm::records_of(&image, seg.len()).is_ok_and(|records| records.is_empty())
             } else {
-                image[..head.min(image.len())].iter().all(|&b| b == 0)
+                // Raw (shmop): the store image is only the header's length; look at the bytes.
+                let head = seg.read_vec(0, seg.len().min(RAW_CHECK_LEN))?;
+                seg.len() <= RAW_CHECK_LEN && head.iter().all(|&b| b == 0)
             };
             if !empty {
                 return Ok(None);

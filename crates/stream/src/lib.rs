@@ -65,6 +65,7 @@ pub struct Listener {
     url: StreamEndpoint,
     waiting_for: String,
     _socket_file: Option<Cleanup>,
+    replaced_stale: bool,
 }
 
 impl Listener {
@@ -72,10 +73,12 @@ impl Listener {
     /// replaced, anything else refused), or a TCP address with `SO_REUSEADDR` (port 0: the
     /// kernel picks one, see [`Listener::url`]).
     pub fn bind(endpoint: &StreamEndpoint, mode: Mode) -> anyhow::Result<Self> {
+        let mut replaced_stale = false;
         let (socket, url, socket_file) = match endpoint {
             StreamEndpoint::Unix(path) => {
-                let (socket, guard) = sock::bind_unix(path, SocketKind::Stream, mode)?;
-                (socket, endpoint.clone(), Some(guard))
+                let bound = sock::bind_unix(path, SocketKind::Stream, mode)?;
+                replaced_stale = bound.replaced_stale;
+                (bound.socket, endpoint.clone(), Some(bound.file))
             }
             StreamEndpoint::Tcp(addr) => {
                 let (socket, bound) = sock::bind_inet(*addr, SocketKind::Stream)?;
@@ -90,7 +93,13 @@ impl Listener {
             waiting_for: format!("a client on {url}"),
             url,
             _socket_file: socket_file,
+            replaced_stale,
         })
+    }
+
+    /// Whether binding removed a stale socket file first (nobody was listening on it).
+    pub fn replaced_stale(&self) -> bool {
+        self.replaced_stale
     }
 
     /// Where we really listen (with the port the kernel chose).

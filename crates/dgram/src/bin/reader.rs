@@ -119,6 +119,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let mut receiver = Receiver::bind(&args.endpoint, args.mode.mode)?;
+    if let (true, DgramEndpoint::Unix(path)) = (receiver.replaced_stale(), &args.endpoint) {
+        progress!(
+            "removed stale socket {} (nobody was listening)",
+            path.display()
+        );
+    }
     progress!("listening on {}", receiver.url());
 
     let Some(per_writer) = args.count else {

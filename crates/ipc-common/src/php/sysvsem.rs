@@ -58,7 +58,6 @@ use anyhow::Context;
 use nix::errno::Errno;
 
 use crate::cleanup::Cleanup;
-use crate::progress;
 use crate::sysv::{self, IPC_NOWAIT, Key, SEM_UNDO, SemId, SemOp};
 use crate::trust;
 use crate::wait::{Deadline, Timeout};
@@ -183,7 +182,7 @@ impl Semaphore {
             if errno != Errno::EAGAIN {
                 return Err(semop_error(errno, self.key, deadline, &what));
             }
-            progress!("waiting for {what}");
+            deadline.say(format_args!("waiting for {what}"));
             semop(self.id, &take, deadline)
                 .map_err(|errno| semop_error(errno, self.key, deadline, &what))?;
         }

@@ -142,6 +142,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let key_file = paths::ensure_key_file(&args.key_file, args.mode.mode)?;
     if matches!(key_file, KeyFile::Created(_)) {
+        progress!("created key file {}", args.key_file.display());
         // For a reader in another IPC namespace (a container), which never sees ours.
         let _ = sysv::record_namespace(&args.key_file);
     } else if let Some(note) = sysv::namespace_note(&args.key_file) {

@@ -216,9 +216,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         (Api::Shmop, _) => {
             let offset = args.offset.unwrap_or(0);
-            let bytes = shared
-                .wait_for_raw(offset, args.length, &deadline)
-                .inspect_err(|_| remove_orphan(&mut shared))?;
+            // No orphan rule for shmop: an unwritten segment may be the target of a writer still
+            // to come (docs/talking-to-php.md).
+            let bytes = shared.wait_for_raw(offset, args.length, &deadline)?;
             report::print_payload(&bytes)?;
             if !args.keep {
                 let length = args.length;

@@ -179,6 +179,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let key_file = match paths::ensure_key_file(&segment.key_file, mode)? {
         KeyFile::Created(guard) => {
+            progress!("created key file {}", segment.key_file.display());
             // For a reader in another IPC namespace (a container), which never sees ours.
             let _ = sysv::record_namespace(&segment.key_file);
             Some(guard)

@@ -111,6 +111,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         &deadline,
     )?;
     let listener = Listener::bind(&args.endpoint, args.mode.mode)?;
+    if let (true, StreamEndpoint::Unix(path)) = (listener.replaced_stale(), &args.endpoint) {
+        progress!(
+            "removed stale socket {} (nobody was listening)",
+            path.display()
+        );
+    }
     progress!("listening on {}", listener.url());
 
     let mut message = Vec::new();
