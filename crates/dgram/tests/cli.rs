@@ -17,22 +17,8 @@ const DGRAM: SocketPair = SocketPair {
 
 #[test]
 fn version_and_usage_name_the_binary() {
-    for (binary, name) in [
-        (DGRAM.reader, "dgram-reader"),
-        (DGRAM.writer, "dgram-writer"),
-    ] {
-        let version = ours(binary).arg("--version").output().unwrap();
-        assert!(
-            String::from_utf8_lossy(&version.stdout).starts_with(&format!("{name} ")),
-            "{version:?}"
-        );
-        let usage = ours(binary).arg("--no-such-option").output().unwrap();
-        assert_eq!(usage.status.code(), Some(2));
-        assert!(
-            String::from_utf8_lossy(&usage.stderr).contains(&format!("Usage: {name}")),
-            "{usage:?}"
-        );
-    }
+    ipc_testkit::assert_names_itself(DGRAM.reader, "dgram-reader");
+    ipc_testkit::assert_names_itself(DGRAM.writer, "dgram-writer");
 }
 
 #[test]
