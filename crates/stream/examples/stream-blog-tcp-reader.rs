@@ -12,10 +12,11 @@
 //! - One 1024-byte read takes what has arrived so far, at most 1024 bytes: a longer message, or
 //!   one that arrives in two segments, is cut, and closing with bytes unread sends a reset.
 //!   `Conn::swap` reads to the client's end of stream while it sends the greeting.
-//! - The server closes first: its connection then waits out TIME_WAIT (60 s) on port 9999, and
-//!   without `SO_REUSEADDR` the next server's `bind` fails with `EADDRINUSE` until it is over.
-//!   `sock::bind_inet` sets `SO_REUSEADDR`, and `stream-reader` ends its stream only after the
-//!   client's, so TIME_WAIT lands on the client's ephemeral port.
+//! - Who closes first is a race (this server right after its write, the client right after its
+//!   read), and the side that does keeps the connection in TIME_WAIT for 60 s. When that is the
+//!   server, port 9999 stays taken, and without `SO_REUSEADDR` the next server's `bind` fails
+//!   with `EADDRINUSE`. `sock::bind_inet` sets `SO_REUSEADDR`, and `stream-reader` ends its
+//!   stream only after the client's, so TIME_WAIT always lands on the client's ephemeral port.
 //! - `accept` and `read` block forever; `Listener::accept` and `Conn::swap` honour `--timeout`.
 //!
 //! Not the blog's: port 0 lets the kernel choose, and `listening on tcp://ADDR` on stderr

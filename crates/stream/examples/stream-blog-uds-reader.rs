@@ -15,8 +15,9 @@
 //! - One 1024-byte read takes what has arrived so far, at most 1024 bytes: a longer message, or
 //!   one that arrives in two pieces, is cut, and closing with bytes unread resets the
 //!   connection. `Conn::swap` reads to the client's end of stream while it sends the greeting.
-//! - The server closes first, so the client cannot tell whether its message was read.
-//!   `stream-reader` ends its stream only after the client's.
+//! - The server closes as soon as it has written, whatever the client still sends, so the
+//!   client cannot tell whether its message was read. `stream-reader` ends its stream only
+//!   after the client's, and the client then knows the server read all of it.
 //! - `accept` and `read` block forever; every wait in `Conn::swap` and `Listener::accept` is
 //!   bounded by `--timeout`.
 //! - The socket file gets the umask's mode and stays behind; `sock::bind_unix` gives it
