@@ -10,8 +10,9 @@
 //!
 //! `unserialize()` and `echo` come from `ipc_common::php` (the hardened pair's own code).
 //! What goes wrong with it, and what fixes it in the hardened pair:
-//! - The 1024-byte limit: a longer message fails with `E2BIG` and stays queued, and
-//!   `msg_remove_queue` then destroys it with the queue. `mq-reader` receives up to the
+//! - The 1024-byte limit: a longer message fails with `E2BIG` and stays queued, and PHP goes on
+//!   to `msg_remove_queue`, which destroys it with the queue (this translation stops at the
+//!   error). `mq-reader` receives up to the
 //!   kernel's `msgmax` (`mq::receive`) and removes the queue only after printing.
 //! - `msgrcv` blocks forever if no message comes; `mq::receive` uses `IPC_NOWAIT` and retries
 //!   until `--timeout`.
