@@ -12,8 +12,8 @@
 //! What goes wrong with it, and what fixes it in the hardened pair:
 //! - The 1024-byte limit: a longer message fails with `E2BIG` and stays queued, and PHP goes on
 //!   to `msg_remove_queue`, which destroys it with the queue (this translation stops at the
-//!   error). `mq-reader` receives up to the
-//!   kernel's `msgmax` (`mq::receive`) and removes the queue only after printing.
+//!   error). `mq-reader` receives up to the kernel's `msgmax` (`mq::receive`) and removes the
+//!   queue only after printing.
 //! - `msgrcv` blocks forever if no message comes; `mq::receive` uses `IPC_NOWAIT` and retries
 //!   until `--timeout`.
 //! - `msg_get_queue` creates the queue (`0666`) if the writer has not, and reads whatever queue
