@@ -540,6 +540,10 @@ fn classify(call: &Call, known: &Known) -> Option<(Class, Option<ChannelKey>, bo
             let sent = ok_value.and(size);
             return Some((Class::Send, Some(ChannelKey::Msg(msqid, mtype)), true, sent));
         }
+        // mq-reader looks at a copy before taking a message (MSG_COPY): nothing moves.
+        "msgrcv" if call.args.contains("MSG_COPY") => {
+            return Some((Class::Wait, None, true, None));
+        }
         "msgrcv" => {
             let msqid = strace::split_args(&call.args)
                 .first()
