@@ -252,10 +252,11 @@ for s in "unix://$work/s.sock" tcp://127.0.0.1:0; do
   size=$unix
   [[ $s == tcp* ]] && size=$tcp
   load "stream ${s%%:*}: $small small" "stream-${s%%:*}" $small "$(perfect $small $size)" \
-    stream-reader "$s" --count $small -- stream-writer @URL@ --count $small --quiet
+    ipc-load stream-reader "$s" --count $small -- \
+    ipc-load stream-writer @URL@ --count $small --quiet
   load "stream ${s%%:*}: $big x 64 KiB" "stream-${s%%:*}" $big "$(perfect $big $((11 + 65536)))" \
-    stream-reader "$s" --count $big -- \
-    stream-writer @URL@ --count $big --message-file "$work/64k" --quiet
+    ipc-load stream-reader "$s" --count $big -- \
+    ipc-load stream-writer @URL@ --count $big --message-file "$work/64k" --quiet
 done
 f="$work/fifo"
 load "fifo: $small small" fifo $small "$(perfect $small $fifo)" \
@@ -287,10 +288,10 @@ load "dgram udp: $peers writers" dgram-udp $small measure-loss \
   ipc-load dgram-reader udp://127.0.0.1:0 --count $per --writers $peers --allow-loss "${args[@]}"
 clients=()
 for ((k = 0; k < peers; k++)); do
-  clients+=(-- stream-writer @URL@ --count "$per" --quiet)
+  clients+=(-- ipc-load stream-writer @URL@ --count "$per" --quiet)
 done
 load "stream unix: $peers clients" stream-unix $small "$(per_client $peers $per $unix)" \
-  stream-reader "unix://$work/s.sock" --count $per --connections $peers "${clients[@]}"
+  ipc-load stream-reader "unix://$work/s.sock" --count $per --connections $peers "${clients[@]}"
 mapfile -t args < <(writers mq-writer --key-file "$work/mq-peers.key" --count $per --quiet)
 # Interleaved writers: each message once, in any order (the "reordered" count varies).
 load "mq: $peers writers" mq $small measure-loss \
@@ -357,6 +358,7 @@ for crate in dgram stream fifo mq shm; do
   run_tests "$crate reliability" -p "$crate" --test reliability
 done
 run_tests "load dgram" -p load --test dgram
+run_tests "load stream" -p load --test stream
 echo "== 4. hostile input (ipc-common's tests/hostile_input.rs)"
 run_tests "ipc-common hostile input" -p ipc-common --test hostile_input
 echo "   tests took $((SECONDS - tests_start)) s"
