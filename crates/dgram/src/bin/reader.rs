@@ -2,9 +2,10 @@
 //! binds a datagram socket, receives one datagram, whole, and prints it.
 //!
 //! Syscalls, as strace shows them (after `pipe2` and `rt_sigaction`, the stop signals' pipe):
-//! `statx(PATH)` (a stale socket is unlinked, anything else refused), `socket(AF_UNIX or
-//! AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)`, `fchmod(--mode)`, `bind` (UDP: then `getsockname`),
-//! `recvfrom(MSG_TRUNC)` (`poll` while nothing is queued), `close`, `unlink(PATH)`.
+//! `statx(PATH)` (a trusted socket nobody answers a `connect` on is stale: `unlink`ed; anything
+//! else is refused), `socket(AF_UNIX or AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)`,
+//! `fchmod(--mode)`, `bind` (UDP: then `getsockname`), `recvfrom(MSG_TRUNC)` (`poll` while
+//! nothing is queued), `close`, `unlink(PATH)`.
 //!
 //! ```text
 //! dgram-reader                                # or: dgram-reader udp://127.0.0.1:9999

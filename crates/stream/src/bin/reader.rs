@@ -3,11 +3,12 @@
 //! client's whole message.
 //!
 //! Syscalls, as strace shows them (after `pipe2` and `rt_sigaction`, the stop signals' pipe):
-//! `statx(PATH)` (a stale socket is unlinked, anything else refused), `socket(AF_UNIX or
-//! AF_INET, SOCK_STREAM|SOCK_NONBLOCK)`, `fchmod(--mode)`, `bind` (TCP: `SO_REUSEADDR` first,
-//! `getsockname` after), `listen`, `poll` + `accept4`, then under `poll` at once: `sendto` the
-//! greeting, `recvfrom` the client's message to its end, `shutdown(SHUT_WR)`; `close`; after
-//! the last client `close` and `unlink(PATH)`.
+//! `statx(PATH)` (a trusted socket nobody answers a `connect` on is stale: `unlink`ed; anything
+//! else is refused), `socket(AF_UNIX or AF_INET, SOCK_STREAM|SOCK_NONBLOCK)`,
+//! `fchmod(--mode)`, `bind` (TCP: `SO_REUSEADDR` first, `getsockname` after), `listen`,
+//! `poll` and `accept4`, then under `poll` at once: `sendto` the greeting, `recvfrom` the
+//! client's message to its end, `shutdown(SHUT_WR)`; `close`; after the last client `close` and
+//! `unlink(PATH)`.
 //!
 //! ```text
 //! stream-reader                               # or: stream-reader tcp://127.0.0.1:9999
