@@ -94,7 +94,7 @@ fail() {
 }
 
 echo "building release binaries for the load runs ..." >&2
-timeout 900 cargo build --release --quiet -p dgram -p stream -p fifo -p mq -p shm
+timeout 900 cargo build --release --quiet -p dgram -p stream -p fifo -p mq -p shm -p load
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target_dir/release"
@@ -238,24 +238,25 @@ echo "== 1. load: $small small and $big large messages per mechanism"
 load_start=$SECONDS
 d="udg://$work/d.sock"
 load "dgram uds: $small small" dgram-uds $small "$(perfect $small $uds)" \
-  dgram-reader "$d" --count $small -- dgram-writer "$d" --count $small --quiet
+  ipc-load dgram-reader "$d" --count $small -- ipc-load dgram-writer "$d" --count $small --quiet
 load "dgram uds: $big x 64 KiB" dgram-uds $big "$(perfect $big $((11 + 65536)))" \
-  dgram-reader "$d" --count $big -- \
-  dgram-writer "$d" --count $big --message-file "$work/64k" --quiet
+  ipc-load dgram-reader "$d" --count $big -- \
+  ipc-load dgram-writer "$d" --count $big --message-file "$work/64k" --quiet
 load "dgram udp: $small small" dgram-udp $small measure-loss \
-  dgram-reader udp://127.0.0.1:0 --count $small --allow-loss -- \
-  dgram-writer @URL@ --count $small --quiet
+  ipc-load dgram-reader udp://127.0.0.1:0 --count $small --allow-loss -- \
+  ipc-load dgram-writer @URL@ --count $small --quiet
 load "dgram udp: $big x 65,496 B (UDP's largest)" dgram-udp $big measure-loss \
-  dgram-reader udp://127.0.0.1:0 --count $big --allow-loss -- \
-  dgram-writer @URL@ --count $big --message-file "$work/udp-max" --quiet
+  ipc-load dgram-reader udp://127.0.0.1:0 --count $big --allow-loss -- \
+  ipc-load dgram-writer @URL@ --count $big --message-file "$work/udp-max" --quiet
 for s in "unix://$work/s.sock" tcp://127.0.0.1:0; do
   size=$unix
   [[ $s == tcp* ]] && size=$tcp
   load "stream ${s%%:*}: $small small" "stream-${s%%:*}" $small "$(perfect $small $size)" \
-    stream-reader "$s" --count $small -- stream-writer @URL@ --count $small --quiet
+    ipc-load stream-reader "$s" --count $small -- \
+    ipc-load stream-writer @URL@ --count $small --quiet
   load "stream ${s%%:*}: $big x 64 KiB" "stream-${s%%:*}" $big "$(perfect $big $((11 + 65536)))" \
-    stream-reader "$s" --count $big -- \
-    stream-writer @URL@ --count $big --message-file "$work/64k" --quiet
+    ipc-load stream-reader "$s" --count $big -- \
+    ipc-load stream-writer @URL@ --count $big --message-file "$work/64k" --quiet
 done
 f="$work/fifo"
 load "fifo: $small small" fifo $small "$(perfect $small $fifo)" \
@@ -279,18 +280,18 @@ echo "   load runs took $((SECONDS - load_start)) s"
 
 echo "== 2. many peers: $peers at once, $per messages each"
 peers_start=$SECONDS
-mapfile -t args < <(writers dgram-writer "$d" --count $per --quiet)
+mapfile -t args < <(writers ipc-load dgram-writer "$d" --count $per --quiet)
 load "dgram uds: $peers writers" dgram-uds $small "$(per_writer $peers $per $uds)" \
-  dgram-reader "$d" --count $per --writers $peers "${args[@]}"
-mapfile -t args < <(writers dgram-writer @URL@ --count $per --quiet)
+  ipc-load dgram-reader "$d" --count $per --writers $peers "${args[@]}"
+mapfile -t args < <(writers ipc-load dgram-writer @URL@ --count $per --quiet)
 load "dgram udp: $peers writers" dgram-udp $small measure-loss \
-  dgram-reader udp://127.0.0.1:0 --count $per --writers $peers --allow-loss "${args[@]}"
+  ipc-load dgram-reader udp://127.0.0.1:0 --count $per --writers $peers --allow-loss "${args[@]}"
 clients=()
 for ((k = 0; k < peers; k++)); do
-  clients+=(-- stream-writer @URL@ --count "$per" --quiet)
+  clients+=(-- ipc-load stream-writer @URL@ --count "$per" --quiet)
 done
 load "stream unix: $peers clients" stream-unix $small "$(per_client $peers $per $unix)" \
-  stream-reader "unix://$work/s.sock" --count $per --connections $peers "${clients[@]}"
+  ipc-load stream-reader "unix://$work/s.sock" --count $per --connections $peers "${clients[@]}"
 mapfile -t args < <(writers mq-writer --key-file "$work/mq-peers.key" --count $per --quiet)
 # Interleaved writers: each message once, in any order (the "reordered" count varies).
 load "mq: $peers writers" mq $small measure-loss \
@@ -356,6 +357,8 @@ tests_start=$SECONDS
 for crate in dgram stream fifo mq shm; do
   run_tests "$crate reliability" -p "$crate" --test reliability
 done
+run_tests "load dgram" -p load --test dgram
+run_tests "load stream" -p load --test stream
 echo "== 4. hostile input (ipc-common's tests/hostile_input.rs)"
 run_tests "ipc-common hostile input" -p ipc-common --test hostile_input
 echo "   tests took $((SECONDS - tests_start)) s"

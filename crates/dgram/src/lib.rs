@@ -1,23 +1,19 @@
-//! The datagram examples' core, shared by `dgram-reader`, `dgram-writer` and the benchmark:
-//! a [`Receiver`] that takes each datagram whole, whatever its size, a [`Sender`] that waits for
-//! its reader instead of losing datagrams, and the [`Tally`] of a `--count` run.
+//! The datagram examples' core, shared by `dgram-reader`, `dgram-writer`, `ipc-load` and the
+//! benchmark: a [`Receiver`] that takes each datagram whole, whatever its size, and a [`Sender`]
+//! that waits for its reader instead of losing datagrams.
 //!
 //! Neither allocates per message: the receiver reuses one buffer, as big as the largest datagram
 //! a sender can make; the sender sends from the caller's buffer.
 
-use std::fmt;
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::{MessageLimit, Mode};
 use ipc_common::endpoint::DgramEndpoint;
 use ipc_common::paths::SocketKind;
-use ipc_common::progress;
-use ipc_common::seq::{self, SeqChecker};
 use ipc_common::sock::{self, errno_of};
-use ipc_common::wait::{self, Deadline, TimedOut, Timeout};
+use ipc_common::wait::{self, Deadline};
 use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, recv, send};
@@ -191,42 +187,16 @@ impl Receiver {
         }
     }
 
-    /// Receives stamped messages into `tally` until it has them all. With `idle`, gives up
-    /// quietly once that long has passed without a datagram after the first one (UDP loses
-    /// datagrams by design; `tally` then says what is missing).
-    pub fn recv_into(
-        &mut self,
-        tally: &mut Tally,
-        idle: Option<Duration>,
-        deadline: &Deadline,
-    ) -> anyhow::Result<()> {
-        let mut started = false;
-        while !tally.complete() {
-            let wait_until = match idle {
-                Some(gap) if started && deadline.remaining().is_none_or(|left| left > gap) => {
-                    Deadline::after(Timeout::from_duration(gap))
-                }
-                _ => *deadline,
-            };
-            match self.recv(&wait_until) {
-                Ok(datagram) => {
-                    tally.observe(datagram)?;
-                    if !started {
-                        progress!("first message arrived; receiving the rest");
-                    }
-                }
-                Err(err) if err.is::<TimedOut>() && !deadline.expired() => {
-                    progress!(
-                        "no datagram for {}: taking the rest as lost",
-                        Timeout::from_duration(idle.unwrap_or_default())
-                    );
-                    return Ok(());
-                }
-                Err(err) => return Err(err),
-            }
-            started = true;
-        }
-        Ok(())
+    /// `close(2)`, then `unlink(2)` of the socket file (Unix); an unlink that fails is an
+    /// error, not a file silently left behind.
+    pub fn close(self) -> anyhow::Result<()> {
+        let Receiver {
+            socket,
+            _socket_file: socket_file,
+            ..
+        } = self;
+        drop(socket);
+        socket_file.map_or(Ok(()), Cleanup::remove)
     }
 }
 
@@ -337,10 +307,10 @@ impl Sender {
                 if udp && refusal == Errno::ECONNREFUSED {
                     *reader_seen = false;
                     if !*announced {
-                        progress!(
+                        deadline.say(format_args!(
                             "waiting for {peer} (ICMP port unreachable: {refusal}); resending \
                              until the deadline"
-                        );
+                        ));
                         *announced = true;
                     }
                     return Ok(None);
@@ -360,6 +330,11 @@ impl Sender {
                 ));
             }
         })
+    }
+
+    /// `close(2)`: the writer leaves nothing behind (its socket was never bound to a path).
+    pub fn close(self) {
+        drop(self.socket);
     }
 
     /// A Unix datagram must fit in the sender's `SO_SNDBUF`: raise it for a big one.
@@ -399,109 +374,4 @@ fn too_big(url: &DgramEndpoint, len: usize, send_buffer: usize) -> anyhow::Error
         "send a {len}-byte datagram to {url}: {} ({limit})",
         Errno::EMSGSIZE
     )
-}
-
-/// The reader's check of a `--count` run: `writers` writers each send `per_writer` stamped
-/// messages, writer k numbering its own `k * per_writer ..` (its `--first-seq`).
-///
-/// Datagrams of concurrent writers interleave, so each writer's range is checked on its own:
-/// lost, duplicated and reordered mean within one writer's messages.
-#[derive(Debug)]
-pub struct Tally {
-    per_writer: u64,
-    writers: Vec<SeqChecker>,
-    restamped: Vec<u8>,
-}
-
-impl Tally {
-    pub fn new(per_writer: u64, writers: u64) -> Self {
-        Tally {
-            per_writer,
-            writers: (0..writers)
-                .map(|_| SeqChecker::new(per_writer, None))
-                .collect(),
-            restamped: Vec::new(),
-        }
-    }
-
-    /// Records one received datagram; an unstamped one, or one beyond every range, is an error.
-    pub fn observe(&mut self, datagram: &[u8]) -> anyhow::Result<()> {
-        let (seq, payload) = seq::unstamp(datagram)?;
-        let expected = self.per_writer.saturating_mul(self.writers.len() as u64);
-        let Some(checker) = usize::try_from(seq / self.per_writer)
-            .ok()
-            .and_then(|writer| self.writers.get_mut(writer))
-        else {
-            bail!("sequence number {seq} is beyond the {expected} expected");
-        };
-        // Each writer's checker counts from 0: renumber the message within its writer's range.
-        seq::stamp_into(&mut self.restamped, seq % self.per_writer, payload);
-        checker.observe(&self.restamped)
-    }
-
-    /// Every message of every writer has arrived.
-    pub fn complete(&self) -> bool {
-        self.writers.iter().all(SeqChecker::complete)
-    }
-
-    /// Nothing lost, duplicated or reordered.
-    pub fn perfect(&self) -> bool {
-        self.writers.iter().all(SeqChecker::perfect)
-    }
-}
-
-impl fmt::Display for Tally {
-    /// One writer: the checker's line; several: `writer 0: <line>; writer 1: <line>; ...`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let [only] = self.writers.as_slice() {
-            return only.fmt(f);
-        }
-        for (k, checker) in self.writers.iter().enumerate() {
-            let separator = if k == 0 { "" } else { "; " };
-            write!(f, "{separator}writer {k}: {checker}")?;
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stamped(seq: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        seq::stamp_into(&mut out, seq, b"p");
-        out
-    }
-
-    #[test]
-    fn interleaved_writers_are_each_in_order() {
-        let mut tally = Tally::new(3, 2);
-        for seq in [0, 3, 1, 4, 2] {
-            tally.observe(&stamped(seq)).unwrap();
-        }
-        assert!(!tally.complete());
-        tally.observe(&stamped(5)).unwrap();
-        assert!(tally.complete() && tally.perfect());
-        assert!(tally.observe(&stamped(6)).is_err());
-        assert_eq!(
-            tally.to_string(),
-            "writer 0: received 3 of 3 messages (36 bytes): 0 lost, 0 duplicated, 0 reordered, \
-             0 corrupted; writer 1: received 3 of 3 messages (36 bytes): 0 lost, 0 duplicated, \
-             0 reordered, 0 corrupted"
-        );
-    }
-
-    #[test]
-    fn one_writer_reports_like_the_checker() {
-        let mut tally = Tally::new(3, 1);
-        for seq in [0, 2] {
-            tally.observe(&stamped(seq)).unwrap();
-        }
-        assert!(!tally.perfect());
-        assert_eq!(
-            tally.to_string(),
-            "received 2 of 3 messages (24 bytes): 1 lost, 0 duplicated, 1 reordered, 0 corrupted"
-        );
-    }
 }

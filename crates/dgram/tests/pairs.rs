@@ -3,12 +3,10 @@
 //! or port.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 
 use dgram::{IP_MESSAGE, UDS_MESSAGE};
-use ipc_common::seq;
 use ipc_testkit::{Finished, Proc, Signal, bounded, ours, port_in, temp_dir, under_umask};
 
 const READER: &str = env!("CARGO_BIN_EXE_dgram-reader");
@@ -283,119 +281,4 @@ fn the_mode_is_exact_whatever_the_umask() {
         write(&[&url]).assert_success();
         reader.finish().assert_success();
     }
-}
-
-/// The summary line of a perfect run of `count` messages of `payload`.
-fn perfect(count: u64, payload: &str) -> Vec<u8> {
-    let bytes = count * (seq::STAMP_LEN + payload.len()) as u64;
-    line(
-        format!(
-            "received {count} of {count} messages ({bytes} bytes): 0 lost, 0 duplicated, \
-             0 reordered, 0 corrupted"
-        )
-        .as_bytes(),
-    )
-}
-
-#[test]
-fn ten_thousand_uds_datagrams_arrive_perfect() {
-    let dir = temp_dir();
-    let url = udg(&dir.path().join("s.sock"));
-    let (reader, _) = listening_reader(&[&url, "--count", "10000"]);
-    write(&[&url, "--count", "10000", "--quiet"])
-        .assert_success()
-        .assert_stdout(b"");
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&perfect(10_000, UDS_MESSAGE));
-}
-
-#[test]
-fn eight_concurrent_writers_are_all_accounted_for() {
-    let dir = temp_dir();
-    let url = udg(&dir.path().join("s.sock"));
-    let (reader, _) = listening_reader(&[&url, "--count", "2000", "--writers", "8"]);
-    let writers: Vec<Proc> = (0..8)
-        .map(|k| {
-            let first = (k * 2000).to_string();
-            spawn_writer(&[&url, "--count", "2000", "--first-seq", &first])
-        })
-        .collect();
-    for writer in writers {
-        writer.finish().assert_success();
-    }
-    let summary = perfect(2000, UDS_MESSAGE);
-    let one = std::str::from_utf8(&summary).unwrap().trim_end();
-    let expected: Vec<String> = (0..8).map(|k| format!("writer {k}: {one}")).collect();
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(expected.join("; ").as_bytes()));
-}
-
-#[test]
-fn a_udp_load_run_on_loopback_is_perfect() {
-    let (reader, url) = listening_reader(&["udp://127.0.0.1:0", "--count", "200"]);
-    write(&[&url, "--count", "200"]).assert_success();
-    reader
-        .finish()
-        .assert_success()
-        .assert_stdout(&perfect(200, IP_MESSAGE));
-}
-
-/// Sends stamped datagrams `seqs` of `payload` from a plain socket, as a lossy network would.
-fn send_stamped(url: &str, seqs: &[u64], payload: &[u8]) {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut datagram = Vec::new();
-    for &seq in seqs {
-        seq::stamp_into(&mut datagram, seq, payload);
-        socket
-            .send_to(&datagram, url.trim_start_matches("udp://"))
-            .unwrap();
-    }
-}
-
-#[test]
-fn udp_loss_is_reported_and_fails_unless_allowed() {
-    let loss = line(
-        b"received 3 of 4 messages (36 bytes): 1 lost, 0 duplicated, 1 reordered, 0 corrupted",
-    );
-    let (reader, url) = listening_reader(&["udp://127.0.0.1:0", "--count", "4", "--idle", "0.2"]);
-    send_stamped(&url, &[0, 1, 3], b"x");
-    reader
-        .finish()
-        .assert_failure(1, "some were lost, duplicated or reordered")
-        .assert_stdout(&loss);
-
-    let (reader, url) = listening_reader(&[
-        "udp://127.0.0.1:0",
-        "--count",
-        "4",
-        "--idle",
-        "0.2",
-        "--allow-loss",
-    ]);
-    send_stamped(&url, &[0, 1, 3], b"x");
-    reader.finish().assert_success().assert_stdout(&loss);
-}
-
-#[test]
-fn a_uds_load_run_missing_a_datagram_waits_until_the_timeout() {
-    let dir = temp_dir();
-    let path = dir.path().join("s.sock");
-    let (reader, _) = listening_reader(&[&udg(&path), "--count", "3", "--timeout", "1"]);
-    let socket = UnixDatagram::unbound().unwrap();
-    let mut datagram = Vec::new();
-    for seq in [0, 2] {
-        seq::stamp_into(&mut datagram, seq, b"x");
-        socket.send_to(&datagram, &path).unwrap();
-    }
-    reader
-        .finish()
-        .assert_failure(124, "timed out after 1s waiting for a datagram")
-        .assert_stdout(&line(
-            b"received 2 of 3 messages (24 bytes): 1 lost, 0 duplicated, 1 reordered, \
-              0 corrupted",
-        ));
 }

@@ -1,25 +1,21 @@
-//! The stream examples' core, shared by `stream-reader`, `stream-writer` and the benchmark: a
-//! [`Listener`] that accepts clients, [`connect`] that waits for the server, and [`Conn`], one
-//! connection on which each side sends its whole message and reads the other's to end of
-//! stream, both at once. Load runs send stamped, framed messages ([`FrameSource`]) and check
-//! them on arrival ([`FrameCheck`]). A program that talks back and forth in messages (the
+//! The stream examples' core, shared by `stream-reader`, `stream-writer`, `ipc-load` and the
+//! benchmark: a [`Listener`] that accepts clients, [`connect`] that waits for the server, and
+//! [`Conn`], one connection on which each side sends its whole message and reads the other's to
+//! end of stream, both at once. A program that talks back and forth in messages (the
 //! benchmark's ping-pong) turns a connection into a [`TimedConn`]: one syscall per step.
 //!
 //! Nothing here allocates per message: a connection reads into one buffer (a [`TimedConn`] into
-//! the caller's), a load run frames into one reused batch.
+//! the caller's).
 
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, bail};
 use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::Mode;
 use ipc_common::endpoint::StreamEndpoint;
 use ipc_common::paths::SocketKind;
-use ipc_common::progress;
-use ipc_common::seq::{self, Deframer, SeqChecker};
 use ipc_common::sock::{self, EndOfStream, Exchanged, OneMessage, Outgoing, PeerGone};
 use ipc_common::wait::Deadline;
 use socket2::{SockAddr, Socket};
@@ -33,14 +29,8 @@ pub const CLIENT_UDS: &str = "Hello from Client: TCP/UDS [Stream]";
 /// The blog's client message over TCP/IP.
 pub const CLIENT_IP: &str = "Hello from Client: TCP/IP [Stream]";
 
-/// The largest framed message a load run carries; a reader refuses a longer length prefix
-/// before allocating anything for it.
-pub const MAX_FRAME: usize = 64 << 20;
-
 /// Bytes a connection reads at a time.
 const READ_CHUNK: usize = 64 << 10;
-/// Bytes of framed messages a load run prepares at a time.
-const FRAME_BATCH: usize = 64 << 10;
 
 /// The server's greeting for this kind of endpoint.
 pub fn server_greeting(endpoint: &StreamEndpoint) -> &'static str {
@@ -112,6 +102,18 @@ impl Listener {
         &self.socket
     }
 
+    /// `close(2)`, then `unlink(2)` of the socket file (Unix); an unlink that fails is an
+    /// error, not a file silently left behind.
+    pub fn close(self) -> anyhow::Result<()> {
+        let Listener {
+            socket,
+            _socket_file: socket_file,
+            ..
+        } = self;
+        drop(socket);
+        socket_file.map_or(Ok(()), Cleanup::remove)
+    }
+
     /// Waits (until `deadline`) for the next client.
     pub fn accept(&self, deadline: &Deadline) -> anyhow::Result<Conn> {
         let socket = sock::accept(&self.socket, deadline, &self.waiting_for)?;
@@ -173,6 +175,11 @@ impl Conn {
         &self.socket
     }
 
+    /// `close(2)`: what we sent was read (see [`Conn::exchange`]), nothing is left behind.
+    pub fn close(self) {
+        drop(self.socket);
+    }
+
     /// Switches to per-message calls: see [`TimedConn`].
     pub fn timed(self, deadline: &Deadline) -> anyhow::Result<TimedConn> {
         let Conn { socket, peer, .. } = self;
@@ -220,11 +227,11 @@ impl Conn {
             EndOfStream::AfterSending => {
                 sock::confirm_read_by_peer(&self.socket, &done, deadline, &self.peer)?;
             }
-            EndOfStream::AfterPeer if done.reset_after_sending => progress!(
+            EndOfStream::AfterPeer if done.reset_after_sending => deadline.say(format_args!(
                 "{} reset the connection after our whole message went out: it closed without \
                  reading all of it (as PHP's single socket_read does), which ended its message",
                 self.peer
-            ),
+            )),
             EndOfStream::AfterPeer => {}
         }
         Ok(done)
@@ -351,146 +358,10 @@ pub fn left_without_a_word(outcome: &anyhow::Result<Exchanged>) -> bool {
     }
 }
 
-/// A load run's outgoing bytes: `count` messages carrying `payload`, stamped 0, 1, ... and
-/// framed for a byte stream ([`seq::frame_into`]), prepared a batch at a time in one buffer.
-#[derive(Debug)]
-pub struct FrameSource<'a> {
-    payload: &'a [u8],
-    next: u64,
-    end: u64,
-    batch: Vec<u8>,
-    sent: usize,
-}
-
-impl<'a> FrameSource<'a> {
-    pub fn new(payload: &'a [u8], count: u64) -> anyhow::Result<Self> {
-        let framed = seq::STAMP_LEN + payload.len();
-        ensure!(
-            framed <= MAX_FRAME,
-            "frame a {}-byte message: a stamped message in a load run is at most {MAX_FRAME} \
-             bytes, this one would be {framed}",
-            payload.len()
-        );
-        Ok(FrameSource {
-            payload,
-            next: 0,
-            end: count,
-            batch: Vec::with_capacity(FRAME_BATCH.max(4 + framed)),
-            sent: 0,
-        })
-    }
-}
-
-impl Outgoing for FrameSource<'_> {
-    fn pending(&mut self) -> &[u8] {
-        if self.sent == self.batch.len() && self.next < self.end {
-            self.batch.clear();
-            self.sent = 0;
-            while self.next < self.end && self.batch.len() < FRAME_BATCH {
-                seq::frame_into(&mut self.batch, self.next, self.payload);
-                self.next += 1;
-            }
-        }
-        &self.batch[self.sent..]
-    }
-
-    fn advance(&mut self, n: usize) {
-        self.sent += n;
-    }
-}
-
-/// A load run's check of one connection: reassembles the frames and checks their numbers.
-#[derive(Debug)]
-pub struct FrameCheck {
-    deframer: Deframer,
-    checker: SeqChecker,
-    started: bool,
-}
-
-impl FrameCheck {
-    /// Expects messages stamped `0..count`.
-    pub fn new(count: u64) -> Self {
-        FrameCheck {
-            deframer: Deframer::new(MAX_FRAME),
-            checker: SeqChecker::new(count, None),
-            started: false,
-        }
-    }
-
-    /// Takes bytes as they arrive; a frame too long or a message without a stamp is an error.
-    pub fn push(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.deframer.push(bytes);
-        while let Some(message) = self.deframer.next_message()? {
-            self.checker.observe(message)?;
-            if !std::mem::replace(&mut self.started, true) {
-                progress!("first message arrived; receiving the rest");
-            }
-        }
-        Ok(())
-    }
-
-    /// Every message arrived once, in order, and the stream did not end inside one.
-    pub fn perfect(&self) -> bool {
-        self.checker.perfect() && self.deframer.leftover() == 0
-    }
-}
-
-impl fmt::Display for FrameCheck {
-    /// The checker's line, and the bytes of a message cut short by the end of stream, if any.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.checker)?;
-        match self.deframer.leftover() {
-            0 => Ok(()),
-            cut => write!(f, "; the stream ended {cut} bytes into a message"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ipc_common::wait::Timeout;
-
-    /// Drains `source` the way a socket would: in pieces of `piece` bytes.
-    fn drain(source: &mut FrameSource<'_>, piece: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let pending = source.pending();
-            if pending.is_empty() {
-                return out;
-            }
-            let n = pending.len().min(piece);
-            out.extend_from_slice(&pending[..n]);
-            source.advance(n);
-        }
-    }
-
-    #[test]
-    fn framed_messages_check_perfect_however_they_are_cut() {
-        for piece in [1, 7, 4096, usize::MAX] {
-            let mut source = FrameSource::new(b"hello", 10_000).unwrap();
-            let bytes = drain(&mut source, piece);
-            assert_eq!(bytes.len(), 10_000 * (4 + seq::STAMP_LEN + 5));
-            let mut check = FrameCheck::new(10_000);
-            for chunk in bytes.chunks(piece.min(bytes.len())) {
-                check.push(chunk).unwrap();
-            }
-            assert!(check.perfect(), "{check}");
-        }
-    }
-
-    #[test]
-    fn a_stream_cut_inside_a_message_is_not_perfect() {
-        let bytes = drain(&mut FrameSource::new(b"hello", 2).unwrap(), usize::MAX);
-        let mut check = FrameCheck::new(2);
-        check.push(&bytes[..bytes.len() - 3]).unwrap();
-        assert!(!check.perfect());
-        assert_eq!(
-            check.to_string(),
-            "received 1 of 2 messages (16 bytes): 1 lost, 0 duplicated, 0 reordered, 0 corrupted; \
-             the stream ended 17 bytes into a message"
-        );
-    }
 
     /// Both ends of a connected Unix stream pair, as timed connections.
     fn timed_pair(deadline: &Deadline) -> (TimedConn, TimedConn) {
@@ -546,11 +417,5 @@ mod tests {
             late.is::<ipc_common::wait::TimedOut>(),
             "after the deadline: {late:#}"
         );
-    }
-
-    #[test]
-    fn an_oversized_message_is_refused_before_framing() {
-        let big = vec![0; MAX_FRAME];
-        assert!(FrameSource::new(&big, 1).is_err());
     }
 }
