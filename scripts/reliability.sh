@@ -94,7 +94,7 @@ fail() {
 }
 
 echo "building release binaries for the load runs ..." >&2
-timeout 900 cargo build --release --quiet -p dgram -p stream -p fifo -p mq -p shm
+timeout 900 cargo build --release --quiet -p dgram -p stream -p fifo -p mq -p shm -p load
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target_dir/release"
@@ -259,9 +259,10 @@ for s in "unix://$work/s.sock" tcp://127.0.0.1:0; do
 done
 f="$work/fifo"
 load "fifo: $small small" fifo $small "$(perfect $small $fifo)" \
-  fifo-reader "$f" --count $small -- fifo-writer "$f" --count $small --quiet
+  ipc-load fifo-reader "$f" --count $small -- ipc-load fifo-writer "$f" --count $small --quiet
 load "fifo: $big x 64 KiB" fifo $big "$(perfect $big $((11 + 65536)))" \
-  fifo-reader "$f" --count $big -- fifo-writer "$f" --count $big --message-file "$work/64k" --quiet
+  ipc-load fifo-reader "$f" --count $big -- \
+  ipc-load fifo-writer "$f" --count $big --message-file "$work/64k" --quiet
 load "mq: $small small" mq $small "$(perfect $small $mq)" \
   mq-reader --key-file "$work/mq-small.key" --count $small -- \
   mq-writer --key-file "$work/mq-small.key" --count $small --quiet
@@ -356,6 +357,7 @@ tests_start=$SECONDS
 for crate in dgram stream fifo mq shm; do
   run_tests "$crate reliability" -p "$crate" --test reliability
 done
+run_tests "load fifo" -p load --test fifo
 echo "== 4. hostile input (ipc-common's tests/hostile_input.rs)"
 run_tests "ipc-common hostile input" -p ipc-common --test hostile_input
 echo "   tests took $((SECONDS - tests_start)) s"

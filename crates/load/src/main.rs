@@ -45,13 +45,6 @@ enum Command {
     Mq(mq_load::Command),
 }
 
-// Until the mechanisms' load modules have their subcommands, `Command` has no value; the
-// expectation fails (and goes) once they do.
-#[expect(
-    unreachable_code,
-    unused_variables,
-    reason = "the load modules are being filled in"
-)]
 fn main() -> ExitCode {
     let args = Args::parse();
     ipc_common::report::main(|| match args.command {
