@@ -264,11 +264,11 @@ load "fifo: $big x 64 KiB" fifo $big "$(perfect $big $((11 + 65536)))" \
   ipc-load fifo-reader "$f" --count $big -- \
   ipc-load fifo-writer "$f" --count $big --message-file "$work/64k" --quiet
 load "mq: $small small" mq $small "$(perfect $small $mq)" \
-  mq-reader --key-file "$work/mq-small.key" --count $small -- \
-  mq-writer --key-file "$work/mq-small.key" --count $small --quiet
+  ipc-load mq-reader --key-file "$work/mq-small.key" --count $small -- \
+  ipc-load mq-writer --key-file "$work/mq-small.key" --count $small --quiet
 load "mq: $big x $((msgmax - 11)) B (msgmax $msgmax)" mq $big "$(perfect $big "$msgmax")" \
-  mq-reader --key-file "$work/mq-big.key" --count $big -- \
-  mq-writer --key-file "$work/mq-big.key" --count $big --message-file "$work/mq-max" --quiet
+  ipc-load mq-reader --key-file "$work/mq-big.key" --count $big -- \
+  ipc-load mq-writer --key-file "$work/mq-big.key" --count $big --message-file "$work/mq-max" --quiet
 load "shm: $small small" shm $small "$(perfect $small $shm)" \
   shm-reader --key-file "$work/shm-small.key" --count $small -- \
   shm-writer --key-file "$work/shm-small.key" --count $small --quiet
@@ -292,10 +292,10 @@ for ((k = 0; k < peers; k++)); do
 done
 load "stream unix: $peers clients" stream-unix $small "$(per_client $peers $per $unix)" \
   stream-reader "unix://$work/s.sock" --count $per --connections $peers "${clients[@]}"
-mapfile -t args < <(writers mq-writer --key-file "$work/mq-peers.key" --count $per --quiet)
+mapfile -t args < <(writers ipc-load mq-writer --key-file "$work/mq-peers.key" --count $per --quiet)
 # Interleaved writers: each message once, in any order (the "reordered" count varies).
 load "mq: $peers writers" mq $small measure-loss \
-  mq-reader --key-file "$work/mq-peers.key" --count $small --any-order "${args[@]}"
+  ipc-load mq-reader --key-file "$work/mq-peers.key" --count $small --any-order "${args[@]}"
 if [[ ${tally[-1]} != "mq $small $small 0" ]]; then
   fail "mq: $peers writers lost messages" "${tally[-1]}"
 fi
@@ -358,6 +358,7 @@ for crate in dgram stream fifo mq shm; do
   run_tests "$crate reliability" -p "$crate" --test reliability
 done
 run_tests "load fifo" -p load --test fifo
+run_tests "load mq" -p load --test mq
 echo "== 4. hostile input (ipc-common's tests/hostile_input.rs)"
 run_tests "ipc-common hostile input" -p ipc-common --test hostile_input
 echo "   tests took $((SECONDS - tests_start)) s"
