@@ -270,11 +270,11 @@ load "mq: $big x $((msgmax - 11)) B (msgmax $msgmax)" mq $big "$(perfect $big "$
   ipc-load mq-reader --key-file "$work/mq-big.key" --count $big -- \
   ipc-load mq-writer --key-file "$work/mq-big.key" --count $big --message-file "$work/mq-max" --quiet
 load "shm: $small small" shm $small "$(perfect $small $shm)" \
-  shm-reader --key-file "$work/shm-small.key" --count $small -- \
-  shm-writer --key-file "$work/shm-small.key" --count $small --quiet
+  ipc-load shm-reader --key-file "$work/shm-small.key" --count $small -- \
+  ipc-load shm-writer --key-file "$work/shm-small.key" --count $small --quiet
 load "shm: $big x 64 KiB" shm $big "$(perfect $big $((11 + 65536)))" \
-  shm-reader --key-file "$work/shm-big.key" --count $big -- \
-  shm-writer --key-file "$work/shm-big.key" --count $big --size 131072 \
+  ipc-load shm-reader --key-file "$work/shm-big.key" --count $big -- \
+  ipc-load shm-writer --key-file "$work/shm-big.key" --count $big --size 131072 \
   --message-file "$work/64k" --quiet
 echo "   load runs took $((SECONDS - load_start)) s"
 
@@ -359,6 +359,7 @@ for crate in dgram stream fifo mq shm; do
 done
 run_tests "load fifo" -p load --test fifo
 run_tests "load mq" -p load --test mq
+run_tests "load shm" -p load --test shm
 echo "== 4. hostile input (ipc-common's tests/hostile_input.rs)"
 run_tests "ipc-common hostile input" -p ipc-common --test hostile_input
 echo "   tests took $((SECONDS - tests_start)) s"
