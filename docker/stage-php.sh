@@ -14,9 +14,8 @@
 #   rootfs/usr/bin/php, rootfs/<library paths>, rootfs/<extension_dir>/*.so, rootfs/<ini dir>/php.ini
 #   rootfs/usr/share/zoneinfo/UTC         the one time zone, so PHP does not warn at start
 #   rootfs/etc/passwd, rootfs/etc/group   root, www-data (33) and the shared group php-ipc (10001)
-#   rootfs/php/                           the PHP peers: docker/php/*.php and, unchanged, the
-#                                         test peers that need nothing else (tests/php/common.php,
-#                                         stream-uds-client.php, mq-reader.php)
+#   rootfs/php/                           the PHP peers of the tests (tests/php/), which take
+#                                         --mode/--umask for the modes the containers need
 #   rootfs/tmp/                           mode 1777
 #   ipcroot/ipc/                          mode 0770, as in our image (docker/stage.sh): whichever
 #                                         image first mounts the empty volume gives it this mode
@@ -29,7 +28,7 @@ CONTEXT=${1:-$ROOT/target/docker-php-context}
 PHP=${PHP:-php}
 EXTENSIONS=(sockets posix sysvshm sysvmsg sysvsem shmop)
 # The peers taken unchanged from tests/php: they create nothing another user must open.
-TEST_PEERS=(common.php stream-uds-client.php mq-reader.php)
+TEST_PEERS=(common.php stream-uds-client.php stream-uds-server.php sysvshm-writer.php sysvshm-reader.php mq-writer.php mq-reader.php)
 
 php_bin=$(command -v "$PHP") || { echo "stage-php: no $PHP command (Debian: apt-get install php-cli)" >&2; exit 1; }
 php_bin=$(readlink -f "$php_bin")
@@ -78,7 +77,6 @@ printf '%s\n' 'root:x:0:0:root:/root:/usr/sbin/nologin' 'www-data:x:33:33:www-da
     'php-ipc:x:10001:10001:php-ipc:/ipc:/usr/sbin/nologin' >"$CONTEXT/rootfs/etc/passwd"
 printf '%s\n' 'root:x:0:' 'www-data:x:33:' 'php-ipc:x:10001:www-data' >"$CONTEXT/rootfs/etc/group"
 
-install -m 0644 "$ROOT"/docker/php/*.php "$CONTEXT/rootfs/php/"
 for peer in "${TEST_PEERS[@]}"; do
     install -m 0644 "$ROOT/tests/php/$peer" "$CONTEXT/rootfs/php/"
 done

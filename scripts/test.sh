@@ -74,6 +74,10 @@ section "scripts/run-all.sh"
 timeout 600 scripts/run-all.sh
 ran
 
+section "scripts/run-all.sh --blog (the blog's scripts line for line, and against ours)"
+timeout 600 scripts/run-all.sh --blog
+ran
+
 section "scripts/reliability.sh (load, faults, contract, hostile input, other users, leaks)"
 timeout 1200 scripts/reliability.sh
 ran

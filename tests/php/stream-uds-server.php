@@ -11,6 +11,7 @@ $opts = options([
     'message' => 'Hello from Server: TCP/UDS [Stream]',
     'message-file' => null,
     'length' => '1024',
+    'umask' => null,
     'timeout' => '10',
 ]);
 $deadline = deadline($opts);
@@ -21,6 +22,12 @@ if (file_exists($socketPath)) {
     unlink($socketPath);
 }
 $server = socket_create(AF_UNIX, SOCK_STREAM, 0) or fail('socket_create: ' . socket_error());
+// bind(2) creates the socket file with 0777 minus the umask; the docker demo's PHP container
+// passes --umask 0007 so that our client, another user in its group, may connect (PHP has no
+// fchmod for a socket, and a chmod() after bind would leave a window).
+if ($opts['umask'] !== null) {
+    umask(octdec($opts['umask']));
+}
 socket_bind($server, $socketPath) or fail("socket_bind $socketPath: " . socket_error($server));
 // Unlike the blog, remove the socket file when done, whichever way the run ends.
 register_shutdown_function(fn () => unlink($socketPath));

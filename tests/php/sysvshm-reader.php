@@ -6,14 +6,14 @@
 
 require __DIR__ . '/common.php';
 
-$opts = options(['key-file' => '/tmp/ipc-shared-memory', 'size' => '1024', 'var' => '1', 'timeout' => '10']);
+$opts = options(['key-file' => '/tmp/ipc-shared-memory', 'size' => '1024', 'var' => '1', 'mode' => '0600', 'timeout' => '10']);
 $deadline = deadline($opts);
 $var = (int) $opts['var'];
 
 $key = ftok(wait_for_key_file($opts, $deadline), 'T');
 // Like the blog, attaching creates the segment when the writer has not yet: whoever comes first
 // lays out PHP's header in it.
-$shm = shm_attach($key, (int) $opts['size'], 0600);
+$shm = shm_attach($key, (int) $opts['size'], octdec($opts['mode']));
 // The reader removes the segment, as in the blog; also when it gives up waiting.
 register_shutdown_function(fn () => shm_remove($shm));
 say('waiting for variable ' . $var . ' in segment ' . show_key($key));

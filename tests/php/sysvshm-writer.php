@@ -22,6 +22,7 @@ $opts = options([
     'null' => false,
     'lock' => false,
     'hold-until' => null,
+    'mode' => '0600',
     'timeout' => '10',
 ]);
 $deadline = deadline($opts);
@@ -45,8 +46,10 @@ if ($opts['lock']) {
         return null;
     });
 }
-// 0600 rather than the blog's 0666: only our own user (the test's) needs the segment.
-$shm = shm_attach($key, (int) $opts['size'], 0600);
+// --mode 0600 rather than the blog's 0666: only our own user (the test's) needs the segment;
+// the docker demo's PHP container gives 0660 to share it with its group. SysV permissions
+// ignore the umask, so this is exactly the segment's mode.
+$shm = shm_attach($key, (int) $opts['size'], octdec($opts['mode']));
 if ($opts['hold-until'] !== null) {
     say('holding the lock of ' . show_key($key));
     $file = $opts['hold-until'];

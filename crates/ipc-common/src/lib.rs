@@ -1,40 +1,28 @@
-//! What every IPC example in this workspace shares, written once.
+//! What the IPC examples of this workspace share, written once, grouped by concept so that
+//! each part has one reason to change:
 //!
-//! Each module has one job:
-//! - [`endpoint`]: the blog's URL schemes (`udg://`, `udp://`, `unix://`, `tcp://`), parsed once;
-//! - [`wait`]: `--timeout`, deadlines, retry with backoff and readiness (`poll(2)`);
-//! - [`cli`]: the options every binary shares, flattened into each binary's `Args`;
-//! - [`paths`]: creating and removing filesystem objects without following symlinks or deleting
-//!   what we did not create (socket files, key files);
+//! - [`runtime`]: what every binary needs to run, whatever its mechanism: shared options,
+//!   the one deadline of a run and its waits, stdout/stderr and exit codes, cleanup (also on
+//!   SIGINT/SIGTERM/SIGHUP), the owner policy (`--trust-uid`), files in shared directories;
+//! - [`sockets`]: the datagram and stream examples' URL schemes, binding, connecting and the
+//!   stream exchange, and what the kernel still holds for a peer;
 //! - [`sysv`]: the thin libc wrapper for `ftok(3)`, SysV shared memory, message queues and
-//!   semaphores;
-//! - [`php`]: PHP's `serialize()` format and the sysvshm variable-store layout;
-//! - [`queued`]: what the kernel still holds on the way to a peer (`SIOCOUTQ`, `FIONREAD`), so
-//!   a sender knows when its peer took everything; one `unsafe` per `ioctl(2)`;
-//! - [`sock`]: sockets: binding with the final mode from birth, connecting through the checked
-//!   file, the full-duplex exchange of a stream and its delivery check;
-//! - [`cleanup`]: guards that remove what this process created, also on SIGINT/SIGTERM;
-//! - [`seq`]: sequence-stamped messages and the loss/duplicate/reorder check of `--count` runs;
-//! - [`report`]: `main`'s error reporting, stdout payload writing and stderr progress;
-//! - [`trust`]: whose objects a run uses when it finds rather than creates them (ourselves,
-//!   root, `--trust-uid`);
-//! - [`ring`]: a message ring buffer in a SysV segment with futex hand-off (the benchmark's
-//!   shared-memory mechanism); besides `sysv`, the one module with `unsafe` (bulk copies into
-//!   the segment and its shared words, each with its `SAFETY` line).
+//!   semaphores (nix has none);
+//! - [`php`]: PHP's formats: `serialize()`, `echo` and `json_encode` of its values, the sysvshm
+//!   variable-store layout and the `sem_get` lock;
+//! - [`seq`]: sequence-stamped messages and the loss/duplicate/reorder check of load runs;
+//! - [`ring`]: the benchmark's shared-memory ring (leaving for a crate of its own).
 //!
 //! `unsafe` lives in three modules only, each block with its `SAFETY` line: `sysv`, `ring` and
-//! `queued`.
+//! `sockets::queued`.
 
-pub mod cleanup;
-pub mod cli;
-pub mod endpoint;
-pub mod paths;
 pub mod php;
-pub mod queued;
-pub mod report;
 pub mod ring;
+pub mod runtime;
 pub mod seq;
-pub mod sock;
+pub mod sockets;
 pub mod sysv;
-pub mod trust;
-pub mod wait;
+
+// The modules' former paths, while the crates that use them move to the grouped ones.
+pub use runtime::{cleanup, cli, paths, report, trust, wait};
+pub use sockets::{endpoint, queued, sock};

@@ -57,8 +57,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use nix::errno::Errno;
 
+use crate::runtime::wait::Deadline;
 use crate::sysv::{self, Attached};
-use crate::wait::Deadline;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"RNG1");
 const MAGIC_AT: usize = 0;
@@ -412,8 +412,8 @@ impl Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::wait::{TimedOut, Timeout};
     use crate::sysv::{Key, ShmId};
-    use crate::wait::{TimedOut, Timeout};
 
     /// A private segment holding a fresh ring, already marked for removal: it goes when the
     /// last attachment detaches, whatever the test does. The returned attachment keeps it alive

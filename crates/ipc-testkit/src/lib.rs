@@ -335,6 +335,29 @@ pub fn ours(binary: &str) -> Command {
     command
 }
 
+/// Panics unless `binary --version` starts with `name` and a usage error (exit 2) shows
+/// `Usage: name`: a binary names itself, not its package.
+#[track_caller]
+pub fn assert_names_itself(binary: &str, name: &str) {
+    let version = ours(binary)
+        .arg("--version")
+        .output()
+        .expect("run --version");
+    assert!(
+        String::from_utf8_lossy(&version.stdout).starts_with(&format!("{name} ")),
+        "{version:?}"
+    );
+    let usage = ours(binary)
+        .arg("--no-such-option")
+        .output()
+        .expect("run with a wrong option");
+    assert_eq!(usage.status.code(), Some(2), "{usage:?}");
+    assert!(
+        String::from_utf8_lossy(&usage.stderr).contains(&format!("Usage: {name}")),
+        "{usage:?}"
+    );
+}
+
 /// `binary` started under `umask` (octal digits, through `sh -c 'umask ...; exec'`): how a test
 /// shows that a created object gets exactly `--mode`, whatever the umask.
 pub fn under_umask(umask: &str, binary: &str) -> Command {

@@ -1097,3 +1097,27 @@ pub fn usage_error<C: clap::CommandFactory>(message: impl fmt::Display) -> ! {
         .error(clap::error::ErrorKind::ArgumentConflict, message)
         .exit()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_older_than_its_key_file_is_refused_with_a_second_of_slack() {
+        let key_file = Path::new("/tmp/key");
+        let check = |created, born| {
+            check_not_older_than_key_file("segment", created, key_file, born, "ipcrm -m 1")
+        };
+        let err = check(100, Some(102)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("segment was created 2 s before its key file /tmp/key was"),
+            "{err}"
+        );
+        // The two clocks can be a second apart at a boundary.
+        check(100, Some(101)).unwrap();
+        check(100, Some(100)).unwrap();
+        check(105, Some(100)).unwrap();
+        // A filesystem without birth times: nothing to compare.
+        check(100, None).unwrap();
+    }
+}

@@ -713,60 +713,6 @@ fn a_huge_segment_is_never_copied_whole() {
     }
 }
 
-/// ftok keys collide: a key file re-created on a reused inode number gives the old key, and a
-/// segment left under it from before the key file was born is not this key file's.
-#[test]
-fn a_segment_older_than_its_key_file_is_refused() {
-    let dir = temp_dir();
-    let key_file = ipc_testkit::key_file(dir.path());
-    let key = key_of(&key_file);
-    let id = make_segment(&key_file, &store(1024, &[(1, b"s:5:\"stale\";")]));
-    let created = sysv::shm_stat(id).unwrap().change_time as u64;
-    let born = |path: &Path| {
-        let meta = path.metadata().unwrap();
-        meta.created()
-            .ok()
-            .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
-    };
-    if born(&key_file).is_none() {
-        ipc_testkit::skipped("skipping the age guard test: the filesystem records no birth time");
-        sysv::shm_remove(id).unwrap();
-        return;
-    }
-    // The object's time has whole seconds, and file times come from another clock (the guard
-    // allows a second of slack): re-create the key file until it is born two seconds later.
-    while born(&key_file) <= Some(created + 1) {
-        std::thread::sleep(Duration::from_millis(20));
-        std::fs::remove_file(&key_file).unwrap();
-        std::fs::write(&key_file, b"").unwrap();
-    }
-    if key_of(&key_file) != key {
-        ipc_testkit::skipped(
-            "skipping the age guard test: the filesystem did not reuse the key file's inode number",
-        );
-        sysv::shm_remove(id).unwrap();
-        return;
-    }
-    for (side, got) in [
-        ("writer", write(&key_file, &[])),
-        ("reader", read(&key_file, &[])),
-    ] {
-        got.assert_failure(1, "was created")
-            .assert_failure(1, "before its key file");
-        assert_eq!(got.stdout, b"", "{side}: {got:?}");
-    }
-    assert_eq!(segment(&key_file), Some(id), "left untouched");
-    assert_eq!(
-        sysvshm::get(&snapshot(&key_file), 1).unwrap(),
-        Some(&b"s:5:\"stale\";"[..])
-    );
-    sysv::shm_remove(id).unwrap();
-    assert_no_sysv_objects(&key_file, b'T');
-}
-
-/// A writer in an IPC namespace of its own (a container that does not share the reader's, as
-/// `docker compose up --no-deps shm-writer` starts it) writes where no reader can see: its key
-/// file says so, and the reader's timeout names the cause instead of only the wait.
 #[test]
 fn a_writer_in_another_ipc_namespace_is_named() {
     if !ipc_testkit::run("unshare", ours("unshare").args(["--ipc", "true"]), None)

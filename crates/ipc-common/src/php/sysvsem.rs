@@ -57,10 +57,10 @@ use std::time::Duration;
 use anyhow::Context;
 use nix::errno::Errno;
 
-use crate::cleanup::Cleanup;
+use crate::runtime::cleanup::Cleanup;
+use crate::runtime::trust;
+use crate::runtime::wait::{Deadline, Timeout};
 use crate::sysv::{self, IPC_NOWAIT, Key, SEM_UNDO, SemId, SemOp};
-use crate::trust;
-use crate::wait::{Deadline, Timeout};
 
 /// The semaphore itself, initialised to `max_acquire`.
 pub const SYSVSEM_SEM: u16 = 0;
@@ -98,7 +98,7 @@ impl Drop for Acquired<'_> {
         let sem = self.sem;
         let release = op(SYSVSEM_SEM, 1, SEM_UNDO | IPC_NOWAIT);
         if let Err(errno) = sysv::sem_op(sem.id, &[release], None) {
-            crate::report::warn(format_args!(
+            crate::runtime::report::warn(format_args!(
                 "semop release semaphore set {}: {errno}",
                 sem.key
             ));
@@ -212,7 +212,7 @@ fn semop(id: SemId, ops: &[SemOp], deadline: &Deadline) -> nix::Result<()> {
         match result {
             // A stop signal ends the wait (semop_error turns it into Interrupted); any other
             // signal just interrupted the sleep.
-            Err(Errno::EINTR) if crate::cleanup::stop_signal().is_some() => return result,
+            Err(Errno::EINTR) if crate::runtime::cleanup::stop_signal().is_some() => return result,
             Err(Errno::EINTR) => continue,
             other => return other,
         }
@@ -223,7 +223,7 @@ fn semop(id: SemId, ops: &[SemOp], deadline: &Deadline) -> nix::Result<()> {
 fn semop_error(errno: Errno, key: Key, deadline: &Deadline, what: &str) -> anyhow::Error {
     match errno {
         Errno::EAGAIN => deadline.timed_out(what),
-        Errno::EINTR => match crate::cleanup::check_interrupted() {
+        Errno::EINTR => match crate::runtime::cleanup::check_interrupted() {
             Err(stop) => anyhow::Error::new(stop).context(format!("wait for {what}")),
             Ok(()) => anyhow::Error::new(errno).context(format!("semop on {what}")),
         },
@@ -277,7 +277,7 @@ fn leave(key: Key, id: SemId) -> anyhow::Result<()> {
 
 /// `semget(key, 0, 0)`, else `semget(key, 3, IPC_CREAT | IPC_EXCL | mode)`; a creator racing us
 /// sends us back to open its set. A set we did not create must belong to a trusted user
-/// ([`crate::trust`]): another user's set could hold the lock for ever. Also says whether we
+/// ([`crate::runtime::trust`]): another user's set could hold the lock for ever. Also says whether we
 /// created it.
 fn open_or_create(key: Key, mode: u32) -> anyhow::Result<(SemId, bool)> {
     loop {
@@ -331,7 +331,7 @@ fn ignore_gone(errno: Errno) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::TimedOut;
+    use crate::runtime::wait::TimedOut;
 
     fn soon() -> Deadline {
         Deadline::after(Timeout::from_duration(Duration::from_millis(50)))

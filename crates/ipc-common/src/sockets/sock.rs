@@ -4,7 +4,7 @@
 //! connection.
 //!
 //! Every socket made here is nonblocking and close-on-exec: each wait is a `poll(2)` through
-//! [`crate::wait`], bounded by the run's one [`Deadline`].
+//! [`crate::runtime::wait`], bounded by the run's one [`Deadline`].
 
 use std::fmt;
 use std::io;
@@ -18,11 +18,11 @@ use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, getsockopt, recv, send, sockopt};
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::cleanup::Cleanup;
-use crate::cli::Mode;
-use crate::paths::{self, SocketKind};
-use crate::trust;
-use crate::wait::{self, Deadline};
+use crate::runtime::cleanup::Cleanup;
+use crate::runtime::cli::Mode;
+use crate::runtime::paths::{self, SocketKind};
+use crate::runtime::trust;
+use crate::runtime::wait::{self, Deadline};
 
 /// `listen(2)` backlog: connections the kernel completes before we `accept(2)` them.
 pub const BACKLOG: i32 = 128;
@@ -197,7 +197,7 @@ fn announce_wait(announced: &mut bool, deadline: &Deadline, peer: &str, why: &st
 
 /// A second line of defence behind connecting through the checked descriptor: a stream
 /// connection knows who listens at the other end (`SO_PEERCRED`, the listener's credentials),
-/// which must be a trusted user ([`crate::trust`]). A datagram socket has no such credentials;
+/// which must be a trusted user ([`crate::runtime::trust`]). A datagram socket has no such credentials;
 /// the descriptor we connected through was checked.
 fn check_connected_unix(socket: &Socket, kind: SocketKind, peer: &str) -> anyhow::Result<()> {
     match kind {
@@ -460,7 +460,7 @@ pub fn confirm_read_by_peer(
             {
                 return Err(not_read(&err));
             }
-            let queued = crate::queued::unacknowledged(sock.as_fd())
+            let queued = crate::sockets::queued::unacknowledged(sock.as_fd())
                 .with_context(|| format!("ioctl(SIOCOUTQ) on the connection to {peer}"))?;
             Ok((queued == 0).then_some(()))
         },
@@ -535,7 +535,7 @@ impl fmt::Display for Pending<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wait::{TimedOut, Timeout};
+    use crate::runtime::wait::{TimedOut, Timeout};
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
 

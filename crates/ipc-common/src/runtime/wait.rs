@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::cleanup;
+use crate::runtime::cleanup;
 
 /// `--timeout SECS`: how long one run may wait in total; `0` waits forever.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

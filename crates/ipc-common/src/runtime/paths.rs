@@ -10,10 +10,10 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 
-use crate::cleanup::Cleanup;
-use crate::cli::Mode;
+use crate::runtime::cleanup::Cleanup;
+use crate::runtime::cli::Mode;
+use crate::runtime::trust;
 use crate::sysv::{self, Key};
-use crate::trust;
 
 /// Which kind of Unix socket a path is expected to hold; a stale-socket probe must use the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,9 +11,9 @@ use std::str::FromStr;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::report;
-use crate::trust::TrustArgs;
-use crate::wait::{Deadline, Timeout};
+use crate::runtime::report;
+use crate::runtime::trust::TrustArgs;
+use crate::runtime::wait::{Deadline, Timeout};
 
 /// The `--help` headings every binary shares, after its own (the blog's) options.
 pub mod heading {
@@ -171,7 +171,7 @@ mod input {
     use nix::poll::PollFlags;
 
     use super::MessageLimit;
-    use crate::wait::{self, Deadline};
+    use crate::runtime::wait::{self, Deadline};
 
     /// Opens without blocking: a FIFO given as the message file opens at once instead of
     /// waiting for a writer outside the deadline; the reads below wait with `poll(2)`.

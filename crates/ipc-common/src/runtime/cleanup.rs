@@ -91,7 +91,7 @@ fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, Entry>> {
 
 fn run_entry(entry: Entry) {
     if let Err(err) = (entry.action)() {
-        crate::report::stderr_line(format_args!(
+        crate::runtime::report::stderr_line(format_args!(
             "warning: could not remove {}: {err:#}",
             entry.what
         ));
@@ -114,11 +114,11 @@ static STOP_SIGNAL: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 static WAKE: OnceLock<OwnedFd> = OnceLock::new();
 
 /// Makes SIGINT, SIGTERM and SIGHUP end the run cleanly, without a thread: a handler records the
-/// signal and writes a byte to a pipe; every bounded wait ([`crate::wait`]) also watches that
+/// signal and writes a byte to a pipe; every bounded wait ([`crate::runtime::wait`]) also watches that
 /// pipe and returns [`Interrupted`], so the run unwinds, its cleanup guards remove what it
-/// created, and [`crate::report::main`] exits 128+N. A second signal of the same kind, if the
+/// created, and [`crate::runtime::report::main`] exits 128+N. A second signal of the same kind, if the
 /// first is not yet handled, ends the process at once (its default action). Called once by
-/// [`crate::report::main`].
+/// [`crate::runtime::report::main`].
 pub(crate) fn install_signal_handlers() -> anyhow::Result<()> {
     let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
         .context("pipe2 for the signal handlers")?;
@@ -153,7 +153,7 @@ pub fn wake_fd() -> Option<BorrowedFd<'static>> {
     WAKE.get().map(AsFd::as_fd)
 }
 
-/// `Err(Interrupted)` once a stop signal arrived: for loops that wait without [`crate::wait`]
+/// `Err(Interrupted)` once a stop signal arrived: for loops that wait without [`crate::runtime::wait`]
 /// (an `EINTR` from a SysV call).
 pub fn check_interrupted() -> Result<(), Interrupted> {
     match stop_signal() {
@@ -162,7 +162,7 @@ pub fn check_interrupted() -> Result<(), Interrupted> {
     }
 }
 
-/// The error of a wait that a stop signal ended; [`crate::report::main`] exits 128+N for it.
+/// The error of a wait that a stop signal ended; [`crate::runtime::report::main`] exits 128+N for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interrupted {
     pub signal: i32,

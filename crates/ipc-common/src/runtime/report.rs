@@ -7,8 +7,8 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::cleanup;
-use crate::wait::TimedOut;
+use crate::runtime::cleanup;
+use crate::runtime::wait::TimedOut;
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -51,7 +51,7 @@ pub fn stderr_line(line: fmt::Arguments<'_>) {
 /// (stderr, unless `--quiet`). Binaries say what happened; libraries return it, and only
 /// announce their waits through the deadline they were given.
 ///
-/// [`Deadline`]: crate::wait::Deadline
+/// [`Deadline`]: crate::runtime::wait::Deadline
 #[macro_export]
 macro_rules! say {
     ($deadline:expr, $($arg:tt)*) => {
@@ -63,7 +63,7 @@ macro_rules! say {
 #[macro_export]
 macro_rules! progress {
     ($($arg:tt)*) => {
-        $crate::report::progress(format_args!($($arg)*))
+        $crate::runtime::report::progress(format_args!($($arg)*))
     };
 }
 
