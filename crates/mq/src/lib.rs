@@ -73,6 +73,53 @@ pub struct KeyArgs {
 pub const ENVIRONMENT: &str =
     "  IPC_MQ_KEY_FILE, IPC_MQ_PROJ, IPC_MQ_TYPE (--key-file, --proj, --type)";
 
+/// What the writer sends instead of the serialized message (`--help`'s "PHP values").
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = ipc_common::cli::heading::PHP_VALUES)]
+pub struct ValueArgs {
+    /// Send the message's bytes as they are (PHP's msg_send with $serialize = false).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send this integer instead, serialized as PHP does (`i:42;`).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        conflicts_with = "raw"
+    )]
+    pub int: Option<i64>,
+
+    /// Send this float instead, serialized as PHP does (`d:2.5;`); INF, -INF and NAN too.
+    #[arg(
+        long,
+        value_name = "X",
+        allow_hyphen_values = true,
+        conflicts_with = "raw"
+    )]
+    pub float: Option<f64>,
+
+    /// Send this boolean instead, serialized as PHP does (`b:1;`).
+    #[arg(long, value_name = "true|false", conflicts_with = "raw")]
+    pub bool: Option<bool>,
+
+    /// Send null instead, serialized as PHP does (`N;`).
+    #[arg(long, conflicts_with = "raw")]
+    pub null: bool,
+}
+
+impl ValueArgs {
+    /// The value `--int`, `--float`, `--bool` or `--null` ask for; `None`: the message.
+    pub fn value(&self) -> Option<Value> {
+        match (self.int, self.float, self.bool) {
+            (Some(n), _, _) => Some(Value::Int(n)),
+            (_, Some(x), _) => Some(Value::Float(x)),
+            (_, _, Some(b)) => Some(Value::Bool(b)),
+            _ => self.null.then_some(Value::Null),
+        }
+    }
+}
+
 /// How the reader prints the unserialized value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {

@@ -76,7 +76,7 @@ use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::{Mode, parse_proj_id};
 use ipc_common::php::sysvsem::Semaphore;
 use ipc_common::php::sysvshm::{self, StoreError};
-use ipc_common::php::{Value, unserialize};
+use ipc_common::php::{JsonFlags, Value, unserialize};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
 use ipc_common::wait::{Deadline, TimedOut, retry};
 use ipc_common::{paths, trust};
@@ -132,6 +132,102 @@ pub struct SegmentArgs {
 /// The environment variables of the segment's options, for `--help` (each binary adds its own).
 pub const ENVIRONMENT: &str = "  IPC_SHM_API, IPC_SHM_KEY_FILE, IPC_SHM_PROJ, IPC_SHM_NO_LOCK, IPC_SHM_VAR, \
 IPC_SHM_OFFSET (--api, --key-file, --proj, --no-lock, --var, --offset)";
+
+/// A PHP value the writer stores instead of the message (sysv; `--help`'s "PHP values").
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = ipc_common::cli::heading::PHP_VALUES)]
+pub struct ValueArgs {
+    /// sysv: store this PHP int instead of the message (serialized `i:42;`).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub int: Option<i64>,
+
+    /// sysv: store this PHP float instead of the message (`d:2.5;`; INF, -INF and NAN too).
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
+    pub float: Option<f64>,
+
+    /// sysv: store this PHP bool instead of the message (`b:1;` or `b:0;`).
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    pub bool: Option<bool>,
+
+    /// sysv: store PHP null instead of the message (`N;`).
+    #[arg(long)]
+    pub null: bool,
+}
+
+impl ValueArgs {
+    /// What `--int`, `--float`, `--bool` or `--null` ask to store, else the message.
+    pub fn value_or(&self, message: Vec<u8>) -> Value {
+        match (self.int, self.float, self.bool) {
+            (Some(int), _, _) => Value::Int(int),
+            (_, Some(float), _) => Value::Float(float),
+            (_, _, Some(bool)) => Value::Bool(bool),
+            _ if self.null => Value::Null,
+            _ => Value::String(message),
+        }
+    }
+
+    /// The options given, by name, for [`check_api`].
+    pub fn given(&self) -> [(&'static str, bool); 4] {
+        [
+            ("--int", self.int.is_some()),
+            ("--float", self.float.is_some()),
+            ("--bool", self.bool.is_some()),
+            ("--null", self.null),
+        ]
+    }
+}
+
+/// How the reader prints a sysv variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// As PHP's `echo $value;` prints it (true is 1, false and null print nothing).
+    Echo,
+    /// As PHP's json_encode($value) writes it (default flags: `\/`, non-ASCII as \uXXXX).
+    Json,
+    /// As json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE) writes it.
+    JsonUnescaped,
+}
+
+/// Variable `var`'s value as PHP's `echo` prints it, or as `json_encode` writes it.
+pub fn print_value(
+    value: &Value,
+    var: i64,
+    format: Format,
+    name: &SegmentKey,
+) -> anyhow::Result<Vec<u8>> {
+    let flags = match format {
+        Format::Echo => {
+            return value
+                .echo()
+                .map_err(|why| anyhow::anyhow!("print variable {var}: {why}"));
+        }
+        Format::Json => JsonFlags::DEFAULT,
+        Format::JsonUnescaped => JsonFlags::UNESCAPED,
+    };
+    let json = value.to_json_with(flags).map_err(|why| {
+        anyhow::anyhow!(
+            "print variable {var} of {name} as JSON: {why}; the segment is left as it is \
+             (--format echo prints it)"
+        )
+    })?;
+    Ok(json.into_bytes())
+}
+
+/// Refuses, as a usage error (exit 2), an option given with the other `--api` than its own:
+/// `sysv_only` and `shmop_only` name each option and whether it was given.
+pub fn check_api<C: clap::CommandFactory>(
+    api: Api,
+    sysv_only: &[(&str, bool)],
+    shmop_only: &[(&str, bool)],
+) {
+    let (misplaced, needs) = match api {
+        Api::Sysv => (shmop_only, "shmop"),
+        Api::Shmop => (sysv_only, "sysv"),
+    };
+    if let Some((flag, _)) = misplaced.iter().find(|(_, given)| *given) {
+        usage_error::<C>(format!("{flag} needs --api {needs}"));
+    }
+}
 
 /// A segment's key and where it came from, as messages name it.
 #[derive(Clone, Debug)]

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{ArgGroup, Parser};
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs, heading};
+use ipc_common::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs};
 use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{self, Value};
 use ipc_common::sysv::{self, MsgBuf};
@@ -52,48 +52,13 @@ struct Args {
     message: MessageArgs,
 
     #[command(flatten)]
-    value: ValueArgs,
+    value: mq::ValueArgs,
 
     #[command(flatten)]
     mode: ModeArgs,
 
     #[command(flatten)]
     common: CommonArgs,
-}
-
-/// What to send instead of the serialized message.
-#[derive(clap::Args, Debug)]
-#[command(next_help_heading = heading::PHP_VALUES)]
-struct ValueArgs {
-    /// Send the message's bytes as they are (PHP's msg_send with $serialize = false).
-    #[arg(long)]
-    raw: bool,
-
-    /// Send this integer instead, serialized as PHP does (`i:42;`).
-    #[arg(
-        long,
-        value_name = "N",
-        allow_negative_numbers = true,
-        conflicts_with = "raw"
-    )]
-    int: Option<i64>,
-
-    /// Send this float instead, serialized as PHP does (`d:2.5;`); INF, -INF and NAN too.
-    #[arg(
-        long,
-        value_name = "X",
-        allow_hyphen_values = true,
-        conflicts_with = "raw"
-    )]
-    float: Option<f64>,
-
-    /// Send this boolean instead, serialized as PHP does (`b:1;`).
-    #[arg(long, value_name = "true|false", conflicts_with = "raw")]
-    bool: Option<bool>,
-
-    /// Send null instead, serialized as PHP does (`N;`).
-    #[arg(long, conflicts_with = "raw")]
-    null: bool,
 }
 
 fn main() -> ExitCode {
@@ -177,29 +142,20 @@ fn create_key_file(
 /// The mtext: the value serialized as PHP's `msg_send` does, or the message's bytes as they are
 /// with `--raw`; and what serialization added, for an error about its size.
 fn message_text(args: &Args, deadline: &Deadline) -> anyhow::Result<(Vec<u8>, String)> {
-    let v = &args.value;
-    let value = match (v.int, v.float, v.bool) {
-        (Some(n), _, _) => Value::Int(n),
-        (_, Some(x), _) => Value::Float(x),
-        (_, _, Some(b)) => Value::Bool(b),
-        _ if v.null => Value::Null,
-        _ => {
-            // The kernel's msgmax bounds what is read; the exact check, after serializing,
-            // follows.
-            let msgmax = sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax")?;
-            let limit = MessageLimit {
-                bytes: msgmax,
-                why: format!("over msgmax, the kernel's limit of {msgmax} bytes per message")
-                    .into(),
-            };
-            let bytes = args.message.payload(mq::MESSAGE, limit, deadline)?;
-            if v.raw {
-                return Ok((bytes, String::new()));
-            }
-            let serialized = php::serialize(&Value::String(bytes.clone()));
-            let why = mq::serialization_note(bytes.len(), serialized.len());
-            return Ok((serialized, why));
-        }
+    if let Some(value) = args.value.value() {
+        return Ok((php::serialize(&value), String::new()));
+    }
+    // The kernel's msgmax bounds what is read; the exact check, after serializing, follows.
+    let msgmax = sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax")?;
+    let limit = MessageLimit {
+        bytes: msgmax,
+        why: format!("over msgmax, the kernel's limit of {msgmax} bytes per message").into(),
     };
-    Ok((php::serialize(&value), String::new()))
+    let bytes = args.message.payload(mq::MESSAGE, limit, deadline)?;
+    if args.value.raw {
+        return Ok((bytes, String::new()));
+    }
+    let serialized = php::serialize(&Value::String(bytes.clone()));
+    let why = mq::serialization_note(bytes.len(), serialized.len());
+    Ok((serialized, why))
 }

@@ -1,14 +1,11 @@
-//! `shm-reader`: the blog's shared-memory readers: `ftok` + `shm_attach` + `shm_get_var` +
-//! `shm_remove` (PHP's sysvshm, the default `--api sysv`) or `shmop_open` + `shmop_read` +
-//! `shmop_delete` (PHP's shmop, `--api shmop`): prints what a writer stored, then removes the
-//! segment.
+//! `shm-reader`: the blog's shared-memory readers, `shm_get_var` + `shm_remove` (PHP's sysvshm,
+//! `--api sysv`) or `shmop_read` + `shmop_delete` (`--api shmop`): prints what a writer stored,
+//! then removes the segment.
 //!
-//! Syscalls as strace shows them: `statx` until the key file exists, `openat(O_PATH)` + `statx`
-//! (its checks and `ftok` key), `shmget(key, 0, 0)` until the segment exists, `shmctl(IPC_STAT)`
-//! (owner), `shmat(SHM_RDONLY)`, `semget` + `semtimedop` + `semctl` (PHP's `sem_get`), then until
-//! the content is there: `semtimedop` (acquire), plain memory reads, `semtimedop` (release);
-//! `write(1)`; under the lock `shmctl(IPC_RMID)` (unless `--keep` or it holds what we did not
-//! read); `shmdt`; the lock's last user removes its set (`semctl(IPC_RMID)`).
+//! Syscalls as strace shows them: `statx` (until the key file exists), `openat(O_PATH)` + `statx`
+//! (ftok), `shmget(key, 0, 0)` until the segment exists, `shmctl(IPC_STAT)`, `shmat(SHM_RDONLY)`,
+//! `semget` + `semtimedop` + `semctl` (sem_get), then per look `semtimedop` (acquire), memory
+//! reads, `semtimedop` (release); `write(1)`; `shmctl(IPC_RMID)` under the lock; `shmdt`.
 //!
 //! ```text
 //! cargo run -p shm --bin shm-reader              # add `-- --api shmop` for the shmop pair
@@ -17,13 +14,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::anyhow;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use ipc_common::cli::{CommonArgs, ENVIRONMENT, ModeArgs, heading};
-use ipc_common::php::{JsonFlags, Value};
 use ipc_common::wait::Deadline;
 use ipc_common::{report, say, sysv};
-use shm::{Access, AfterRead, Api, SegmentArgs, Shared};
+use shm::{Access, AfterRead, Api, Format, SegmentArgs, Shared};
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
@@ -77,17 +72,6 @@ struct Args {
     common: CommonArgs,
 }
 
-/// How to print a sysv variable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
-    /// As PHP's `echo $value;` prints it (true is 1, false and null print nothing).
-    Echo,
-    /// As PHP's json_encode($value) writes it (default flags: `\/`, non-ASCII as \uXXXX).
-    Json,
-    /// As json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE) writes it.
-    JsonUnescaped,
-}
-
 impl Args {
     /// The option combinations clap cannot check by itself, refused as usage errors (exit 2).
     fn checked(self) -> Self {
@@ -99,13 +83,7 @@ impl Args {
             ("--offset", self.offset.is_some()),
             ("--length", self.length.is_some()),
         ];
-        let (misplaced, needs) = match self.segment.api {
-            Api::Sysv => (&shmop_only[..], "shmop"),
-            Api::Shmop => (&sysv_only[..], "sysv"),
-        };
-        if let Some((flag, _)) = misplaced.iter().find(|(_, given)| *given) {
-            shm::usage_error::<Args>(format!("{flag} needs --api {needs}"));
-        }
+        shm::check_api::<Args>(self.segment.api, &sysv_only, &shmop_only);
         self
     }
 }
@@ -136,7 +114,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .wait_for_var(var, what, &deadline)
                 .inspect_err(|_| remove_orphan(&mut shared, &deadline))?;
             // A value we cannot print is left where it is: nothing is removed after an error.
-            report::print_payload(&print(&value, var, args.format, &shared)?)?;
+            let format = args.format.unwrap_or(Format::Echo);
+            report::print_payload(&shm::print_value(&value, var, format, &shared.name)?)?;
             if args.keep {
                 None
             } else {
@@ -164,32 +143,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     say_what_was_removed(removed, &label, &deadline);
     Ok(())
-}
-
-/// The value as PHP's `echo` prints it, or as `json_encode` writes it.
-fn print(
-    value: &Value,
-    var: i64,
-    format: Option<Format>,
-    shared: &Shared,
-) -> anyhow::Result<Vec<u8>> {
-    let flags = match format.unwrap_or(Format::Echo) {
-        Format::Echo => {
-            return value
-                .echo()
-                .map_err(|why| anyhow!("print variable {var}: {why}"));
-        }
-        Format::Json => JsonFlags::DEFAULT,
-        Format::JsonUnescaped => JsonFlags::UNESCAPED,
-    };
-    let json = value.to_json_with(flags).map_err(|why| {
-        anyhow!(
-            "print variable {var} of {} as JSON: {why}; the segment is left as it is (--format \
-             echo prints it)",
-            shared.name
-        )
-    })?;
-    Ok(json.into_bytes())
 }
 
 /// The blog's `shm_remove`, as it went; `None`: `--keep`.

@@ -1,14 +1,12 @@
-//! `shm-writer`: the blog's shared-memory writers: `ftok` + `shm_attach` + `shm_put_var` (PHP's
-//! sysvshm, the default `--api sysv`) or `shmop_open` + `shmop_write` (PHP's shmop, `--api
-//! shmop`): stores one message in a SysV segment, under PHP's `sem_get` lock.
+//! `shm-writer`: the blog's shared-memory writers, `shm_attach` + `shm_put_var` (PHP's sysvshm,
+//! `--api sysv`) or `shmop_open` + `shmop_write` (`--api shmop`): stores one message in a SysV
+//! segment keyed on `ftok`, under PHP's `sem_get` lock.
 //!
-//! Syscalls as strace shows them: `openat(O_CREAT|O_EXCL)` the key file (only if missing),
-//! `openat(O_PATH)` + `statx` (its checks and `ftok` key), `shmget(key, 0, 0)`, else
-//! `shmget(key, size, IPC_CREAT|IPC_EXCL|mode)`, `shmctl(IPC_STAT)` (owner, size), `shmat`,
-//! `semget` + `semtimedop` + `semctl(GETVAL, SETVAL)` (PHP's `sem_get`), `semtimedop` (acquire),
-//! plain memory writes (sysv: PHP's store; shmop: the bytes and a NUL), `shmctl(IPC_STAT)` (not
-//! removed meanwhile), `semtimedop` (release), `shmdt`; the lock's last user removes its set
-//! (`semctl(IPC_RMID)`).
+//! Syscalls as strace shows them: `openat(O_CREAT|O_EXCL)` (key file, if missing),
+//! `openat(O_PATH)` + `statx` (ftok), `shmget(key, 0, 0)` else `shmget(IPC_CREAT|IPC_EXCL)`,
+//! `shmctl(IPC_STAT)`,
+//! `shmat`, `semget` + `semtimedop` + `semctl` (sem_get), `semtimedop` (acquire), memory writes,
+//! `shmctl(IPC_STAT)`, `semtimedop` (release), `shmdt`, `semctl(IPC_RMID)` (the lock's last user).
 //!
 //! ```text
 //! cargo run -p shm --bin shm-writer              # add `-- --api shmop` for the shmop pair
@@ -18,11 +16,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{ArgAction, Parser};
+use clap::Parser;
 use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs, heading};
+use ipc_common::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs};
 use ipc_common::paths::{self, KeyFile};
-use ipc_common::php::{Value, serialize, sysvshm};
+use ipc_common::php::{serialize, sysvshm};
 use ipc_common::wait::Deadline;
 use ipc_common::{report, say, sysv};
 use shm::{Access, Api, Ours, SegmentArgs, Shared};
@@ -76,7 +74,7 @@ struct Args {
     message: MessageArgs,
 
     #[command(flatten)]
-    value: ValueArgs,
+    value: shm::ValueArgs,
 
     #[command(flatten)]
     mode: ModeArgs,
@@ -85,47 +83,16 @@ struct Args {
     common: CommonArgs,
 }
 
-/// A PHP value to store instead of the message (sysv).
-#[derive(clap::Args, Debug)]
-#[command(next_help_heading = heading::PHP_VALUES)]
-struct ValueArgs {
-    /// sysv: store this PHP int instead of the message (serialized `i:42;`).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    int: Option<i64>,
-
-    /// sysv: store this PHP float instead of the message (`d:2.5;`; INF, -INF and NAN too).
-    #[arg(long, value_name = "X", allow_hyphen_values = true)]
-    float: Option<f64>,
-
-    /// sysv: store this PHP bool instead of the message (`b:1;` or `b:0;`).
-    #[arg(long, value_name = "true|false", action = ArgAction::Set)]
-    bool: Option<bool>,
-
-    /// sysv: store PHP null instead of the message (`N;`).
-    #[arg(long)]
-    null: bool,
-}
-
 impl Args {
     /// The option combinations clap cannot check by itself, refused as usage errors (exit 2).
     fn checked(self) -> Self {
-        let v = &self.value;
-        let sysv_only = [
+        let mut sysv_only = vec![
             ("--var", self.var.is_some()),
-            ("--int", v.int.is_some()),
-            ("--float", v.float.is_some()),
-            ("--bool", v.bool.is_some()),
-            ("--null", v.null),
             ("--remove-var", self.remove_var.is_some()),
         ];
+        sysv_only.extend(self.value.given());
         let shmop_only = [("--offset", self.offset.is_some())];
-        let (misplaced, needs) = match self.segment.api {
-            Api::Sysv => (&shmop_only[..], "shmop"),
-            Api::Shmop => (&sysv_only[..], "sysv"),
-        };
-        if let Some((flag, _)) = misplaced.iter().find(|(_, given)| *given) {
-            shm::usage_error::<Args>(format!("{flag} needs --api {needs}"));
-        }
+        shm::check_api::<Args>(self.segment.api, &sysv_only, &shmop_only);
         if self.segment.api == Api::Sysv && self.size < sysvshm::MIN_SEGMENT {
             shm::usage_error::<Args>(format!(
                 "--size {} cannot hold PHP's 40-byte sysvshm header",
@@ -133,17 +100,6 @@ impl Args {
             ));
         }
         self
-    }
-
-    /// What `--int`, `--float`, `--bool` or `--null` ask to store, else the message.
-    fn value(&self, message: Vec<u8>) -> Value {
-        match (self.value.int, self.value.float, self.value.bool) {
-            (Some(int), _, _) => Value::Int(int),
-            (_, Some(float), _) => Value::Float(float),
-            (_, _, Some(bool)) => Value::Bool(bool),
-            _ if self.value.null => Value::Null,
-            _ => Value::String(message),
-        }
     }
 }
 
@@ -206,7 +162,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         Api::Sysv => {
-            let serialized = serialize(&args.value(message));
+            let serialized = serialize(&args.value.value_or(message));
             shared.put_var(var, &serialized, args.size, &deadline)?;
             say!(
                 deadline,
