@@ -260,21 +260,22 @@ for s in "unix://$work/s.sock" tcp://127.0.0.1:0; do
 done
 f="$work/fifo"
 load "fifo: $small small" fifo $small "$(perfect $small $fifo)" \
-  fifo-reader "$f" --count $small -- fifo-writer "$f" --count $small --quiet
+  ipc-load fifo-reader "$f" --count $small -- ipc-load fifo-writer "$f" --count $small --quiet
 load "fifo: $big x 64 KiB" fifo $big "$(perfect $big $((11 + 65536)))" \
-  fifo-reader "$f" --count $big -- fifo-writer "$f" --count $big --message-file "$work/64k" --quiet
+  ipc-load fifo-reader "$f" --count $big -- \
+  ipc-load fifo-writer "$f" --count $big --message-file "$work/64k" --quiet
 load "mq: $small small" mq $small "$(perfect $small $mq)" \
-  mq-reader --key-file "$work/mq-small.key" --count $small -- \
-  mq-writer --key-file "$work/mq-small.key" --count $small --quiet
+  ipc-load mq-reader --key-file "$work/mq-small.key" --count $small -- \
+  ipc-load mq-writer --key-file "$work/mq-small.key" --count $small --quiet
 load "mq: $big x $((msgmax - 11)) B (msgmax $msgmax)" mq $big "$(perfect $big "$msgmax")" \
-  mq-reader --key-file "$work/mq-big.key" --count $big -- \
-  mq-writer --key-file "$work/mq-big.key" --count $big --message-file "$work/mq-max" --quiet
+  ipc-load mq-reader --key-file "$work/mq-big.key" --count $big -- \
+  ipc-load mq-writer --key-file "$work/mq-big.key" --count $big --message-file "$work/mq-max" --quiet
 load "shm: $small small" shm $small "$(perfect $small $shm)" \
-  shm-reader --key-file "$work/shm-small.key" --count $small -- \
-  shm-writer --key-file "$work/shm-small.key" --count $small --quiet
+  ipc-load shm-reader --key-file "$work/shm-small.key" --count $small -- \
+  ipc-load shm-writer --key-file "$work/shm-small.key" --count $small --quiet
 load "shm: $big x 64 KiB" shm $big "$(perfect $big $((11 + 65536)))" \
-  shm-reader --key-file "$work/shm-big.key" --count $big -- \
-  shm-writer --key-file "$work/shm-big.key" --count $big --size 131072 \
+  ipc-load shm-reader --key-file "$work/shm-big.key" --count $big -- \
+  ipc-load shm-writer --key-file "$work/shm-big.key" --count $big --size 131072 \
   --message-file "$work/64k" --quiet
 echo "   load runs took $((SECONDS - load_start)) s"
 
@@ -292,10 +293,10 @@ for ((k = 0; k < peers; k++)); do
 done
 load "stream unix: $peers clients" stream-unix $small "$(per_client $peers $per $unix)" \
   ipc-load stream-reader "unix://$work/s.sock" --count $per --connections $peers "${clients[@]}"
-mapfile -t args < <(writers mq-writer --key-file "$work/mq-peers.key" --count $per --quiet)
+mapfile -t args < <(writers ipc-load mq-writer --key-file "$work/mq-peers.key" --count $per --quiet)
 # Interleaved writers: each message once, in any order (the "reordered" count varies).
 load "mq: $peers writers" mq $small measure-loss \
-  mq-reader --key-file "$work/mq-peers.key" --count $small --any-order "${args[@]}"
+  ipc-load mq-reader --key-file "$work/mq-peers.key" --count $small --any-order "${args[@]}"
 if [[ ${tally[-1]} != "mq $small $small 0" ]]; then
   fail "mq: $peers writers lost messages" "${tally[-1]}"
 fi
@@ -357,8 +358,9 @@ tests_start=$SECONDS
 for crate in dgram stream fifo mq shm; do
   run_tests "$crate reliability" -p "$crate" --test reliability
 done
-run_tests "load dgram" -p load --test dgram
-run_tests "load stream" -p load --test stream
+for mech in dgram stream fifo mq shm; do
+  run_tests "load $mech" -p load --test "$mech"
+done
 echo "== 4. hostile input (ipc-common's tests/hostile_input.rs)"
 run_tests "ipc-common hostile input" -p ipc-common --test hostile_input
 echo "   tests took $((SECONDS - tests_start)) s"

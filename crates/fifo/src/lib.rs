@@ -45,7 +45,7 @@ use anyhow::{Context, bail};
 use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::Mode;
 use ipc_common::wait::{self, Deadline};
-use ipc_common::{paths, progress, trust};
+use ipc_common::{paths, trust};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
@@ -56,30 +56,22 @@ pub const DEFAULT_PATH: &str = "/tmp/ipc-named-pipe";
 /// The blog's message.
 pub const MESSAGE: &str = "Hello from Sender: Named Pipe";
 
-/// The largest framed message a `--count` reader accepts: a corrupted length cannot make it
-/// allocate more.
-pub const MAX_FRAME: usize = 64 << 20;
-
 /// How much one `read(2)` asks for: the Linux pipe buffer's default capacity.
 pub const CHUNK: usize = 64 * 1024;
 
-/// Makes sure a FIFO is at `path` (see the module docs). Returns the guard that removes it if
-/// this process created it, `None` if it was there already.
+/// Makes sure a FIFO is at `path` (see the module docs): `mknodat(2)`, then `fchmodat(2)` to
+/// exactly `mode`. Returns the guard that removes it if this process created it, `None` if it
+/// was there already (used as it is, left in place).
 pub fn create_or_use(path: &Path, mode: Mode) -> anyhow::Result<Option<Cleanup>> {
     let bits = nix::sys::stat::Mode::from_bits_truncate(mode.0);
     match nix::unistd::mkfifo(path, bits) {
         Ok(()) => {
             let guard = paths::remove_on_drop(path, "FIFO")?;
             paths::set_mode(path, mode)?;
-            progress!("created FIFO {} (mode {mode})", path.display());
             Ok(Some(guard))
         }
         Err(Errno::EEXIST) => {
             check_is_fifo(path)?;
-            progress!(
-                "using the existing FIFO {} (left in place: this run did not create it)",
-                path.display()
-            );
             Ok(None)
         }
         Err(errno) => Err(errno).with_context(|| format!("mkfifo {}", path.display())),
@@ -127,8 +119,8 @@ fn check_opened(file: &File, path: &Path) -> anyhow::Result<()> {
     trust::check_file(path, &meta, "FIFO")
 }
 
-/// Opens the write end, retrying on `ENXIO` (no reader yet) until `deadline`; prints
-/// `waiting for a reader on PATH` when it starts waiting.
+/// Opens the write end, retrying on `ENXIO` (no reader yet) until `deadline`; says
+/// `waiting for a reader on PATH` through the deadline when it starts waiting.
 pub fn open_write_end(path: &Path, deadline: &Deadline) -> anyhow::Result<File> {
     let mut announced = false;
     let what = format!("a reader on {}", path.display());
@@ -136,7 +128,7 @@ pub fn open_write_end(path: &Path, deadline: &Deadline) -> anyhow::Result<File> 
         Ok(file) => Ok(Some(file)),
         Err(Errno::ENXIO) => {
             if !std::mem::replace(&mut announced, true) {
-                progress!("waiting for {what}");
+                deadline.say(format_args!("waiting for {what}"));
             }
             Ok(None)
         }

@@ -33,15 +33,17 @@
 
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, ValueEnum};
 use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::Mode;
+use ipc_common::cli::{Mode, parse_proj_id};
 use ipc_common::paths;
+use ipc_common::php::{self, JsonFlags, Value};
 use ipc_common::sysv::{self, Key, MsgBuf, MsqId};
 use ipc_common::trust;
 use ipc_common::wait::{self, Deadline};
@@ -52,6 +54,117 @@ pub const DEFAULT_KEY_FILE: &str = "/tmp/ipc-message-queues";
 
 /// The blog's message.
 pub const MESSAGE: &str = "Hello from Writer: Message Queue";
+
+/// The options that name the queue, the same for both sides (and, in name and help text, as
+/// shm's).
+#[derive(Args, Clone, Debug)]
+pub struct KeyArgs {
+    /// The ftok(3) key file: the key is ftok(FILE, PROJ). The writer creates it if missing;
+    /// nobody removes it.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_KEY_FILE, env = "IPC_MQ_KEY_FILE", hide_env = true)]
+    pub key_file: PathBuf,
+
+    /// The ftok(3) project id: one character, as PHP's ftok() takes it, or a number 1-255.
+    #[arg(long, value_name = "ID", default_value = "T", value_parser = parse_proj_id, env = "IPC_MQ_PROJ", hide_env = true)]
+    pub proj: u8,
+}
+
+/// The environment variables of the queue's options, for `--help`.
+pub const ENVIRONMENT: &str =
+    "  IPC_MQ_KEY_FILE, IPC_MQ_PROJ, IPC_MQ_TYPE (--key-file, --proj, --type)";
+
+/// What the writer sends instead of the serialized message (`--help`'s "PHP values").
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = ipc_common::cli::heading::PHP_VALUES)]
+pub struct ValueArgs {
+    /// Send the message's bytes as they are (PHP's msg_send with $serialize = false).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send this integer instead, serialized as PHP does (`i:42;`).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        conflicts_with = "raw"
+    )]
+    pub int: Option<i64>,
+
+    /// Send this float instead, serialized as PHP does (`d:2.5;`); INF, -INF and NAN too.
+    #[arg(
+        long,
+        value_name = "X",
+        allow_hyphen_values = true,
+        conflicts_with = "raw"
+    )]
+    pub float: Option<f64>,
+
+    /// Send this boolean instead, serialized as PHP does (`b:1;`).
+    #[arg(long, value_name = "true|false", conflicts_with = "raw")]
+    pub bool: Option<bool>,
+
+    /// Send null instead, serialized as PHP does (`N;`).
+    #[arg(long, conflicts_with = "raw")]
+    pub null: bool,
+}
+
+impl ValueArgs {
+    /// The value `--int`, `--float`, `--bool` or `--null` ask for; `None`: the message.
+    pub fn value(&self) -> Option<Value> {
+        match (self.int, self.float, self.bool) {
+            (Some(n), _, _) => Some(Value::Int(n)),
+            (_, Some(x), _) => Some(Value::Float(x)),
+            (_, _, Some(b)) => Some(Value::Bool(b)),
+            _ => self.null.then_some(Value::Null),
+        }
+    }
+}
+
+/// How the reader prints the unserialized value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// As PHP's `echo` prints it: strings as they are, true as 1, false and null as nothing.
+    Echo,
+    /// As JSON, as PHP's `json_encode($value)` writes it (default flags: `\/`, non-ASCII as
+    /// \uXXXX).
+    Json,
+    /// As `json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE)` writes it.
+    JsonUnescaped,
+}
+
+/// A message as the reader prints it.
+#[derive(Debug)]
+pub struct Printed {
+    pub bytes: Vec<u8>,
+    /// An array printed as PHP's `echo` does: `Array`, with PHP's notice.
+    pub array_echoed: bool,
+}
+
+/// Unserializes the mtext as PHP's `msg_receive` does (trailing bytes ignored, as there) and
+/// prints the value the chosen way.
+pub fn decode(text: &[u8], key: Key, format: Format) -> anyhow::Result<Printed> {
+    let (value, _) = php::unserialize(text).map_err(|err| {
+        anyhow!("message on queue {key} is not PHP-serialized: {err} (--raw prints it as it is)")
+    })?;
+    let array_echoed = format == Format::Echo && matches!(value, Value::Array(_));
+    let bytes = match format {
+        Format::Echo => value
+            .echo()
+            .map_err(|why| anyhow!("print the message on queue {key}: {why}"))?,
+        Format::Json | Format::JsonUnescaped => value
+            .to_json_with(if format == Format::JsonUnescaped {
+                JsonFlags::UNESCAPED
+            } else {
+                JsonFlags::DEFAULT
+            })
+            .map(String::into_bytes)
+            .map_err(|why| anyhow!("print the message on queue {key} as JSON: {why}"))?,
+    };
+    Ok(Printed {
+        bytes,
+        array_echoed,
+    })
+}
 
 /// A queue and the key it was found by, which names it in messages (`ipcs -q` shows both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,13 +291,12 @@ fn remove_created(queue: Queue, sent: u64) -> anyhow::Result<()> {
     }
 }
 
-/// Waits until `key_file` exists, then returns its key ([`key_of`]). `on_wait` runs once if it
-/// has to wait.
+/// Waits until `key_file` exists, then returns its key ([`key_of`]); says `waiting for key file
+/// PATH to appear` through the deadline if it has to wait.
 pub fn wait_for_key<'a>(
     key_file: &'a Path,
     proj: u8,
     deadline: &Deadline,
-    mut on_wait: impl FnMut(),
 ) -> anyhow::Result<KeyFile<'a>> {
     let what = format_args!("key file {} to appear", key_file.display());
     let mut waited = false;
@@ -193,7 +305,7 @@ pub fn wait_for_key<'a>(
             Ok(_) => key_of(key_file, proj).map(Some),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 if !std::mem::replace(&mut waited, true) {
-                    on_wait();
+                    deadline.say(format_args!("waiting for {what}"));
                 }
                 Ok(None)
             }
@@ -243,14 +355,11 @@ pub fn check_owner(queue: Queue, key_file: &KeyFile<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the queue for `key` exists (the writer creates it) and checks its owner.
-/// `on_wait` runs once if it has to wait. A key file removed or replaced meanwhile ends the wait
-/// at once ([`paths::check_key_unchanged`]): the queue would never appear under `key`.
-pub fn wait_for_queue(
-    key_file: &KeyFile<'_>,
-    deadline: &Deadline,
-    mut on_wait: impl FnMut(),
-) -> anyhow::Result<Queue> {
+/// Waits until the queue for `key` exists (the writer creates it) and checks its owner; says
+/// `waiting for queue KEY to appear` through the deadline if it has to wait. A key file removed
+/// or replaced meanwhile ends the wait at once ([`paths::check_key_unchanged`]): the queue would
+/// never appear under `key`.
+pub fn wait_for_queue(key_file: &KeyFile<'_>, deadline: &Deadline) -> anyhow::Result<Queue> {
     let key = key_file.key;
     let mut waited = false;
     let queue =
@@ -262,7 +371,9 @@ pub fn wait_for_queue(
                 None => {
                     paths::check_key_unchanged(key_file.path, key_file.proj, key)?;
                     if !std::mem::replace(&mut waited, true) {
-                        on_wait();
+                        deadline.say(format_args!(
+                            "waiting for queue {key} to appear (mq-writer creates it)"
+                        ));
                     }
                     Ok(None)
                 }
@@ -391,6 +502,42 @@ pub fn receive(
         queue,
         desired_type,
     };
+    receive_as(buf, wanted, max_len, out, deadline, Waiting::Silent)
+}
+
+/// [`receive`] for the reader of one message: says `waiting for a message ... on queue KEY`
+/// through the deadline, but only if none is there yet.
+pub fn receive_announced(
+    buf: &mut MsgBuf,
+    wanted: Wanted,
+    max_len: usize,
+    out: &mut Vec<u8>,
+    deadline: &Deadline,
+) -> anyhow::Result<i64> {
+    receive_as(buf, wanted, max_len, out, deadline, Waiting::Announced)
+}
+
+/// Whether a wait for a message is said (the reader of one message) or not (load runs, whose
+/// queue is empty for a moment between messages all the time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    Silent,
+    Announced,
+}
+
+fn receive_as(
+    buf: &mut MsgBuf,
+    wanted: Wanted,
+    max_len: usize,
+    out: &mut Vec<u8>,
+    deadline: &Deadline,
+    waiting: Waiting,
+) -> anyhow::Result<i64> {
+    let Wanted {
+        queue,
+        desired_type,
+    } = wanted;
+    let mut announce = waiting == Waiting::Announced;
     let flags = if deadline.is_forever() {
         0
     } else {
@@ -402,8 +549,15 @@ pub fn receive(
             out.extend_from_slice(text);
             Ok(Some(mtype))
         }
-        Err(Errno::ENOMSG) => Ok(None),
-        // A signal the cleanup thread handles; a blocking msgrcv just goes back to waiting.
+        Err(Errno::ENOMSG) => {
+            if std::mem::take(&mut announce) {
+                deadline.say(format_args!(
+                    "waiting for {wanted} (at most {max_len} bytes)"
+                ));
+            }
+            Ok(None)
+        }
+        // A signal that sets the run's flag; a blocking msgrcv just goes back to waiting.
         Err(Errno::EINTR) => Ok(None),
         Err(Errno::E2BIG) => bail!(
             "msgrcv from queue {}: the next message is longer than the receive limit of \
@@ -427,7 +581,8 @@ pub fn receive(
 
 /// Waits until the message `msgrcv(2)` of `desired_type` would take is queued, and returns a
 /// copy of it (`MSG_COPY`), leaving it in the queue: a reader can check that it is able to print
-/// a message before it takes it. `None` where the kernel has no `MSG_COPY`. Another reader may
+/// a message before it takes it; says `waiting for a message ... on queue KEY` through the
+/// deadline if none is there yet. `None` where the kernel has no `MSG_COPY`. Another reader may
 /// take the message between this look and the caller's receive: the caller compares.
 pub fn peek(
     buf: &mut MsgBuf,
@@ -440,10 +595,19 @@ pub fn peek(
         queue,
         desired_type,
     };
+    let mut announce = true;
     wait::retry(deadline, wanted, || {
         match find_queued(buf, queue, max_len, desired_type) {
             Ok(Some(found)) => Ok(Some(Some(found))),
-            Ok(None) | Err(Errno::EINTR) => Ok(None),
+            Ok(None) => {
+                if std::mem::take(&mut announce) {
+                    deadline.say(format_args!(
+                        "waiting for {wanted} (at most {max_len} bytes)"
+                    ));
+                }
+                Ok(None)
+            }
+            Err(Errno::EINTR) => Ok(None),
             Err(Errno::ENOSYS) => Ok(Some(None)),
             Err(Errno::E2BIG) => bail!(
                 "msgrcv from queue {}: the next message is longer than the receive limit of \

@@ -18,7 +18,7 @@
 //!
 //! The reader never creates the segment (PHP's `shm_attach` would, and lay out an empty store):
 //! it waits for it. A reader that fails removes nothing but the lock it was the last to use,
-//! never a segment it found broken (a `--count` reader excepted: its hand-off segment goes
+//! never a segment it found broken (a load run's reader excepted: its hand-off segment goes
 //! whichever way the run ended, and its writer first clears a message an interrupted run left
 //! in the variable). A key file, segment or semaphore set found rather than created is used only
 //! if a trusted user owns it (and created it): ourselves, root, or `--trust-uid`
@@ -58,17 +58,11 @@
 //! bits of the inode, 8 of the device): a segment created before its key file was born is
 //! refused ([`check_owner`]), the one cheap sign that it is another file's.
 //!
-//! # `--count N`: a hand-off through one variable
+//! # Load runs
 //!
-//! A load run needs more than one message through one variable. The writer puts stamped message
-//! `i` ([`ipc_common::seq`]) into `--var` only once the variable is absent; the reader takes it
-//! (reads and removes it, `shm_remove_var`), which frees the slot for message `i + 1`. Both
-//! sides poll under the lock ([`hand_off_retry`]): first a few hundred looks back to back,
-//! yielding the CPU between them, then backing off from 1 to 25 ms. The spinning is what makes
-//! tens of thousands of messages a second possible (with the backoff alone, every message waits
-//! out a 1 ms step on each side), and its price is CPU: each side keeps a core about half busy
-//! while the other is slow. The numbers measure polling, not memory. That is the honest cost of
-//! shared memory without a notification; it keeps to what a PHP peer could do as well.
+//! `ipc-load shm-reader/shm-writer --count N` hand many stamped messages through one variable
+//! with the primitives here ([`Shared::put_var_if_absent`], [`Shared::look_for_var`] with
+//! [`Take::Remove`], [`Shared::discard_var`]); the pacing is the load crate's.
 
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
@@ -82,10 +76,10 @@ use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::{Mode, parse_proj_id};
 use ipc_common::php::sysvsem::Semaphore;
 use ipc_common::php::sysvshm::{self, StoreError};
-use ipc_common::php::{Value, unserialize};
+use ipc_common::php::{JsonFlags, Value, unserialize};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
 use ipc_common::wait::{Deadline, TimedOut, retry};
-use ipc_common::{paths, progress, trust};
+use ipc_common::{paths, trust};
 use nix::errno::Errno;
 
 /// The blog's key file.
@@ -111,22 +105,128 @@ pub enum Api {
 pub struct SegmentArgs {
     /// How to use the segment: `sysv` stores PHP variables as PHP's shm_put_var() does, `shmop`
     /// raw bytes as PHP's shmop_write() does.
-    #[arg(long, value_enum, default_value = "sysv", env = "IPC_SHM_API")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "sysv",
+        env = "IPC_SHM_API",
+        hide_env = true
+    )]
     pub api: Api,
 
-    /// The ftok(3) key file: the segment's key is ftok(FILE, PROJ). The writer creates it if
-    /// missing; nobody removes it.
-    #[arg(long, value_name = "FILE", default_value = DEFAULT_KEY_FILE, env = "IPC_SHM_KEY_FILE")]
+    /// The ftok(3) key file: the key is ftok(FILE, PROJ). The writer creates it if missing;
+    /// nobody removes it.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_KEY_FILE, env = "IPC_SHM_KEY_FILE", hide_env = true)]
     pub key_file: PathBuf,
 
     /// The ftok(3) project id: one character, as PHP's ftok() takes it, or a number 1-255.
-    #[arg(long, value_name = "ID", default_value = "T", value_parser = parse_proj_id, env = "IPC_SHM_PROJ")]
+    #[arg(long, value_name = "ID", default_value = "T", value_parser = parse_proj_id, env = "IPC_SHM_PROJ", hide_env = true)]
     pub proj: u8,
 
     /// Do not take the PHP sem_get() lock around each access: shows the lost updates and torn
     /// reads the lock prevents.
-    #[arg(long, env = "IPC_SHM_NO_LOCK")]
+    #[arg(long, env = "IPC_SHM_NO_LOCK", hide_env = true)]
     pub no_lock: bool,
+}
+
+/// The environment variables of the segment's options, for `--help` (each binary adds its own).
+pub const ENVIRONMENT: &str = "  IPC_SHM_API, IPC_SHM_KEY_FILE, IPC_SHM_PROJ, IPC_SHM_NO_LOCK, IPC_SHM_VAR, \
+IPC_SHM_OFFSET (--api, --key-file, --proj, --no-lock, --var, --offset)";
+
+/// A PHP value the writer stores instead of the message (sysv; `--help`'s "PHP values").
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = ipc_common::cli::heading::PHP_VALUES)]
+pub struct ValueArgs {
+    /// sysv: store this PHP int instead of the message (serialized `i:42;`).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub int: Option<i64>,
+
+    /// sysv: store this PHP float instead of the message (`d:2.5;`; INF, -INF and NAN too).
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
+    pub float: Option<f64>,
+
+    /// sysv: store this PHP bool instead of the message (`b:1;` or `b:0;`).
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    pub bool: Option<bool>,
+
+    /// sysv: store PHP null instead of the message (`N;`).
+    #[arg(long)]
+    pub null: bool,
+}
+
+impl ValueArgs {
+    /// What `--int`, `--float`, `--bool` or `--null` ask to store, else the message.
+    pub fn value_or(&self, message: Vec<u8>) -> Value {
+        match (self.int, self.float, self.bool) {
+            (Some(int), _, _) => Value::Int(int),
+            (_, Some(float), _) => Value::Float(float),
+            (_, _, Some(bool)) => Value::Bool(bool),
+            _ if self.null => Value::Null,
+            _ => Value::String(message),
+        }
+    }
+
+    /// The options given, by name, for [`check_api`].
+    pub fn given(&self) -> [(&'static str, bool); 4] {
+        [
+            ("--int", self.int.is_some()),
+            ("--float", self.float.is_some()),
+            ("--bool", self.bool.is_some()),
+            ("--null", self.null),
+        ]
+    }
+}
+
+/// How the reader prints a sysv variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// As PHP's `echo $value;` prints it (true is 1, false and null print nothing).
+    Echo,
+    /// As PHP's json_encode($value) writes it (default flags: `\/`, non-ASCII as \uXXXX).
+    Json,
+    /// As json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE) writes it.
+    JsonUnescaped,
+}
+
+/// Variable `var`'s value as PHP's `echo` prints it, or as `json_encode` writes it.
+pub fn print_value(
+    value: &Value,
+    var: i64,
+    format: Format,
+    name: &SegmentKey,
+) -> anyhow::Result<Vec<u8>> {
+    let flags = match format {
+        Format::Echo => {
+            return value
+                .echo()
+                .map_err(|why| anyhow::anyhow!("print variable {var}: {why}"));
+        }
+        Format::Json => JsonFlags::DEFAULT,
+        Format::JsonUnescaped => JsonFlags::UNESCAPED,
+    };
+    let json = value.to_json_with(flags).map_err(|why| {
+        anyhow::anyhow!(
+            "print variable {var} of {name} as JSON: {why}; the segment is left as it is \
+             (--format echo prints it)"
+        )
+    })?;
+    Ok(json.into_bytes())
+}
+
+/// Refuses, as a usage error (exit 2), an option given with the other `--api` than its own:
+/// `sysv_only` and `shmop_only` name each option and whether it was given.
+pub fn check_api<C: clap::CommandFactory>(
+    api: Api,
+    sysv_only: &[(&str, bool)],
+    shmop_only: &[(&str, bool)],
+) {
+    let (misplaced, needs) = match api {
+        Api::Sysv => (shmop_only, "shmop"),
+        Api::Shmop => (sysv_only, "sysv"),
+    };
+    if let Some((flag, _)) = misplaced.iter().find(|(_, given)| *given) {
+        usage_error::<C>(format!("{flag} needs --api {needs}"));
+    }
 }
 
 /// A segment's key and where it came from, as messages name it.
@@ -238,7 +338,8 @@ fn path_exists(path: &Path) -> anyhow::Result<bool> {
     }
 }
 
-/// [`retry`], saying `waiting for WHAT` on stderr once, when the first look finds nothing.
+/// [`retry`], saying `waiting for WHAT` through the deadline once, when the first look finds
+/// nothing.
 pub fn wait<T>(
     deadline: &Deadline,
     what: impl fmt::Display,
@@ -248,7 +349,7 @@ pub fn wait<T>(
     retry(deadline, &what, || {
         let found = attempt()?;
         if found.is_none() && !announced {
-            progress!("waiting for {what}");
+            deadline.say(format_args!("waiting for {what}"));
             announced = true;
         }
         Ok(found)
@@ -285,30 +386,6 @@ pub fn denied(errno: Errno, context: String) -> anyhow::Error {
     }
 }
 
-/// Looks taken at once, `sched_yield(2)` between them, before [`retry`] starts backing off
-/// from 1 ms: enough to catch a peer that is busy with the previous message on another core.
-const HAND_OFF_SPINS: u32 = 200;
-
-/// [`retry`] for the `--count` hand-off, where the peer answers within microseconds: a few
-/// hundred looks back to back (yielding the CPU between them), then the usual backoff. Without
-/// them every message waits out at least one 1 ms backoff step on each side.
-pub fn hand_off_retry<T>(
-    deadline: &Deadline,
-    what: impl fmt::Display,
-    mut attempt: impl FnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<T> {
-    for _ in 0..HAND_OFF_SPINS {
-        if deadline.expired() {
-            break;
-        }
-        if let Some(found) = attempt()? {
-            return Ok(found);
-        }
-        std::thread::yield_now();
-    }
-    retry(deadline, what, attempt)
-}
-
 /// What in a segment is this run's own: the one variable it writes (sysv), or nothing (shmop: a
 /// failed raw writer has written nothing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,17 +394,27 @@ pub enum Ours {
     Nothing,
 }
 
+/// What [`open_or_create`] found or made.
+#[derive(Debug)]
+pub struct Opened {
+    pub id: ShmId,
+    /// The segment's real size in bytes.
+    pub size: usize,
+    /// The guard that removes the segment if this process created it (`None`: it existed).
+    pub created: Option<Cleanup>,
+}
+
 /// PHP's `shm_attach`/`shmop_open($key, "c")`: the existing segment (`shmget(key, 0, 0)`),
-/// else a new one of `size` bytes (`IPC_CREAT | IPC_EXCL`, exactly `mode`). Returns the guard
-/// that removes the segment if this process created it, unless someone else may have put data
-/// in it (see `remove_created`). An existing segment smaller than `size`, or of an untrusted owner
+/// else a new one of `size` bytes (`IPC_CREAT | IPC_EXCL`, exactly `mode`). The guard it returns
+/// removes the segment if this process created it, unless someone else may have put data in it
+/// (see `remove_created`). An existing segment smaller than `size`, or of an untrusted owner
 /// ([`check_owner`]), is an error.
 pub fn open_or_create(
     name: &SegmentKey,
     size: usize,
     mode: Mode,
     ours: Ours,
-) -> anyhow::Result<(ShmId, Option<Cleanup>)> {
+) -> anyhow::Result<Opened> {
     let key = name.key;
     loop {
         if let Some(id) = sysv::shm_open(key).with_context(|| format!("shmget {name}"))? {
@@ -339,16 +426,22 @@ pub fn open_or_create(
                 id.0,
                 id.0
             );
-            progress!("using the existing {name}: shmid {}, {actual} bytes", id.0);
-            return Ok((id, None));
+            return Ok(Opened {
+                id,
+                size: actual,
+                created: None,
+            });
         }
         match sysv::shm_create(key, size, mode.0) {
             Ok(id) => {
                 let what = name.to_string();
                 let guard =
                     Cleanup::register(what.clone(), move || remove_created(id, &what, ours));
-                progress!("created {name}: shmid {}, {size} bytes, mode {mode}", id.0);
-                return Ok((id, Some(guard)));
+                return Ok(Opened {
+                    id,
+                    size,
+                    created: Some(guard),
+                });
             }
             // Another writer created it between our two shmget calls: use theirs.
             Err(Errno::EEXIST) => continue,
@@ -495,27 +588,53 @@ pub struct Shared {
     lock: Option<Semaphore>,
 }
 
+/// How a process attaches the segment (`shmat(2)`'s `SHM_RDONLY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// Whether every access holds PHP's `sem_get` lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// PHP's lock: its semaphore set is created with `mode` if missing, removed by its last user.
+    Php { mode: Mode },
+    /// `--no-lock`: shows the lost updates and torn reads the lock prevents.
+    None,
+}
+
+impl SegmentArgs {
+    /// The lock `--no-lock` asks for; a set it creates gets `mode`.
+    pub fn lock(&self, mode: Mode) -> Lock {
+        if self.no_lock {
+            Lock::None
+        } else {
+            Lock::Php { mode }
+        }
+    }
+}
+
 impl Shared {
-    /// `shmat(2)` the segment and, unless `no_lock`, `sem_get` its lock (created with `mode` if
-    /// missing; removed by its last user).
+    /// `shmat(2)` the segment, then `sem_get` its lock (`semget(2)`, `semtimedop(2)` to register)
+    /// unless [`Lock::None`].
     pub fn attach(
         name: SegmentKey,
         id: ShmId,
-        read_only: bool,
-        no_lock: bool,
-        mode: Mode,
+        access: Access,
+        lock: Lock,
         deadline: &Deadline,
     ) -> anyhow::Result<Shared> {
-        let lock = if no_lock {
-            None
-        } else {
-            let sem = Semaphore::get(name.key, 1, mode.0, deadline)
-                .with_context(|| format!("sem_get the lock of {name}"))?;
-            Some(sem)
-        };
         let counted = Counted::new();
-        let seg = Attached::attach(id, read_only)
+        let seg = Attached::attach(id, access == Access::ReadOnly)
             .map_err(|errno| denied(errno, format!("shmat {name}, shmid {}", id.0)))?;
+        let lock = match lock {
+            Lock::None => None,
+            Lock::Php { mode } => Some(
+                Semaphore::get(name.key, 1, mode.0, deadline)
+                    .with_context(|| format!("sem_get the lock of {name}"))?,
+            ),
+        };
         Ok(Shared {
             name,
             id,
@@ -595,16 +714,38 @@ impl Shared {
     }
 
     /// `shm_put_var(var, value)` with already-serialized bytes, laying out PHP's header first if
-    /// the segment has none (`total` is the store size PHP's `shm_attach` would be given). With
-    /// `only_if_absent`, leaves the store alone and returns `false` while `var` is there (the
-    /// `--count` hand-off). A segment removed meanwhile (a reader's `IPC_RMID`) is an error: the
-    /// value would go down with it.
+    /// the segment has none (`total` is the store size PHP's `shm_attach` would be given). A
+    /// segment removed meanwhile (a reader's `IPC_RMID`) is an error: the value would go down
+    /// with it.
     pub fn put_var(
         &mut self,
         var: i64,
         serialized: &[u8],
         total: usize,
-        only_if_absent: bool,
+        deadline: &Deadline,
+    ) -> anyhow::Result<()> {
+        self.put(var, serialized, total, Put::Always, deadline)
+            .map(drop)
+    }
+
+    /// [`Shared::put_var`], but only while `var` is absent; `false` (the store untouched) while
+    /// it is there: a load run's hand-off through one variable.
+    pub fn put_var_if_absent(
+        &mut self,
+        var: i64,
+        serialized: &[u8],
+        total: usize,
+        deadline: &Deadline,
+    ) -> anyhow::Result<bool> {
+        self.put(var, serialized, total, Put::IfAbsent, deadline)
+    }
+
+    fn put(
+        &mut self,
+        var: i64,
+        serialized: &[u8],
+        total: usize,
+        put: Put,
         deadline: &Deadline,
     ) -> anyhow::Result<bool> {
         let id = self.id;
@@ -617,7 +758,7 @@ impl Shared {
             if !sysvshm::is_initialized(&image) {
                 sysvshm::initialize_prefix(&mut image, total, len).with_context(context)?;
             }
-            if only_if_absent
+            if put == Put::IfAbsent
                 && sysvshm::get_of(&image, len, var)
                     .with_context(context)?
                     .is_some()
@@ -664,45 +805,77 @@ impl Shared {
         })
     }
 
-    /// Waits until variable `var` is in the store and parses, and returns it with its serialized
-    /// bytes; with `take`, also removes it (`--count`). A store that is broken the same way on
-    /// two looks in a row is an error (see the crate docs). With `announce`, says `waiting for
-    /// WHAT` if it has to wait.
+    /// One look for variable `var` under the lock: there and parsed ([`VarLook::Found`]; with
+    /// [`Take::Remove`] also removed, `shm_remove_var`), not there yet, or a store that does not
+    /// parse (with the image it was seen in: broken only if it looks the same twice in a row, see
+    /// the crate docs).
+    pub fn look_for_var(
+        &mut self,
+        var: i64,
+        take: Take,
+        deadline: &Deadline,
+    ) -> anyhow::Result<VarLook> {
+        let (image, found) = self.locked(deadline, |seg, name| {
+            let image = store_image(seg, 0)
+                .map_err(|errno| denied(errno, format!("read variable {var} from {name}")))?;
+            let found = find_var(&image, seg.len(), var)
+                .with_context(|| format!("read variable {var} from {name}"));
+            if take == Take::Remove && matches!(found, Ok(Some(_))) {
+                remove_from(seg, &image, var)
+                    .with_context(|| format!("take variable {var} from {name}"))?;
+            }
+            Ok((image, found))
+        })?;
+        Ok(match found {
+            Ok(Some((value, serialized))) => VarLook::Found(value, serialized),
+            Ok(None) => VarLook::Absent,
+            Err(err) => VarLook::Broken(err, image),
+        })
+    }
+
+    /// `shm_get_var(var)` once the writer has put it: waits until variable `var` is in the store
+    /// and parses, saying `waiting for WHAT` through the deadline if it has to wait, and returns
+    /// it with its serialized bytes. A store broken the same way on two looks in a row is an
+    /// error. A segment without PHP's header when the wait ends is named for what it looks like:
+    /// raw bytes, a shmop segment.
     pub fn wait_for_var(
         &mut self,
         var: i64,
-        take: bool,
         what: impl fmt::Display,
-        announce: bool,
         deadline: &Deadline,
     ) -> anyhow::Result<(Value, Vec<u8>)> {
         let mut broken_before: Option<Vec<u8>> = None;
-        let look = || {
-            let (image, found) = self.locked(deadline, |seg, name| {
-                let image = store_image(seg, 0)
-                    .map_err(|errno| denied(errno, format!("read variable {var} from {name}")))?;
-                let found = find_var(&image, seg.len(), var)
-                    .with_context(|| format!("read variable {var} from {name}"));
-                if take && matches!(found, Ok(Some(_))) {
-                    remove_from(seg, &image, var)
-                        .with_context(|| format!("take variable {var} from {name}"))?;
-                }
-                Ok((image, found))
-            })?;
-            match found {
-                Ok(value) => Ok(value),
-                Err(err) if broken_before.as_ref() == Some(&image) => Err(err),
-                Err(_) => {
+        let found = wait(deadline, what, || {
+            match self.look_for_var(var, Take::Read, deadline)? {
+                VarLook::Found(value, serialized) => Ok(Some((value, serialized))),
+                VarLook::Absent => Ok(None),
+                VarLook::Broken(err, image) if broken_before.as_ref() == Some(&image) => Err(err),
+                VarLook::Broken(_, image) => {
                     broken_before = Some(image);
                     Ok(None)
                 }
             }
+        });
+        found.map_err(|err| match self.looks_raw() {
+            true => err.context(format!(
+                "{} has no PHP sysvshm header but holds bytes: it looks like a shmop segment \
+                 (read it with --api shmop)",
+                self.name
+            )),
+            false => err,
+        })
+    }
+
+    /// Whether the segment holds bytes without PHP's store header: what a shmop writer leaves.
+    fn looks_raw(&self) -> bool {
+        let Ok(image) = store_image(&self.seg, 0) else {
+            return false;
         };
-        if announce {
-            wait(deadline, what, look)
-        } else {
-            hand_off_retry(deadline, what, look)
-        }
+        !sysvshm::is_initialized(&image)
+            && self
+                .seg
+                .read_vec(0, self.seg.len().min(RAW_CHECK_LEN))
+                .is_ok_and(|head| head.iter().any(|&b| b != 0))
     }
 
     /// `shmop_write(bytes, offset)` and a terminating NUL where there is room for one (PHP's
@@ -804,62 +977,49 @@ impl Shared {
     /// What the blog's reader does last, `shm_remove`, once it has printed what it read: under
     /// the lock, `IPC_RMID` the segment, unless `changed` finds a reason to leave it (another
     /// variable in the store, a value written since we read). A segment only its owner or
-    /// creator may remove (a reader running as another user) is left with a warning: the read
-    /// itself succeeded. The lock's semaphore set goes with its last user, usually us.
+    /// creator may remove (a reader running as another user), or a lock that stayed busy until
+    /// the timeout, leaves the segment too: the read itself succeeded, and the result says why.
+    /// The lock's semaphore set goes with its last user, usually us.
     pub fn remove_after_read(
         mut self,
         deadline: &Deadline,
         changed: impl FnOnce(&Attached) -> anyhow::Result<Option<String>>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<AfterRead> {
         let id = self.id;
         let outcome = self.locked(deadline, |seg, name| {
             if let Some(why) = changed(seg)? {
-                progress!("left {name} in place: {why}");
-                return Ok(false);
+                return Ok(AfterRead::Left(why));
             }
             match ignore_gone(sysv::shm_remove(id)) {
-                Ok(()) => Ok(true),
+                Ok(()) => Ok(AfterRead::Removed),
                 Err(Errno::EPERM) => {
                     let stat = sysv::shm_stat(id).ok();
-                    ipc_common::report::warn(format_args!(
-                        "the value was read, but {name} stays: only its owner (uid {}), its \
-                         creator (uid {}) or root may remove it, and we are uid {} (pass --keep \
-                         to leave it to them without this warning)",
-                        stat.map_or(-1, |s| i64::from(s.uid)),
-                        stat.map_or(-1, |s| i64::from(s.creator_uid)),
-                        nix::unistd::geteuid()
-                    ));
-                    Ok(false)
+                    Ok(AfterRead::NotPermitted {
+                        uid: stat.map_or(-1, |s| i64::from(s.uid)),
+                        creator_uid: stat.map_or(-1, |s| i64::from(s.creator_uid)),
+                    })
                 }
                 Err(errno) => Err(errno).with_context(|| format!("shmctl IPC_RMID {name}")),
             }
         });
-        let outcome = match outcome {
+        match outcome {
             // The lock stayed busy until the timeout: what we read was read; the segment stays.
             Err(err) if err.chain().any(|cause| cause.is::<TimedOut>()) => {
-                ipc_common::report::warn(format_args!(
-                    "the value was read, but {} stays: {err:#}",
-                    self.name
-                ));
-                false
+                Ok(AfterRead::LockBusy(format!("{err:#}")))
             }
-            other => other?,
-        };
-        if outcome {
-            progress!("removed {}", self.name);
+            other => other,
         }
-        Ok(())
     }
 
     /// [`Shared::remove_after_read`] for a store: leaves it if it holds a variable other than
     /// `var`, or if `var` no longer holds `seen` (its serialized bytes when we read it; `None`:
-    /// it must be absent, as after `--count` took it).
+    /// it must be absent, as after a load run took it).
     pub fn remove_store_after_read(
         self,
         var: i64,
         seen: Option<&[u8]>,
         deadline: &Deadline,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<AfterRead> {
         self.remove_after_read(deadline, |seg| {
             let len = seg.len();
             let image = store_image(seg, 0)?;
@@ -893,6 +1053,47 @@ impl Shared {
             Ok(None)
         })
     }
+}
+
+/// What [`Shared::remove_after_read`] did with the segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterRead {
+    Removed,
+    /// Left in place, and why (another variable in it, written again since we read).
+    Left(String),
+    /// Only its owner or creator (or root) may remove it; we are another user.
+    NotPermitted {
+        uid: i64,
+        creator_uid: i64,
+    },
+    /// The lock stayed busy until the timeout (the error).
+    LockBusy(String),
+}
+
+/// Whether a look for a variable also takes it out of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// `shm_get_var`: the variable stays.
+    Read,
+    /// `shm_get_var`, then `shm_remove_var` under the same lock.
+    Remove,
+}
+
+/// What one look for a variable found ([`Shared::look_for_var`]).
+#[derive(Debug)]
+pub enum VarLook {
+    /// The value and its serialized bytes.
+    Found(Value, Vec<u8>),
+    Absent,
+    /// The store does not parse; the image it was seen in, to compare with the next look.
+    Broken(anyhow::Error, Vec<u8>),
+}
+
+/// How [`Shared::put`] treats a variable already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Put {
+    Always,
+    IfAbsent,
 }
 
 /// The first few of `vars`, for a message.

@@ -652,19 +652,6 @@ fn an_oversized_shmop_message_is_refused_and_the_run_leaves_nothing() {
 }
 
 #[test]
-fn count_hands_every_message_over_one_variable() {
-    let dir = temp_dir();
-    let key_file = ipc_testkit::key_file(dir.path());
-    let mut take = Proc::spawn("shm-reader", &mut reader(&key_file, &["--count", "20"]));
-    take.wait_for_stderr("waiting for");
-    write(&key_file, &["--count", "20", "--quiet"]).assert_success();
-    take.finish().assert_success().assert_stdout(
-        b"received 20 of 20 messages (860 bytes): 0 lost, 0 duplicated, 0 reordered, 0 corrupted\n",
-    );
-    assert_no_sysv_objects(&key_file, b'T');
-}
-
-#[test]
 fn options_that_do_not_fit_the_api_are_usage_errors() {
     let dir = temp_dir();
     let key_file = dir.path().join("key");
@@ -700,19 +687,6 @@ fn version_and_usage_name_the_binary() {
         let usage = ipc_testkit::run(name, ours(bin).arg("stray"), None);
         usage.assert_failure(2, &format!("Usage: {name} [OPTIONS]"));
     }
-}
-
-/// A number that sizes an allocation is bounded: a usage error, never a capacity-overflow panic.
-#[test]
-fn an_absurd_count_is_a_usage_error_not_a_panic() {
-    let dir = temp_dir();
-    let key_file = ipc_testkit::key_file(dir.path());
-    let absurd = ["--count", "18446744073709551615"];
-    for got in [read(&key_file, &absurd), write(&key_file, &absurd)] {
-        assert_eq!(got.status.code(), Some(2), "{got:?}");
-        assert!(!got.stderr.contains("panicked"), "{got:?}");
-    }
-    assert_no_sysv_objects(&key_file, b'T');
 }
 
 /// An 8 GiB segment: each look copies the used part of the store (or the raw message up to its
@@ -805,5 +779,25 @@ fn a_failed_writer_beside_a_waiting_reader_leaves_nothing() {
         .finish()
         .assert_failure(124, "timed out")
         .assert_failure(124, "removed shared memory segment");
+    assert_no_sysv_objects(&key_file, b'T');
+}
+
+/// A sysvshm reader that finds raw bytes where PHP's store should be says what it looks like:
+/// a shmop segment, and how to read it. Nothing is removed; the shmop reader then takes it.
+#[test]
+fn a_sysv_reader_names_a_shmop_segment() {
+    let dir = temp_dir();
+    let key_file = ipc_testkit::key_file(dir.path());
+    write(&key_file, &["--api", "shmop"]).assert_success();
+    read(&key_file, &["--timeout", "0.3"])
+        .assert_failure(124, "no PHP sysvshm header but holds bytes")
+        .assert_failure(
+            124,
+            "it looks like a shmop segment (read it with --api shmop)",
+        )
+        .assert_stdout(b"");
+    read(&key_file, &["--api", "shmop"])
+        .assert_success()
+        .assert_stdout(&[MESSAGE, b"\n"].concat());
     assert_no_sysv_objects(&key_file, b'T');
 }
