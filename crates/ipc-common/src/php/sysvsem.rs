@@ -198,6 +198,11 @@ fn op(num: u16, op: i16, flags: i32) -> SemOp {
 /// deadline passes.
 fn semop(id: SemId, ops: &[SemOp], deadline: &Deadline) -> nix::Result<()> {
     loop {
+        // A stop signal that arrived before the call would not interrupt it: look first, and
+        // sleep in slices, so one that comes between the look and the call is seen soon too.
+        if crate::runtime::cleanup::stop_signal().is_some() {
+            return Err(Errno::EINTR);
+        }
         let result = match deadline.remaining() {
             // Time is up: one last try that does not wait.
             Some(Duration::ZERO) => {
@@ -207,17 +212,22 @@ fn semop(id: SemId, ops: &[SemOp], deadline: &Deadline) -> nix::Result<()> {
                     .collect();
                 sysv::sem_op(id, &nowait, None)
             }
-            timeout => sysv::sem_op(id, ops, timeout),
+            left => sysv::sem_op(id, ops, Some(left.map_or(SLICE, |left| left.min(SLICE)))),
         };
         match result {
             // A stop signal ends the wait (semop_error turns it into Interrupted); any other
-            // signal just interrupted the sleep.
+            // signal, or the end of a slice before the deadline, just means: look again.
             Err(Errno::EINTR) if crate::runtime::cleanup::stop_signal().is_some() => return result,
             Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) if !deadline.expired() => continue,
             other => return other,
         }
     }
 }
+
+/// The longest one `semtimedop(2)` sleeps: how late a stop signal that arrives just before the
+/// call can be noticed.
+const SLICE: Duration = Duration::from_millis(100);
 
 /// Turns a failed [`semop`] into the error the user reads.
 fn semop_error(errno: Errno, key: Key, deadline: &Deadline, what: &str) -> anyhow::Error {
