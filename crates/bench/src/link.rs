@@ -4,6 +4,7 @@
 //! Every message starts with its sequence number (u64, little-endian); the number
 //! [`STOP`] ends a run. Byte streams also end a throughput run with end of file.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
@@ -54,6 +55,75 @@ pub fn stamp(msg: &mut [u8], seq: u64) {
     msg[..8].copy_from_slice(&seq.to_le_bytes());
 }
 
+/// The process id of the current measurement's peer (0: none), whose CPU clock the measuring
+/// side reads: set when the peer starts.
+static PEER_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Tells the loops which process is the peer, for its CPU time.
+pub fn set_peer(pid: i32) {
+    PEER_PID.store(pid, Ordering::Relaxed);
+}
+
+/// A process's CPU time (user + system) in nanoseconds: `clock_gettime` of `clock`.
+fn cpu_ns(clock: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write.
+    let ret = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ret == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// Both sides' CPU clocks at one moment: this process's (`CLOCK_PROCESS_CPUTIME_ID`) and the
+/// peer's (`clock_getcpuclockid(2)`; Linux lets a process read another's CPU clock).
+#[derive(Clone, Copy, Debug)]
+struct CpuMark {
+    own: Option<u64>,
+    peer: Option<u64>,
+}
+
+impl CpuMark {
+    fn now() -> CpuMark {
+        let pid = PEER_PID.load(Ordering::Relaxed);
+        let peer = (pid > 0)
+            .then(|| {
+                let mut clock: libc::clockid_t = 0;
+                // SAFETY: writes the clock id of process `pid` into `clock`.
+                let ret = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+                (ret == 0).then_some(clock)
+            })
+            .flatten()
+            .and_then(cpu_ns);
+        CpuMark {
+            own: cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID),
+            peer,
+        }
+    }
+
+    /// CPU per message since `self`, on each side.
+    fn per_message(self, messages: u64) -> Cpu {
+        let later = CpuMark::now();
+        let per = |a: Option<u64>, b: Option<u64>| {
+            a.zip(b)
+                .filter(|_| messages > 0)
+                .map(|(a, b)| b.saturating_sub(a) as f64 / messages as f64)
+        };
+        Cpu {
+            own_ns: per(self.own, later.own),
+            peer_ns: per(self.peer, later.peer),
+        }
+    }
+}
+
+/// CPU time per message (round trip, or message of a throughput run), in nanoseconds, on the
+/// measuring side and on the peer, over the timed part of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cpu {
+    pub own_ns: Option<f64>,
+    pub peer_ns: Option<f64>,
+}
+
 /// How long to run, and how long to run before counting.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
@@ -63,9 +133,10 @@ pub struct Budget {
 
 /// The parent's side of a ping-pong run: round trips of `len`-byte messages until the budget
 /// is spent; every round trip after the warm-up, in nanoseconds.
-pub fn ping<L: Link>(link: &mut L, len: usize, budget: Budget) -> anyhow::Result<Vec<u64>> {
+pub fn ping<L: Link>(link: &mut L, len: usize, budget: Budget) -> anyhow::Result<(Vec<u64>, Cpu)> {
     let mut msg = message(len);
     let mut samples = Vec::with_capacity(1 << 16);
+    let mut cpu: Option<CpuMark> = None;
     let start = Instant::now();
     let mut before = start;
     let mut seq = 0u64;
@@ -83,6 +154,9 @@ pub fn ping<L: Link>(link: &mut L, len: usize, budget: Budget) -> anyhow::Result
         let since_start = now - start;
         if since_start > warm {
             samples.push((now - before).as_nanos() as u64);
+        } else if since_start + Duration::from_micros(50) > warm && cpu.is_none() {
+            // Just before the timed round trips begin (a syscall, kept out of them).
+            cpu = Some(CpuMark::now());
         }
         before = now;
         seq += 1;
@@ -90,9 +164,10 @@ pub fn ping<L: Link>(link: &mut L, len: usize, budget: Budget) -> anyhow::Result
             break;
         }
     }
+    let cpu = cpu.map_or_else(Cpu::default, |mark| mark.per_message(samples.len() as u64));
     stamp(&mut msg, STOP);
     link.send(&msg)?;
-    Ok(samples)
+    Ok((samples, cpu))
 }
 
 /// The peer's side of a ping-pong run: echoes every message until the stop message.
@@ -167,7 +242,7 @@ pub fn drain<L: Link>(
     len: usize,
     budget: Budget,
     window: Option<u64>,
-) -> anyhow::Result<Rate> {
+) -> anyhow::Result<(Rate, Cpu)> {
     let grant = window.map(|w| (w / 2).max(1));
     let mut grant_msg = [0u8; 8];
     if let Some(grant) = grant {
@@ -175,7 +250,7 @@ pub fn drain<L: Link>(
     }
     let chunk = if L::STREAM { len.max(64 << 10) } else { len };
     let start = Instant::now();
-    let mut timed_from: Option<(Instant, u64)> = None;
+    let mut timed_from: Option<(Instant, u64, u64, CpuMark)> = None;
     let (mut bytes, mut expected, mut since_grant, mut receipts) = (0u64, 0u64, 0u64, 0u64);
     loop {
         let got = link.recv_any(chunk)?;
@@ -203,7 +278,7 @@ pub fn drain<L: Link>(
         if timed_from.is_none() && (L::STREAM || receipts % 16 == 0) {
             let now = Instant::now();
             if now - start > budget.warmup {
-                timed_from = Some((now, bytes));
+                timed_from = Some((now, bytes, receipts, CpuMark::now()));
             }
         }
         if let Some(grant) = grant {
@@ -228,7 +303,7 @@ pub fn drain<L: Link>(
         );
         bytes -= len as u64;
     }
-    let Some((from, before)) = timed_from else {
+    let Some((from, before, receipts_before, cpu)) = timed_from else {
         bail!("the run ended within its warm-up ({bytes} bytes): raise the budget");
     };
     let timed_bytes = bytes.saturating_sub(before);
@@ -237,9 +312,18 @@ pub fn drain<L: Link>(
         secs > 0.0 && timed_bytes > 0,
         "too few messages after the warm-up to time"
     );
-    Ok(Rate {
-        messages: timed_bytes / len as u64,
-        bytes: timed_bytes,
-        secs,
-    })
+    let messages = timed_bytes / len as u64;
+    let cpu = if L::STREAM {
+        cpu.per_message(messages)
+    } else {
+        cpu.per_message(receipts - receipts_before)
+    };
+    Ok((
+        Rate {
+            messages,
+            bytes: timed_bytes,
+            secs,
+        },
+        cpu,
+    ))
 }

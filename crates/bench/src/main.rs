@@ -4,7 +4,7 @@
 //!
 //! Every measurement runs between two real processes: this one creates the objects (a socket
 //! bound in a private temp dir or on 127.0.0.1 port 0, two FIFOs, an `IPC_PRIVATE` queue, two
-//! `IPC_PRIVATE` segments holding `ipc_common::ring`s), then starts itself again as the peer
+//! `IPC_PRIVATE` segments holding `ipc_ring`s), then starts itself again as the peer
 //! (`ipc-bench peer ...`, hidden), which attaches and says hello through the mechanism: that
 //! hello is the readiness handshake. Then:
 //! - round trip: this side sends a message, the peer sends it back (`send(2)`/`recv(2)`,
@@ -46,7 +46,7 @@ use bench::tools::ToolBudget;
 use bench::{measure, output, raw};
 use clap::{Parser, Subcommand};
 use ipc_common::cli::CommonArgs;
-use ipc_common::ring;
+use ipc_ring as ring;
 
 /// Measures the blog's IPC mechanisms on this machine and checks the blog's claims.
 #[derive(Parser, Debug)]

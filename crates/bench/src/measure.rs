@@ -21,16 +21,21 @@ use ipc_common::{cleanup, report};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::link::{self, Budget, Link, Rate};
+use crate::link::{self, Budget, Cpu, Link, Rate};
 use crate::plan::{Imp, Kind, Knobs, Mech, Spec};
 use crate::{ours, raw};
 
 /// What one measurement gives.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Every round trip after the warm-up, in nanoseconds.
-    Latency(Vec<u64>),
-    Throughput(Rate),
+    /// Every round trip after the warm-up, in nanoseconds, and the CPU they cost; the floors
+    /// also give `batch_ns`, round trips timed in batches (no clock read per round trip).
+    Latency {
+        samples: Vec<u64>,
+        cpu: Cpu,
+        batch_ns: Option<f64>,
+    },
+    Throughput(Rate, Cpu),
 }
 
 /// What the measuring side needs besides the spec.
@@ -65,6 +70,7 @@ impl Ctx<'_> {
         let child = command
             .spawn()
             .with_context(|| format!("start the peer process for {}", self.spec))?;
+        link::set_peer(child.id() as i32);
         Ok(PeerProc { child })
     }
 
@@ -200,10 +206,15 @@ pub fn measure(
 /// The measuring side's loop for `spec`, over any link.
 pub fn drive<L: Link>(link: &mut L, spec: &Spec, window: Option<u64>) -> anyhow::Result<Outcome> {
     match spec.kind {
-        Kind::Latency => link::ping(link, spec.wire_size(), spec.budget).map(Outcome::Latency),
-        Kind::Throughput => {
-            link::drain(link, spec.wire_size(), spec.budget, window).map(Outcome::Throughput)
+        Kind::Latency => {
+            link::ping(link, spec.wire_size(), spec.budget).map(|(samples, cpu)| Outcome::Latency {
+                samples,
+                cpu,
+                batch_ns: None,
+            })
         }
+        Kind::Throughput => link::drain(link, spec.wire_size(), spec.budget, window)
+            .map(|(rate, cpu)| Outcome::Throughput(rate, cpu)),
     }
 }
 

@@ -4,7 +4,7 @@
 //!   (`send(2)`/`recv(2)` bounded by `SO_SNDTIMEO`/`SO_RCVTIMEO`);
 //! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `write_all`, `read_chunk_expecting`);
 //! - the queue: the `mq` crate's `send`/`receive` over `ipc_common::sysv::MsgBuf`;
-//! - shared memory: `ipc_common::ring` over `ipc_common::sysv::Attached`.
+//! - shared memory: `ipc_ring` over `ipc_common::sysv::Attached`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,9 +14,9 @@ use dgram::{Receiver, Sender};
 use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::Mode;
 use ipc_common::endpoint::{DgramEndpoint, StreamEndpoint};
-use ipc_common::ring::{self, Consumer, Producer, Wait};
 use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
 use ipc_common::wait::Deadline;
+use ipc_ring::{self as ring, Consumer, Producer, Wait};
 use socket2::SockRef;
 use stream::TimedConn;
 

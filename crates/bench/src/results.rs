@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::link::Rate;
+use crate::link::{Cpu, Rate};
 use crate::plan::{Imp, Kind, Mech, Pin};
 use crate::stats::{self, Summary};
 use crate::tools::ToolFigure;
@@ -47,6 +47,10 @@ pub struct Record {
     pub knob: Option<Knob>,
     pub latency: Option<Summary>,
     pub rate: Option<Rate>,
+    /// CPU per message on each side.
+    pub cpu: Cpu,
+    /// The floors: nanoseconds per round trip timed in batches.
+    pub batch_ns: Option<f64>,
 }
 
 /// How the run was made, for the report's head.

@@ -69,9 +69,13 @@ pub fn run(
         serial += 1;
         match measure::measure(spec, &dir.path, timeout, serial, quiet) {
             Ok(outcome) => {
-                let (latency, rate) = match outcome {
-                    Outcome::Latency(mut samples) => (Summary::of(&mut samples), None),
-                    Outcome::Throughput(rate) => (None, Some(rate)),
+                let (latency, rate, cpu, batch_ns) = match outcome {
+                    Outcome::Latency {
+                        mut samples,
+                        cpu,
+                        batch_ns,
+                    } => (Summary::of(&mut samples), None, cpu, batch_ns),
+                    Outcome::Throughput(rate, cpu) => (None, Some(rate), cpu, None),
                 };
                 match (&latency, &rate) {
                     (Some(s), _) => progress!(
@@ -93,6 +97,8 @@ pub fn run(
                     knob,
                     latency,
                     rate,
+                    cpu,
+                    batch_ns,
                 });
             }
             Err(err) => {
