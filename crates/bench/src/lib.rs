@@ -1,6 +1,7 @@
 //! The benchmark's machinery, used by the `ipc-bench` binary: the measurement loops ([`link`]),
 //! what one measurement is ([`plan`]) and how it runs between two processes ([`measure`]), the
-//! mechanisms through our code ([`ours`]) and through raw libc with the floors ([`raw`]), the
+//! mechanisms through our code ([`ours`]), through raw libc with the floors ([`raw`]) and
+//! through the best other system (iceoryx2, [`peers`]), the
 //! standard tools ([`tools`]), statistics ([`stats`]), the derived figures, claims and targets
 //! ([`results`]), the report ([`output`]) and a whole run ([`suite`]).
 
@@ -8,6 +9,7 @@ pub mod link;
 pub mod measure;
 pub mod ours;
 pub mod output;
+pub mod peers;
 pub mod plan;
 pub mod raw;
 pub mod results;

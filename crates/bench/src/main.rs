@@ -221,6 +221,10 @@ fn plan(args: &Args) -> Plan {
         notes.push("pin same: both processes share CPU 0, so the spinning variants (shm-spin, the spin floor) were skipped".into());
     }
     let keep = |m: &Mech| named(m) && (spins_allowed || !m.spins());
+    if !bench::peers::BUILT && Mech::MECHANISMS.iter().any(|m| m.imps() == [Imp::Peer] && named(m)) {
+        notes.push("iceoryx2 not measured: ipc-bench was built without it (cargo build --release -p bench --features iceoryx2)".into());
+    }
+    let keep = |m: &Mech| keep(m) && (bench::peers::BUILT || m.imps() != [Imp::Peer]);
     let mechs: Vec<Mech> = Mech::MECHANISMS.into_iter().filter(keep).collect();
     let floors: Vec<Mech> = Mech::FLOORS.into_iter().filter(keep).collect();
     let imps = if args.imps.is_empty() {

@@ -23,7 +23,7 @@ use nix::unistd::Pid;
 
 use crate::link::{self, Budget, Cpu, Link, Rate};
 use crate::plan::{Imp, Kind, Knobs, Mech, Spec};
-use crate::{ours, raw};
+use crate::{ours, peers, raw};
 
 /// What one measurement gives.
 #[derive(Debug)]
@@ -193,6 +193,7 @@ pub fn measure(
             result
         }
         Imp::Raw => raw::parent(&ctx),
+        Imp::Peer => peers::parent(&ctx),
     };
     result.map_err(|err| {
         if ctx.deadline.expired() && !err.is::<wait::TimedOut>() {
@@ -312,6 +313,7 @@ pub fn peer(args: PeerArgs) -> anyhow::Result<()> {
     match spec.imp {
         Imp::Ours => ours::peer(&args, &spec, &deadline),
         Imp::Raw => raw::peer(&args, &spec, &deadline),
+        Imp::Peer => peers::peer(&args, &spec, &deadline),
     }
     .with_context(|| format!("peer of {spec}"))
 }

@@ -34,8 +34,8 @@ pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         Mech::Unix | Mech::Tcp => stream_parent(ctx),
         Mech::Fifo => fifo_parent(ctx),
         Mech::Mq => mq_parent(ctx),
-        Mech::Shm | Mech::ShmSpin => shm_parent(ctx),
-        Mech::Futex | Mech::Spin => unreachable!("the floors are raw only"),
+        Mech::Shm | Mech::ShmSpin | Mech::ShmZc => shm_parent(ctx),
+        _ => anyhow::bail!("{} has no implementation of ours", ctx.spec.mech),
     }
 }
 
@@ -46,8 +46,8 @@ pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
         Mech::Unix | Mech::Tcp => stream_peer(args, spec, deadline),
         Mech::Fifo => fifo_peer(args, spec, deadline),
         Mech::Mq => mq_peer(args, spec, deadline),
-        Mech::Shm | Mech::ShmSpin => shm_peer(args, spec, deadline),
-        Mech::Futex | Mech::Spin => unreachable!("the floors are raw only"),
+        Mech::Shm | Mech::ShmSpin | Mech::ShmZc => shm_peer(args, spec, deadline),
+        _ => anyhow::bail!("{} has no implementation of ours", spec.mech),
     }
 }
 
@@ -596,28 +596,92 @@ struct ShmLink {
     rx: Consumer,
     buf: Vec<u8>,
     deadline: Deadline,
+    /// Zero-copy: loans and taken messages, only the sequence number written and read in
+    /// place; `buf` then only carries that number back to the loops.
+    zero_copy: bool,
+}
+
+impl ShmLink {
+    /// Zero-copy send: a loan of `len` bytes with `seq` stamped in place.
+    fn send_in_place(&mut self, len: usize, seq: [u8; 8]) -> anyhow::Result<()> {
+        let mut loan = self.tx.loan(len, &self.deadline)?;
+        loan.bytes()[..8].copy_from_slice(&seq);
+        loan.commit()
+    }
+
+    /// Zero-copy receive: the next message's length and sequence number, read in place.
+    fn take_in_place(&mut self) -> anyhow::Result<(usize, [u8; 8])> {
+        let taken = self.rx.take(&self.deadline)?;
+        let bytes = taken.bytes();
+        let seq = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .context("a message shorter than its sequence number")?;
+        let len = bytes.len();
+        taken.release()?;
+        Ok((len, seq))
+    }
+
+    /// Zero-copy: what the loops see of a message (its length, its sequence number first).
+    fn seen(&mut self, len: usize, seq: [u8; 8]) -> &[u8] {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        self.buf[..8].copy_from_slice(&seq);
+        &self.buf[..len]
+    }
 }
 
 impl Link for ShmLink {
     const STREAM: bool = false;
 
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        if self.zero_copy {
+            let seq = msg[..8].try_into().expect("8 bytes");
+            return self.send_in_place(msg.len(), seq);
+        }
         self.tx.send(msg, &self.deadline)
     }
 
     fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        if self.zero_copy {
+            let (n, seq) = self.take_in_place()?;
+            ensure!(n == len, "a {n}-byte message, expected {len}");
+            return Ok(self.seen(n, seq));
+        }
         let n = self.rx.recv(&mut self.buf, &self.deadline)?;
         ensure!(n == len, "a {n}-byte message, expected {len}");
         Ok(&self.buf[..n])
     }
 
     fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
+        if self.zero_copy {
+            let (n, seq) = self.take_in_place()?;
+            ensure!(n <= max, "a {n}-byte message, expected at most {max}");
+            return Ok(self.seen(n, seq));
+        }
         let max = max.min(self.buf.len());
         let n = self.rx.recv(&mut self.buf[..max], &self.deadline)?;
         Ok(&self.buf[..n])
     }
 
     fn echo(&mut self, len: usize) -> anyhow::Result<bool> {
+        if self.zero_copy {
+            // The reply is loaned while the message is still held: both in place, as a
+            // zero-copy echo does.
+            let taken = self.rx.take(&self.deadline)?;
+            let n = taken.bytes().len();
+            ensure!(n == len, "a {n}-byte message, expected {len}");
+            let seq: [u8; 8] = taken.bytes()[..8].try_into().expect("8 bytes");
+            if u64::from_le_bytes(seq) == STOP {
+                return Ok(false);
+            }
+            let mut loan = self.tx.loan(n, &self.deadline)?;
+            loan.bytes()[..8].copy_from_slice(&seq);
+            loan.commit()?;
+            taken.release()?;
+            return Ok(true);
+        }
         let n = self.rx.recv(&mut self.buf, &self.deadline)?;
         ensure!(n == len, "a {n}-byte message, expected {len}");
         if seq_of(&self.buf[..n]) == STOP {
@@ -664,6 +728,7 @@ fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         rx: Consumer::new(up, ring_wait(spec))?,
         buf: vec![0; spec.wire_size().max(HELLO.len())],
         deadline: ctx.deadline,
+        zero_copy: spec.mech == Mech::ShmZc,
     };
     link.recv(HELLO.len())?;
     // Both sides are attached: removing now lets the segments go with the last detach, even
@@ -685,6 +750,7 @@ fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
         tx: Producer::new(attach(1)?, ring_wait(spec))?,
         buf: vec![0; spec.wire_size().max(HELLO.len())],
         deadline: *deadline,
+        zero_copy: spec.mech == Mech::ShmZc,
     };
     link.send(&HELLO)?;
     serve(&mut link, spec, None)

@@ -29,15 +29,27 @@ pub enum Mech {
     Shm,
     /// The SysV shared-memory ring, spinning before it parks.
     ShmSpin,
-    /// Floor: a bare futex hand-off between two processes, no data.
+    /// The ring, spinning, zero-copy: the writer fills a loaned place in the ring, the reader
+    /// reads it in place (only the sequence number is written and read).
+    ShmZc,
+    /// The best peer for shared memory: iceoryx2 publish-subscribe, busy-polling, payload copied
+    /// in and out.
+    Iox,
+    /// iceoryx2, zero-copy: loaned samples written and read in place (sequence number only).
+    IoxZc,
+    /// Floor: one shared cache line, a futex wake each way (no data).
     Futex,
-    /// Floor: a bare spin hand-off between two processes, no data.
+    /// Floor: one shared cache line, spinning (the core-to-core latency; no data).
     Spin,
+    /// Wake-up: an eventfd each way (no data).
+    Eventfd,
+    /// Wake-up: a SysV semaphore each way (no data).
+    Sem,
 }
 
 impl Mech {
     /// The mechanisms, in table order.
-    pub const MECHANISMS: [Mech; 8] = [
+    pub const MECHANISMS: [Mech; 11] = [
         Mech::Udg,
         Mech::Udp,
         Mech::Unix,
@@ -46,8 +58,27 @@ impl Mech {
         Mech::Mq,
         Mech::Shm,
         Mech::ShmSpin,
+        Mech::ShmZc,
+        Mech::Iox,
+        Mech::IoxZc,
     ];
-    pub const FLOORS: [Mech; 2] = [Mech::Futex, Mech::Spin];
+    /// The floors and the other wake-ups of the wake-up matrix (no data, round trips only).
+    pub const FLOORS: [Mech; 4] = [Mech::Spin, Mech::Futex, Mech::Eventfd, Mech::Sem];
+
+    /// Whose implementations this mechanism has.
+    pub fn imps(self) -> &'static [Imp] {
+        match self {
+            Mech::ShmZc => &[Imp::Ours],
+            Mech::Iox | Mech::IoxZc => &[Imp::Peer],
+            Mech::Futex | Mech::Spin | Mech::Eventfd | Mech::Sem => &[Imp::Raw],
+            _ => &[Imp::Ours, Imp::Raw],
+        }
+    }
+
+    /// Whether it is measured in round trips only.
+    pub fn latency_only(self) -> bool {
+        matches!(self, Mech::Iox | Mech::IoxZc) || Mech::FLOORS.contains(&self)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -59,8 +90,13 @@ impl Mech {
             Mech::Mq => "mq",
             Mech::Shm => "shm",
             Mech::ShmSpin => "shm-spin",
+            Mech::ShmZc => "shm-zc",
+            Mech::Iox => "iox",
+            Mech::IoxZc => "iox-zc",
             Mech::Futex => "futex",
             Mech::Spin => "spin",
+            Mech::Eventfd => "eventfd",
+            Mech::Sem => "sem",
         }
     }
 
@@ -75,13 +111,21 @@ impl Mech {
             Mech::Mq => "SysV queue",
             Mech::Shm => "shm ring (futex)",
             Mech::ShmSpin => "shm ring (spin)",
-            Mech::Futex => "futex hand-off",
-            Mech::Spin => "spin hand-off",
+            Mech::ShmZc => "shm ring zero-copy",
+            Mech::Iox => "iceoryx2 (copy)",
+            Mech::IoxZc => "iceoryx2 zero-copy",
+            Mech::Futex => "futex wake",
+            Mech::Spin => "cache line (spin)",
+            Mech::Eventfd => "eventfd",
+            Mech::Sem => "SysV semaphore",
         }
     }
 
     pub fn spins(self) -> bool {
-        matches!(self, Mech::ShmSpin | Mech::Spin)
+        matches!(
+            self,
+            Mech::ShmSpin | Mech::ShmZc | Mech::Iox | Mech::IoxZc | Mech::Spin
+        )
     }
 
     /// The size a "`size`-byte message" really is on this mechanism.
@@ -125,6 +169,8 @@ pub enum Imp {
     Ours,
     /// The same syscalls straight through libc, blocking, as a C program makes them.
     Raw,
+    /// The best other system for the job (iceoryx2 for shared memory).
+    Peer,
 }
 
 impl fmt::Display for Imp {
@@ -132,6 +178,7 @@ impl fmt::Display for Imp {
         f.write_str(match self {
             Imp::Ours => "ours",
             Imp::Raw => "raw",
+            Imp::Peer => "peer",
         })
     }
 }

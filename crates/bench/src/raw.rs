@@ -61,6 +61,9 @@ pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         Mech::Mq => mq_parent(ctx),
         Mech::Shm | Mech::ShmSpin => shm_parent(ctx),
         Mech::Futex | Mech::Spin => floor_parent(ctx),
+        Mech::Eventfd => eventfd_parent(ctx),
+        Mech::Sem => sem_parent(ctx),
+        _ => bail!("{} has no raw implementation", ctx.spec.mech),
     }
 }
 
@@ -74,6 +77,9 @@ pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
         Mech::Mq => mq_peer(args, spec),
         Mech::Shm | Mech::ShmSpin => shm_peer(args, spec, deadline),
         Mech::Futex | Mech::Spin => floor_peer(args, spec, deadline),
+        Mech::Eventfd => eventfd_peer(args, spec),
+        Mech::Sem => sem_peer(args, spec),
+        _ => bail!("{} has no raw implementation", spec.mech),
     }
 }
 
@@ -1021,6 +1027,224 @@ fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
     let mut link = raw_shm(up, down, spec, deadline);
     let hello = vec![0; link.len];
     link.put(&hello)?;
+    serve(&mut link, spec, None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The other wake-ups of the matrix: an eventfd each way, a SysV semaphore each way. No data; a
+// round trip is a post and a wait on each side. Blocking calls, bounded by the watchdogs.
+
+/// Two eventfds, `tx` towards the other side, `rx` back. A post writes 1, the stop message 2.
+struct Eventfds {
+    tx: OwnedFd,
+    rx: OwnedFd,
+    last: u64,
+    reply: [u8; 8],
+}
+
+impl Eventfds {
+    fn post(&self, value: u64) -> anyhow::Result<()> {
+        let bytes = value.to_ne_bytes();
+        // SAFETY: writes 8 bytes from `bytes` to our eventfd.
+        let ret = unsafe { libc::write(self.tx.as_raw_fd(), bytes.as_ptr().cast(), 8) };
+        check(ret, "write(eventfd)").map(drop)
+    }
+
+    fn wait(&self) -> anyhow::Result<u64> {
+        let mut bytes = [0u8; 8];
+        loop {
+            // SAFETY: reads 8 bytes into `bytes` from our eventfd.
+            let ret = unsafe { libc::read(self.rx.as_raw_fd(), bytes.as_mut_ptr().cast(), 8) };
+            if ret < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            check(ret, "read(eventfd)")?;
+            return Ok(u64::from_ne_bytes(bytes));
+        }
+    }
+}
+
+impl Link for Eventfds {
+    const STREAM: bool = false;
+
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.last = seq_of(msg);
+        self.post(if self.last == STOP { 2 } else { 1 })
+    }
+
+    fn recv(&mut self, _len: usize) -> anyhow::Result<&[u8]> {
+        self.wait()?;
+        stamp(&mut self.reply, self.last);
+        Ok(&self.reply)
+    }
+
+    fn recv_any(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        self.recv(len)
+    }
+
+    fn echo(&mut self, _len: usize) -> anyhow::Result<bool> {
+        if self.wait()? != 1 {
+            return Ok(false);
+        }
+        self.post(1)?;
+        Ok(true)
+    }
+}
+
+fn eventfd() -> anyhow::Result<OwnedFd> {
+    // No EFD_CLOEXEC: the peer inherits it (the only process started while it is open).
+    // SAFETY: eventfd(2) with plain flags.
+    let fd = unsafe { libc::eventfd(0, 0) };
+    check(fd as isize, "eventfd")?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn eventfd_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let spec = &ctx.spec;
+    let (down, up) = (eventfd()?, eventfd()?);
+    let peer = ctx.spawn(&[
+        format!("--addr={}", down.as_raw_fd()),
+        format!("--addr={}", up.as_raw_fd()),
+    ])?;
+    // A stuck peer is killed; a post to our own eventfd then ends our wait.
+    let unblock = up.try_clone().context("dup eventfd")?;
+    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
+        // SAFETY: writes 8 bytes to our own eventfd.
+        unsafe { libc::write(unblock.as_raw_fd(), 3u64.to_ne_bytes().as_ptr().cast(), 8) };
+    });
+    let mut link = Eventfds {
+        tx: down,
+        rx: up,
+        last: 0,
+        reply: [0; 8],
+    };
+    ensure!(link.wait()? == 1, "the peer's hello");
+    let outcome = drive(&mut link, spec, None)?;
+    drop(_watchdog);
+    peer.finish(&ctx.deadline)?;
+    Ok(outcome)
+}
+
+fn eventfd_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
+    let fd = |i: usize| -> anyhow::Result<OwnedFd> {
+        let raw: RawFd = args.addr(i)?.parse().context("--addr: a descriptor")?;
+        // SAFETY: the descriptor was inherited from the measuring side for this run alone.
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    };
+    let mut link = Eventfds {
+        rx: fd(0)?,
+        tx: fd(1)?,
+        last: 0,
+        reply: [0; 8],
+    };
+    link.post(1)?;
+    serve(&mut link, spec, None)
+}
+
+/// A semaphore set of two: number 0 towards the peer, 1 back. The stop message removes the
+/// set (the peer's wait then fails with `EIDRM`, its end).
+struct Sems {
+    id: sysv::SemId,
+    post_num: u16,
+    wait_num: u16,
+    last: u64,
+    reply: [u8; 8],
+}
+
+impl Sems {
+    fn op(&self, num: u16, op: i16) -> io::Result<()> {
+        let mut sop = libc::sembuf {
+            sem_num: num,
+            sem_op: op,
+            sem_flg: 0,
+        };
+        loop {
+            // SAFETY: one valid sembuf.
+            if unsafe { libc::semop(self.id.0, &mut sop, 1) } == 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl Link for Sems {
+    const STREAM: bool = false;
+
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.last = seq_of(msg);
+        if self.last == STOP {
+            return sysv::sem_remove(self.id).context("semctl(IPC_RMID)");
+        }
+        self.op(self.post_num, 1).context("semop(+1)")
+    }
+
+    fn recv(&mut self, _len: usize) -> anyhow::Result<&[u8]> {
+        self.op(self.wait_num, -1).context("semop(-1)")?;
+        stamp(&mut self.reply, self.last);
+        Ok(&self.reply)
+    }
+
+    fn recv_any(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        self.recv(len)
+    }
+
+    fn echo(&mut self, _len: usize) -> anyhow::Result<bool> {
+        match self.op(self.wait_num, -1) {
+            Ok(()) => {}
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EIDRM | libc::EINVAL)) => {
+                return Ok(false);
+            }
+            Err(err) => return Err(err).context("semop(-1)"),
+        }
+        self.op(self.post_num, 1).context("semop(+1)")?;
+        Ok(true)
+    }
+}
+
+fn sem_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let spec = &ctx.spec;
+    let id = sysv::sem_create(sysv::Key(libc::IPC_PRIVATE), 2, 0o600)
+        .context("semget(IPC_PRIVATE)")?;
+    let _guard = ipc_common::cleanup::Cleanup::register(
+        format!("semaphore set id {}", id.0),
+        move || match sysv::sem_remove(id) {
+            // The stop message or the watchdog removed it already.
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
+            Err(errno) => Err(errno.into()),
+        },
+    );
+    let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
+    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
+        let _ = sysv::sem_remove(id);
+    });
+    let mut link = Sems {
+        id,
+        post_num: 0,
+        wait_num: 1,
+        last: 0,
+        reply: [0; 8],
+    };
+    link.op(1, -1).context("semop: the peer's hello")?;
+    let outcome = drive(&mut link, spec, None)?;
+    peer.finish(&ctx.deadline)?;
+    Ok(outcome)
+}
+
+fn sem_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
+    let id = sysv::SemId(args.addr(0)?.parse().context("--addr: a semaphore set id")?);
+    let mut link = Sems {
+        id,
+        post_num: 1,
+        wait_num: 0,
+        last: 0,
+        reply: [0; 8],
+    };
+    link.op(1, 1).context("semop: the hello")?;
     serve(&mut link, spec, None)
 }
 

@@ -115,9 +115,17 @@ pub fn run(
         for kind in &plan.kinds {
             for &size in &plan.sizes {
                 for &mech in &plan.mechs {
+                    if *kind == Kind::Throughput && mech.latency_only() {
+                        continue;
+                    }
                     // Alternate which goes first, so neither always runs right after a
                     // different mechanism's teardown.
-                    let mut imps = plan.imps.clone();
+                    let mut imps: Vec<Imp> = mech
+                        .imps()
+                        .iter()
+                        .copied()
+                        .filter(|imp| *imp == Imp::Peer || plan.imps.contains(imp))
+                        .collect();
                     if rep % 2 == 1 {
                         imps.reverse();
                     }
