@@ -152,13 +152,17 @@ pub fn ping<L: Link>(link: &mut L, len: usize, budget: Budget) -> anyhow::Result
         );
         let now = Instant::now();
         let since_start = now - start;
-        if since_start > warm {
-            samples.push((now - before).as_nanos() as u64);
-        } else if since_start + Duration::from_micros(50) > warm && cpu.is_none() {
-            // Just before the timed round trips begin (a syscall, kept out of them).
+        if since_start <= warm {
+            before = now;
+        } else if cpu.is_none() {
+            // The CPU clocks are read where the timed round trips begin (syscalls, kept out of
+            // them: the clock restarts after).
             cpu = Some(CpuMark::now());
+            before = Instant::now();
+        } else {
+            samples.push((now - before).as_nanos() as u64);
+            before = now;
         }
-        before = now;
         seq += 1;
         if since_start > end {
             break;
@@ -168,6 +172,97 @@ pub fn ping<L: Link>(link: &mut L, len: usize, budget: Budget) -> anyhow::Result
     stamp(&mut msg, STOP);
     link.send(&msg)?;
     Ok((samples, cpu))
+}
+
+/// What an open-loop run measured: latency percentiles from the intended send times, in
+/// nanoseconds, and the rate achieved.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tail {
+    pub p50_ns: f64,
+    pub p99_ns: f64,
+    pub p999_ns: f64,
+    pub max_ns: f64,
+    /// Round trips completed per second (the target rate, or less past saturation).
+    pub achieved: f64,
+    pub samples: u64,
+}
+
+/// The measuring side of an open-loop run: round trip `i` is due at `start + i / rate`; the
+/// loop waits for that moment (sleeping, then spinning for the last 100 µs), sends, waits for
+/// the echo, and records the time from the moment it was due, not from when it was sent. A
+/// late echo thereby delays the next send and that delay is counted (the coordinated omission
+/// a closed loop hides). Recorded in an HDR histogram (3 significant digits).
+pub fn open_loop<L: Link>(
+    link: &mut L,
+    len: usize,
+    budget: Budget,
+    rate: u64,
+) -> anyhow::Result<(Tail, Cpu)> {
+    ensure!(rate > 0, "an open-loop rate of 0");
+    // 1 ns to an hour, 3 significant digits.
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)
+        .map_err(|e| anyhow::anyhow!("an HDR histogram: {e}"))?;
+    let mut msg = message(len);
+    let interval = 1e9 / rate as f64;
+    let start = Instant::now();
+    let (warm, end) = (budget.warmup, budget.warmup + budget.measure);
+    let mut cpu: Option<(CpuMark, Instant)> = None;
+    let mut seq = 0u64;
+    loop {
+        let due = start + Duration::from_nanos((seq as f64 * interval) as u64);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            let ahead = due - now;
+            if ahead > Duration::from_micros(200) {
+                std::thread::sleep(ahead - Duration::from_micros(100));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        stamp(&mut msg, seq);
+        link.send(&msg)?;
+        let reply = link.recv(len)?;
+        ensure!(
+            seq_of(reply) == seq,
+            "round trip {seq}: the echo carried sequence number {}",
+            seq_of(reply)
+        );
+        let now = Instant::now();
+        let since_start = now - start;
+        // Past the warm-up by the clock (a saturated schedule runs behind it).
+        if since_start > warm {
+            if cpu.is_none() {
+                cpu = Some((CpuMark::now(), now));
+            }
+            hist.saturating_record((now - due).as_nanos() as u64);
+        }
+        seq += 1;
+        if since_start > end {
+            break;
+        }
+    }
+    let done = Instant::now();
+    stamp(&mut msg, STOP);
+    link.send(&msg)?;
+    let Some((mark, from)) = cpu else {
+        bail!("the open-loop run ended within its warm-up: raise the budget");
+    };
+    let samples = hist.len();
+    let at = |q: f64| hist.value_at_quantile(q) as f64;
+    Ok((
+        Tail {
+            p50_ns: at(0.5),
+            p99_ns: at(0.99),
+            p999_ns: at(0.999),
+            max_ns: hist.max() as f64,
+            achieved: samples as f64 / (done - from).as_secs_f64(),
+            samples,
+        },
+        mark.per_message(samples),
+    ))
 }
 
 /// The peer's side of a ping-pong run: echoes every message until the stop message.

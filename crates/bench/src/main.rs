@@ -40,7 +40,7 @@ use anyhow::Context;
 use bench::link::Budget;
 use bench::measure::PeerArgs;
 use bench::plan::{Imp, Kind, Knobs, Mech, Pin};
-use bench::results::{Results, SIZES};
+use bench::results::{ALL_SIZES, Results, SIZES};
 use bench::suite::{self, Plan};
 use bench::tools::ToolBudget;
 use bench::{measure, output, raw};
@@ -82,7 +82,8 @@ struct Args {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "MECH")]
     only: Vec<Mech>,
 
-    /// Measure only these figures (comma-separated).
+    /// Measure only these figures (comma-separated) [default: latency,throughput; `open` is the
+    /// open loop at --rate].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
     kinds: Vec<Kind>,
 
@@ -90,7 +91,8 @@ struct Args {
     #[arg(long = "impl", value_enum, value_delimiter = ',', value_name = "IMPL")]
     imps: Vec<Imp>,
 
-    /// Measure only these message sizes (comma-separated; of 64, 4096, 65536).
+    /// Measure only these message sizes (comma-separated powers of 4 from 64 to 4194304)
+    /// [default: 64, 4096, 65536].
     #[arg(long, value_delimiter = ',', value_name = "BYTES", value_parser = parse_size)]
     sizes: Vec<usize>,
 
@@ -112,6 +114,16 @@ struct Args {
     /// How long the spinning variants spin before they sleep, in microseconds.
     #[arg(long, value_name = "US", default_value = "200")]
     spin_us: u64,
+
+    /// Measure every power of 4 from 64 B to 4 MiB (round trip and throughput, charted with
+    /// --plot as FILE-sizes-rtt.svg and FILE-sizes-thr.svg).
+    #[arg(long, conflicts_with = "sizes")]
+    size_sweep: bool,
+
+    /// Open loop (--kinds open): round trips started per second, comma-separated, at the
+    /// smallest size; latency is measured from each one's intended send time.
+    #[arg(long, value_delimiter = ',', value_name = "N", default_value = "1000,10000,50000,200000,1000000", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    rate: Vec<u64>,
 
     /// Skip iperf3, sockperf and perf bench.
     #[arg(long)]
@@ -146,9 +158,9 @@ enum Hidden {
 
 fn parse_size(text: &str) -> Result<usize, String> {
     match text.parse() {
-        Ok(size) if SIZES.contains(&size) => Ok(size),
+        Ok(size) if ALL_SIZES.contains(&size) => Ok(size),
         _ => Err(format!(
-            "`{text}`: the sizes measured are 64, 4096 and 65536"
+            "`{text}`: give a power of 4 from 64 to 4194304 (4 MiB)"
         )),
     }
 }
@@ -203,6 +215,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.plot {
         output::plot(&results, path)?;
+        if args.size_sweep {
+            output::plot_sizes(&results, path)?;
+        }
+        output::plot_open(&results, path)?;
     }
     match failures.len() {
         0 => Ok(()),
@@ -221,7 +237,11 @@ fn plan(args: &Args) -> Plan {
         notes.push("pin same: both processes share CPU 0, so the spinning variants (shm-spin, the spin floor) were skipped".into());
     }
     let keep = |m: &Mech| named(m) && (spins_allowed || !m.spins());
-    if !bench::peers::BUILT && Mech::MECHANISMS.iter().any(|m| m.imps() == [Imp::Peer] && named(m)) {
+    if !bench::peers::BUILT
+        && Mech::MECHANISMS
+            .iter()
+            .any(|m| m.imps() == [Imp::Peer] && named(m))
+    {
         notes.push("iceoryx2 not measured: ipc-bench was built without it (cargo build --release -p bench --features iceoryx2)".into());
     }
     let keep = |m: &Mech| keep(m) && (bench::peers::BUILT || m.imps() != [Imp::Peer]);
@@ -265,7 +285,9 @@ fn plan(args: &Args) -> Plan {
         reps: args.reps as usize,
         memcpy: args.only.is_empty() && kinds.contains(&Kind::Throughput),
         kinds,
-        sizes: if args.sizes.is_empty() {
+        sizes: if args.size_sweep {
+            ALL_SIZES.to_vec()
+        } else if args.sizes.is_empty() {
             SIZES.to_vec()
         } else {
             args.sizes.clone()
@@ -279,6 +301,7 @@ fn plan(args: &Args) -> Plan {
             pipe: None,
             ring_bytes: args.ring_bytes,
             spin: Duration::from_micros(args.spin_us),
+            rate: None,
         },
         peer_cpu: args.pin.cpus().1,
         sweep_reps: if sweep {
@@ -297,6 +320,7 @@ fn plan(args: &Args) -> Plan {
             vec![4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20]
         },
         tools,
+        rates: args.rate.clone(),
         notes,
     }
 }

@@ -21,7 +21,7 @@ use ipc_common::{cleanup, report};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::link::{self, Budget, Cpu, Link, Rate};
+use crate::link::{self, Budget, Cpu, Link, Rate, Tail};
 use crate::plan::{Imp, Kind, Knobs, Mech, Spec};
 use crate::{ours, peers, raw};
 
@@ -36,6 +36,8 @@ pub enum Outcome {
         batch_ns: Option<f64>,
     },
     Throughput(Rate, Cpu),
+    /// Open loop: the latency percentiles from the intended send times.
+    Open(Tail, Cpu),
 }
 
 /// What the measuring side needs besides the spec.
@@ -216,13 +218,18 @@ pub fn drive<L: Link>(link: &mut L, spec: &Spec, window: Option<u64>) -> anyhow:
         }
         Kind::Throughput => link::drain(link, spec.wire_size(), spec.budget, window)
             .map(|(rate, cpu)| Outcome::Throughput(rate, cpu)),
+        Kind::Open => {
+            let rate = spec.knobs.rate.context("an open-loop run needs a rate")?;
+            link::open_loop(link, spec.wire_size(), spec.budget, rate)
+                .map(|(tail, cpu)| Outcome::Open(tail, cpu))
+        }
     }
 }
 
 /// The peer's loop for `spec`, over any link.
 pub fn serve<L: Link>(link: &mut L, spec: &Spec, window: Option<u64>) -> anyhow::Result<()> {
     match spec.kind {
-        Kind::Latency => link::pong(link, spec.wire_size()),
+        Kind::Latency | Kind::Open => link::pong(link, spec.wire_size()),
         Kind::Throughput => link::blast(link, spec.wire_size(), spec.budget, window),
     }
 }
@@ -252,6 +259,8 @@ pub struct PeerArgs {
     pipe: Option<usize>,
     #[arg(long)]
     cpu: Option<usize>,
+    #[arg(long)]
+    rate: Option<u64>,
     /// Where the measuring side's objects are (socket URL, FIFO path, SysV id), in order.
     #[arg(long = "addr")]
     pub addrs: Vec<String>,
@@ -278,6 +287,7 @@ impl PeerArgs {
                 pipe: self.pipe,
                 ring_bytes: self.ring_bytes,
                 spin: Duration::from_micros(self.spin_us),
+                rate: self.rate,
             },
             peer_cpu: self.cpu,
         }

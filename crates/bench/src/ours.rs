@@ -287,7 +287,7 @@ struct FifoLink {
 /// What a FIFO link's reads expect: see [`fifo::read_chunk_expecting`].
 fn fifo_expect(spec: &Spec) -> fifo::Expect {
     match spec.kind {
-        Kind::Latency => fifo::Expect::Wait,
+        Kind::Latency | Kind::Open => fifo::Expect::Wait,
         Kind::Throughput => fifo::Expect::Bytes,
     }
 }
@@ -714,11 +714,11 @@ pub fn private_segment(len: usize) -> anyhow::Result<(ShmId, Attached, Cleanup)>
 
 fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
-    let len = ring::segment_len(spec.knobs.ring_bytes);
+    let len = ring::segment_len(spec.ring_bytes());
     let (down_id, down, down_guard) = private_segment(len)?;
     let (up_id, up, up_guard) = private_segment(len)?;
-    ring::init(&down, spec.knobs.ring_bytes)?;
-    ring::init(&up, spec.knobs.ring_bytes)?;
+    ring::init(&down, spec.ring_bytes())?;
+    ring::init(&up, spec.ring_bytes())?;
     let peer = ctx.spawn(&[
         format!("--addr={}", down_id.0),
         format!("--addr={}", up_id.0),

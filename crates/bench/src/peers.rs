@@ -55,7 +55,9 @@ mod with_iceoryx2 {
         // Ports before the node: they are dropped first.
         tx: Pub,
         rx: Sub,
-        _services: Vec<iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>>,
+        _services: Vec<
+            iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>,
+        >,
         _node: Node<ipc::Service>,
         zero_copy: bool,
         buf: Vec<u8>,
@@ -67,7 +69,12 @@ mod with_iceoryx2 {
     }
 
     impl IoxLink {
-        fn open(names: (&str, &str), max: usize, deadline: Deadline, zero_copy: bool) -> anyhow::Result<Self> {
+        fn open(
+            names: (&str, &str),
+            max: usize,
+            deadline: Deadline,
+            zero_copy: bool,
+        ) -> anyhow::Result<Self> {
             let node = NodeBuilder::new()
                 .create::<ipc::Service>()
                 .map_err(|e| err("create a node")(&e))?;

@@ -136,6 +136,15 @@ impl Mech {
         }
     }
 
+    /// The largest message measured: a Unix datagram must fit the socket's send buffer, which
+    /// `net.core.wmem_max` caps (212992 B by default).
+    pub fn max_size(self) -> usize {
+        match self {
+            Mech::Udg => 64 << 10,
+            _ => usize::MAX,
+        }
+    }
+
     /// What limits this mechanism at `size`, for the table's ceiling column.
     pub fn ceiling(self, size: usize, msgmax: usize) -> Option<String> {
         match self {
@@ -147,7 +156,12 @@ impl Mech {
                 "msgmax {msgmax} B: split into {} messages",
                 size.div_ceil(msgmax)
             )),
-            Mech::Udg if size > 16 << 10 => Some("SO_SNDBUF raised to fit".into()),
+            Mech::Udg if size > 16 << 10 => {
+                Some("SO_SNDBUF raised to fit; over 64 KiB not measured (net.core.wmem_max)".into())
+            }
+            Mech::Shm | Mech::ShmSpin | Mech::ShmZc if size > 256 << 10 => {
+                Some("ring grown to hold two messages".into())
+            }
             _ => None,
         }
     }
@@ -190,6 +204,16 @@ pub enum Kind {
     Latency,
     /// One-way throughput, timed at the receiver.
     Throughput,
+    /// Open loop: round trips started on a fixed schedule (`--rate`), latency measured from
+    /// the intended send time.
+    Open,
+}
+
+impl Kind {
+    /// Whether the peer echoes (round trips) rather than sends.
+    pub fn round_trips(self) -> bool {
+        matches!(self, Kind::Latency | Kind::Open)
+    }
 }
 
 impl fmt::Display for Kind {
@@ -197,6 +221,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Latency => "latency",
             Kind::Throughput => "throughput",
+            Kind::Open => "open",
         })
     }
 }
@@ -244,6 +269,8 @@ pub struct Knobs {
     pub ring_bytes: usize,
     /// How long the spinning variants spin before they park.
     pub spin: Duration,
+    /// Open loop: round trips started per second.
+    pub rate: Option<u64>,
 }
 
 /// One measurement.
@@ -264,7 +291,7 @@ impl Spec {
     /// The socket options a stream run asks for, the same for ours and raw: `TCP_NODELAY` for
     /// TCP ping-pong, and the buffer size of a sweep on the side that needs it.
     pub fn tune_stream(&self, socket: SockRef<'_>, sender: bool) -> anyhow::Result<()> {
-        if self.kind == Kind::Latency && self.mech == Mech::Tcp {
+        if self.kind.round_trips() && self.mech == Mech::Tcp {
             socket
                 .set_tcp_nodelay(true)
                 .context("setsockopt(TCP_NODELAY)")?;
@@ -285,6 +312,14 @@ impl Spec {
 
     pub fn wire_size(&self) -> usize {
         self.mech.wire_size(self.size)
+    }
+
+    /// The ring's data bytes: `--ring-bytes`, or more when two messages would not fit (the
+    /// size sweep's largest messages).
+    pub fn ring_bytes(&self) -> usize {
+        self.knobs
+            .ring_bytes
+            .max((2 * (self.wire_size() + 64)).next_power_of_two())
     }
 
     /// The peer's command line for this measurement (after `peer`), without the addresses.
@@ -308,6 +343,9 @@ impl Spec {
         if let Some(cpu) = self.peer_cpu {
             args.push(format!("--cpu={cpu}"));
         }
+        if let Some(rate) = self.knobs.rate {
+            args.push(format!("--rate={rate}"));
+        }
         args
     }
 }
@@ -327,6 +365,9 @@ impl fmt::Display for Spec {
         }
         if let Some(bytes) = self.knobs.pipe {
             write!(f, ", pipe capacity {bytes} B")?;
+        }
+        if let Some(rate) = self.knobs.rate {
+            write!(f, ", {rate}/s")?;
         }
         Ok(())
     }

@@ -984,8 +984,8 @@ fn raw_shm(tx: Attached, rx: Attached, spec: &Spec, deadline: &Deadline) -> RawS
     let len = spec.wire_size().max(8);
     let slot = len.next_multiple_of(64);
     let slots = match spec.kind {
-        Kind::Latency => 1,
-        Kind::Throughput => (spec.knobs.ring_bytes / slot).clamp(2, 4096) as u32,
+        Kind::Latency | Kind::Open => 1,
+        Kind::Throughput => (spec.ring_bytes() / slot).clamp(2, 4096) as u32,
     };
     let wait = RawWait {
         spin: spec.mech.spins().then_some(spec.knobs.spin),
@@ -1001,7 +1001,7 @@ fn raw_shm(tx: Attached, rx: Attached, spec: &Spec, deadline: &Deadline) -> RawS
 
 fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
-    let len = ring::segment_len(spec.knobs.ring_bytes);
+    let len = ring::segment_len(spec.ring_bytes());
     let (down_id, down, down_guard) = private_segment(len)?;
     let (up_id, up, up_guard) = private_segment(len)?;
     // Fresh segments are zero: head, tail and the flags start at 0.
@@ -1208,16 +1208,16 @@ impl Link for Sems {
 
 fn sem_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
-    let id = sysv::sem_create(sysv::Key(libc::IPC_PRIVATE), 2, 0o600)
-        .context("semget(IPC_PRIVATE)")?;
-    let _guard = ipc_common::cleanup::Cleanup::register(
-        format!("semaphore set id {}", id.0),
-        move || match sysv::sem_remove(id) {
-            // The stop message or the watchdog removed it already.
-            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
-            Err(errno) => Err(errno.into()),
-        },
-    );
+    let id =
+        sysv::sem_create(sysv::Key(libc::IPC_PRIVATE), 2, 0o600).context("semget(IPC_PRIVATE)")?;
+    let _guard =
+        ipc_common::cleanup::Cleanup::register(format!("semaphore set id {}", id.0), move || {
+            match sysv::sem_remove(id) {
+                // The stop message or the watchdog removed it already.
+                Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
+                Err(errno) => Err(errno.into()),
+            }
+        });
     let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
     let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
         let _ = sysv::sem_remove(id);
@@ -1236,7 +1236,11 @@ fn sem_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
 }
 
 fn sem_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
-    let id = sysv::SemId(args.addr(0)?.parse().context("--addr: a semaphore set id")?);
+    let id = sysv::SemId(
+        args.addr(0)?
+            .parse()
+            .context("--addr: a semaphore set id")?,
+    );
     let mut link = Sems {
         id,
         post_num: 1,

@@ -36,6 +36,8 @@ pub struct Plan {
     pub sockbufs: Vec<usize>,
     pub pipes: Vec<usize>,
     pub tools: Option<ToolBudget>,
+    /// Open loop: round trips started per second, at the smallest size.
+    pub rates: Vec<u64>,
     pub notes: Vec<String>,
 }
 
@@ -69,14 +71,25 @@ pub fn run(
         serial += 1;
         match measure::measure(spec, &dir.path, timeout, serial, quiet) {
             Ok(outcome) => {
-                let (latency, rate, cpu, batch_ns) = match outcome {
+                let (latency, rate, cpu, batch_ns, tail) = match outcome {
                     Outcome::Latency {
                         mut samples,
                         cpu,
                         batch_ns,
-                    } => (Summary::of(&mut samples), None, cpu, batch_ns),
-                    Outcome::Throughput(rate, cpu) => (None, Some(rate), cpu, None),
+                    } => (Summary::of(&mut samples), None, cpu, batch_ns, None),
+                    Outcome::Throughput(rate, cpu) => (None, Some(rate), cpu, None, None),
+                    Outcome::Open(tail, cpu) => (None, None, cpu, None, Some(tail)),
                 };
+                if let Some(t) = &tail {
+                    progress!(
+                        "rep {}: {spec}: p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, {:.0}/s achieved",
+                        rep + 1,
+                        t.p50_ns / 1e3,
+                        t.p99_ns / 1e3,
+                        t.p999_ns / 1e3,
+                        t.achieved
+                    );
+                }
                 match (&latency, &rate) {
                     (Some(s), _) => progress!(
                         "rep {}: {spec}: {:.2} us median",
@@ -99,6 +112,7 @@ pub fn run(
                     rate,
                     cpu,
                     batch_ns,
+                    tail,
                 });
             }
             Err(err) => {
@@ -113,9 +127,29 @@ pub fn run(
 
     for rep in 0..plan.reps {
         for kind in &plan.kinds {
+            if *kind == Kind::Open {
+                let size = plan.sizes.iter().copied().min().unwrap_or(64);
+                for &mech in &plan.mechs {
+                    for &rate in &plan.rates {
+                        let knobs = Knobs {
+                            rate: Some(rate),
+                            ..plan.knobs
+                        };
+                        let imp = mech.imps()[0];
+                        measure(
+                            plan.spec(mech, imp, Kind::Open, size, knobs),
+                            rep,
+                            Some(Knob::Rate(rate)),
+                            results,
+                        );
+                    }
+                }
+                continue;
+            }
             for &size in &plan.sizes {
                 for &mech in &plan.mechs {
-                    if *kind == Kind::Throughput && mech.latency_only() {
+                    if (*kind == Kind::Throughput && mech.latency_only()) || size > mech.max_size()
+                    {
                         continue;
                     }
                     // Alternate which goes first, so neither always runs right after a
