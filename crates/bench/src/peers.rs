@@ -8,7 +8,9 @@
 //!
 //! Built only with the `iceoryx2` feature (a large dependency the examples do not need).
 //! iceoryx2 keeps its services under `/tmp/iceoryx2` and `/dev/shm` (names unique to the run);
-//! they go when both sides' ports and nodes are dropped.
+//! they go when both sides' ports and nodes are dropped. What iceoryx2 leaves for later users
+//! (its directories under `/tmp/iceoryx2`, a global management file in `/dev/shm`) is removed
+//! after each measurement if it did not exist before it and no other node is alive.
 
 use crate::measure::{Ctx, Outcome, PeerArgs};
 use crate::plan::Spec;
@@ -187,12 +189,72 @@ mod with_iceoryx2 {
         }
     }
 
+    /// What iceoryx2 leaves behind by design, and whether it was there before we ran.
+    struct Leftovers {
+        dirs_existed: bool,
+        mgmt_before: Vec<std::path::PathBuf>,
+    }
+
+    const ROOT: &str = "/tmp/iceoryx2";
+
+    fn mgmt_files() -> Vec<std::path::PathBuf> {
+        std::fs::read_dir("/dev/shm")
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("iox2_") && n.ends_with(".global_mgmt"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    impl Leftovers {
+        fn snapshot() -> Leftovers {
+            Leftovers {
+                dirs_existed: std::path::Path::new(ROOT).exists(),
+                mgmt_before: mgmt_files(),
+            }
+        }
+    }
+
+    impl Drop for Leftovers {
+        fn drop(&mut self) {
+            if self.dirs_existed {
+                return;
+            }
+            // Only empty directories go (rmdir), so a live node elsewhere keeps its files; the
+            // management file only when no node directory remains.
+            for dir in ["nodes", "services"] {
+                let _ = std::fs::remove_dir(format!("{ROOT}/{dir}"));
+            }
+            if std::fs::remove_dir(ROOT).is_ok() {
+                for file in mgmt_files() {
+                    if !self.mgmt_before.contains(&file) {
+                        let _ = std::fs::remove_file(file);
+                    }
+                }
+            }
+        }
+    }
+
+    fn quiet() {
+        // iceoryx2 logs to stderr ("no config file was loaded", a warning): errors only.
+        set_log_level(LogLevel::Error);
+    }
+
     fn names(ctx: &Ctx<'_>) -> (String, String) {
         let base = format!("ipc-bench/{}-{}", std::process::id(), ctx.serial);
         (format!("{base}/down"), format!("{base}/up"))
     }
 
     pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+        // Dropped last, after the link and the peer: removes what iceoryx2 left if we made it.
+        let _leftovers = Leftovers::snapshot();
+        quiet();
         let spec = &ctx.spec;
         let (down, up) = names(ctx);
         let zero_copy = spec.mech == Mech::IoxZc;
@@ -207,6 +269,7 @@ mod with_iceoryx2 {
     }
 
     pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
+        quiet();
         let (down, up) = (args.addr(0)?, args.addr(1)?);
         let size = spec.wire_size().max(8);
         let mut link = IoxLink::open((up, down), size, *deadline, spec.mech == Mech::IoxZc)?;
