@@ -1,8 +1,10 @@
 //! The mechanisms through this workspace's own code, the code the examples run:
 //! - datagrams: the `dgram` crate's `Receiver` and `Sender` (one of each per side);
-//! - stream sockets: the `stream` crate's `Listener` and `connect`, then its `TimedConn`
-//!   (`send(2)`/`recv(2)` bounded by `SO_SNDTIMEO`/`SO_RCVTIMEO`);
-//! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `write_all`, `read_chunk_expecting`);
+//! - stream sockets: the `stream` crate's `Listener` and `connect`, then the benchmark's own
+//!   per-message calls on the connection (`send(2)`/`recv(2)` bounded by
+//!   `SO_SNDTIMEO`/`SO_RCVTIMEO`);
+//! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `wait_for_writer`, `write_all`),
+//!   reads with the benchmark's own `read(2)`/`poll(2)` loop;
 //! - the queue: the `mq` crate's `send`/`receive` over `ipc_common::sysv::MsgBuf`;
 //! - shared memory: `ipc_ring` over `ipc_common::sysv::Attached`.
 
@@ -18,7 +20,6 @@ use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
 use ipc_common::wait::Deadline;
 use ipc_ring::{self as ring, Consumer, Producer, Wait};
 use socket2::SockRef;
-use stream::TimedConn;
 
 use crate::link::{Link, STOP, seq_of};
 use crate::measure::{Ctx, Outcome, PeerArgs, Watchdog, drive, serve};
@@ -185,21 +186,104 @@ fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resu
 
 // ---------------------------------------------------------------------------------------------
 // Stream sockets: the `stream` crate's Listener and connect (nonblocking, every wait a poll),
-// then its TimedConn: blocking calls whose timeouts (SO_RCVTIMEO/SO_SNDTIMEO) are the time left,
-// one syscall per step instead of a failed recv(2), a poll(2) and a second recv(2) each time the
-// peer is not ahead (which, in a ping-pong, is every time).
+// then the benchmark's own per-message wrapper over a duplicate of the connected socket:
+// blocking calls whose timeouts (SO_RCVTIMEO/SO_SNDTIMEO) are the time left, one syscall per
+// step instead of a failed recv(2), a poll(2) and a second recv(2) each time the peer is not
+// ahead (which, in a ping-pong, is every time).
+
+/// A connected stream socket for per-message calls, bounded by its deadline.
+struct TimedSocket {
+    socket: socket2::Socket,
+    deadline: Deadline,
+}
+
+impl TimedSocket {
+    /// A duplicate of `socket` (the mechanism's connection, which stays open beside it),
+    /// blocking, with the time left as its send and receive timeouts.
+    fn new(socket: &socket2::Socket, deadline: &Deadline) -> anyhow::Result<Self> {
+        let socket = socket.try_clone().context("dup the connected socket")?;
+        // O_NONBLOCK belongs to the open file, shared with the original: it is not used again.
+        socket
+            .set_nonblocking(false)
+            .context("clear O_NONBLOCK on the connection")?;
+        // SO_RCVTIMEO 0 means "forever", so a deadline that has just passed still gets 1 ms.
+        let left = deadline
+            .remaining()
+            .map(|left| left.max(std::time::Duration::from_millis(1)));
+        socket
+            .set_read_timeout(left)
+            .context("setsockopt(SO_RCVTIMEO)")?;
+        socket
+            .set_write_timeout(left)
+            .context("setsockopt(SO_SNDTIMEO)")?;
+        Ok(TimedSocket {
+            socket,
+            deadline: *deadline,
+        })
+    }
+
+    fn timed_out(&self, what: &str) -> anyhow::Error {
+        self.deadline.timed_out(what)
+    }
+
+    fn send(&self, mut bytes: &[u8]) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        while !bytes.is_empty() {
+            match (&self.socket).write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(self.timed_out("room towards the peer"));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).context("send to the peer"),
+            }
+        }
+        Ok(())
+    }
+
+    fn recv_some(&self, buf: &mut [u8]) -> anyhow::Result<usize> {
+        use std::io::Read as _;
+        loop {
+            match (&self.socket).read(buf) {
+                Ok(n) => return Ok(n),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(self.timed_out("bytes from the peer"));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).context("recv from the peer"),
+            }
+        }
+    }
+
+    fn recv_exact(&self, buf: &mut [u8]) -> anyhow::Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.recv_some(&mut buf[got..])? {
+                0 => anyhow::bail!(
+                    "the peer closed the connection {got} bytes into a {}-byte message",
+                    buf.len()
+                ),
+                n => got += n,
+            }
+        }
+        Ok(())
+    }
+}
 
 struct StreamLink {
-    conn: TimedConn,
+    conn: TimedSocket,
+    /// The mechanism's connection, kept open for the run.
+    _conn: stream::Conn,
     buf: Vec<u8>,
 }
 
 impl StreamLink {
-    fn new(conn: TimedConn, size: usize) -> Self {
-        StreamLink {
-            conn,
+    fn new(conn: stream::Conn, deadline: &Deadline, size: usize) -> anyhow::Result<Self> {
+        Ok(StreamLink {
+            conn: TimedSocket::new(conn.socket(), deadline)?,
+            _conn: conn,
             buf: vec![0; size.max(64 << 10)],
-        }
+        })
     }
 }
 
@@ -232,7 +316,10 @@ impl Link for StreamLink {
 
     fn finish(&mut self, stop: &[u8]) -> anyhow::Result<()> {
         self.send(stop)?;
-        self.conn.finish_sending()
+        self.conn
+            .socket
+            .shutdown(std::net::Shutdown::Write)
+            .context("shutdown(SHUT_WR)")
     }
 }
 
@@ -249,7 +336,7 @@ fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let peer = ctx.spawn(&[format!("--addr={}", listener.url())])?;
     let conn = listener.accept(&ctx.deadline)?;
     spec.tune_stream(SockRef::from(conn.socket()), false)?;
-    let mut link = StreamLink::new(conn.timed(&ctx.deadline)?, spec.wire_size());
+    let mut link = StreamLink::new(conn, &ctx.deadline, spec.wire_size())?;
     link.recv(HELLO.len())?;
     let outcome = drive(&mut link, spec, None)?;
     peer.finish(&ctx.deadline)?;
@@ -263,7 +350,7 @@ fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Res
         .map_err(|err: String| anyhow::anyhow!(err))?;
     let conn = stream::connect(&url, deadline)?;
     spec.tune_stream(SockRef::from(conn.socket()), true)?;
-    let mut link = StreamLink::new(conn.timed(deadline)?, spec.wire_size());
+    let mut link = StreamLink::new(conn, deadline, spec.wire_size())?;
     link.send(&HELLO)?;
     serve(&mut link, spec, None)
 }
@@ -279,16 +366,46 @@ struct FifoLink {
     /// Whether a writer has opened `rx` yet (before that, `read(2)` says end of file).
     rx_ready: bool,
     /// Round trips: a message's first read waits for an answer, so it polls first.
-    expect: fifo::Expect,
+    poll_first: bool,
     buf: Vec<u8>,
     deadline: Deadline,
 }
 
-/// What a FIFO link's reads expect: see [`fifo::read_chunk_expecting`].
-fn fifo_expect(spec: &Spec) -> fifo::Expect {
-    match spec.kind {
-        Kind::Latency | Kind::Open => fifo::Expect::Wait,
-        Kind::Throughput => fifo::Expect::Bytes,
+/// Whether a FIFO link's reads poll first: turn by turn (a request, then its answer) the answer
+/// is never there yet when we start reading, so reading first would cost a `read(2)` that finds
+/// nothing, then the `poll(2)` and the `read(2)` again; a receiver behind its sender reads first.
+fn fifo_poll_first(spec: &Spec) -> bool {
+    spec.kind.round_trips()
+}
+
+/// One `read(2)` from a nonblocking FIFO, waiting (`poll(2)`, until `deadline`) while it is
+/// empty; `poll_first` when bytes are unlikely to be there yet. 0 is end of file.
+fn fifo_read(
+    mut file: &File,
+    buf: &mut [u8],
+    path: &Path,
+    deadline: &Deadline,
+    mut poll_first: bool,
+) -> anyhow::Result<usize> {
+    use std::io::Read as _;
+    use std::os::fd::AsFd as _;
+    loop {
+        if std::mem::take(&mut poll_first) {
+            ipc_common::wait::wait_fd(
+                file.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+                deadline,
+                format_args!("the writer on {} to send more or close", path.display()),
+            )?;
+        }
+        match file.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => poll_first = true,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(err).with_context(|| format!("read from FIFO {}", path.display()));
+            }
+        }
     }
 }
 
@@ -306,17 +423,12 @@ impl FifoLink {
         let mut got = 0;
         while got < len {
             // The rest of a message that arrives in pieces is being written: read first.
-            let expect = if got == 0 {
-                self.expect
-            } else {
-                fifo::Expect::Bytes
-            };
-            match fifo::read_chunk_expecting(
+            match fifo_read(
                 &self.rx,
                 &mut self.buf[got..len],
                 &self.rx_path,
                 &self.deadline,
-                expect,
+                got == 0 && self.poll_first,
             )? {
                 0 => anyhow::bail!(
                     "FIFO {}: the writer closed {got} bytes into a message",
@@ -344,11 +456,12 @@ impl Link for FifoLink {
     fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
         self.ready()?;
         let max = max.min(self.buf.len());
-        let n = fifo::read_chunk(
+        let n = fifo_read(
             &self.rx,
             &mut self.buf[..max],
             &self.rx_path,
             &self.deadline,
+            false,
         )?;
         Ok(&self.buf[..n])
     }
@@ -399,8 +512,8 @@ fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         tx,
         tx_path: down,
         rx_ready: true,
-        expect: fifo_expect(spec),
-        buf: vec![0; spec.wire_size().max(fifo::CHUNK)],
+        poll_first: fifo_poll_first(spec),
+        buf: vec![0; spec.wire_size().max(64 << 10)],
         deadline: ctx.deadline,
     };
     link.recv(HELLO.len())?;
@@ -419,8 +532,8 @@ fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resul
         tx,
         tx_path: up,
         rx_ready: false,
-        expect: fifo_expect(spec),
-        buf: vec![0; spec.wire_size().max(fifo::CHUNK)],
+        poll_first: fifo_poll_first(spec),
+        buf: vec![0; spec.wire_size().max(64 << 10)],
         deadline: *deadline,
     };
     link.send(&HELLO)?;
