@@ -210,10 +210,12 @@ pub fn measure(
 pub fn drive<L: Link>(link: &mut L, spec: &Spec, window: Option<u64>) -> anyhow::Result<Outcome> {
     match spec.kind {
         Kind::Latency => {
-            link::ping(link, spec.wire_size(), spec.budget).map(|(samples, cpu)| Outcome::Latency {
-                samples,
-                cpu,
-                batch_ns: None,
+            link::ping(link, spec.wire_size(), spec.budget).map(|(samples, cpu, batch_ns)| {
+                Outcome::Latency {
+                    samples,
+                    cpu,
+                    batch_ns: Some(batch_ns),
+                }
             })
         }
         Kind::Throughput => link::drain(link, spec.wire_size(), spec.budget, window)
