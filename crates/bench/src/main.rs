@@ -38,12 +38,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bench::link::Budget;
-use bench::measure::PeerArgs;
 use bench::plan::{Imp, Kind, Knobs, Mech, Pin};
 use bench::results::{ALL_SIZES, Results, SIZES};
+use bench::session::{PeerArgs, pin_to_cpu};
 use bench::suite::{self, Plan};
 use bench::tools::ToolBudget;
-use bench::{measure, output, raw};
+use bench::{measure, output};
 use clap::{Parser, Subcommand};
 use ipc_common::cli::CommonArgs;
 use ipc_ring as ring;
@@ -191,7 +191,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let _ = args.common.start();
     let started = Instant::now();
     if let (Some(cpu), _) = args.pin.cpus() {
-        raw::pin_to_cpu(cpu).with_context(|| format!("pin this process to CPU {cpu}"))?;
+        pin_to_cpu(cpu).with_context(|| format!("pin this process to CPU {cpu}"))?;
     }
     let plan = plan(&args);
     let mut results = Results::new(suite::describe(

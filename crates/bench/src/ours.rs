@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
 use dgram::{Receiver, Sender};
-use ipc_common::cleanup::Cleanup;
 use ipc_common::cli::Mode;
 use ipc_common::endpoint::{DgramEndpoint, StreamEndpoint};
 use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
@@ -22,8 +21,11 @@ use ipc_ring::{self as ring, Consumer, Producer, Wait};
 use socket2::SockRef;
 
 use crate::link::{Link, STOP, seq_of};
-use crate::measure::{Ctx, Outcome, PeerArgs, Watchdog, drive, serve};
 use crate::plan::{Kind, Mech, Spec};
+use crate::session::{
+    Ctx, Outcome, PeerArgs, UDP_RCVBUF, Watchdog, drive, private_queue, private_segment, serve,
+    udp_window,
+};
 
 const MODE: Mode = Mode(0o600);
 const HELLO: [u8; 8] = [0; 8];
@@ -54,21 +56,6 @@ pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
 
 // ---------------------------------------------------------------------------------------------
 // Datagrams: each side binds a Receiver and connects a Sender to the other's.
-
-/// The receive buffer both UDP sockets ask for (`SO_RCVBUF`).
-pub const UDP_RCVBUF: usize = 4 << 20;
-
-/// The UDP credits (messages in flight) that fit the receive buffer: the kernel doubles what it
-/// is given, capped at twice `net.core.rmem_max`, and charges each queued datagram its payload
-/// plus about a kilobyte of bookkeeping; half of that, to be safe.
-pub fn udp_window(size: usize) -> u64 {
-    let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-        .ok()
-        .and_then(|text| text.trim().parse::<usize>().ok())
-        .unwrap_or(212_992);
-    let queue = 2 * UDP_RCVBUF.min(rmem_max);
-    (queue / 2 / (size + 1024)).clamp(2, 256) as u64
-}
 
 struct DgramLink {
     rx: Receiver,
@@ -667,19 +654,6 @@ impl Link for MqLink {
     }
 }
 
-/// A private queue for one measurement, removed when the guard drops.
-pub fn private_queue() -> anyhow::Result<(MsqId, Cleanup)> {
-    let id = sysv::msg_create(Key(libc::IPC_PRIVATE), MODE.0).context("msgget(IPC_PRIVATE)")?;
-    let guard = Cleanup::register(format!("message queue id {}", id.0), move || {
-        match sysv::msg_remove(id) {
-            // The watchdog removed it already.
-            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
-            Err(errno) => Err(errno.into()),
-        }
-    });
-    Ok((id, guard))
-}
-
 fn mq_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
     let (id, _queue) = private_queue()?;
@@ -812,17 +786,6 @@ pub fn ring_wait(spec: &Spec) -> Wait {
     } else {
         Wait::Block
     }
-}
-
-/// A private segment of `len` bytes, attached, with the guard that removes it.
-pub fn private_segment(len: usize) -> anyhow::Result<(ShmId, Attached, Cleanup)> {
-    let id = sysv::shm_create(Key(libc::IPC_PRIVATE), len, MODE.0)
-        .with_context(|| format!("shmget(IPC_PRIVATE, {len})"))?;
-    let guard = Cleanup::register(format!("shared memory segment id {}", id.0), move || {
-        Ok(sysv::shm_remove(id)?)
-    });
-    let seg = Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))?;
-    Ok((id, seg, guard))
 }
 
 fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {

@@ -12,8 +12,8 @@
 //! (its directories under `/tmp/iceoryx2`, a global management file in `/dev/shm`) is removed
 //! after each measurement if it did not exist before it and no other node is alive.
 
-use crate::measure::{Ctx, Outcome, PeerArgs};
 use crate::plan::Spec;
+use crate::session::{Ctx, Outcome, PeerArgs};
 use ipc_common::wait::Deadline;
 
 #[cfg(not(feature = "iceoryx2"))]
@@ -47,8 +47,8 @@ mod with_iceoryx2 {
     use iceoryx2::prelude::*;
 
     use crate::link::{Link, STOP, seq_of};
-    use crate::measure::{drive, serve};
     use crate::plan::Mech;
+    use crate::session::{drive, serve};
 
     type Pub = Publisher<ipc::Service, [u8], ()>;
     type Sub = Subscriber<ipc::Service, [u8], ()>;

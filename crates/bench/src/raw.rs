@@ -27,29 +27,11 @@ use nix::poll::PollFlags;
 use socket2::SockRef;
 
 use crate::link::{Link, Rate, STOP, seq_of, stamp};
-use crate::measure::{Ctx, Outcome, PeerArgs, Watchdog, drive, serve};
-use crate::ours::{UDP_RCVBUF, private_queue, private_segment, udp_window};
 use crate::plan::{Kind, Mech, Spec};
+use crate::session::{Ctx, Outcome, PeerArgs, Watchdog, drive, serve};
+use crate::session::{UDP_RCVBUF, private_queue, private_segment, udp_window};
 
 const HELLO: [u8; 8] = [0; 8];
-
-/// Pins this process to `cpu` (`sched_setaffinity(2)`).
-pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
-    // SAFETY: cpu_set_t is a plain bit set; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    // SAFETY: CPU_SET writes one bit of `set`; `cpu` is within its size, checked above.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this process.
-    let ret = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
 
 /// The measuring side of `ctx.spec`, raw.
 pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {

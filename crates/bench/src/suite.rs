@@ -10,10 +10,11 @@ use ipc_common::progress;
 use ipc_common::wait::Timeout;
 
 use crate::link::Budget;
-use crate::measure::{self, Outcome};
+use crate::measure;
 use crate::plan::{Imp, Kind, Knobs, Mech, Pin, Spec};
 use crate::raw;
 use crate::results::{FLOOR_SIZE, Knob, Meta, Record, Results, SIZES};
+use crate::session::Outcome;
 use crate::stats::Summary;
 use crate::tools::{self, ToolBudget};
 
