@@ -215,7 +215,7 @@ pub struct Tail {
 }
 
 /// The measuring side of an open-loop run: round trip `i` is due at `start + i / rate`; the
-/// loop waits for that moment (sleeping, then spinning for the last 100 µs), sends, waits for
+/// loop waits for that moment (sleeping, then spinning for the last 2 ms), sends, waits for
 /// the echo, and records the time from the moment it was due, not from when it was sent. A
 /// late echo thereby delays the next send and that delay is counted (the coordinated omission
 /// a closed loop hides). Recorded in an HDR histogram (3 significant digits).
@@ -242,9 +242,11 @@ pub fn open_loop<L: Link>(
             if now >= due {
                 break;
             }
+            // A sleep overshoots by tens of microseconds, on a busy VM by milliseconds, and
+            // an overshoot would count as latency: sleep only far ahead, then spin.
             let ahead = due - now;
-            if ahead > Duration::from_micros(200) {
-                std::thread::sleep(ahead - Duration::from_micros(100));
+            if ahead > Duration::from_millis(3) {
+                std::thread::sleep(ahead - Duration::from_millis(2));
             } else {
                 std::hint::spin_loop();
             }

@@ -122,7 +122,7 @@ struct Args {
 
     /// Open loop (--kinds open): round trips started per second, comma-separated, at the
     /// smallest size; latency is measured from each one's intended send time.
-    #[arg(long, value_delimiter = ',', value_name = "N", default_value = "1000,10000,50000,200000,1000000", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    #[arg(long, value_delimiter = ',', value_name = "N", default_value = "1000,10000,20000,100000,1000000", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     rate: Vec<u64>,
 
     /// Skip iperf3, sockperf and perf bench.

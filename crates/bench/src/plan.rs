@@ -138,9 +138,10 @@ impl Mech {
 
     /// The largest message measured: a Unix datagram must fit the socket's send buffer, which
     /// `net.core.wmem_max` caps (212992 B by default).
+    /// UDP stops at its datagram limit (65,000 B are sent for 64 KiB).
     pub fn max_size(self) -> usize {
         match self {
-            Mech::Udg => 64 << 10,
+            Mech::Udg | Mech::Udp => 64 << 10,
             _ => usize::MAX,
         }
     }
@@ -149,7 +150,7 @@ impl Mech {
     pub fn ceiling(self, size: usize, msgmax: usize) -> Option<String> {
         match self {
             Mech::Udp if size > UDP_MAX => Some(format!(
-                "UDP carries at most {UDP_MAX} B here (65507 B IPv4 limit): sent {UDP_MAX} B"
+                "UDP carries at most {UDP_MAX} B here (65507 B IPv4 limit): sent {UDP_MAX} B; larger not measured"
             )),
             Mech::Udp => Some("receiver credits keep it lossless".into()),
             Mech::Mq if size > msgmax => Some(format!(
@@ -159,7 +160,10 @@ impl Mech {
             Mech::Udg if size > 16 << 10 => {
                 Some("SO_SNDBUF raised to fit; over 64 KiB not measured (net.core.wmem_max)".into())
             }
-            Mech::Shm | Mech::ShmSpin | Mech::ShmZc if size > 256 << 10 => {
+            Mech::ShmZc => Some(
+                "zero-copy: the payload is lent, not moved (its GB/s is not a copy rate)".into(),
+            ),
+            Mech::Shm | Mech::ShmSpin if size > 256 << 10 => {
                 Some("ring grown to hold two messages".into())
             }
             _ => None,
