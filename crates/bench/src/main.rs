@@ -45,7 +45,7 @@ use bench::suite::{self, Plan};
 use bench::tools::ToolBudget;
 use bench::{measure, output};
 use clap::{Parser, Subcommand};
-use ipc_common::cli::CommonArgs;
+use ipc_common::runtime::cli::CommonArgs;
 use ipc_ring as ring;
 
 /// Measures the blog's IPC mechanisms on this machine and checks the blog's claims.
@@ -180,7 +180,7 @@ fn parse_ring_bytes(text: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    ipc_common::report::main(|| run(args))
+    ipc_common::runtime::report::main(|| run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

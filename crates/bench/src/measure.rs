@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use ipc_common::wait::{self, Deadline, Timeout};
-use ipc_common::{cleanup, report};
+use ipc_common::runtime::wait::{self, Deadline, Timeout};
+use ipc_common::runtime::{cleanup, report};
 
 use crate::plan::{Imp, Spec};
 use crate::session::{Ctx, Outcome, PeerArgs, Watchdog, pin_to_cpu};

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
 use dgram::{Receiver, Sender};
-use ipc_common::cli::Mode;
-use ipc_common::endpoint::{DgramEndpoint, StreamEndpoint};
+use ipc_common::runtime::cli::Mode;
+use ipc_common::runtime::wait::Deadline;
+use ipc_common::sockets::endpoint::{DgramEndpoint, StreamEndpoint};
 use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
-use ipc_common::wait::Deadline;
 use ipc_ring::{self as ring, Consumer, Producer, Wait};
 use socket2::SockRef;
 
@@ -378,7 +378,7 @@ fn fifo_read(
     use std::os::fd::AsFd as _;
     loop {
         if std::mem::take(&mut poll_first) {
-            ipc_common::wait::wait_fd(
+            ipc_common::runtime::wait::wait_fd(
                 file.as_fd(),
                 nix::poll::PollFlags::POLLIN,
                 deadline,

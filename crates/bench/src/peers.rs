@@ -14,7 +14,7 @@
 
 use crate::plan::Spec;
 use crate::session::{Ctx, Outcome, PeerArgs};
-use ipc_common::wait::Deadline;
+use ipc_common::runtime::wait::Deadline;
 
 #[cfg(not(feature = "iceoryx2"))]
 pub const BUILT: bool = false;

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use ipc_common::paths;
+use ipc_common::runtime::paths;
+use ipc_common::runtime::wait::{self, Deadline};
 use ipc_common::sysv::{self, Attached, MsqId, ShmId};
-use ipc_common::wait::{self, Deadline};
 use ipc_ring as ring;
 use ipc_ring::futex;
 use ipc_ring::layout::{CONSUMER_PARKED_AT, HEAD_AT, HEADER_LEN, PRODUCER_PARKED_AT, TAIL_AT};
@@ -1192,14 +1192,16 @@ fn sem_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
     let id =
         sysv::sem_create(sysv::Key(libc::IPC_PRIVATE), 2, 0o600).context("semget(IPC_PRIVATE)")?;
-    let _guard =
-        ipc_common::cleanup::Cleanup::register(format!("semaphore set id {}", id.0), move || {
+    let _guard = ipc_common::runtime::cleanup::Cleanup::register(
+        format!("semaphore set id {}", id.0),
+        move || {
             match sysv::sem_remove(id) {
                 // The stop message or the watchdog removed it already.
                 Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
                 Err(errno) => Err(errno.into()),
             }
-        });
+        },
+    );
     let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
     let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
         let _ = sysv::sem_remove(id);

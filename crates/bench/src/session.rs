@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use ipc_common::cleanup::Cleanup;
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::wait::{self, Deadline, Timeout};
 use ipc_common::sysv::{self, Attached, Key, MsqId, ShmId};
-use ipc_common::wait::{self, Deadline, Timeout};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use ipc_common::cleanup::Cleanup;
 use ipc_common::progress;
-use ipc_common::wait::Timeout;
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::wait::Timeout;
 
 use crate::link::Budget;
 use crate::measure;

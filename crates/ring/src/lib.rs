@@ -71,8 +71,8 @@ use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use ipc_common::runtime::wait::Deadline;
 use ipc_common::sysv::Attached;
-use ipc_common::wait::Deadline;
 use nix::errno::Errno;
 
 /// Where everything is in a ring's segment: for code that reads the ring without this crate
@@ -609,8 +609,8 @@ impl Drop for Taken<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipc_common::runtime::wait::{TimedOut, Timeout};
     use ipc_common::sysv::{self, Key, ShmId};
-    use ipc_common::wait::{TimedOut, Timeout};
 
     /// A private segment holding a fresh ring, already marked for removal: it goes when the
     /// last attachment detaches, whatever the test does.
