@@ -4,17 +4,23 @@
 //!
 //! Every measurement runs between two real processes: this one creates the objects (a socket
 //! bound in a private temp dir or on 127.0.0.1 port 0, two FIFOs, an `IPC_PRIVATE` queue, two
-//! `IPC_PRIVATE` segments holding `ipc_ring`s), then starts itself again as the peer
+//! `IPC_PRIVATE` segments holding `ipc_ring`s, ...), then starts itself again as the peer
 //! (`ipc-bench peer ...`, hidden), which attaches and says hello through the mechanism: that
 //! hello is the readiness handshake. Then:
 //! - round trip: this side sends a message, the peer sends it back (`send(2)`/`recv(2)`,
 //!   `write(2)`/`read(2)`, `msgsnd(2)`/`msgrcv(2)`, or the ring's copy + `futex(2)` wake), at
-//!   64 B, 4 KiB and 64 KiB; median, p99 and mean of every round trip after a warm-up;
+//!   64 B, 4 KiB and 64 KiB (`--size-sweep`: every power of 4 to 4 MiB); median, p99 and mean
+//!   of every round trip after a warm-up, the mean of batches timed as a whole, and the CPU
+//!   time per round trip on each side;
+//! - open loop (`--kinds open --rate ...`): round trips on a fixed schedule, latency from the
+//!   intended send time in an HDR histogram (p50, p99, p99.9, max);
 //! - throughput: the peer sends for a while, this side receives and times it (messages/s, GB/s);
 //!   UDP is flow-controlled by receiver credits so it loses nothing;
-//! - the same through raw libc calls, the floors (a bare futex and a bare spin hand-off between
-//!   two processes, `memcpy`), a sweep of socket buffer sizes (`SO_SNDBUF`/`SO_RCVBUF`) and pipe
-//!   capacities (`F_SETPIPE_SZ`), and `iperf3`, `sockperf`, `perf bench` when installed.
+//! - the same through raw libc calls, the floors and wake-ups (one cache line and a futex
+//!   between two processes, eventfd, a SysV semaphore, `memcpy`), the ring zero-copy, iceoryx2
+//!   copying and zero-copy (feature `iceoryx2`), a sweep of socket buffer sizes
+//!   (`SO_SNDBUF`/`SO_RCVBUF`) and pipe capacities (`F_SETPIPE_SZ`), and `iperf3`, `sockperf`,
+//!   `perf bench` when installed.
 //!
 //! The repetition loop is outermost and the mechanisms are interleaved inside it, so a drifting
 //! machine hits all of them alike; the report gives medians over repetitions and medians of
@@ -56,11 +62,14 @@ use ipc_ring as ring;
     args_conflicts_with_subcommands = true,
     about = "Measures round trip and throughput of every IPC mechanism of the blog (UDS and UDP \
              datagrams, UDS and TCP streams, FIFOs, a SysV queue, a SysV shared-memory ring), \
-             against raw libc, hardware floors and standard tools, and checks the blog's claims",
+             against raw libc, hardware floors, iceoryx2 and standard tools, and checks the blog's \
+             claims",
     long_about = "Measures round trip and throughput of every IPC mechanism of the blog (UDS and \
                   UDP datagrams, UDS and TCP streams, FIFOs, a SysV queue, a SysV shared-memory \
-                  ring), against raw libc, hardware floors and standard tools, and checks the \
-                  blog's claims.\n\nDefaults: 5 repetitions of 200 ms per measurement (about \
+                  ring), against raw libc, hardware floors (a cache line, a futex), iceoryx2 \
+                  (built with --features iceoryx2) and standard tools, with CPU per message, \
+                  open-loop tails (--kinds open) and sizes to 4 MiB (--size-sweep), and checks \
+                  the blog's claims.\n\nDefaults: 5 repetitions of 200 ms per measurement (about \
                   three minutes), or --quick (under 30 s); one core each (--pin split); the \
                   table on stdout, progress on stderr. --timeout bounds each measurement (each \
                   has its own pair of processes and deadline)."
@@ -234,7 +243,7 @@ fn plan(args: &Args) -> Plan {
     let named = |m: &Mech| args.only.is_empty() || args.only.contains(m);
     let spins_allowed = args.pin != Pin::Same;
     if !spins_allowed {
-        notes.push("pin same: both processes share CPU 0, so the spinning variants (shm-spin, the spin floor) were skipped".into());
+        notes.push("pin same: both processes share CPU 0, so the spinning variants (shm-spin, shm-zc, iceoryx2, the cache-line floor) were skipped".into());
     }
     let keep = |m: &Mech| named(m) && (spins_allowed || !m.spins());
     if !bench::peers::BUILT

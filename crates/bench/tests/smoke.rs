@@ -197,7 +197,9 @@ fn one_core_for_both_skips_the_spinning_variants() {
             .any(|line| line.starts_with("shm ring (spin)")),
         "a spinning variant ran on one core"
     );
-    assert!(stdout.contains("spinning variants (shm-spin, the spin floor) were skipped"));
+    assert!(stdout.contains(
+        "spinning variants (shm-spin, shm-zc, iceoryx2, the cache-line floor) were skipped"
+    ));
 }
 
 #[test]
