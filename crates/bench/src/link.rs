@@ -169,18 +169,22 @@ pub fn ping<L: Link>(
             before = now;
         }
         seq += 1;
-        if since_start > end {
+        // At least two timed round trips, however slow they are.
+        if since_start > end && samples.len() >= 2 {
             break;
         }
     }
     let cpu = cpu.map_or_else(Cpu::default, |mark| mark.per_message(samples.len() as u64));
-    // Then batches of 100 round trips, each timed as a whole (no clock read per round trip),
-    // for as long as the warm-up (at least one batch): the fastest batch's mean.
+    // Then batches of up to 100 round trips (as many as fit the warm-up), each timed as a whole
+    // (no clock read per round trip), for as long as the warm-up (at least one batch): the
+    // fastest batch's mean.
+    let mean_ns = samples.iter().sum::<u64>() / samples.len().max(1) as u64;
+    let rounds = (warm.as_nanos() as u64 / mean_ns.max(1)).clamp(1, 100);
     let started = Instant::now();
     let mut batch_ns = f64::MAX;
     loop {
         let from = Instant::now();
-        for _ in 0..100 {
+        for _ in 0..rounds {
             stamp(&mut msg, seq);
             link.send(&msg)?;
             let reply = link.recv(len)?;
@@ -191,7 +195,7 @@ pub fn ping<L: Link>(
             );
             seq += 1;
         }
-        batch_ns = batch_ns.min(from.elapsed().as_nanos() as f64 / 100.0);
+        batch_ns = batch_ns.min(from.elapsed().as_nanos() as f64 / rounds as f64);
         if started.elapsed() >= warm {
             break;
         }

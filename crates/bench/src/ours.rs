@@ -23,8 +23,8 @@ use socket2::SockRef;
 use crate::link::{Link, STOP, seq_of};
 use crate::plan::{Kind, Mech, Spec};
 use crate::session::{
-    Ctx, Outcome, PeerArgs, UDP_RCVBUF, Watchdog, drive, private_queue, private_segment, serve,
-    udp_window,
+    Ctx, Outcome, PeerArgs, UDP_RCVBUF, Watchdog, private_queue, private_segment, run_parent,
+    serve, udp_window,
 };
 
 const MODE: Mode = Mode(0o600);
@@ -127,22 +127,21 @@ fn dgram_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     if let Some(window) = window {
         extra.push(format!("--window={window}"));
     }
-    let peer = ctx.spawn(&extra)?;
-    // The hello carries the peer's own address (for UDP, the port its kernel chose).
-    let hello = rx.recv(&ctx.deadline)?;
-    let back: DgramEndpoint = std::str::from_utf8(hello)
-        .ok()
-        .and_then(|url| url.parse().ok())
-        .context("the peer's hello is not its address")?;
-    let tx = Sender::connect(&back, &ctx.deadline)?;
-    let mut link = DgramLink {
-        rx,
-        tx,
-        deadline: ctx.deadline,
-    };
-    let outcome = drive(&mut link, spec, window)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &extra, window, |_peer| {
+        // The hello carries the peer's own address (for UDP, the port its kernel chose).
+        let hello = rx.recv(&ctx.deadline)?;
+        let back: DgramEndpoint = std::str::from_utf8(hello)
+            .ok()
+            .and_then(|url| url.parse().ok())
+            .context("the peer's hello is not its address")?;
+        let tx = Sender::connect(&back, &ctx.deadline)?;
+        let link = DgramLink {
+            rx,
+            tx,
+            deadline: ctx.deadline,
+        };
+        Ok((link, ()))
+    })
 }
 
 fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -320,14 +319,18 @@ fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     // Set before the peer connects, so the accepted socket inherits it (and TCP scales its
     // window to it).
     spec.tune_stream(SockRef::from(listener.socket()), false)?;
-    let peer = ctx.spawn(&[format!("--addr={}", listener.url())])?;
-    let conn = listener.accept(&ctx.deadline)?;
-    spec.tune_stream(SockRef::from(conn.socket()), false)?;
-    let mut link = StreamLink::new(conn, &ctx.deadline, spec.wire_size())?;
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(
+        ctx,
+        &[format!("--addr={}", listener.url())],
+        None,
+        |_peer| {
+            let conn = listener.accept(&ctx.deadline)?;
+            spec.tune_stream(SockRef::from(conn.socket()), false)?;
+            let mut link = StreamLink::new(conn, &ctx.deadline, spec.wire_size())?;
+            link.recv(HELLO.len())?;
+            Ok((link, ()))
+        },
+    )
 }
 
 fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -486,27 +489,31 @@ fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let _up_guard = fifo::create_or_use(&up, MODE)?;
     let rx = fifo::open_read_end(&up)?;
     set_pipe_size(&rx, &up, spec.knobs.pipe)?;
-    let peer = ctx.spawn(&[
-        format!("--addr={}", down.display()),
-        format!("--addr={}", up.display()),
-    ])?;
-    fifo::wait_for_writer(&rx, &up, &ctx.deadline)?;
-    let tx = fifo::open_write_end(&down, &ctx.deadline)?;
-    set_pipe_size(&tx, &down, spec.knobs.pipe)?;
-    let mut link = FifoLink {
-        rx,
-        rx_path: up,
-        tx,
-        tx_path: down,
-        rx_ready: true,
-        poll_first: fifo_poll_first(spec),
-        buf: vec![0; spec.wire_size().max(64 << 10)],
-        deadline: ctx.deadline,
-    };
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down.display()),
+            format!("--addr={}", up.display()),
+        ],
+        None,
+        |_peer| {
+            fifo::wait_for_writer(&rx, &up, &ctx.deadline)?;
+            let tx = fifo::open_write_end(&down, &ctx.deadline)?;
+            set_pipe_size(&tx, &down, spec.knobs.pipe)?;
+            let mut link = FifoLink {
+                rx,
+                rx_path: up,
+                tx,
+                tx_path: down,
+                rx_ready: true,
+                poll_first: fifo_poll_first(spec),
+                buf: vec![0; spec.wire_size().max(64 << 10)],
+                deadline: ctx.deadline,
+            };
+            link.recv(HELLO.len())?;
+            Ok((link, ()))
+        },
+    )
 }
 
 fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -657,15 +664,14 @@ impl Link for MqLink {
 fn mq_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
     let (id, _queue) = private_queue()?;
-    let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
-    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
-        let _ = sysv::msg_remove(id);
-    });
-    let mut link = MqLink::new(id, true, spec.wire_size())?;
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &[format!("--addr={}", id.0)], None, |peer| {
+        let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+            let _ = sysv::msg_remove(id);
+        });
+        let mut link = MqLink::new(id, true, spec.wire_size())?;
+        link.recv(HELLO.len())?;
+        Ok((link, watchdog))
+    })
 }
 
 fn mq_peer(args: &PeerArgs, spec: &Spec, _deadline: &Deadline) -> anyhow::Result<()> {
@@ -795,25 +801,29 @@ fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let (up_id, up, up_guard) = private_segment(len)?;
     ring::init(&down, spec.ring_bytes())?;
     ring::init(&up, spec.ring_bytes())?;
-    let peer = ctx.spawn(&[
-        format!("--addr={}", down_id.0),
-        format!("--addr={}", up_id.0),
-    ])?;
-    let mut link = ShmLink {
-        tx: Producer::new(down, ring_wait(spec))?,
-        rx: Consumer::new(up, ring_wait(spec))?,
-        buf: vec![0; spec.wire_size().max(HELLO.len())],
-        deadline: ctx.deadline,
-        zero_copy: spec.mech == Mech::ShmZc,
-    };
-    link.recv(HELLO.len())?;
-    // Both sides are attached: removing now lets the segments go with the last detach, even
-    // if this process is killed.
-    down_guard.remove()?;
-    up_guard.remove()?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down_id.0),
+            format!("--addr={}", up_id.0),
+        ],
+        None,
+        |_peer| {
+            let mut link = ShmLink {
+                tx: Producer::new(down, ring_wait(spec))?,
+                rx: Consumer::new(up, ring_wait(spec))?,
+                buf: vec![0; spec.wire_size().max(HELLO.len())],
+                deadline: ctx.deadline,
+                zero_copy: spec.mech == Mech::ShmZc,
+            };
+            link.recv(HELLO.len())?;
+            // Both sides are attached: removing now lets the segments go with the last detach, even
+            // if this process is killed.
+            down_guard.remove()?;
+            up_guard.remove()?;
+            Ok((link, ()))
+        },
+    )
 }
 
 fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {

@@ -50,7 +50,7 @@ pub fn text(r: &Results) -> String {
     if measured(Kind::Latency) {
         let _ = writeln!(
             out,
-            "\nRound trip (ping-pong), microseconds (batch: mean of the fastest batch of 100 timed together); CPU per round trip, microseconds (this side / peer)"
+            "\nRound trip (ping-pong), microseconds (batch: mean of the fastest batch of up to 100 timed together); CPU per round trip, microseconds (this side / peer)"
         );
         let _ = writeln!(
             out,
@@ -333,7 +333,7 @@ fn wakeups(out: &mut String, r: &Results) {
     }
     let _ = writeln!(
         out,
-        "(median/p99: each round trip timed, a clock read each; batch mean: round trips timed together, the fastest batch: 1000 bare ones for the cache line and the futex, 100 through the harness otherwise)"
+        "(median/p99: each round trip timed, a clock read each; batch mean: round trips timed together, the fastest batch: 1000 bare ones for the cache line and the futex, up to 100 through the harness otherwise)"
     );
 }
 

@@ -48,7 +48,7 @@ mod with_iceoryx2 {
 
     use crate::link::{Link, STOP, seq_of};
     use crate::plan::Mech;
-    use crate::session::{drive, serve};
+    use crate::session::{run_parent, serve};
 
     type Pub = Publisher<ipc::Service, [u8], ()>;
     type Sub = Subscriber<ipc::Service, [u8], ()>;
@@ -260,12 +260,16 @@ mod with_iceoryx2 {
         let zero_copy = spec.mech == Mech::IoxZc;
         let size = spec.wire_size().max(8);
         let mut link = IoxLink::open((&down, &up), size, ctx.deadline, zero_copy)?;
-        let peer = ctx.spawn(&[format!("--addr={down}"), format!("--addr={up}")])?;
-        // The peer's hello: it has its subscriber, so nothing we publish is lost.
-        link.recv(8).context("the peer's hello")?;
-        let outcome = drive(&mut link, spec, None)?;
-        peer.finish(&ctx.deadline)?;
-        Ok(outcome)
+        run_parent(
+            ctx,
+            &[format!("--addr={down}"), format!("--addr={up}")],
+            None,
+            |_peer| {
+                // The peer's hello: it has its subscriber, so nothing we publish is lost.
+                link.recv(8).context("the peer's hello")?;
+                Ok((link, ()))
+            },
+        )
     }
 
     pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {

@@ -28,7 +28,7 @@ use socket2::SockRef;
 
 use crate::link::{Link, Rate, STOP, seq_of, stamp};
 use crate::plan::{Kind, Mech, Spec};
-use crate::session::{Ctx, Outcome, PeerArgs, Watchdog, drive, serve};
+use crate::session::{Ctx, Outcome, PeerArgs, Watchdog, run_parent, run_parent_keeping, serve};
 use crate::session::{UDP_RCVBUF, private_queue, private_segment, udp_window};
 
 const HELLO: [u8; 8] = [0; 8];
@@ -207,19 +207,23 @@ fn udg_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let socket = UnixDatagram::bind(&own).with_context(|| format!("bind {}", own.display()))?;
     let _file = paths::remove_on_drop(&own, "socket file")?;
     socket_timeouts(SockRef::from(&socket), &ctx.deadline)?;
-    let peer = ctx.spawn(&[
-        format!("--addr={}", own.display()),
-        format!("--addr={}", theirs.display()),
-    ])?;
-    let mut hello = [0; 8];
-    socket.recv(&mut hello).context("recv the peer's hello")?;
-    socket
-        .connect(&theirs)
-        .with_context(|| format!("connect to {}", theirs.display()))?;
-    let mut link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", own.display()),
+            format!("--addr={}", theirs.display()),
+        ],
+        None,
+        |_peer| {
+            let mut hello = [0; 8];
+            socket.recv(&mut hello).context("recv the peer's hello")?;
+            socket
+                .connect(&theirs)
+                .with_context(|| format!("connect to {}", theirs.display()))?;
+            let link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
+            Ok((link, ()))
+        },
+    )
 }
 
 fn udg_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -247,18 +251,17 @@ fn udp_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     if let Some(window) = window {
         extra.push(format!("--window={window}"));
     }
-    let peer = ctx.spawn(&extra)?;
-    let mut hello = [0; 8];
-    let (_, from) = socket
-        .recv_from(&mut hello)
-        .context("recv the peer's hello")?;
-    socket
-        .connect(from)
-        .with_context(|| format!("connect to {from}"))?;
-    let mut link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
-    let outcome = drive(&mut link, spec, window)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &extra, window, |_peer| {
+        let mut hello = [0; 8];
+        let (_, from) = socket
+            .recv_from(&mut hello)
+            .context("recv the peer's hello")?;
+        socket
+            .connect(from)
+            .with_context(|| format!("connect to {from}"))?;
+        let link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
+        Ok((link, ()))
+    })
 }
 
 fn udp_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -293,25 +296,25 @@ fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         }
     };
     spec.tune_stream(SockRef::from(&fd), false)?;
-    let peer = ctx.spawn(&[format!("--addr={addr}")])?;
-    wait::wait_fd(
-        fd.as_fd(),
-        PollFlags::POLLIN,
-        &ctx.deadline,
-        "the peer to connect",
-    )?;
-    // SAFETY: accept(2) on our listening socket, not asking for the peer's address.
-    let conn = unsafe { libc::accept(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
-    check(conn as isize, "accept")?;
-    // SAFETY: accept returned a new descriptor that nothing else owns.
-    let conn = unsafe { OwnedFd::from_raw_fd(conn) };
-    spec.tune_stream(SockRef::from(&conn), false)?;
-    socket_timeouts(SockRef::from(&conn), &ctx.deadline)?;
-    let mut link = RawFd2::<true>::socket(conn, spec.wire_size());
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &[format!("--addr={addr}")], None, |_peer| {
+        wait::wait_fd(
+            fd.as_fd(),
+            PollFlags::POLLIN,
+            &ctx.deadline,
+            "the peer to connect",
+        )?;
+        // SAFETY: accept(2) on our listening socket, not asking for the peer's address.
+        let conn =
+            unsafe { libc::accept(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
+        check(conn as isize, "accept")?;
+        // SAFETY: accept returned a new descriptor that nothing else owns.
+        let conn = unsafe { OwnedFd::from_raw_fd(conn) };
+        spec.tune_stream(SockRef::from(&conn), false)?;
+        socket_timeouts(SockRef::from(&conn), &ctx.deadline)?;
+        let mut link = RawFd2::<true>::socket(conn, spec.wire_size());
+        link.recv(HELLO.len())?;
+        Ok((link, ()))
+    })
 }
 
 fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -370,47 +373,51 @@ fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     nix::unistd::mkfifo(&up, mode).with_context(|| format!("mkfifo {}", up.display()))?;
     let _up_guard = paths::remove_on_drop(&up, "FIFO")?;
     let rx = open_fifo(&up, libc::O_RDONLY | libc::O_NONBLOCK)?;
-    let peer = ctx.spawn(&[
-        format!("--addr={}", down.display()),
-        format!("--addr={}", up.display()),
-    ])?;
-    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, || {});
-    // O_NONBLOCK: fails with ENXIO until the peer has opened its read end; retried.
-    let tx = wait::retry(
-        &ctx.deadline,
-        "the peer to open its FIFO",
-        || match open_fifo(&down, libc::O_WRONLY | libc::O_NONBLOCK) {
-            Ok(fd) => Ok(Some(fd)),
-            Err(err)
-                if err
-                    .downcast_ref::<io::Error>()
-                    .and_then(io::Error::raw_os_error)
-                    == Some(libc::ENXIO) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(err),
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down.display()),
+            format!("--addr={}", up.display()),
+        ],
+        None,
+        |peer| {
+            let watchdog = Watchdog::for_peer(ctx.deadline, peer, || {});
+            // O_NONBLOCK: fails with ENXIO until the peer has opened its read end; retried.
+            let tx = wait::retry(
+                &ctx.deadline,
+                "the peer to open its FIFO",
+                || match open_fifo(&down, libc::O_WRONLY | libc::O_NONBLOCK) {
+                    Ok(fd) => Ok(Some(fd)),
+                    Err(err)
+                        if err
+                            .downcast_ref::<io::Error>()
+                            .and_then(io::Error::raw_os_error)
+                            == Some(libc::ENXIO) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(err) => Err(err),
+                },
+            )?;
+            set_blocking(&tx)?;
+            set_pipe_size(&tx, spec.knobs.pipe)?;
+            set_pipe_size(&rx, spec.knobs.pipe)?;
+            wait::wait_fd(
+                rx.as_fd(),
+                PollFlags::POLLIN,
+                &ctx.deadline,
+                "the peer's hello",
+            )?;
+            set_blocking(&rx)?;
+            let mut link = RawFd2::<true> {
+                rx,
+                tx: Some(tx),
+                buf: vec![0; spec.wire_size().max(64 << 10)],
+            };
+            link.recv(HELLO.len())?;
+            Ok((link, watchdog))
         },
-    )?;
-    set_blocking(&tx)?;
-    set_pipe_size(&tx, spec.knobs.pipe)?;
-    set_pipe_size(&rx, spec.knobs.pipe)?;
-    wait::wait_fd(
-        rx.as_fd(),
-        PollFlags::POLLIN,
-        &ctx.deadline,
-        "the peer's hello",
-    )?;
-    set_blocking(&rx)?;
-    let mut link = RawFd2::<true> {
-        rx,
-        tx: Some(tx),
-        buf: vec![0; spec.wire_size().max(64 << 10)],
-    };
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    )
 }
 
 fn fifo_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
@@ -559,15 +566,14 @@ impl Link for RawMq {
 fn mq_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
     let (id, _queue) = private_queue()?;
-    let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
-    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
-        let _ = sysv::msg_remove(id);
-    });
-    let mut link = RawMq::new(id, true, spec.wire_size())?;
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &[format!("--addr={}", id.0)], None, |peer| {
+        let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+            let _ = sysv::msg_remove(id);
+        });
+        let mut link = RawMq::new(id, true, spec.wire_size())?;
+        link.recv(HELLO.len())?;
+        Ok((link, watchdog))
+    })
 }
 
 fn mq_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
@@ -770,27 +776,28 @@ fn floor_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         "the hand-off floors measure round trips only"
     );
     let (id, seg, guard) = private_segment(4096)?;
-    let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
-    let mut link = Floor {
-        seg,
-        wait: RawWait {
-            spin: spec
-                .mech
-                .spins()
-                .then(|| ctx.deadline.remaining().unwrap_or(Duration::MAX)),
-        },
-        deadline: ctx.deadline,
-        reply: [0; 8],
-        last: 0,
-    };
-    let w = word(&link.seg, FLOOR_WORD);
-    link.wait
-        .until_changed(w, 0, word(&link.seg, FLOOR_PARENT_PARKED), &ctx.deadline)?;
-    guard.remove()?;
-    // Batches first, for as long as the warm-up: the figure without the harness.
-    let batch_ns = batch_floor(&mut link, spec.budget.warmup)?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
+    let (outcome, batch_ns) =
+        run_parent_keeping(ctx, &[format!("--addr={}", id.0)], None, |_peer| {
+            let mut link = Floor {
+                seg,
+                wait: RawWait {
+                    spin: spec
+                        .mech
+                        .spins()
+                        .then(|| ctx.deadline.remaining().unwrap_or(Duration::MAX)),
+                },
+                deadline: ctx.deadline,
+                reply: [0; 8],
+                last: 0,
+            };
+            let w = word(&link.seg, FLOOR_WORD);
+            link.wait
+                .until_changed(w, 0, word(&link.seg, FLOOR_PARENT_PARKED), &ctx.deadline)?;
+            guard.remove()?;
+            // Batches first, for as long as the warm-up: the figure without the harness.
+            let batch_ns = batch_floor(&mut link, spec.budget.warmup)?;
+            Ok((link, batch_ns))
+        })?;
     Ok(match outcome {
         Outcome::Latency { samples, cpu, .. } => Outcome::Latency {
             samples,
@@ -987,17 +994,21 @@ fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let (down_id, down, down_guard) = private_segment(len)?;
     let (up_id, up, up_guard) = private_segment(len)?;
     // Fresh segments are zero: head, tail and the flags start at 0.
-    let peer = ctx.spawn(&[
-        format!("--addr={}", down_id.0),
-        format!("--addr={}", up_id.0),
-    ])?;
-    let mut link = raw_shm(down, up, spec, &ctx.deadline);
-    link.take()?;
-    down_guard.remove()?;
-    up_guard.remove()?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down_id.0),
+            format!("--addr={}", up_id.0),
+        ],
+        None,
+        |_peer| {
+            let mut link = raw_shm(down, up, spec, &ctx.deadline);
+            link.take()?;
+            down_guard.remove()?;
+            up_guard.remove()?;
+            Ok((link, ()))
+        },
+    )
 }
 
 fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -1083,29 +1094,32 @@ fn eventfd() -> anyhow::Result<OwnedFd> {
 }
 
 fn eventfd_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let spec = &ctx.spec;
+    let _spec = &ctx.spec;
     let (down, up) = (eventfd()?, eventfd()?);
-    let peer = ctx.spawn(&[
-        format!("--addr={}", down.as_raw_fd()),
-        format!("--addr={}", up.as_raw_fd()),
-    ])?;
-    // A stuck peer is killed; a post to our own eventfd then ends our wait.
-    let unblock = up.try_clone().context("dup eventfd")?;
-    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
-        // SAFETY: writes 8 bytes to our own eventfd.
-        unsafe { libc::write(unblock.as_raw_fd(), 3u64.to_ne_bytes().as_ptr().cast(), 8) };
-    });
-    let mut link = Eventfds {
-        tx: down,
-        rx: up,
-        last: 0,
-        reply: [0; 8],
-    };
-    ensure!(link.wait()? == 1, "the peer's hello");
-    let outcome = drive(&mut link, spec, None)?;
-    drop(_watchdog);
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down.as_raw_fd()),
+            format!("--addr={}", up.as_raw_fd()),
+        ],
+        None,
+        |peer| {
+            // A stuck peer is killed; a post to our own eventfd then ends our wait.
+            let unblock = up.try_clone().context("dup eventfd")?;
+            let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+                // SAFETY: writes 8 bytes to our own eventfd.
+                unsafe { libc::write(unblock.as_raw_fd(), 3u64.to_ne_bytes().as_ptr().cast(), 8) };
+            });
+            let link = Eventfds {
+                tx: down,
+                rx: up,
+                last: 0,
+                reply: [0; 8],
+            };
+            ensure!(link.wait()? == 1, "the peer's hello");
+            Ok((link, watchdog))
+        },
+    )
 }
 
 fn eventfd_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
@@ -1189,7 +1203,7 @@ impl Link for Sems {
 }
 
 fn sem_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let spec = &ctx.spec;
+    let _spec = &ctx.spec;
     let id =
         sysv::sem_create(sysv::Key(libc::IPC_PRIVATE), 2, 0o600).context("semget(IPC_PRIVATE)")?;
     let _guard = ipc_common::runtime::cleanup::Cleanup::register(
@@ -1202,21 +1216,20 @@ fn sem_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
             }
         },
     );
-    let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
-    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
-        let _ = sysv::sem_remove(id);
-    });
-    let mut link = Sems {
-        id,
-        post_num: 0,
-        wait_num: 1,
-        last: 0,
-        reply: [0; 8],
-    };
-    link.op(1, -1).context("semop: the peer's hello")?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &[format!("--addr={}", id.0)], None, |peer| {
+        let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+            let _ = sysv::sem_remove(id);
+        });
+        let link = Sems {
+            id,
+            post_num: 0,
+            wait_num: 1,
+            last: 0,
+            reply: [0; 8],
+        };
+        link.op(1, -1).context("semop: the peer's hello")?;
+        Ok((link, watchdog))
+    })
 }
 
 fn sem_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {

@@ -185,6 +185,33 @@ impl Drop for Watchdog {
     }
 }
 
+/// The measuring side's sequence, written once for every mechanism and implementation: starts
+/// the peer with `extra` (where it finds the objects, already made), lets `open` make the link
+/// (it waits for the peer's hello; what it returns beside the link, a watchdog, lives until the
+/// peer is collected), drives the link, and collects the peer.
+pub fn run_parent<L: Link, K>(
+    ctx: &Ctx<'_>,
+    extra: &[String],
+    window: Option<u64>,
+    open: impl FnOnce(&PeerProc) -> anyhow::Result<(L, K)>,
+) -> anyhow::Result<Outcome> {
+    run_parent_keeping(ctx, extra, window, open).map(|(outcome, _)| outcome)
+}
+
+/// [`run_parent`], also giving back what `open` returned beside the link.
+pub fn run_parent_keeping<L: Link, K>(
+    ctx: &Ctx<'_>,
+    extra: &[String],
+    window: Option<u64>,
+    open: impl FnOnce(&PeerProc) -> anyhow::Result<(L, K)>,
+) -> anyhow::Result<(Outcome, K)> {
+    let peer = ctx.spawn(extra)?;
+    let (mut link, keep) = open(&peer)?;
+    let outcome = drive(&mut link, &ctx.spec, window)?;
+    peer.finish(&ctx.deadline)?;
+    Ok((outcome, keep))
+}
+
 /// The measuring side's loop for `spec`, over any link.
 pub fn drive<L: Link>(link: &mut L, spec: &Spec, window: Option<u64>) -> anyhow::Result<Outcome> {
     match spec.kind {
