@@ -337,8 +337,21 @@ impl Producer {
         fits(self.tail_seen, self.head, self.ring.capacity)
     }
 
+    /// Whether the consumer has taken everything published (reads `tail`).
+    fn is_empty(&mut self) -> bool {
+        // Acquire: the consumer is done with the space it released.
+        self.tail_seen = self.ring.word(TAIL_AT).load(Ordering::Acquire);
+        self.tail_seen == self.head
+    }
+
     /// Publishes the record of `len` payload bytes (or [`PAD`]) of `bytes` bytes at `head`.
     fn publish(&mut self, len: u32, bytes: usize) -> anyhow::Result<()> {
+        self.publish_waking(len, bytes, true)
+    }
+
+    /// [`Producer::publish`]; `wake: false` when a record follows at once (a pad before a
+    /// restart), so a sleeping consumer is woken once, for the record, not twice.
+    fn publish_waking(&mut self, len: u32, bytes: usize, wake: bool) -> anyhow::Result<()> {
         let at = self.ring.offset(self.head);
         let next = self.head.wrapping_add(bytes as u32);
         let (next_len, next_stamp) = self.ring.header(self.ring.offset(next));
@@ -350,6 +363,9 @@ impl Producer {
         stamp_word.store(stamp(self.head), Ordering::Release);
         self.head = next;
         self.ring.word(HEAD_AT).store(self.head, Ordering::Release);
+        if !wake {
+            return Ok(());
+        }
         self.ring.wake_if_parked(CONSUMER_PARKED_AT, HEAD_AT)
     }
 
@@ -364,12 +380,21 @@ impl Producer {
         }
         let need = record_len(len);
         let at = self.ring.offset(self.head);
-        if at + need > self.ring.capacity {
+        // A large record into an empty ring starts again at the beginning of the area, so
+        // one message at a time reuses the same (cached) memory instead of moving on through
+        // the whole area; small records do not pay the pad.
+        // Only when the record fits before `at` too: then it fits behind the pad while the
+        // consumer has not yet skipped the pad.
+        let restart =
+            need >= self.ring.capacity / 8 && at >= need + RECORD_HEADER && self.is_empty();
+        if restart || at + need > self.ring.capacity {
             let pad = self.ring.capacity - at;
             if !self.room(pad) {
                 return Ok(false);
             }
-            self.publish(PAD, pad)?;
+            // On a restart the ring is empty and the record fits before `at`: it fits behind
+            // the pad for sure, and is published (with a wake) right after it.
+            self.publish_waking(PAD, pad, !restart)?;
         }
         Ok(self.room(need))
     }
