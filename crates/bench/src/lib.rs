@@ -1,16 +1,24 @@
-//! The benchmark's machinery, used by the `ipc-bench` binary: the measurement loops ([`link`]),
-//! what one measurement is ([`plan`]) and how it runs between two processes ([`measure`]), the
-//! mechanisms through our code ([`ours`]) and through raw libc with the floors ([`raw`]), the
-//! standard tools ([`tools`]), statistics ([`stats`]), the derived figures, claims and targets
-//! ([`results`]), the report ([`output`]) and a whole run ([`suite`]).
+//! The benchmark's machinery, used by the `ipc-bench` binary, in layers (each imports only the
+//! ones above it in this list):
+//! - [`plan`] (what one measurement is), [`link`] (the loops over any [`link::Link`]),
+//!   [`stats`];
+//! - [`session`]: the measurement's context, the peer process, watchdogs, the outcome, the
+//!   shared setup;
+//! - the implementations: [`ours`] (this workspace's code), [`raw`] (the same syscalls through
+//!   libc, and the floors and wake-ups), [`peers`] (iceoryx2);
+//! - [`measure`]: one measurement, dispatched to its implementation, and the peer subcommand;
+//! - [`tools`] (iperf3, sockperf, perf bench), [`suite`] (a whole run), [`results`] (the derived
+//!   figures, claims and targets) and [`output`] (the report: text, JSON, CSV, SVG).
 
 pub mod link;
 pub mod measure;
 pub mod ours;
 pub mod output;
+pub mod peers;
 pub mod plan;
 pub mod raw;
 pub mod results;
+pub mod session;
 pub mod stats;
 pub mod suite;
 pub mod tools;

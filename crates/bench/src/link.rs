@@ -4,6 +4,7 @@
 //! Every message starts with its sequence number (u64, little-endian); the number
 //! [`STOP`] ends a run. Byte streams also end a throughput run with end of file.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
@@ -54,6 +55,75 @@ pub fn stamp(msg: &mut [u8], seq: u64) {
     msg[..8].copy_from_slice(&seq.to_le_bytes());
 }
 
+/// The process id of the current measurement's peer (0: none), whose CPU clock the measuring
+/// side reads: set when the peer starts.
+static PEER_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Tells the loops which process is the peer, for its CPU time.
+pub fn set_peer(pid: i32) {
+    PEER_PID.store(pid, Ordering::Relaxed);
+}
+
+/// A process's CPU time (user + system) in nanoseconds: `clock_gettime` of `clock`.
+fn cpu_ns(clock: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write.
+    let ret = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ret == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// Both sides' CPU clocks at one moment: this process's (`CLOCK_PROCESS_CPUTIME_ID`) and the
+/// peer's (`clock_getcpuclockid(2)`; Linux lets a process read another's CPU clock).
+#[derive(Clone, Copy, Debug)]
+struct CpuMark {
+    own: Option<u64>,
+    peer: Option<u64>,
+}
+
+impl CpuMark {
+    fn now() -> CpuMark {
+        let pid = PEER_PID.load(Ordering::Relaxed);
+        let peer = (pid > 0)
+            .then(|| {
+                let mut clock: libc::clockid_t = 0;
+                // SAFETY: writes the clock id of process `pid` into `clock`.
+                let ret = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+                (ret == 0).then_some(clock)
+            })
+            .flatten()
+            .and_then(cpu_ns);
+        CpuMark {
+            own: cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID),
+            peer,
+        }
+    }
+
+    /// CPU per message since `self`, on each side.
+    fn per_message(self, messages: u64) -> Cpu {
+        let later = CpuMark::now();
+        let per = |a: Option<u64>, b: Option<u64>| {
+            a.zip(b)
+                .filter(|_| messages > 0)
+                .map(|(a, b)| b.saturating_sub(a) as f64 / messages as f64)
+        };
+        Cpu {
+            own_ns: per(self.own, later.own),
+            peer_ns: per(self.peer, later.peer),
+        }
+    }
+}
+
+/// CPU time per message (round trip, or message of a throughput run), in nanoseconds, on the
+/// measuring side and on the peer, over the timed part of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cpu {
+    pub own_ns: Option<f64>,
+    pub peer_ns: Option<f64>,
+}
+
 /// How long to run, and how long to run before counting.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
@@ -62,10 +132,16 @@ pub struct Budget {
 }
 
 /// The parent's side of a ping-pong run: round trips of `len`-byte messages until the budget
-/// is spent; every round trip after the warm-up, in nanoseconds.
-pub fn ping<L: Link>(link: &mut L, len: usize, budget: Budget) -> anyhow::Result<Vec<u64>> {
+/// is spent; every round trip after the warm-up, in nanoseconds, the CPU they cost, and the
+/// mean round trip of batches timed as a whole.
+pub fn ping<L: Link>(
+    link: &mut L,
+    len: usize,
+    budget: Budget,
+) -> anyhow::Result<(Vec<u64>, Cpu, f64)> {
     let mut msg = message(len);
     let mut samples = Vec::with_capacity(1 << 16);
+    let mut cpu: Option<CpuMark> = None;
     let start = Instant::now();
     let mut before = start;
     let mut seq = 0u64;
@@ -81,18 +157,145 @@ pub fn ping<L: Link>(link: &mut L, len: usize, budget: Budget) -> anyhow::Result
         );
         let now = Instant::now();
         let since_start = now - start;
-        if since_start > warm {
+        if since_start <= warm {
+            before = now;
+        } else if cpu.is_none() {
+            // The CPU clocks are read where the timed round trips begin (syscalls, kept out of
+            // them: the clock restarts after).
+            cpu = Some(CpuMark::now());
+            before = Instant::now();
+        } else {
             samples.push((now - before).as_nanos() as u64);
+            before = now;
         }
-        before = now;
         seq += 1;
-        if since_start > end {
+        // At least two timed round trips, however slow they are.
+        if since_start > end && samples.len() >= 2 {
+            break;
+        }
+    }
+    let cpu = cpu.map_or_else(Cpu::default, |mark| mark.per_message(samples.len() as u64));
+    // Then batches of up to 100 round trips (as many as fit the warm-up), each timed as a whole
+    // (no clock read per round trip), for as long as the warm-up (at least one batch): the
+    // fastest batch's mean.
+    let mean_ns = samples.iter().sum::<u64>() / samples.len().max(1) as u64;
+    let rounds = (warm.as_nanos() as u64 / mean_ns.max(1)).clamp(1, 100);
+    let started = Instant::now();
+    let mut batch_ns = f64::MAX;
+    loop {
+        let from = Instant::now();
+        for _ in 0..rounds {
+            stamp(&mut msg, seq);
+            link.send(&msg)?;
+            let reply = link.recv(len)?;
+            ensure!(
+                seq_of(reply) == seq,
+                "round trip {seq}: the echo carried sequence number {}",
+                seq_of(reply)
+            );
+            seq += 1;
+        }
+        batch_ns = batch_ns.min(from.elapsed().as_nanos() as f64 / rounds as f64);
+        if started.elapsed() >= warm {
             break;
         }
     }
     stamp(&mut msg, STOP);
     link.send(&msg)?;
-    Ok(samples)
+    Ok((samples, cpu, batch_ns))
+}
+
+/// What an open-loop run measured: latency percentiles from the intended send times, in
+/// nanoseconds, and the rate achieved.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tail {
+    pub p50_ns: f64,
+    pub p99_ns: f64,
+    pub p999_ns: f64,
+    pub max_ns: f64,
+    /// Round trips completed per second (the target rate, or less past saturation).
+    pub achieved: f64,
+    pub samples: u64,
+}
+
+/// The measuring side of an open-loop run: round trip `i` is due at `start + i / rate`; the
+/// loop waits for that moment (sleeping, then spinning for the last 2 ms), sends, waits for
+/// the echo, and records the time from the moment it was due, not from when it was sent. A
+/// late echo thereby delays the next send and that delay is counted (the coordinated omission
+/// a closed loop hides). Recorded in an HDR histogram (3 significant digits).
+pub fn open_loop<L: Link>(
+    link: &mut L,
+    len: usize,
+    budget: Budget,
+    rate: u64,
+) -> anyhow::Result<(Tail, Cpu)> {
+    ensure!(rate > 0, "an open-loop rate of 0");
+    // 1 ns to an hour, 3 significant digits.
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)
+        .map_err(|e| anyhow::anyhow!("an HDR histogram: {e}"))?;
+    let mut msg = message(len);
+    let interval = 1e9 / rate as f64;
+    let start = Instant::now();
+    let (warm, end) = (budget.warmup, budget.warmup + budget.measure);
+    let mut cpu: Option<(CpuMark, Instant)> = None;
+    let mut seq = 0u64;
+    loop {
+        let due = start + Duration::from_nanos((seq as f64 * interval) as u64);
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            // A sleep overshoots by tens of microseconds, on a busy VM by milliseconds, and
+            // an overshoot would count as latency: sleep only far ahead, then spin.
+            let ahead = due - now;
+            if ahead > Duration::from_millis(3) {
+                std::thread::sleep(ahead - Duration::from_millis(2));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        stamp(&mut msg, seq);
+        link.send(&msg)?;
+        let reply = link.recv(len)?;
+        ensure!(
+            seq_of(reply) == seq,
+            "round trip {seq}: the echo carried sequence number {}",
+            seq_of(reply)
+        );
+        let now = Instant::now();
+        let since_start = now - start;
+        // Past the warm-up by the clock (a saturated schedule runs behind it).
+        if since_start > warm {
+            if cpu.is_none() {
+                cpu = Some((CpuMark::now(), now));
+            }
+            hist.saturating_record((now - due).as_nanos() as u64);
+        }
+        seq += 1;
+        if since_start > end {
+            break;
+        }
+    }
+    let done = Instant::now();
+    stamp(&mut msg, STOP);
+    link.send(&msg)?;
+    let Some((mark, from)) = cpu else {
+        bail!("the open-loop run ended within its warm-up: raise the budget");
+    };
+    let samples = hist.len();
+    let at = |q: f64| hist.value_at_quantile(q) as f64;
+    Ok((
+        Tail {
+            p50_ns: at(0.5),
+            p99_ns: at(0.99),
+            p999_ns: at(0.999),
+            max_ns: hist.max() as f64,
+            achieved: samples as f64 / (done - from).as_secs_f64(),
+            samples,
+        },
+        mark.per_message(samples),
+    ))
 }
 
 /// The peer's side of a ping-pong run: echoes every message until the stop message.
@@ -167,7 +370,7 @@ pub fn drain<L: Link>(
     len: usize,
     budget: Budget,
     window: Option<u64>,
-) -> anyhow::Result<Rate> {
+) -> anyhow::Result<(Rate, Cpu)> {
     let grant = window.map(|w| (w / 2).max(1));
     let mut grant_msg = [0u8; 8];
     if let Some(grant) = grant {
@@ -175,7 +378,7 @@ pub fn drain<L: Link>(
     }
     let chunk = if L::STREAM { len.max(64 << 10) } else { len };
     let start = Instant::now();
-    let mut timed_from: Option<(Instant, u64)> = None;
+    let mut timed_from: Option<(Instant, u64, u64, CpuMark)> = None;
     let (mut bytes, mut expected, mut since_grant, mut receipts) = (0u64, 0u64, 0u64, 0u64);
     loop {
         let got = link.recv_any(chunk)?;
@@ -203,7 +406,7 @@ pub fn drain<L: Link>(
         if timed_from.is_none() && (L::STREAM || receipts % 16 == 0) {
             let now = Instant::now();
             if now - start > budget.warmup {
-                timed_from = Some((now, bytes));
+                timed_from = Some((now, bytes, receipts, CpuMark::now()));
             }
         }
         if let Some(grant) = grant {
@@ -228,7 +431,7 @@ pub fn drain<L: Link>(
         );
         bytes -= len as u64;
     }
-    let Some((from, before)) = timed_from else {
+    let Some((from, before, receipts_before, cpu)) = timed_from else {
         bail!("the run ended within its warm-up ({bytes} bytes): raise the budget");
     };
     let timed_bytes = bytes.saturating_sub(before);
@@ -237,9 +440,18 @@ pub fn drain<L: Link>(
         secs > 0.0 && timed_bytes > 0,
         "too few messages after the warm-up to time"
     );
-    Ok(Rate {
-        messages: timed_bytes / len as u64,
-        bytes: timed_bytes,
-        secs,
-    })
+    let messages = timed_bytes / len as u64;
+    let cpu = if L::STREAM {
+        cpu.per_message(messages)
+    } else {
+        cpu.per_message(receipts - receipts_before)
+    };
+    Ok((
+        Rate {
+            messages,
+            bytes: timed_bytes,
+            secs,
+        },
+        cpu,
+    ))
 }

@@ -4,17 +4,23 @@
 //!
 //! Every measurement runs between two real processes: this one creates the objects (a socket
 //! bound in a private temp dir or on 127.0.0.1 port 0, two FIFOs, an `IPC_PRIVATE` queue, two
-//! `IPC_PRIVATE` segments holding `ipc_common::ring`s), then starts itself again as the peer
+//! `IPC_PRIVATE` segments holding `ipc_ring`s, ...), then starts itself again as the peer
 //! (`ipc-bench peer ...`, hidden), which attaches and says hello through the mechanism: that
 //! hello is the readiness handshake. Then:
 //! - round trip: this side sends a message, the peer sends it back (`send(2)`/`recv(2)`,
 //!   `write(2)`/`read(2)`, `msgsnd(2)`/`msgrcv(2)`, or the ring's copy + `futex(2)` wake), at
-//!   64 B, 4 KiB and 64 KiB; median, p99 and mean of every round trip after a warm-up;
+//!   64 B, 4 KiB and 64 KiB (`--size-sweep`: every power of 4 to 4 MiB); median, p99 and mean
+//!   of every round trip after a warm-up, the mean of batches timed as a whole, and the CPU
+//!   time per round trip on each side;
+//! - open loop (`--kinds open --rate ...`): round trips on a fixed schedule, latency from the
+//!   intended send time in an HDR histogram (p50, p99, p99.9, max);
 //! - throughput: the peer sends for a while, this side receives and times it (messages/s, GB/s);
 //!   UDP is flow-controlled by receiver credits so it loses nothing;
-//! - the same through raw libc calls, the floors (a bare futex and a bare spin hand-off between
-//!   two processes, `memcpy`), a sweep of socket buffer sizes (`SO_SNDBUF`/`SO_RCVBUF`) and pipe
-//!   capacities (`F_SETPIPE_SZ`), and `iperf3`, `sockperf`, `perf bench` when installed.
+//! - the same through raw libc calls, the floors and wake-ups (one cache line and a futex
+//!   between two processes, eventfd, a SysV semaphore, `memcpy`), the ring zero-copy, iceoryx2
+//!   copying and zero-copy (feature `iceoryx2`), a sweep of socket buffer sizes
+//!   (`SO_SNDBUF`/`SO_RCVBUF`) and pipe capacities (`F_SETPIPE_SZ`), and `iperf3`, `sockperf`,
+//!   `perf bench` when installed.
 //!
 //! The repetition loop is outermost and the mechanisms are interleaved inside it, so a drifting
 //! machine hits all of them alike; the report gives medians over repetitions and medians of
@@ -38,15 +44,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bench::link::Budget;
-use bench::measure::PeerArgs;
 use bench::plan::{Imp, Kind, Knobs, Mech, Pin};
-use bench::results::{Results, SIZES};
+use bench::results::{ALL_SIZES, Results, SIZES};
+use bench::session::{PeerArgs, pin_to_cpu};
 use bench::suite::{self, Plan};
 use bench::tools::ToolBudget;
-use bench::{measure, output, raw};
+use bench::{measure, output};
 use clap::{Parser, Subcommand};
-use ipc_common::cli::CommonArgs;
-use ipc_common::ring;
+use ipc_common::runtime::cli::CommonArgs;
+use ipc_ring as ring;
 
 /// Measures the blog's IPC mechanisms on this machine and checks the blog's claims.
 #[derive(Parser, Debug)]
@@ -56,11 +62,14 @@ use ipc_common::ring;
     args_conflicts_with_subcommands = true,
     about = "Measures round trip and throughput of every IPC mechanism of the blog (UDS and UDP \
              datagrams, UDS and TCP streams, FIFOs, a SysV queue, a SysV shared-memory ring), \
-             against raw libc, hardware floors and standard tools, and checks the blog's claims",
+             against raw libc, hardware floors, iceoryx2 and standard tools, and checks the blog's \
+             claims",
     long_about = "Measures round trip and throughput of every IPC mechanism of the blog (UDS and \
                   UDP datagrams, UDS and TCP streams, FIFOs, a SysV queue, a SysV shared-memory \
-                  ring), against raw libc, hardware floors and standard tools, and checks the \
-                  blog's claims.\n\nDefaults: 5 repetitions of 200 ms per measurement (about \
+                  ring), against raw libc, hardware floors (a cache line, a futex), iceoryx2 \
+                  (built with --features iceoryx2) and standard tools, with CPU per message, \
+                  open-loop tails (--kinds open) and sizes to 4 MiB (--size-sweep), and checks \
+                  the blog's claims.\n\nDefaults: 5 repetitions of 200 ms per measurement (about \
                   three minutes), or --quick (under 30 s); one core each (--pin split); the \
                   table on stdout, progress on stderr. --timeout bounds each measurement (each \
                   has its own pair of processes and deadline)."
@@ -82,7 +91,8 @@ struct Args {
     #[arg(long, value_enum, value_delimiter = ',', value_name = "MECH")]
     only: Vec<Mech>,
 
-    /// Measure only these figures (comma-separated).
+    /// Measure only these figures (comma-separated) [default: latency,throughput; `open` is the
+    /// open loop at --rate].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
     kinds: Vec<Kind>,
 
@@ -90,7 +100,8 @@ struct Args {
     #[arg(long = "impl", value_enum, value_delimiter = ',', value_name = "IMPL")]
     imps: Vec<Imp>,
 
-    /// Measure only these message sizes (comma-separated; of 64, 4096, 65536).
+    /// Measure only these message sizes (comma-separated powers of 4 from 64 to 4194304)
+    /// [default: 64, 4096, 65536].
     #[arg(long, value_delimiter = ',', value_name = "BYTES", value_parser = parse_size)]
     sizes: Vec<usize>,
 
@@ -112,6 +123,16 @@ struct Args {
     /// How long the spinning variants spin before they sleep, in microseconds.
     #[arg(long, value_name = "US", default_value = "200")]
     spin_us: u64,
+
+    /// Measure every power of 4 from 64 B to 4 MiB (round trip and throughput, charted with
+    /// --plot as FILE-sizes-rtt.svg and FILE-sizes-thr.svg).
+    #[arg(long, conflicts_with = "sizes")]
+    size_sweep: bool,
+
+    /// Open loop (--kinds open): round trips started per second, comma-separated, at the
+    /// smallest size; latency is measured from each one's intended send time.
+    #[arg(long, value_delimiter = ',', value_name = "N", default_value = "1000,10000,20000,100000,1000000", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    rate: Vec<u64>,
 
     /// Skip iperf3, sockperf and perf bench.
     #[arg(long)]
@@ -146,9 +167,9 @@ enum Hidden {
 
 fn parse_size(text: &str) -> Result<usize, String> {
     match text.parse() {
-        Ok(size) if SIZES.contains(&size) => Ok(size),
+        Ok(size) if ALL_SIZES.contains(&size) => Ok(size),
         _ => Err(format!(
-            "`{text}`: the sizes measured are 64, 4096 and 65536"
+            "`{text}`: give a power of 4 from 64 to 4194304 (4 MiB)"
         )),
     }
 }
@@ -168,7 +189,7 @@ fn parse_ring_bytes(text: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    ipc_common::report::main(|| run(args))
+    ipc_common::runtime::report::main(|| run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -179,7 +200,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let _ = args.common.start();
     let started = Instant::now();
     if let (Some(cpu), _) = args.pin.cpus() {
-        raw::pin_to_cpu(cpu).with_context(|| format!("pin this process to CPU {cpu}"))?;
+        pin_to_cpu(cpu).with_context(|| format!("pin this process to CPU {cpu}"))?;
     }
     let plan = plan(&args);
     let mut results = Results::new(suite::describe(
@@ -203,6 +224,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.plot {
         output::plot(&results, path)?;
+        if args.size_sweep {
+            output::plot_sizes(&results, path)?;
+        }
+        output::plot_open(&results, path)?;
     }
     match failures.len() {
         0 => Ok(()),
@@ -218,9 +243,17 @@ fn plan(args: &Args) -> Plan {
     let named = |m: &Mech| args.only.is_empty() || args.only.contains(m);
     let spins_allowed = args.pin != Pin::Same;
     if !spins_allowed {
-        notes.push("pin same: both processes share CPU 0, so the spinning variants (shm-spin, the spin floor) were skipped".into());
+        notes.push("pin same: both processes share CPU 0, so the spinning variants (shm-spin, shm-zc, iceoryx2, the cache-line floor) were skipped".into());
     }
     let keep = |m: &Mech| named(m) && (spins_allowed || !m.spins());
+    if !bench::peers::BUILT
+        && Mech::MECHANISMS
+            .iter()
+            .any(|m| m.imps() == [Imp::Peer] && named(m))
+    {
+        notes.push("iceoryx2 not measured: ipc-bench was built without it (cargo build --release -p bench --features iceoryx2)".into());
+    }
+    let keep = |m: &Mech| keep(m) && (bench::peers::BUILT || m.imps() != [Imp::Peer]);
     let mechs: Vec<Mech> = Mech::MECHANISMS.into_iter().filter(keep).collect();
     let floors: Vec<Mech> = Mech::FLOORS.into_iter().filter(keep).collect();
     let imps = if args.imps.is_empty() {
@@ -261,7 +294,9 @@ fn plan(args: &Args) -> Plan {
         reps: args.reps as usize,
         memcpy: args.only.is_empty() && kinds.contains(&Kind::Throughput),
         kinds,
-        sizes: if args.sizes.is_empty() {
+        sizes: if args.size_sweep {
+            ALL_SIZES.to_vec()
+        } else if args.sizes.is_empty() {
             SIZES.to_vec()
         } else {
             args.sizes.clone()
@@ -275,6 +310,7 @@ fn plan(args: &Args) -> Plan {
             pipe: None,
             ring_bytes: args.ring_bytes,
             spin: Duration::from_micros(args.spin_us),
+            rate: None,
         },
         peer_cpu: args.pin.cpus().1,
         sweep_reps: if sweep {
@@ -293,6 +329,7 @@ fn plan(args: &Args) -> Plan {
             vec![4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20]
         },
         tools,
+        rates: args.rate.clone(),
         notes,
     }
 }

@@ -1,28 +1,31 @@
 //! The mechanisms through this workspace's own code, the code the examples run:
 //! - datagrams: the `dgram` crate's `Receiver` and `Sender` (one of each per side);
-//! - stream sockets: the `stream` crate's `Listener` and `connect`, then its `TimedConn`
-//!   (`send(2)`/`recv(2)` bounded by `SO_SNDTIMEO`/`SO_RCVTIMEO`);
-//! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `write_all`, `read_chunk_expecting`);
+//! - stream sockets: the `stream` crate's `Listener` and `connect`, then the benchmark's own
+//!   per-message calls on the connection (`send(2)`/`recv(2)` bounded by
+//!   `SO_SNDTIMEO`/`SO_RCVTIMEO`);
+//! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `wait_for_writer`, `write_all`),
+//!   reads with the benchmark's own `read(2)`/`poll(2)` loop;
 //! - the queue: the `mq` crate's `send`/`receive` over `ipc_common::sysv::MsgBuf`;
-//! - shared memory: `ipc_common::ring` over `ipc_common::sysv::Attached`.
+//! - shared memory: `ipc_ring` over `ipc_common::sysv::Attached`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
 use dgram::{Receiver, Sender};
-use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::Mode;
-use ipc_common::endpoint::{DgramEndpoint, StreamEndpoint};
-use ipc_common::ring::{self, Consumer, Producer, Wait};
+use ipc_common::runtime::cli::Mode;
+use ipc_common::runtime::wait::Deadline;
+use ipc_common::sockets::endpoint::{DgramEndpoint, StreamEndpoint};
 use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
-use ipc_common::wait::Deadline;
+use ipc_ring::{self as ring, Consumer, Producer, Wait};
 use socket2::SockRef;
-use stream::TimedConn;
 
 use crate::link::{Link, STOP, seq_of};
-use crate::measure::{Ctx, Outcome, PeerArgs, Watchdog, drive, serve};
 use crate::plan::{Kind, Mech, Spec};
+use crate::session::{
+    Ctx, Outcome, PeerArgs, UDP_RCVBUF, Watchdog, private_queue, private_segment, run_parent,
+    serve, udp_window,
+};
 
 const MODE: Mode = Mode(0o600);
 const HELLO: [u8; 8] = [0; 8];
@@ -34,8 +37,8 @@ pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         Mech::Unix | Mech::Tcp => stream_parent(ctx),
         Mech::Fifo => fifo_parent(ctx),
         Mech::Mq => mq_parent(ctx),
-        Mech::Shm | Mech::ShmSpin => shm_parent(ctx),
-        Mech::Futex | Mech::Spin => unreachable!("the floors are raw only"),
+        Mech::Shm | Mech::ShmSpin | Mech::ShmZc => shm_parent(ctx),
+        _ => anyhow::bail!("{} has no implementation of ours", ctx.spec.mech),
     }
 }
 
@@ -46,28 +49,13 @@ pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
         Mech::Unix | Mech::Tcp => stream_peer(args, spec, deadline),
         Mech::Fifo => fifo_peer(args, spec, deadline),
         Mech::Mq => mq_peer(args, spec, deadline),
-        Mech::Shm | Mech::ShmSpin => shm_peer(args, spec, deadline),
-        Mech::Futex | Mech::Spin => unreachable!("the floors are raw only"),
+        Mech::Shm | Mech::ShmSpin | Mech::ShmZc => shm_peer(args, spec, deadline),
+        _ => anyhow::bail!("{} has no implementation of ours", spec.mech),
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Datagrams: each side binds a Receiver and connects a Sender to the other's.
-
-/// The receive buffer both UDP sockets ask for (`SO_RCVBUF`).
-pub const UDP_RCVBUF: usize = 4 << 20;
-
-/// The UDP credits (messages in flight) that fit the receive buffer: the kernel doubles what it
-/// is given, capped at twice `net.core.rmem_max`, and charges each queued datagram its payload
-/// plus about a kilobyte of bookkeeping; half of that, to be safe.
-pub fn udp_window(size: usize) -> u64 {
-    let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-        .ok()
-        .and_then(|text| text.trim().parse::<usize>().ok())
-        .unwrap_or(212_992);
-    let queue = 2 * UDP_RCVBUF.min(rmem_max);
-    (queue / 2 / (size + 1024)).clamp(2, 256) as u64
-}
 
 struct DgramLink {
     rx: Receiver,
@@ -139,22 +127,21 @@ fn dgram_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     if let Some(window) = window {
         extra.push(format!("--window={window}"));
     }
-    let peer = ctx.spawn(&extra)?;
-    // The hello carries the peer's own address (for UDP, the port its kernel chose).
-    let hello = rx.recv(&ctx.deadline)?;
-    let back: DgramEndpoint = std::str::from_utf8(hello)
-        .ok()
-        .and_then(|url| url.parse().ok())
-        .context("the peer's hello is not its address")?;
-    let tx = Sender::connect(&back, &ctx.deadline)?;
-    let mut link = DgramLink {
-        rx,
-        tx,
-        deadline: ctx.deadline,
-    };
-    let outcome = drive(&mut link, spec, window)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &extra, window, |_peer| {
+        // The hello carries the peer's own address (for UDP, the port its kernel chose).
+        let hello = rx.recv(&ctx.deadline)?;
+        let back: DgramEndpoint = std::str::from_utf8(hello)
+            .ok()
+            .and_then(|url| url.parse().ok())
+            .context("the peer's hello is not its address")?;
+        let tx = Sender::connect(&back, &ctx.deadline)?;
+        let link = DgramLink {
+            rx,
+            tx,
+            deadline: ctx.deadline,
+        };
+        Ok((link, ()))
+    })
 }
 
 fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -185,21 +172,104 @@ fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resu
 
 // ---------------------------------------------------------------------------------------------
 // Stream sockets: the `stream` crate's Listener and connect (nonblocking, every wait a poll),
-// then its TimedConn: blocking calls whose timeouts (SO_RCVTIMEO/SO_SNDTIMEO) are the time left,
-// one syscall per step instead of a failed recv(2), a poll(2) and a second recv(2) each time the
-// peer is not ahead (which, in a ping-pong, is every time).
+// then the benchmark's own per-message wrapper over a duplicate of the connected socket:
+// blocking calls whose timeouts (SO_RCVTIMEO/SO_SNDTIMEO) are the time left, one syscall per
+// step instead of a failed recv(2), a poll(2) and a second recv(2) each time the peer is not
+// ahead (which, in a ping-pong, is every time).
+
+/// A connected stream socket for per-message calls, bounded by its deadline.
+struct TimedSocket {
+    socket: socket2::Socket,
+    deadline: Deadline,
+}
+
+impl TimedSocket {
+    /// A duplicate of `socket` (the mechanism's connection, which stays open beside it),
+    /// blocking, with the time left as its send and receive timeouts.
+    fn new(socket: &socket2::Socket, deadline: &Deadline) -> anyhow::Result<Self> {
+        let socket = socket.try_clone().context("dup the connected socket")?;
+        // O_NONBLOCK belongs to the open file, shared with the original: it is not used again.
+        socket
+            .set_nonblocking(false)
+            .context("clear O_NONBLOCK on the connection")?;
+        // SO_RCVTIMEO 0 means "forever", so a deadline that has just passed still gets 1 ms.
+        let left = deadline
+            .remaining()
+            .map(|left| left.max(std::time::Duration::from_millis(1)));
+        socket
+            .set_read_timeout(left)
+            .context("setsockopt(SO_RCVTIMEO)")?;
+        socket
+            .set_write_timeout(left)
+            .context("setsockopt(SO_SNDTIMEO)")?;
+        Ok(TimedSocket {
+            socket,
+            deadline: *deadline,
+        })
+    }
+
+    fn timed_out(&self, what: &str) -> anyhow::Error {
+        self.deadline.timed_out(what)
+    }
+
+    fn send(&self, mut bytes: &[u8]) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        while !bytes.is_empty() {
+            match (&self.socket).write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(self.timed_out("room towards the peer"));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).context("send to the peer"),
+            }
+        }
+        Ok(())
+    }
+
+    fn recv_some(&self, buf: &mut [u8]) -> anyhow::Result<usize> {
+        use std::io::Read as _;
+        loop {
+            match (&self.socket).read(buf) {
+                Ok(n) => return Ok(n),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(self.timed_out("bytes from the peer"));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).context("recv from the peer"),
+            }
+        }
+    }
+
+    fn recv_exact(&self, buf: &mut [u8]) -> anyhow::Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.recv_some(&mut buf[got..])? {
+                0 => anyhow::bail!(
+                    "the peer closed the connection {got} bytes into a {}-byte message",
+                    buf.len()
+                ),
+                n => got += n,
+            }
+        }
+        Ok(())
+    }
+}
 
 struct StreamLink {
-    conn: TimedConn,
+    conn: TimedSocket,
+    /// The mechanism's connection, kept open for the run.
+    _conn: stream::Conn,
     buf: Vec<u8>,
 }
 
 impl StreamLink {
-    fn new(conn: TimedConn, size: usize) -> Self {
-        StreamLink {
-            conn,
+    fn new(conn: stream::Conn, deadline: &Deadline, size: usize) -> anyhow::Result<Self> {
+        Ok(StreamLink {
+            conn: TimedSocket::new(conn.socket(), deadline)?,
+            _conn: conn,
             buf: vec![0; size.max(64 << 10)],
-        }
+        })
     }
 }
 
@@ -232,7 +302,10 @@ impl Link for StreamLink {
 
     fn finish(&mut self, stop: &[u8]) -> anyhow::Result<()> {
         self.send(stop)?;
-        self.conn.finish_sending()
+        self.conn
+            .socket
+            .shutdown(std::net::Shutdown::Write)
+            .context("shutdown(SHUT_WR)")
     }
 }
 
@@ -246,14 +319,18 @@ fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     // Set before the peer connects, so the accepted socket inherits it (and TCP scales its
     // window to it).
     spec.tune_stream(SockRef::from(listener.socket()), false)?;
-    let peer = ctx.spawn(&[format!("--addr={}", listener.url())])?;
-    let conn = listener.accept(&ctx.deadline)?;
-    spec.tune_stream(SockRef::from(conn.socket()), false)?;
-    let mut link = StreamLink::new(conn.timed(&ctx.deadline)?, spec.wire_size());
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(
+        ctx,
+        &[format!("--addr={}", listener.url())],
+        None,
+        |_peer| {
+            let conn = listener.accept(&ctx.deadline)?;
+            spec.tune_stream(SockRef::from(conn.socket()), false)?;
+            let mut link = StreamLink::new(conn, &ctx.deadline, spec.wire_size())?;
+            link.recv(HELLO.len())?;
+            Ok((link, ()))
+        },
+    )
 }
 
 fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -263,7 +340,7 @@ fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Res
         .map_err(|err: String| anyhow::anyhow!(err))?;
     let conn = stream::connect(&url, deadline)?;
     spec.tune_stream(SockRef::from(conn.socket()), true)?;
-    let mut link = StreamLink::new(conn.timed(deadline)?, spec.wire_size());
+    let mut link = StreamLink::new(conn, deadline, spec.wire_size())?;
     link.send(&HELLO)?;
     serve(&mut link, spec, None)
 }
@@ -279,16 +356,46 @@ struct FifoLink {
     /// Whether a writer has opened `rx` yet (before that, `read(2)` says end of file).
     rx_ready: bool,
     /// Round trips: a message's first read waits for an answer, so it polls first.
-    expect: fifo::Expect,
+    poll_first: bool,
     buf: Vec<u8>,
     deadline: Deadline,
 }
 
-/// What a FIFO link's reads expect: see [`fifo::read_chunk_expecting`].
-fn fifo_expect(spec: &Spec) -> fifo::Expect {
-    match spec.kind {
-        Kind::Latency => fifo::Expect::Wait,
-        Kind::Throughput => fifo::Expect::Bytes,
+/// Whether a FIFO link's reads poll first: turn by turn (a request, then its answer) the answer
+/// is never there yet when we start reading, so reading first would cost a `read(2)` that finds
+/// nothing, then the `poll(2)` and the `read(2)` again; a receiver behind its sender reads first.
+fn fifo_poll_first(spec: &Spec) -> bool {
+    spec.kind.round_trips()
+}
+
+/// One `read(2)` from a nonblocking FIFO, waiting (`poll(2)`, until `deadline`) while it is
+/// empty; `poll_first` when bytes are unlikely to be there yet. 0 is end of file.
+fn fifo_read(
+    mut file: &File,
+    buf: &mut [u8],
+    path: &Path,
+    deadline: &Deadline,
+    mut poll_first: bool,
+) -> anyhow::Result<usize> {
+    use std::io::Read as _;
+    use std::os::fd::AsFd as _;
+    loop {
+        if std::mem::take(&mut poll_first) {
+            ipc_common::runtime::wait::wait_fd(
+                file.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+                deadline,
+                format_args!("the writer on {} to send more or close", path.display()),
+            )?;
+        }
+        match file.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => poll_first = true,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(err).with_context(|| format!("read from FIFO {}", path.display()));
+            }
+        }
     }
 }
 
@@ -306,17 +413,12 @@ impl FifoLink {
         let mut got = 0;
         while got < len {
             // The rest of a message that arrives in pieces is being written: read first.
-            let expect = if got == 0 {
-                self.expect
-            } else {
-                fifo::Expect::Bytes
-            };
-            match fifo::read_chunk_expecting(
+            match fifo_read(
                 &self.rx,
                 &mut self.buf[got..len],
                 &self.rx_path,
                 &self.deadline,
-                expect,
+                got == 0 && self.poll_first,
             )? {
                 0 => anyhow::bail!(
                     "FIFO {}: the writer closed {got} bytes into a message",
@@ -344,11 +446,12 @@ impl Link for FifoLink {
     fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
         self.ready()?;
         let max = max.min(self.buf.len());
-        let n = fifo::read_chunk(
+        let n = fifo_read(
             &self.rx,
             &mut self.buf[..max],
             &self.rx_path,
             &self.deadline,
+            false,
         )?;
         Ok(&self.buf[..n])
     }
@@ -386,27 +489,31 @@ fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let _up_guard = fifo::create_or_use(&up, MODE)?;
     let rx = fifo::open_read_end(&up)?;
     set_pipe_size(&rx, &up, spec.knobs.pipe)?;
-    let peer = ctx.spawn(&[
-        format!("--addr={}", down.display()),
-        format!("--addr={}", up.display()),
-    ])?;
-    fifo::wait_for_writer(&rx, &up, &ctx.deadline)?;
-    let tx = fifo::open_write_end(&down, &ctx.deadline)?;
-    set_pipe_size(&tx, &down, spec.knobs.pipe)?;
-    let mut link = FifoLink {
-        rx,
-        rx_path: up,
-        tx,
-        tx_path: down,
-        rx_ready: true,
-        expect: fifo_expect(spec),
-        buf: vec![0; spec.wire_size().max(fifo::CHUNK)],
-        deadline: ctx.deadline,
-    };
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down.display()),
+            format!("--addr={}", up.display()),
+        ],
+        None,
+        |_peer| {
+            fifo::wait_for_writer(&rx, &up, &ctx.deadline)?;
+            let tx = fifo::open_write_end(&down, &ctx.deadline)?;
+            set_pipe_size(&tx, &down, spec.knobs.pipe)?;
+            let mut link = FifoLink {
+                rx,
+                rx_path: up,
+                tx,
+                tx_path: down,
+                rx_ready: true,
+                poll_first: fifo_poll_first(spec),
+                buf: vec![0; spec.wire_size().max(64 << 10)],
+                deadline: ctx.deadline,
+            };
+            link.recv(HELLO.len())?;
+            Ok((link, ()))
+        },
+    )
 }
 
 fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -419,8 +526,8 @@ fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resul
         tx,
         tx_path: up,
         rx_ready: false,
-        expect: fifo_expect(spec),
-        buf: vec![0; spec.wire_size().max(fifo::CHUNK)],
+        poll_first: fifo_poll_first(spec),
+        buf: vec![0; spec.wire_size().max(64 << 10)],
         deadline: *deadline,
     };
     link.send(&HELLO)?;
@@ -554,31 +661,17 @@ impl Link for MqLink {
     }
 }
 
-/// A private queue for one measurement, removed when the guard drops.
-pub fn private_queue() -> anyhow::Result<(MsqId, Cleanup)> {
-    let id = sysv::msg_create(Key(libc::IPC_PRIVATE), MODE.0).context("msgget(IPC_PRIVATE)")?;
-    let guard = Cleanup::register(format!("message queue id {}", id.0), move || {
-        match sysv::msg_remove(id) {
-            // The watchdog removed it already.
-            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
-            Err(errno) => Err(errno.into()),
-        }
-    });
-    Ok((id, guard))
-}
-
 fn mq_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
     let (id, _queue) = private_queue()?;
-    let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
-    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
-        let _ = sysv::msg_remove(id);
-    });
-    let mut link = MqLink::new(id, true, spec.wire_size())?;
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &[format!("--addr={}", id.0)], None, |peer| {
+        let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+            let _ = sysv::msg_remove(id);
+        });
+        let mut link = MqLink::new(id, true, spec.wire_size())?;
+        link.recv(HELLO.len())?;
+        Ok((link, watchdog))
+    })
 }
 
 fn mq_peer(args: &PeerArgs, spec: &Spec, _deadline: &Deadline) -> anyhow::Result<()> {
@@ -596,28 +689,92 @@ struct ShmLink {
     rx: Consumer,
     buf: Vec<u8>,
     deadline: Deadline,
+    /// Zero-copy: loans and taken messages, only the sequence number written and read in
+    /// place; `buf` then only carries that number back to the loops.
+    zero_copy: bool,
+}
+
+impl ShmLink {
+    /// Zero-copy send: a loan of `len` bytes with `seq` stamped in place.
+    fn send_in_place(&mut self, len: usize, seq: [u8; 8]) -> anyhow::Result<()> {
+        let mut loan = self.tx.loan(len, &self.deadline)?;
+        loan.bytes()[..8].copy_from_slice(&seq);
+        loan.commit()
+    }
+
+    /// Zero-copy receive: the next message's length and sequence number, read in place.
+    fn take_in_place(&mut self) -> anyhow::Result<(usize, [u8; 8])> {
+        let taken = self.rx.take(&self.deadline)?;
+        let bytes = taken.bytes();
+        let seq = bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .context("a message shorter than its sequence number")?;
+        let len = bytes.len();
+        taken.release()?;
+        Ok((len, seq))
+    }
+
+    /// Zero-copy: what the loops see of a message (its length, its sequence number first).
+    fn seen(&mut self, len: usize, seq: [u8; 8]) -> &[u8] {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        self.buf[..8].copy_from_slice(&seq);
+        &self.buf[..len]
+    }
 }
 
 impl Link for ShmLink {
     const STREAM: bool = false;
 
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        if self.zero_copy {
+            let seq = msg[..8].try_into().expect("8 bytes");
+            return self.send_in_place(msg.len(), seq);
+        }
         self.tx.send(msg, &self.deadline)
     }
 
     fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        if self.zero_copy {
+            let (n, seq) = self.take_in_place()?;
+            ensure!(n == len, "a {n}-byte message, expected {len}");
+            return Ok(self.seen(n, seq));
+        }
         let n = self.rx.recv(&mut self.buf, &self.deadline)?;
         ensure!(n == len, "a {n}-byte message, expected {len}");
         Ok(&self.buf[..n])
     }
 
     fn recv_any(&mut self, max: usize) -> anyhow::Result<&[u8]> {
+        if self.zero_copy {
+            let (n, seq) = self.take_in_place()?;
+            ensure!(n <= max, "a {n}-byte message, expected at most {max}");
+            return Ok(self.seen(n, seq));
+        }
         let max = max.min(self.buf.len());
         let n = self.rx.recv(&mut self.buf[..max], &self.deadline)?;
         Ok(&self.buf[..n])
     }
 
     fn echo(&mut self, len: usize) -> anyhow::Result<bool> {
+        if self.zero_copy {
+            // The reply is loaned while the message is still held: both in place, as a
+            // zero-copy echo does.
+            let taken = self.rx.take(&self.deadline)?;
+            let n = taken.bytes().len();
+            ensure!(n == len, "a {n}-byte message, expected {len}");
+            let seq: [u8; 8] = taken.bytes()[..8].try_into().expect("8 bytes");
+            if u64::from_le_bytes(seq) == STOP {
+                return Ok(false);
+            }
+            let mut loan = self.tx.loan(n, &self.deadline)?;
+            loan.bytes()[..8].copy_from_slice(&seq);
+            loan.commit()?;
+            taken.release()?;
+            return Ok(true);
+        }
         let n = self.rx.recv(&mut self.buf, &self.deadline)?;
         ensure!(n == len, "a {n}-byte message, expected {len}");
         if seq_of(&self.buf[..n]) == STOP {
@@ -637,42 +794,36 @@ pub fn ring_wait(spec: &Spec) -> Wait {
     }
 }
 
-/// A private segment of `len` bytes, attached, with the guard that removes it.
-pub fn private_segment(len: usize) -> anyhow::Result<(ShmId, Attached, Cleanup)> {
-    let id = sysv::shm_create(Key(libc::IPC_PRIVATE), len, MODE.0)
-        .with_context(|| format!("shmget(IPC_PRIVATE, {len})"))?;
-    let guard = Cleanup::register(format!("shared memory segment id {}", id.0), move || {
-        Ok(sysv::shm_remove(id)?)
-    });
-    let seg = Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))?;
-    Ok((id, seg, guard))
-}
-
 fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
-    let len = ring::segment_len(spec.knobs.ring_bytes);
+    let len = ring::segment_len(spec.ring_bytes());
     let (down_id, down, down_guard) = private_segment(len)?;
     let (up_id, up, up_guard) = private_segment(len)?;
-    ring::init(&down, spec.knobs.ring_bytes)?;
-    ring::init(&up, spec.knobs.ring_bytes)?;
-    let peer = ctx.spawn(&[
-        format!("--addr={}", down_id.0),
-        format!("--addr={}", up_id.0),
-    ])?;
-    let mut link = ShmLink {
-        tx: Producer::new(down, ring_wait(spec))?,
-        rx: Consumer::new(up, ring_wait(spec))?,
-        buf: vec![0; spec.wire_size().max(HELLO.len())],
-        deadline: ctx.deadline,
-    };
-    link.recv(HELLO.len())?;
-    // Both sides are attached: removing now lets the segments go with the last detach, even
-    // if this process is killed.
-    down_guard.remove()?;
-    up_guard.remove()?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    ring::init(&down, spec.ring_bytes())?;
+    ring::init(&up, spec.ring_bytes())?;
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down_id.0),
+            format!("--addr={}", up_id.0),
+        ],
+        None,
+        |_peer| {
+            let mut link = ShmLink {
+                tx: Producer::new(down, ring_wait(spec))?,
+                rx: Consumer::new(up, ring_wait(spec))?,
+                buf: vec![0; spec.wire_size().max(HELLO.len())],
+                deadline: ctx.deadline,
+                zero_copy: spec.mech == Mech::ShmZc,
+            };
+            link.recv(HELLO.len())?;
+            // Both sides are attached: removing now lets the segments go with the last detach, even
+            // if this process is killed.
+            down_guard.remove()?;
+            up_guard.remove()?;
+            Ok((link, ()))
+        },
+    )
 }
 
 fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -685,6 +836,7 @@ fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
         tx: Producer::new(attach(1)?, ring_wait(spec))?,
         buf: vec![0; spec.wire_size().max(HELLO.len())],
         deadline: *deadline,
+        zero_copy: spec.mech == Mech::ShmZc,
     };
     link.send(&HELLO)?;
     serve(&mut link, spec, None)

@@ -29,15 +29,27 @@ pub enum Mech {
     Shm,
     /// The SysV shared-memory ring, spinning before it parks.
     ShmSpin,
-    /// Floor: a bare futex hand-off between two processes, no data.
+    /// The ring, spinning, zero-copy: the writer fills a loaned place in the ring, the reader
+    /// reads it in place (only the sequence number is written and read).
+    ShmZc,
+    /// The best peer for shared memory: iceoryx2 publish-subscribe, busy-polling, payload copied
+    /// in and out.
+    Iox,
+    /// iceoryx2, zero-copy: loaned samples written and read in place (sequence number only).
+    IoxZc,
+    /// Floor: one shared cache line, a futex wake each way (no data).
     Futex,
-    /// Floor: a bare spin hand-off between two processes, no data.
+    /// Floor: one shared cache line, spinning (the core-to-core latency; no data).
     Spin,
+    /// Wake-up: an eventfd each way (no data).
+    Eventfd,
+    /// Wake-up: a SysV semaphore each way (no data).
+    Sem,
 }
 
 impl Mech {
     /// The mechanisms, in table order.
-    pub const MECHANISMS: [Mech; 8] = [
+    pub const MECHANISMS: [Mech; 11] = [
         Mech::Udg,
         Mech::Udp,
         Mech::Unix,
@@ -46,8 +58,27 @@ impl Mech {
         Mech::Mq,
         Mech::Shm,
         Mech::ShmSpin,
+        Mech::ShmZc,
+        Mech::Iox,
+        Mech::IoxZc,
     ];
-    pub const FLOORS: [Mech; 2] = [Mech::Futex, Mech::Spin];
+    /// The floors and the other wake-ups of the wake-up matrix (no data, round trips only).
+    pub const FLOORS: [Mech; 4] = [Mech::Spin, Mech::Futex, Mech::Eventfd, Mech::Sem];
+
+    /// Whose implementations this mechanism has.
+    pub fn imps(self) -> &'static [Imp] {
+        match self {
+            Mech::ShmZc => &[Imp::Ours],
+            Mech::Iox | Mech::IoxZc => &[Imp::Peer],
+            Mech::Futex | Mech::Spin | Mech::Eventfd | Mech::Sem => &[Imp::Raw],
+            _ => &[Imp::Ours, Imp::Raw],
+        }
+    }
+
+    /// Whether it is measured in round trips only.
+    pub fn latency_only(self) -> bool {
+        matches!(self, Mech::Iox | Mech::IoxZc) || Mech::FLOORS.contains(&self)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -59,8 +90,13 @@ impl Mech {
             Mech::Mq => "mq",
             Mech::Shm => "shm",
             Mech::ShmSpin => "shm-spin",
+            Mech::ShmZc => "shm-zc",
+            Mech::Iox => "iox",
+            Mech::IoxZc => "iox-zc",
             Mech::Futex => "futex",
             Mech::Spin => "spin",
+            Mech::Eventfd => "eventfd",
+            Mech::Sem => "sem",
         }
     }
 
@@ -75,13 +111,21 @@ impl Mech {
             Mech::Mq => "SysV queue",
             Mech::Shm => "shm ring (futex)",
             Mech::ShmSpin => "shm ring (spin)",
-            Mech::Futex => "futex hand-off",
-            Mech::Spin => "spin hand-off",
+            Mech::ShmZc => "shm ring zero-copy",
+            Mech::Iox => "iceoryx2 (copy)",
+            Mech::IoxZc => "iceoryx2 zero-copy",
+            Mech::Futex => "futex wake",
+            Mech::Spin => "cache line (spin)",
+            Mech::Eventfd => "eventfd",
+            Mech::Sem => "SysV semaphore",
         }
     }
 
     pub fn spins(self) -> bool {
-        matches!(self, Mech::ShmSpin | Mech::Spin)
+        matches!(
+            self,
+            Mech::ShmSpin | Mech::ShmZc | Mech::Iox | Mech::IoxZc | Mech::Spin
+        )
     }
 
     /// The size a "`size`-byte message" really is on this mechanism.
@@ -92,18 +136,36 @@ impl Mech {
         }
     }
 
+    /// The largest message measured: a Unix datagram must fit the socket's send buffer, which
+    /// `net.core.wmem_max` caps (212992 B by default).
+    /// UDP stops at its datagram limit (65,000 B are sent for 64 KiB).
+    pub fn max_size(self) -> usize {
+        match self {
+            Mech::Udg | Mech::Udp => 64 << 10,
+            _ => usize::MAX,
+        }
+    }
+
     /// What limits this mechanism at `size`, for the table's ceiling column.
     pub fn ceiling(self, size: usize, msgmax: usize) -> Option<String> {
         match self {
             Mech::Udp if size > UDP_MAX => Some(format!(
-                "UDP carries at most {UDP_MAX} B here (65507 B IPv4 limit): sent {UDP_MAX} B"
+                "UDP carries at most {UDP_MAX} B here (65507 B IPv4 limit): sent {UDP_MAX} B; larger not measured"
             )),
             Mech::Udp => Some("receiver credits keep it lossless".into()),
             Mech::Mq if size > msgmax => Some(format!(
                 "msgmax {msgmax} B: split into {} messages",
                 size.div_ceil(msgmax)
             )),
-            Mech::Udg if size > 16 << 10 => Some("SO_SNDBUF raised to fit".into()),
+            Mech::Udg if size > 16 << 10 => {
+                Some("SO_SNDBUF raised to fit; over 64 KiB not measured (net.core.wmem_max)".into())
+            }
+            Mech::ShmZc => Some(
+                "zero-copy: the payload is lent, not moved (its GB/s is not a copy rate)".into(),
+            ),
+            Mech::Shm | Mech::ShmSpin if size > 256 << 10 => {
+                Some("ring grown to hold two messages".into())
+            }
             _ => None,
         }
     }
@@ -125,6 +187,8 @@ pub enum Imp {
     Ours,
     /// The same syscalls straight through libc, blocking, as a C program makes them.
     Raw,
+    /// The best other system for the job (iceoryx2 for shared memory).
+    Peer,
 }
 
 impl fmt::Display for Imp {
@@ -132,6 +196,7 @@ impl fmt::Display for Imp {
         f.write_str(match self {
             Imp::Ours => "ours",
             Imp::Raw => "raw",
+            Imp::Peer => "peer",
         })
     }
 }
@@ -143,6 +208,16 @@ pub enum Kind {
     Latency,
     /// One-way throughput, timed at the receiver.
     Throughput,
+    /// Open loop: round trips started on a fixed schedule (`--rate`), latency measured from
+    /// the intended send time.
+    Open,
+}
+
+impl Kind {
+    /// Whether the peer echoes (round trips) rather than sends.
+    pub fn round_trips(self) -> bool {
+        matches!(self, Kind::Latency | Kind::Open)
+    }
 }
 
 impl fmt::Display for Kind {
@@ -150,6 +225,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Latency => "latency",
             Kind::Throughput => "throughput",
+            Kind::Open => "open",
         })
     }
 }
@@ -197,6 +273,8 @@ pub struct Knobs {
     pub ring_bytes: usize,
     /// How long the spinning variants spin before they park.
     pub spin: Duration,
+    /// Open loop: round trips started per second.
+    pub rate: Option<u64>,
 }
 
 /// One measurement.
@@ -217,7 +295,7 @@ impl Spec {
     /// The socket options a stream run asks for, the same for ours and raw: `TCP_NODELAY` for
     /// TCP ping-pong, and the buffer size of a sweep on the side that needs it.
     pub fn tune_stream(&self, socket: SockRef<'_>, sender: bool) -> anyhow::Result<()> {
-        if self.kind == Kind::Latency && self.mech == Mech::Tcp {
+        if self.kind.round_trips() && self.mech == Mech::Tcp {
             socket
                 .set_tcp_nodelay(true)
                 .context("setsockopt(TCP_NODELAY)")?;
@@ -238,6 +316,14 @@ impl Spec {
 
     pub fn wire_size(&self) -> usize {
         self.mech.wire_size(self.size)
+    }
+
+    /// The ring's data bytes: `--ring-bytes`, or more when two messages would not fit (the
+    /// size sweep's largest messages).
+    pub fn ring_bytes(&self) -> usize {
+        self.knobs
+            .ring_bytes
+            .max((2 * (self.wire_size() + 64)).next_power_of_two())
     }
 
     /// The peer's command line for this measurement (after `peer`), without the addresses.
@@ -261,6 +347,9 @@ impl Spec {
         if let Some(cpu) = self.peer_cpu {
             args.push(format!("--cpu={cpu}"));
         }
+        if let Some(rate) = self.knobs.rate {
+            args.push(format!("--rate={rate}"));
+        }
         args
     }
 }
@@ -280,6 +369,9 @@ impl fmt::Display for Spec {
         }
         if let Some(bytes) = self.knobs.pipe {
             write!(f, ", pipe capacity {bytes} B")?;
+        }
+        if let Some(rate) = self.knobs.rate {
+            write!(f, ", {rate}/s")?;
         }
         Ok(())
     }

@@ -17,37 +17,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use ipc_common::paths;
-use ipc_common::ring;
+use ipc_common::runtime::paths;
+use ipc_common::runtime::wait::{self, Deadline};
 use ipc_common::sysv::{self, Attached, MsqId, ShmId};
-use ipc_common::wait::{self, Deadline};
+use ipc_ring as ring;
+use ipc_ring::futex;
+use ipc_ring::layout::{CONSUMER_PARKED_AT, HEAD_AT, HEADER_LEN, PRODUCER_PARKED_AT, TAIL_AT};
 use nix::poll::PollFlags;
 use socket2::SockRef;
 
 use crate::link::{Link, Rate, STOP, seq_of, stamp};
-use crate::measure::{Ctx, Outcome, PeerArgs, Watchdog, drive, serve};
-use crate::ours::{UDP_RCVBUF, private_queue, private_segment, udp_window};
 use crate::plan::{Kind, Mech, Spec};
+use crate::session::{Ctx, Outcome, PeerArgs, Watchdog, run_parent, run_parent_keeping, serve};
+use crate::session::{UDP_RCVBUF, private_queue, private_segment, udp_window};
 
 const HELLO: [u8; 8] = [0; 8];
-
-/// Pins this process to `cpu` (`sched_setaffinity(2)`).
-pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
-    // SAFETY: cpu_set_t is a plain bit set; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    // SAFETY: CPU_SET writes one bit of `set`; `cpu` is within its size, checked above.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this process.
-    let ret = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
 
 /// The measuring side of `ctx.spec`, raw.
 pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
@@ -59,6 +43,9 @@ pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         Mech::Mq => mq_parent(ctx),
         Mech::Shm | Mech::ShmSpin => shm_parent(ctx),
         Mech::Futex | Mech::Spin => floor_parent(ctx),
+        Mech::Eventfd => eventfd_parent(ctx),
+        Mech::Sem => sem_parent(ctx),
+        _ => bail!("{} has no raw implementation", ctx.spec.mech),
     }
 }
 
@@ -72,6 +59,9 @@ pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
         Mech::Mq => mq_peer(args, spec),
         Mech::Shm | Mech::ShmSpin => shm_peer(args, spec, deadline),
         Mech::Futex | Mech::Spin => floor_peer(args, spec, deadline),
+        Mech::Eventfd => eventfd_peer(args, spec),
+        Mech::Sem => sem_peer(args, spec),
+        _ => bail!("{} has no raw implementation", spec.mech),
     }
 }
 
@@ -217,19 +207,23 @@ fn udg_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let socket = UnixDatagram::bind(&own).with_context(|| format!("bind {}", own.display()))?;
     let _file = paths::remove_on_drop(&own, "socket file")?;
     socket_timeouts(SockRef::from(&socket), &ctx.deadline)?;
-    let peer = ctx.spawn(&[
-        format!("--addr={}", own.display()),
-        format!("--addr={}", theirs.display()),
-    ])?;
-    let mut hello = [0; 8];
-    socket.recv(&mut hello).context("recv the peer's hello")?;
-    socket
-        .connect(&theirs)
-        .with_context(|| format!("connect to {}", theirs.display()))?;
-    let mut link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", own.display()),
+            format!("--addr={}", theirs.display()),
+        ],
+        None,
+        |_peer| {
+            let mut hello = [0; 8];
+            socket.recv(&mut hello).context("recv the peer's hello")?;
+            socket
+                .connect(&theirs)
+                .with_context(|| format!("connect to {}", theirs.display()))?;
+            let link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
+            Ok((link, ()))
+        },
+    )
 }
 
 fn udg_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -257,18 +251,17 @@ fn udp_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     if let Some(window) = window {
         extra.push(format!("--window={window}"));
     }
-    let peer = ctx.spawn(&extra)?;
-    let mut hello = [0; 8];
-    let (_, from) = socket
-        .recv_from(&mut hello)
-        .context("recv the peer's hello")?;
-    socket
-        .connect(from)
-        .with_context(|| format!("connect to {from}"))?;
-    let mut link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
-    let outcome = drive(&mut link, spec, window)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &extra, window, |_peer| {
+        let mut hello = [0; 8];
+        let (_, from) = socket
+            .recv_from(&mut hello)
+            .context("recv the peer's hello")?;
+        socket
+            .connect(from)
+            .with_context(|| format!("connect to {from}"))?;
+        let link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
+        Ok((link, ()))
+    })
 }
 
 fn udp_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -303,25 +296,25 @@ fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         }
     };
     spec.tune_stream(SockRef::from(&fd), false)?;
-    let peer = ctx.spawn(&[format!("--addr={addr}")])?;
-    wait::wait_fd(
-        fd.as_fd(),
-        PollFlags::POLLIN,
-        &ctx.deadline,
-        "the peer to connect",
-    )?;
-    // SAFETY: accept(2) on our listening socket, not asking for the peer's address.
-    let conn = unsafe { libc::accept(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
-    check(conn as isize, "accept")?;
-    // SAFETY: accept returned a new descriptor that nothing else owns.
-    let conn = unsafe { OwnedFd::from_raw_fd(conn) };
-    spec.tune_stream(SockRef::from(&conn), false)?;
-    socket_timeouts(SockRef::from(&conn), &ctx.deadline)?;
-    let mut link = RawFd2::<true>::socket(conn, spec.wire_size());
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &[format!("--addr={addr}")], None, |_peer| {
+        wait::wait_fd(
+            fd.as_fd(),
+            PollFlags::POLLIN,
+            &ctx.deadline,
+            "the peer to connect",
+        )?;
+        // SAFETY: accept(2) on our listening socket, not asking for the peer's address.
+        let conn =
+            unsafe { libc::accept(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
+        check(conn as isize, "accept")?;
+        // SAFETY: accept returned a new descriptor that nothing else owns.
+        let conn = unsafe { OwnedFd::from_raw_fd(conn) };
+        spec.tune_stream(SockRef::from(&conn), false)?;
+        socket_timeouts(SockRef::from(&conn), &ctx.deadline)?;
+        let mut link = RawFd2::<true>::socket(conn, spec.wire_size());
+        link.recv(HELLO.len())?;
+        Ok((link, ()))
+    })
 }
 
 fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -380,47 +373,51 @@ fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     nix::unistd::mkfifo(&up, mode).with_context(|| format!("mkfifo {}", up.display()))?;
     let _up_guard = paths::remove_on_drop(&up, "FIFO")?;
     let rx = open_fifo(&up, libc::O_RDONLY | libc::O_NONBLOCK)?;
-    let peer = ctx.spawn(&[
-        format!("--addr={}", down.display()),
-        format!("--addr={}", up.display()),
-    ])?;
-    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, || {});
-    // O_NONBLOCK: fails with ENXIO until the peer has opened its read end; retried.
-    let tx = wait::retry(
-        &ctx.deadline,
-        "the peer to open its FIFO",
-        || match open_fifo(&down, libc::O_WRONLY | libc::O_NONBLOCK) {
-            Ok(fd) => Ok(Some(fd)),
-            Err(err)
-                if err
-                    .downcast_ref::<io::Error>()
-                    .and_then(io::Error::raw_os_error)
-                    == Some(libc::ENXIO) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(err),
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down.display()),
+            format!("--addr={}", up.display()),
+        ],
+        None,
+        |peer| {
+            let watchdog = Watchdog::for_peer(ctx.deadline, peer, || {});
+            // O_NONBLOCK: fails with ENXIO until the peer has opened its read end; retried.
+            let tx = wait::retry(
+                &ctx.deadline,
+                "the peer to open its FIFO",
+                || match open_fifo(&down, libc::O_WRONLY | libc::O_NONBLOCK) {
+                    Ok(fd) => Ok(Some(fd)),
+                    Err(err)
+                        if err
+                            .downcast_ref::<io::Error>()
+                            .and_then(io::Error::raw_os_error)
+                            == Some(libc::ENXIO) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(err) => Err(err),
+                },
+            )?;
+            set_blocking(&tx)?;
+            set_pipe_size(&tx, spec.knobs.pipe)?;
+            set_pipe_size(&rx, spec.knobs.pipe)?;
+            wait::wait_fd(
+                rx.as_fd(),
+                PollFlags::POLLIN,
+                &ctx.deadline,
+                "the peer's hello",
+            )?;
+            set_blocking(&rx)?;
+            let mut link = RawFd2::<true> {
+                rx,
+                tx: Some(tx),
+                buf: vec![0; spec.wire_size().max(64 << 10)],
+            };
+            link.recv(HELLO.len())?;
+            Ok((link, watchdog))
         },
-    )?;
-    set_blocking(&tx)?;
-    set_pipe_size(&tx, spec.knobs.pipe)?;
-    set_pipe_size(&rx, spec.knobs.pipe)?;
-    wait::wait_fd(
-        rx.as_fd(),
-        PollFlags::POLLIN,
-        &ctx.deadline,
-        "the peer's hello",
-    )?;
-    set_blocking(&rx)?;
-    let mut link = RawFd2::<true> {
-        rx,
-        tx: Some(tx),
-        buf: vec![0; spec.wire_size().max(64 << 10)],
-    };
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    )
 }
 
 fn fifo_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
@@ -569,15 +566,14 @@ impl Link for RawMq {
 fn mq_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
     let (id, _queue) = private_queue()?;
-    let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
-    let _watchdog = Watchdog::for_peer(ctx.deadline, &peer, move || {
-        let _ = sysv::msg_remove(id);
-    });
-    let mut link = RawMq::new(id, true, spec.wire_size())?;
-    link.recv(HELLO.len())?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    run_parent(ctx, &[format!("--addr={}", id.0)], None, |peer| {
+        let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+            let _ = sysv::msg_remove(id);
+        });
+        let mut link = RawMq::new(id, true, spec.wire_size())?;
+        link.recv(HELLO.len())?;
+        Ok((link, watchdog))
+    })
 }
 
 fn mq_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
@@ -590,50 +586,12 @@ fn mq_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Futexes, the shared-memory ring and the floors.
 
-fn futex_wait(word: &AtomicU32, seen: u32, timeout: &libc::timespec) -> anyhow::Result<()> {
-    // SAFETY: `word` is an aligned u32 in a mapped segment; `timeout` outlives the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            seen,
-            timeout as *const libc::timespec,
-            0usize,
-            0u32,
-        )
-    };
-    if ret < 0 {
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EAGAIN | libc::EINTR) => {}
-            Some(libc::ETIMEDOUT) => bail!("futex wait: timed out"),
-            _ => return Err(err).context("futex wait"),
-        }
-    }
-    Ok(())
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: `word` is an aligned u32 in a mapped segment; FUTEX_WAKE reads nothing else.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            1,
-            0usize,
-            0usize,
-            0u32,
-        )
-    };
-}
-
-fn timespec(deadline: &Deadline) -> libc::timespec {
-    let left = deadline.remaining().unwrap_or(Duration::from_secs(86_400));
-    libc::timespec {
-        tv_sec: left.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
+/// `FUTEX_WAIT` with the time left as its timeout; an early return is the caller's to re-check.
+fn futex_wait(word: &AtomicU32, seen: u32, deadline: &Deadline) -> anyhow::Result<()> {
+    match futex::wait(word, seen, deadline.remaining()) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::ETIMEDOUT) => bail!("futex wait: timed out"),
+        Err(errno) => Err(errno).context("futex wait"),
     }
 }
 
@@ -644,78 +602,91 @@ fn word(seg: &Attached, offset: usize) -> &AtomicU32 {
     unsafe { AtomicU32::from_ptr(seg.as_ptr().add(offset).cast()) }
 }
 
-/// Waits until `word` differs from `seen`: spinning for `spin`, then sleeping in the futex.
-fn wait_change(
-    word: &AtomicU32,
-    seen: u32,
+/// How a raw side waits: spin (for `spin`, checking the clock every 256 turns), then sleep.
+#[derive(Clone, Copy, Debug)]
+struct RawWait {
     spin: Option<Duration>,
-    timeout: &libc::timespec,
-) -> anyhow::Result<u32> {
-    if let Some(limit) = spin {
-        let start = Instant::now();
-        let mut spins = 0u32;
+}
+
+impl RawWait {
+    /// Waits until `word` differs from `seen`, as the C reference does: spin, then raise `flag`,
+    /// fence, re-check and sleep in the futex.
+    fn until_changed(
+        self,
+        word: &AtomicU32,
+        seen: u32,
+        flag: &AtomicU32,
+        deadline: &Deadline,
+    ) -> anyhow::Result<u32> {
+        if let Some(limit) = self.spin {
+            let mut spins = 0u32;
+            let mut start = None;
+            loop {
+                let now = word.load(Ordering::Acquire);
+                if now != seen {
+                    return Ok(now);
+                }
+                std::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins % 256 == 0 && start.get_or_insert_with(Instant::now).elapsed() >= limit {
+                    break;
+                }
+            }
+        }
         loop {
+            flag.store(1, Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::SeqCst);
             let now = word.load(Ordering::Acquire);
             if now != seen {
+                flag.store(0, Ordering::Relaxed);
                 return Ok(now);
             }
-            std::hint::spin_loop();
-            spins = spins.wrapping_add(1);
-            if spins % 256 == 0 && start.elapsed() >= limit {
-                break;
-            }
+            let slept = futex_wait(word, seen, deadline);
+            flag.store(0, Ordering::Relaxed);
+            slept?;
         }
-    }
-    loop {
-        let now = word.load(Ordering::Acquire);
-        if now != seen {
-            return Ok(now);
-        }
-        futex_wait(word, seen, timeout)?;
     }
 }
 
-/// The floors: a counter word each way, no data. A message is its sequence number + 1 stored
-/// in the word (`u32::MAX` for the stop message), then `FUTEX_WAKE` unless spinning.
+/// After storing `word`: wakes the other side if its `flag` says it sleeps.
+fn wake(word: &AtomicU32, flag: &AtomicU32) {
+    std::sync::atomic::fence(Ordering::SeqCst);
+    if flag.load(Ordering::Relaxed) != 0 {
+        let _ = futex::wake(word, 1);
+    }
+}
+
+/// The floors: one shared word, as `core-to-core-latency` and the C reference do. The measuring
+/// side stores a ping (sequence number + 1, `u32::MAX` to stop), the peer answers by storing 0;
+/// one cache line crosses each way. Unless spinning, every store is followed by a wake.
 struct Floor {
     seg: Attached,
-    mine: usize,
-    theirs: usize,
-    seen: u32,
-    spin: bool,
+    wait: RawWait,
     deadline: Deadline,
-    timeout: libc::timespec,
     reply: [u8; 8],
+    last: u32,
 }
 
-/// What the peer stores once attached: the hello, distinct from every sequence number.
+/// Offsets of the floor's word and its two sleeper flags.
+const FLOOR_WORD: usize = 0;
+const FLOOR_PARENT_PARKED: usize = 64;
+const FLOOR_PEER_PARKED: usize = 128;
+/// What the peer stores once attached: the hello, distinct from every ping.
 const FLOOR_HELLO: u32 = u32::MAX - 1;
 
-const FLOOR_A: usize = 0;
-const FLOOR_B: usize = 64;
-
 impl Floor {
-    fn post(&self, msg: &[u8]) {
-        let seq = seq_of(msg);
-        let value = if seq == STOP {
-            u32::MAX
-        } else {
-            (seq as u32).wrapping_add(1)
-        };
-        let word = word(&self.seg, self.mine);
-        word.store(value, Ordering::Release);
-        if !self.spin {
-            futex_wake(word);
-        }
+    fn word(&self, at: usize) -> &AtomicU32 {
+        word(&self.seg, at)
     }
 
-    fn take(&mut self) -> anyhow::Result<u32> {
-        // Spinning ends at the deadline; the futex wait after it then times out (nobody wakes).
-        let spin = self
-            .spin
-            .then(|| self.deadline.remaining().unwrap_or(Duration::MAX));
-        self.seen = wait_change(word(&self.seg, self.theirs), self.seen, spin, &self.timeout)?;
-        Ok(self.seen)
+    /// The measuring side: pings, then waits for the word to go back to 0.
+    fn ping(&mut self, value: u32) -> anyhow::Result<()> {
+        self.word(FLOOR_WORD).store(value, Ordering::Release);
+        if self.wait.spin.is_none() {
+            wake(self.word(FLOOR_WORD), self.word(FLOOR_PEER_PARKED));
+        }
+        self.last = value;
+        Ok(())
     }
 }
 
@@ -723,13 +694,27 @@ impl Link for Floor {
     const STREAM: bool = false;
 
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
-        self.post(msg);
-        Ok(())
+        let seq = seq_of(msg);
+        self.ping(if seq == STOP {
+            u32::MAX
+        } else {
+            (seq as u32 % (u32::MAX - 2)) + 1
+        })
     }
 
     fn recv(&mut self, _len: usize) -> anyhow::Result<&[u8]> {
-        let value = self.take()?;
-        stamp(&mut self.reply, u64::from(value.wrapping_sub(1)));
+        let w = word(&self.seg, FLOOR_WORD);
+        let mut now = w.load(Ordering::Acquire);
+        while now != 0 {
+            now = self.wait.until_changed(
+                w,
+                now,
+                word(&self.seg, FLOOR_PARENT_PARKED),
+                &self.deadline,
+            )?;
+        }
+        // The answer carries no data: the sequence number is the one sent.
+        stamp(&mut self.reply, u64::from(self.last - 1));
         Ok(&self.reply)
     }
 
@@ -738,16 +723,49 @@ impl Link for Floor {
     }
 
     fn echo(&mut self, _len: usize) -> anyhow::Result<bool> {
-        let value = self.take()?;
-        if value == u32::MAX {
+        let w = word(&self.seg, FLOOR_WORD);
+        let mut now = w.load(Ordering::Acquire);
+        while now == 0 || now == FLOOR_HELLO {
+            now = self.wait.until_changed(
+                w,
+                now,
+                word(&self.seg, FLOOR_PEER_PARKED),
+                &self.deadline,
+            )?;
+        }
+        if now == u32::MAX {
             return Ok(false);
         }
-        let word = word(&self.seg, self.mine);
-        word.store(value, Ordering::Release);
-        if !self.spin {
-            futex_wake(word);
+        w.store(0, Ordering::Release);
+        if self.wait.spin.is_none() {
+            wake(w, word(&self.seg, FLOOR_PARENT_PARKED));
         }
         Ok(true)
+    }
+}
+
+impl Floor {
+    /// The cache-line floor without the harness: `rounds` round trips in a tight loop, timed as
+    /// a whole (no clock read per round trip); nanoseconds per round trip.
+    fn batch(&mut self, rounds: u32) -> anyhow::Result<f64> {
+        let w = word(&self.seg, FLOOR_WORD);
+        let start = Instant::now();
+        for i in 0..rounds {
+            w.store(i % (u32::MAX - 2) + 1, Ordering::Release);
+            if self.wait.spin.is_none() {
+                wake(w, word(&self.seg, FLOOR_PEER_PARKED));
+            }
+            let mut now = w.load(Ordering::Acquire);
+            while now != 0 {
+                now = self.wait.until_changed(
+                    w,
+                    now,
+                    word(&self.seg, FLOOR_PARENT_PARKED),
+                    &self.deadline,
+                )?;
+            }
+        }
+        Ok(start.elapsed().as_nanos() as f64 / f64::from(rounds.max(1)))
     }
 }
 
@@ -758,27 +776,49 @@ fn floor_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
         "the hand-off floors measure round trips only"
     );
     let (id, seg, guard) = private_segment(4096)?;
-    let peer = ctx.spawn(&[format!("--addr={}", id.0)])?;
-    let mut link = Floor {
-        seg,
-        mine: FLOOR_A,
-        theirs: FLOOR_B,
-        seen: 0,
-        spin: spec.mech == Mech::Spin,
-        deadline: ctx.deadline,
-        timeout: timespec(&ctx.deadline),
-        reply: [0; 8],
-    };
-    link.take()?;
-    ensure!(
-        link.seen == FLOOR_HELLO,
-        "the peer's hello was {}",
-        link.seen
-    );
-    guard.remove()?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    let (outcome, batch_ns) =
+        run_parent_keeping(ctx, &[format!("--addr={}", id.0)], None, |_peer| {
+            let mut link = Floor {
+                seg,
+                wait: RawWait {
+                    spin: spec
+                        .mech
+                        .spins()
+                        .then(|| ctx.deadline.remaining().unwrap_or(Duration::MAX)),
+                },
+                deadline: ctx.deadline,
+                reply: [0; 8],
+                last: 0,
+            };
+            let w = word(&link.seg, FLOOR_WORD);
+            link.wait
+                .until_changed(w, 0, word(&link.seg, FLOOR_PARENT_PARKED), &ctx.deadline)?;
+            guard.remove()?;
+            // Batches first, for as long as the warm-up: the figure without the harness.
+            let batch_ns = batch_floor(&mut link, spec.budget.warmup)?;
+            Ok((link, batch_ns))
+        })?;
+    Ok(match outcome {
+        Outcome::Latency { samples, cpu, .. } => Outcome::Latency {
+            samples,
+            cpu,
+            batch_ns: Some(batch_ns),
+        },
+        other => other,
+    })
+}
+
+/// Round trips timed in batches of 1000 for `budget` (at least one batch): the mean per round
+/// trip of the fastest batch.
+fn batch_floor(link: &mut Floor, budget: Duration) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut best = f64::MAX;
+    loop {
+        best = best.min(link.batch(1000)?);
+        if start.elapsed() >= budget {
+            return Ok(best);
+        }
+    }
 }
 
 fn floor_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -786,185 +826,114 @@ fn floor_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resu
     let seg = Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))?;
     let mut link = Floor {
         seg,
-        mine: FLOOR_B,
-        theirs: FLOOR_A,
-        seen: 0,
-        spin: spec.mech == Mech::Spin,
+        wait: RawWait {
+            spin: spec
+                .mech
+                .spins()
+                .then(|| deadline.remaining().unwrap_or(Duration::MAX)),
+        },
         deadline: *deadline,
-        timeout: timespec(deadline),
         reply: [0; 8],
+        last: 0,
     };
-    let word_b = word(&link.seg, FLOOR_B);
-    word_b.store(FLOOR_HELLO, Ordering::Release);
-    futex_wake(word_b);
+    let w = word(&link.seg, FLOOR_WORD);
+    w.store(FLOOR_HELLO, Ordering::Release);
+    wake(w, word(&link.seg, FLOOR_PARENT_PARKED));
     serve(&mut link, spec, None)
 }
 
-/// The ring without the abstraction: the layout and protocol of `ipc_common::ring` (so the two
-/// sides of a comparison do the same work), through raw pointers, with no bounds checks, no
-/// `Result` per step and a fixed futex timeout.
+/// The ring at its simplest, as the C reference writes it: fixed slots of the message size
+/// (rounded up to a cache line), `head` and `tail` count messages, the payload is the only
+/// data, no record header, no checks. It uses the header words of `ipc_ring` (`layout`), so the
+/// segment is set up the same way; the data area holds slots instead of records.
 struct RawRing {
     seg: Attached,
-    data: *mut u8,
-    mask: usize,
-    /// Producer: head (written), tail seen. Consumer: tail (written), head seen.
+    /// Slots in the data area, and each slot's bytes.
+    slots: u32,
+    slot: usize,
+    /// Producer: head (written). Consumer: tail (written).
     mine: u32,
-    seen: u32,
+    wait: RawWait,
 }
 
-const HEAD: usize = 64;
-const CONSUMER_PARKED: usize = 128;
-const TAIL: usize = 192;
-const PRODUCER_PARKED: usize = 256;
-
 impl RawRing {
-    fn new(seg: Attached, capacity: usize, producer: bool) -> Self {
-        let data = seg.as_ptr().wrapping_add(ring::HEADER_LEN);
-        let (mine, seen) = if producer { (HEAD, TAIL) } else { (TAIL, HEAD) };
-        let mine = word(&seg, mine).load(Ordering::Relaxed);
-        let seen = word(&seg, seen).load(Ordering::Acquire);
+    fn new(seg: Attached, slots: u32, slot: usize, producer: bool, wait: RawWait) -> Self {
+        let at = if producer { HEAD_AT } else { TAIL_AT };
+        let mine = word(&seg, at).load(Ordering::Relaxed);
         RawRing {
             seg,
-            data,
-            mask: capacity - 1,
+            slots,
+            slot,
             mine,
-            seen,
+            wait,
         }
     }
 
-    fn park(
-        &self,
-        at: usize,
-        flag_at: usize,
-        seen: u32,
-        spin: Option<Duration>,
-        timeout: &libc::timespec,
-    ) -> anyhow::Result<()> {
-        let w = word(&self.seg, at);
-        if let Some(limit) = spin {
-            let start = Instant::now();
-            let mut spins = 0u32;
-            while w.load(Ordering::Relaxed) == seen {
-                std::hint::spin_loop();
-                spins = spins.wrapping_add(1);
-                if spins % 256 == 0 && start.elapsed() >= limit {
-                    break;
-                }
-            }
-        }
-        let flag = word(&self.seg, flag_at);
-        flag.store(1, Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::SeqCst);
-        let slept = if w.load(Ordering::Relaxed) == seen {
-            futex_wait(w, seen, timeout)
-        } else {
-            Ok(())
-        };
-        flag.store(0, Ordering::Relaxed);
-        slept
-    }
-
-    fn wake(&self, flag_at: usize, at: usize) {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if word(&self.seg, flag_at).load(Ordering::Relaxed) != 0 {
-            futex_wake(word(&self.seg, at));
-        }
-    }
-
-    fn copy(&self, pos: u32, src: *const u8, dst_in_ring: bool, other: *mut u8, len: usize) {
-        let at = pos as usize & self.mask;
-        let first = len.min(self.mask + 1 - at);
-        // SAFETY: `at + first` and `len - first` stay within the ring's data area; the protocol
-        // gives this side sole use of these bytes now.
-        unsafe {
-            if dst_in_ring {
-                std::ptr::copy_nonoverlapping(src, self.data.add(at), first);
-                std::ptr::copy_nonoverlapping(src.add(first), self.data, len - first);
-            } else {
-                std::ptr::copy_nonoverlapping(self.data.add(at), other, first);
-                std::ptr::copy_nonoverlapping(self.data, other.add(first), len - first);
-            }
-        }
+    fn slot_ptr(&self, n: u32) -> *mut u8 {
+        self.seg
+            .as_ptr()
+            .wrapping_add(HEADER_LEN + (n % self.slots) as usize * self.slot)
     }
 }
 
 struct RawShm {
     tx: RawRing,
     rx: RawRing,
-    spin: Option<Duration>,
-    timeout: libc::timespec,
+    len: usize,
     buf: Vec<u8>,
+    deadline: Deadline,
 }
 
 impl RawShm {
     fn put(&mut self, msg: &[u8]) -> anyhow::Result<()> {
-        let need = 8 + msg.len().next_multiple_of(8);
-        let cap = self.tx.mask + 1;
-        while self.tx.mine.wrapping_sub(self.tx.seen) as usize + need > cap {
-            self.tx.seen = word(&self.tx.seg, TAIL).load(Ordering::Acquire);
-            if self.tx.mine.wrapping_sub(self.tx.seen) as usize + need > cap {
-                self.tx.park(
-                    TAIL,
-                    PRODUCER_PARKED,
-                    self.tx.seen,
-                    self.spin,
-                    &self.timeout,
-                )?;
-            }
+        let ring = &mut self.tx;
+        let tail_word = word(&ring.seg, TAIL_AT);
+        let mut tail = tail_word.load(Ordering::Acquire);
+        while ring.mine.wrapping_sub(tail) >= ring.slots {
+            tail = ring.wait.until_changed(
+                tail_word,
+                tail,
+                word(&ring.seg, PRODUCER_PARKED_AT),
+                &self.deadline,
+            )?;
         }
-        let header = (msg.len() as u64).to_ne_bytes();
-        self.tx
-            .copy(self.tx.mine, header.as_ptr(), true, std::ptr::null_mut(), 8);
-        self.tx.copy(
-            self.tx.mine.wrapping_add(8),
-            msg.as_ptr(),
-            true,
-            std::ptr::null_mut(),
-            msg.len(),
-        );
-        self.tx.mine = self.tx.mine.wrapping_add(need as u32);
-        word(&self.tx.seg, HEAD).store(self.tx.mine, Ordering::Release);
-        self.tx.wake(CONSUMER_PARKED, HEAD);
+        // SAFETY: a slot holds `slot >= len` bytes inside the data area; free slots are the
+        // producer's alone.
+        unsafe {
+            std::ptr::copy_nonoverlapping(msg.as_ptr(), ring.slot_ptr(ring.mine), msg.len());
+        }
+        ring.mine = ring.mine.wrapping_add(1);
+        let head = word(&ring.seg, HEAD_AT);
+        head.store(ring.mine, Ordering::Release);
+        wake(head, word(&ring.seg, CONSUMER_PARKED_AT));
         Ok(())
     }
 
-    fn take(&mut self) -> anyhow::Result<usize> {
-        while self.rx.seen == self.rx.mine {
-            self.rx.seen = word(&self.rx.seg, HEAD).load(Ordering::Acquire);
-            if self.rx.seen == self.rx.mine {
-                self.rx.park(
-                    HEAD,
-                    CONSUMER_PARKED,
-                    self.rx.mine,
-                    self.spin,
-                    &self.timeout,
-                )?;
-            }
+    fn take(&mut self) -> anyhow::Result<()> {
+        let ring = &mut self.rx;
+        let head_word = word(&ring.seg, HEAD_AT);
+        let mut head = head_word.load(Ordering::Acquire);
+        while head == ring.mine {
+            head = ring.wait.until_changed(
+                head_word,
+                head,
+                word(&ring.seg, CONSUMER_PARKED_AT),
+                &self.deadline,
+            )?;
         }
-        let mut header = [0u8; 8];
-        self.rx.copy(
-            self.rx.mine,
-            std::ptr::null(),
-            false,
-            header.as_mut_ptr(),
-            8,
-        );
-        let len = u32::from_ne_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-        ensure!(len <= self.buf.len(), "a {len}-byte record in the ring");
-        self.rx.copy(
-            self.rx.mine.wrapping_add(8),
-            std::ptr::null(),
-            false,
-            self.buf.as_mut_ptr(),
-            len,
-        );
-        self.rx.mine = self
-            .rx
-            .mine
-            .wrapping_add((8 + len.next_multiple_of(8)) as u32);
-        word(&self.rx.seg, TAIL).store(self.rx.mine, Ordering::Release);
-        self.rx.wake(PRODUCER_PARKED, TAIL);
-        Ok(len)
+        // SAFETY: as in `put`; published slots are the consumer's until it moves `tail`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                ring.slot_ptr(ring.mine),
+                self.buf.as_mut_ptr(),
+                self.len,
+            );
+        }
+        ring.mine = ring.mine.wrapping_add(1);
+        let tail = word(&ring.seg, TAIL_AT);
+        tail.store(ring.mine, Ordering::Release);
+        wake(tail, word(&ring.seg, PRODUCER_PARKED_AT));
+        Ok(())
     }
 }
 
@@ -972,63 +941,74 @@ impl Link for RawShm {
     const STREAM: bool = false;
 
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        ensure!(msg.len() <= self.tx.slot, "a {}-byte message", msg.len());
         self.put(msg)
     }
 
-    fn recv(&mut self, len: usize) -> anyhow::Result<&[u8]> {
-        let n = self.take()?;
-        ensure!(n == len, "a {n}-byte message, expected {len}");
-        Ok(&self.buf[..n])
+    fn recv(&mut self, _len: usize) -> anyhow::Result<&[u8]> {
+        self.take()?;
+        Ok(&self.buf[..self.len])
     }
 
     fn recv_any(&mut self, _max: usize) -> anyhow::Result<&[u8]> {
-        let n = self.take()?;
-        Ok(&self.buf[..n])
+        self.take()?;
+        Ok(&self.buf[..self.len])
     }
 
-    fn echo(&mut self, len: usize) -> anyhow::Result<bool> {
-        let n = self.take()?;
-        ensure!(n == len, "a {n}-byte message, expected {len}");
-        if seq_of(&self.buf[..n]) == STOP {
+    fn echo(&mut self, _len: usize) -> anyhow::Result<bool> {
+        self.take()?;
+        if seq_of(&self.buf[..self.len]) == STOP {
             return Ok(false);
         }
         let buf = std::mem::take(&mut self.buf);
-        let sent = self.put(&buf[..n]);
+        let sent = self.put(&buf[..self.len]);
         self.buf = buf;
         sent.map(|()| true)
     }
 }
 
+/// Every message of a run is `spec.wire_size()` bytes (the hello, 8, fits a slot too): one
+/// slot for round trips (as the C reference), as many as fit (at most 4096) for throughput.
 fn raw_shm(tx: Attached, rx: Attached, spec: &Spec, deadline: &Deadline) -> RawShm {
-    let capacity = spec.knobs.ring_bytes;
-    RawShm {
-        tx: RawRing::new(tx, capacity, true),
-        rx: RawRing::new(rx, capacity, false),
+    let len = spec.wire_size().max(8);
+    let slot = len.next_multiple_of(64);
+    let slots = match spec.kind {
+        Kind::Latency | Kind::Open => 1,
+        Kind::Throughput => (spec.ring_bytes() / slot).clamp(2, 4096) as u32,
+    };
+    let wait = RawWait {
         spin: spec.mech.spins().then_some(spec.knobs.spin),
-        timeout: timespec(deadline),
-        buf: vec![0; spec.wire_size().max(8)],
+    };
+    RawShm {
+        tx: RawRing::new(tx, slots, slot, true, wait),
+        rx: RawRing::new(rx, slots, slot, false, wait),
+        len,
+        buf: vec![0; len],
+        deadline: *deadline,
     }
 }
 
 fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
     let spec = &ctx.spec;
-    let len = ring::segment_len(spec.knobs.ring_bytes);
+    let len = ring::segment_len(spec.ring_bytes());
     let (down_id, down, down_guard) = private_segment(len)?;
     let (up_id, up, up_guard) = private_segment(len)?;
-    // The same header as ipc_common::ring, so both sides agree on the capacity.
-    ring::init(&down, spec.knobs.ring_bytes)?;
-    ring::init(&up, spec.knobs.ring_bytes)?;
-    let peer = ctx.spawn(&[
-        format!("--addr={}", down_id.0),
-        format!("--addr={}", up_id.0),
-    ])?;
-    let mut link = raw_shm(down, up, spec, &ctx.deadline);
-    link.recv(HELLO.len())?;
-    down_guard.remove()?;
-    up_guard.remove()?;
-    let outcome = drive(&mut link, spec, None)?;
-    peer.finish(&ctx.deadline)?;
-    Ok(outcome)
+    // Fresh segments are zero: head, tail and the flags start at 0.
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down_id.0),
+            format!("--addr={}", up_id.0),
+        ],
+        None,
+        |_peer| {
+            let mut link = raw_shm(down, up, spec, &ctx.deadline);
+            link.take()?;
+            down_guard.remove()?;
+            up_guard.remove()?;
+            Ok((link, ()))
+        },
+    )
 }
 
 fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
@@ -1038,7 +1018,234 @@ fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
     };
     let (down, up) = (attach(0)?, attach(1)?);
     let mut link = raw_shm(up, down, spec, deadline);
-    link.send(&HELLO)?;
+    let hello = vec![0; link.len];
+    link.put(&hello)?;
+    serve(&mut link, spec, None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The other wake-ups of the matrix: an eventfd each way, a SysV semaphore each way. No data; a
+// round trip is a post and a wait on each side. Blocking calls, bounded by the watchdogs.
+
+/// Two eventfds, `tx` towards the other side, `rx` back. A post writes 1, the stop message 2.
+struct Eventfds {
+    tx: OwnedFd,
+    rx: OwnedFd,
+    last: u64,
+    reply: [u8; 8],
+}
+
+impl Eventfds {
+    fn post(&self, value: u64) -> anyhow::Result<()> {
+        let bytes = value.to_ne_bytes();
+        // SAFETY: writes 8 bytes from `bytes` to our eventfd.
+        let ret = unsafe { libc::write(self.tx.as_raw_fd(), bytes.as_ptr().cast(), 8) };
+        check(ret, "write(eventfd)").map(drop)
+    }
+
+    fn wait(&self) -> anyhow::Result<u64> {
+        let mut bytes = [0u8; 8];
+        loop {
+            // SAFETY: reads 8 bytes into `bytes` from our eventfd.
+            let ret = unsafe { libc::read(self.rx.as_raw_fd(), bytes.as_mut_ptr().cast(), 8) };
+            if ret < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            check(ret, "read(eventfd)")?;
+            return Ok(u64::from_ne_bytes(bytes));
+        }
+    }
+}
+
+impl Link for Eventfds {
+    const STREAM: bool = false;
+
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.last = seq_of(msg);
+        self.post(if self.last == STOP { 2 } else { 1 })
+    }
+
+    fn recv(&mut self, _len: usize) -> anyhow::Result<&[u8]> {
+        self.wait()?;
+        stamp(&mut self.reply, self.last);
+        Ok(&self.reply)
+    }
+
+    fn recv_any(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        self.recv(len)
+    }
+
+    fn echo(&mut self, _len: usize) -> anyhow::Result<bool> {
+        if self.wait()? != 1 {
+            return Ok(false);
+        }
+        self.post(1)?;
+        Ok(true)
+    }
+}
+
+fn eventfd() -> anyhow::Result<OwnedFd> {
+    // No EFD_CLOEXEC: the peer inherits it (the only process started while it is open).
+    // SAFETY: eventfd(2) with plain flags.
+    let fd = unsafe { libc::eventfd(0, 0) };
+    check(fd as isize, "eventfd")?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn eventfd_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let _spec = &ctx.spec;
+    let (down, up) = (eventfd()?, eventfd()?);
+    run_parent(
+        ctx,
+        &[
+            format!("--addr={}", down.as_raw_fd()),
+            format!("--addr={}", up.as_raw_fd()),
+        ],
+        None,
+        |peer| {
+            // A stuck peer is killed; a post to our own eventfd then ends our wait.
+            let unblock = up.try_clone().context("dup eventfd")?;
+            let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+                // SAFETY: writes 8 bytes to our own eventfd.
+                unsafe { libc::write(unblock.as_raw_fd(), 3u64.to_ne_bytes().as_ptr().cast(), 8) };
+            });
+            let link = Eventfds {
+                tx: down,
+                rx: up,
+                last: 0,
+                reply: [0; 8],
+            };
+            ensure!(link.wait()? == 1, "the peer's hello");
+            Ok((link, watchdog))
+        },
+    )
+}
+
+fn eventfd_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
+    let fd = |i: usize| -> anyhow::Result<OwnedFd> {
+        let raw: RawFd = args.addr(i)?.parse().context("--addr: a descriptor")?;
+        // SAFETY: the descriptor was inherited from the measuring side for this run alone.
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    };
+    let mut link = Eventfds {
+        rx: fd(0)?,
+        tx: fd(1)?,
+        last: 0,
+        reply: [0; 8],
+    };
+    link.post(1)?;
+    serve(&mut link, spec, None)
+}
+
+/// A semaphore set of two: number 0 towards the peer, 1 back. The stop message removes the
+/// set (the peer's wait then fails with `EIDRM`, its end).
+struct Sems {
+    id: sysv::SemId,
+    post_num: u16,
+    wait_num: u16,
+    last: u64,
+    reply: [u8; 8],
+}
+
+impl Sems {
+    fn op(&self, num: u16, op: i16) -> io::Result<()> {
+        let mut sop = libc::sembuf {
+            sem_num: num,
+            sem_op: op,
+            sem_flg: 0,
+        };
+        loop {
+            // SAFETY: one valid sembuf.
+            if unsafe { libc::semop(self.id.0, &mut sop, 1) } == 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl Link for Sems {
+    const STREAM: bool = false;
+
+    fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
+        self.last = seq_of(msg);
+        if self.last == STOP {
+            return sysv::sem_remove(self.id).context("semctl(IPC_RMID)");
+        }
+        self.op(self.post_num, 1).context("semop(+1)")
+    }
+
+    fn recv(&mut self, _len: usize) -> anyhow::Result<&[u8]> {
+        self.op(self.wait_num, -1).context("semop(-1)")?;
+        stamp(&mut self.reply, self.last);
+        Ok(&self.reply)
+    }
+
+    fn recv_any(&mut self, len: usize) -> anyhow::Result<&[u8]> {
+        self.recv(len)
+    }
+
+    fn echo(&mut self, _len: usize) -> anyhow::Result<bool> {
+        match self.op(self.wait_num, -1) {
+            Ok(()) => {}
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EIDRM | libc::EINVAL)) => {
+                return Ok(false);
+            }
+            Err(err) => return Err(err).context("semop(-1)"),
+        }
+        self.op(self.post_num, 1).context("semop(+1)")?;
+        Ok(true)
+    }
+}
+
+fn sem_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+    let _spec = &ctx.spec;
+    let id =
+        sysv::sem_create(sysv::Key(libc::IPC_PRIVATE), 2, 0o600).context("semget(IPC_PRIVATE)")?;
+    let _guard = ipc_common::runtime::cleanup::Cleanup::register(
+        format!("semaphore set id {}", id.0),
+        move || {
+            match sysv::sem_remove(id) {
+                // The stop message or the watchdog removed it already.
+                Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
+                Err(errno) => Err(errno.into()),
+            }
+        },
+    );
+    run_parent(ctx, &[format!("--addr={}", id.0)], None, |peer| {
+        let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+            let _ = sysv::sem_remove(id);
+        });
+        let link = Sems {
+            id,
+            post_num: 0,
+            wait_num: 1,
+            last: 0,
+            reply: [0; 8],
+        };
+        link.op(1, -1).context("semop: the peer's hello")?;
+        Ok((link, watchdog))
+    })
+}
+
+fn sem_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
+    let id = sysv::SemId(
+        args.addr(0)?
+            .parse()
+            .context("--addr: a semaphore set id")?,
+    );
+    let mut link = Sems {
+        id,
+        post_num: 1,
+        wait_num: 0,
+        last: 0,
+        reply: [0; 8],
+    };
+    link.op(1, 1).context("semop: the hello")?;
     serve(&mut link, spec, None)
 }
 

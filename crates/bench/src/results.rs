@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::link::Rate;
+use crate::link::{Cpu, Rate, Tail};
 use crate::plan::{Imp, Kind, Mech, Pin};
 use crate::stats::{self, Summary};
 use crate::tools::ToolFigure;
@@ -15,6 +15,8 @@ pub enum Knob {
     SockBuf(usize),
     /// The FIFOs' capacity (`F_SETPIPE_SZ`).
     Pipe(usize),
+    /// Open loop: round trips started per second.
+    Rate(u64),
 }
 
 impl fmt::Display for Knob {
@@ -22,6 +24,7 @@ impl fmt::Display for Knob {
         match self {
             Knob::SockBuf(bytes) => write!(f, "SO_SNDBUF/SO_RCVBUF {}", human_bytes(*bytes)),
             Knob::Pipe(bytes) => write!(f, "pipe capacity {}", human_bytes(*bytes)),
+            Knob::Rate(rate) => write!(f, "{rate}/s"),
         }
     }
 }
@@ -47,6 +50,12 @@ pub struct Record {
     pub knob: Option<Knob>,
     pub latency: Option<Summary>,
     pub rate: Option<Rate>,
+    /// CPU per message on each side.
+    pub cpu: Cpu,
+    /// The floors: nanoseconds per round trip timed in batches.
+    pub batch_ns: Option<f64>,
+    /// Open loop: the percentiles from the intended send times.
+    pub tail: Option<Tail>,
 }
 
 /// How the run was made, for the report's head.
@@ -129,6 +138,79 @@ impl Results {
                 .then_some(())
                 .and(r.rate.map(|rate| (r.rep, rate)))
         })
+    }
+
+    /// The implementation a mechanism's table row shows: ours, or the peer's for iceoryx2.
+    pub fn main_imp(mech: Mech) -> Imp {
+        mech.imps()[0]
+    }
+
+    /// CPU per message (µs) on the measuring side and on the peer: medians over repetitions.
+    pub fn cpu(&self, mech: Mech, imp: Imp, kind: Kind, size: usize) -> (Option<f64>, Option<f64>) {
+        let cpus: Vec<Cpu> = self
+            .records
+            .iter()
+            .filter(|r| {
+                r.mech == mech
+                    && r.imp == imp
+                    && r.kind == kind
+                    && r.size == size
+                    && r.knob.is_none()
+            })
+            .map(|r| r.cpu)
+            .collect();
+        let own: Vec<f64> = cpus
+            .iter()
+            .filter_map(|c| c.own_ns)
+            .map(|v| v / 1e3)
+            .collect();
+        let peer: Vec<f64> = cpus
+            .iter()
+            .filter_map(|c| c.peer_ns)
+            .map(|v| v / 1e3)
+            .collect();
+        (stats::median(&own), stats::median(&peer))
+    }
+
+    /// Round trip timed in batches (µs): the median over repetitions.
+    pub fn batch(&self, mech: Mech, imp: Imp, size: usize) -> Option<f64> {
+        let values: Vec<f64> = self
+            .records
+            .iter()
+            .filter(|r| {
+                r.mech == mech
+                    && r.imp == imp
+                    && r.size == size
+                    && r.kind == Kind::Latency
+                    && r.knob.is_none()
+            })
+            .filter_map(|r| r.batch_ns)
+            .map(|v| v / 1e3)
+            .collect();
+        stats::median(&values)
+    }
+
+    /// Per repetition, one mechanism's batch-timed round trip over another's; the median.
+    pub fn batch_ratio(&self, num: (Mech, Imp, usize), den: (Mech, Imp, usize)) -> Option<f64> {
+        let pick = |(mech, imp, size): (Mech, Imp, usize)| -> Vec<(usize, f64)> {
+            self.records
+                .iter()
+                .filter(|r| {
+                    r.mech == mech
+                        && r.imp == imp
+                        && r.size == size
+                        && r.kind == Kind::Latency
+                        && r.knob.is_none()
+                })
+                .filter_map(|r| r.batch_ns.map(|b| (r.rep, b)))
+                .collect()
+        };
+        let den = pick(den);
+        stats::median_ratio(
+            pick(num)
+                .into_iter()
+                .filter_map(|(rep, n)| den.iter().find(|(r, _)| *r == rep).map(|&(_, d)| (n, d))),
+        )
     }
 
     /// Round trip in µs over repetitions: `pick` chooses median, p99 or mean of each.
@@ -225,10 +307,67 @@ impl Results {
             .iter()
             .filter(|r| r.mech == mech)
             .filter_map(|r| r.knob)
+            .filter(|k| !matches!(k, Knob::Rate(_)))
             .collect();
         knobs.sort();
         knobs.dedup();
         knobs
+    }
+
+    /// Open loop: per mechanism, per target rate (in order), the medians over repetitions of
+    /// p50, p99, p99.9, max (µs), the achieved rate, and the peer's CPU per round trip (µs: the
+    /// measuring side's includes its waits for the schedule).
+    pub fn open(&self, mech: Mech) -> Vec<(u64, [Option<f64>; 6])> {
+        let mut rates: Vec<u64> = self
+            .records
+            .iter()
+            .filter(|r| r.mech == mech && r.kind == Kind::Open)
+            .filter_map(|r| match r.knob {
+                Some(Knob::Rate(rate)) => Some(rate),
+                _ => None,
+            })
+            .collect();
+        rates.sort_unstable();
+        rates.dedup();
+        rates
+            .into_iter()
+            .map(|rate| {
+                let recs: Vec<&Record> = self
+                    .records
+                    .iter()
+                    .filter(|r| {
+                        r.mech == mech && r.kind == Kind::Open && r.knob == Some(Knob::Rate(rate))
+                    })
+                    .collect();
+                let med = |f: &dyn Fn(&Record) -> Option<f64>| {
+                    stats::median(&recs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+                };
+                (
+                    rate,
+                    [
+                        med(&|r| r.tail.map(|t| t.p50_ns / 1e3)),
+                        med(&|r| r.tail.map(|t| t.p99_ns / 1e3)),
+                        med(&|r| r.tail.map(|t| t.p999_ns / 1e3)),
+                        med(&|r| r.tail.map(|t| t.max_ns / 1e3)),
+                        med(&|r| r.tail.map(|t| t.achieved)),
+                        med(&|r| r.cpu.peer_ns.map(|v| v / 1e3)),
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    /// The message sizes that were measured, in order.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut sizes: Vec<usize> = self
+            .records
+            .iter()
+            .filter(|r| r.size != FLOOR_SIZE)
+            .map(|r| r.size)
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
     }
 
     /// The mechanisms that were measured, in table order.
@@ -248,7 +387,20 @@ fn agg(values: &[f64], better: fn(f64, f64) -> f64) -> Option<Agg> {
     })
 }
 
+/// The sizes measured by default.
 pub const SIZES: [usize; 3] = [64, 4096, 65536];
+/// The size sweep (`--size-sweep`): powers of 4 from 64 B to 4 MiB.
+pub const ALL_SIZES: [usize; 9] = [
+    64,
+    256,
+    1 << 10,
+    4 << 10,
+    16 << 10,
+    64 << 10,
+    256 << 10,
+    1 << 20,
+    4 << 20,
+];
 /// The floors' records carry this size: they move only a sequence number.
 pub const FLOOR_SIZE: usize = 8;
 
@@ -449,7 +601,7 @@ impl Results {
             });
         };
         for mech in self.mechs() {
-            for size in SIZES {
+            for size in self.sizes() {
                 let rtt = self.rtt_ratio((mech, Imp::Ours, size), (mech, Imp::Raw, size));
                 if rtt.is_some() {
                     push(
@@ -497,14 +649,38 @@ impl Results {
             );
         }
         push(
-            "shm ring (spin) 64 B round trip / spin floor".into(),
+            "shm ring (spin) 64 B round trip / cache-line floor (batches)".into(),
+            self.batch_ratio(
+                (Mech::ShmSpin, Imp::Ours, 64),
+                (Mech::Spin, Imp::Raw, FLOOR_SIZE),
+            ),
+            true,
+            1.3,
+        );
+        push(
+            "shm ring (spin) 64 B round trip / cache-line floor (medians)".into(),
             self.rtt_ratio(
                 (Mech::ShmSpin, Imp::Ours, 64),
                 (Mech::Spin, Imp::Raw, FLOOR_SIZE),
             ),
             true,
-            3.0,
+            1.3,
         );
+        for size in [64, 65536] {
+            for (ours, theirs) in [(Mech::ShmSpin, Mech::Iox), (Mech::ShmZc, Mech::IoxZc)] {
+                push(
+                    format!(
+                        "{} {} round trip / {}",
+                        ours.title(),
+                        human_bytes(size),
+                        theirs.title()
+                    ),
+                    self.rtt_ratio((ours, Imp::Ours, size), (theirs, Imp::Peer, size)),
+                    true,
+                    1.0,
+                );
+            }
+        }
         push(
             "UDS stream 64 B round trip / TCP's".into(),
             self.rtt_ratio((Mech::Unix, Imp::Ours, 64), (Mech::Tcp, Imp::Ours, 64)),
@@ -576,5 +752,6 @@ impl Results {
 fn knob_value(knob: Knob) -> String {
     match knob {
         Knob::SockBuf(b) | Knob::Pipe(b) => human_bytes(b),
+        Knob::Rate(r) => format!("{r}/s"),
     }
 }

@@ -5,15 +5,16 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use ipc_common::cleanup::Cleanup;
 use ipc_common::progress;
-use ipc_common::wait::Timeout;
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::wait::Timeout;
 
 use crate::link::Budget;
-use crate::measure::{self, Outcome};
+use crate::measure;
 use crate::plan::{Imp, Kind, Knobs, Mech, Pin, Spec};
 use crate::raw;
 use crate::results::{FLOOR_SIZE, Knob, Meta, Record, Results, SIZES};
+use crate::session::Outcome;
 use crate::stats::Summary;
 use crate::tools::{self, ToolBudget};
 
@@ -36,6 +37,8 @@ pub struct Plan {
     pub sockbufs: Vec<usize>,
     pub pipes: Vec<usize>,
     pub tools: Option<ToolBudget>,
+    /// Open loop: round trips started per second, at the smallest size.
+    pub rates: Vec<u64>,
     pub notes: Vec<String>,
 }
 
@@ -69,10 +72,25 @@ pub fn run(
         serial += 1;
         match measure::measure(spec, &dir.path, timeout, serial, quiet) {
             Ok(outcome) => {
-                let (latency, rate) = match outcome {
-                    Outcome::Latency(mut samples) => (Summary::of(&mut samples), None),
-                    Outcome::Throughput(rate) => (None, Some(rate)),
+                let (latency, rate, cpu, batch_ns, tail) = match outcome {
+                    Outcome::Latency {
+                        mut samples,
+                        cpu,
+                        batch_ns,
+                    } => (Summary::of(&mut samples), None, cpu, batch_ns, None),
+                    Outcome::Throughput(rate, cpu) => (None, Some(rate), cpu, None, None),
+                    Outcome::Open(tail, cpu) => (None, None, cpu, None, Some(tail)),
                 };
+                if let Some(t) = &tail {
+                    progress!(
+                        "rep {}: {spec}: p50 {:.2} us, p99 {:.2} us, p99.9 {:.2} us, {:.0}/s achieved",
+                        rep + 1,
+                        t.p50_ns / 1e3,
+                        t.p99_ns / 1e3,
+                        t.p999_ns / 1e3,
+                        t.achieved
+                    );
+                }
                 match (&latency, &rate) {
                     (Some(s), _) => progress!(
                         "rep {}: {spec}: {:.2} us median",
@@ -93,6 +111,9 @@ pub fn run(
                     knob,
                     latency,
                     rate,
+                    cpu,
+                    batch_ns,
+                    tail,
                 });
             }
             Err(err) => {
@@ -107,11 +128,39 @@ pub fn run(
 
     for rep in 0..plan.reps {
         for kind in &plan.kinds {
+            if *kind == Kind::Open {
+                let size = plan.sizes.iter().copied().min().unwrap_or(64);
+                for &mech in &plan.mechs {
+                    for &rate in &plan.rates {
+                        let knobs = Knobs {
+                            rate: Some(rate),
+                            ..plan.knobs
+                        };
+                        let imp = mech.imps()[0];
+                        measure(
+                            plan.spec(mech, imp, Kind::Open, size, knobs),
+                            rep,
+                            Some(Knob::Rate(rate)),
+                            results,
+                        );
+                    }
+                }
+                continue;
+            }
             for &size in &plan.sizes {
                 for &mech in &plan.mechs {
+                    if (*kind == Kind::Throughput && mech.latency_only()) || size > mech.max_size()
+                    {
+                        continue;
+                    }
                     // Alternate which goes first, so neither always runs right after a
                     // different mechanism's teardown.
-                    let mut imps = plan.imps.clone();
+                    let mut imps: Vec<Imp> = mech
+                        .imps()
+                        .iter()
+                        .copied()
+                        .filter(|imp| *imp == Imp::Peer || plan.imps.contains(imp))
+                        .collect();
                     if rep % 2 == 1 {
                         imps.reverse();
                     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ipc_common::progress;
-use ipc_common::wait::Deadline;
+use ipc_common::runtime::wait::Deadline;
 
 use crate::plan::Pin;
 
@@ -120,7 +120,7 @@ impl Server {
 
     /// Waits (up to 10 s) for an output line containing `needle`: the server is ready.
     fn ready(&self, needle: &str) -> anyhow::Result<()> {
-        let deadline = Deadline::after(ipc_common::wait::Timeout::from_duration(
+        let deadline = Deadline::after(ipc_common::runtime::wait::Timeout::from_duration(
             Duration::from_secs(10),
         ));
         loop {

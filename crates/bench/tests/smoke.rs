@@ -105,6 +105,68 @@ fn every_mechanism_measures_and_writes_the_report_and_files() {
 }
 
 #[test]
+fn zero_copy_wake_ups_open_loop_and_a_4_mib_message_measure() {
+    let dir = temp_dir();
+    let (json, svg) = (dir.path().join("b.json"), dir.path().join("b.svg"));
+    let mut command = bench();
+    command
+        .args([
+            "--quick",
+            "--reps",
+            "1",
+            "--budget-ms",
+            "20",
+            "--timeout",
+            "20",
+        ])
+        .args(["--only", "shm-zc,shm-spin,mq,spin,futex,eventfd,sem"])
+        .args(["--kinds", "latency,open", "--rate", "2000"])
+        .args(["--sizes", "64,4194304"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg);
+    let proc = ipc_testkit::Proc::spawn("ipc-bench", &mut command);
+    let pid = proc.pid();
+    let done = proc.finish();
+    done.assert_success();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    println!("{stdout}");
+    for section in [
+        "Wake-up matrix",
+        "Open loop",
+        "shm ring zero-copy",
+        "SysV semaphore",
+    ] {
+        assert!(stdout.contains(section), "no {section:?} in the report");
+    }
+    // Round trips: shm-zc (ours) and shm-spin, mq (ours and raw) at 2 sizes; 4 wake-ups; the
+    // open loop at 64 B for the 3 mechanisms.
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let records = report["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2 + 2 * 2 * 2 + 4 + 3, "{records:#?}");
+    for rec in records {
+        if rec["kind"] == "open" {
+            assert!(rec["open_p99_us"].as_f64().is_some(), "{rec}");
+        }
+        if rec["kind"] == "latency" {
+            assert!(rec["batch_rtt_us"].as_f64().is_some(), "{rec}");
+            assert!(rec["peer_cpu_us_per_msg"].as_f64().is_some(), "{rec}");
+        }
+    }
+    for mech in ["shm-zc", "shm-spin", "mq"] {
+        let chart = dir.path().join(format!("b-open-{mech}.svg"));
+        assert!(
+            std::fs::read_to_string(&chart).unwrap().starts_with("<svg"),
+            "{}",
+            chart.display()
+        );
+    }
+    let left = sysv_objects_of(pid);
+    assert!(left.is_empty(), "SysV objects left behind: {left:#?}");
+}
+
+#[test]
 fn one_core_for_both_skips_the_spinning_variants() {
     let done = run(
         "ipc-bench --pin same",
@@ -135,7 +197,9 @@ fn one_core_for_both_skips_the_spinning_variants() {
             .any(|line| line.starts_with("shm ring (spin)")),
         "a spinning variant ran on one core"
     );
-    assert!(stdout.contains("spinning variants (shm-spin, the spin floor) were skipped"));
+    assert!(stdout.contains(
+        "spinning variants (shm-spin, shm-zc, iceoryx2, the cache-line floor) were skipped"
+    ));
 }
 
 #[test]

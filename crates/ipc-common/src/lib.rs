@@ -11,13 +11,11 @@
 //! - [`php`]: PHP's formats: `serialize()`, `echo` and `json_encode` of its values, the sysvshm
 //!   variable-store layout and the `sem_get` lock;
 //! - [`seq`]: sequence-stamped messages and the loss/duplicate/reorder check of load runs;
-//! - [`ring`]: the benchmark's shared-memory ring (leaving for a crate of its own).
 //!
-//! `unsafe` lives in three modules only, each block with its `SAFETY` line: `sysv`, `ring` and
+//! `unsafe` lives in two modules only, each block with its `SAFETY` line: `sysv` and
 //! `sockets::queued`.
 
 pub mod php;
-pub mod ring;
 pub mod runtime;
 pub mod seq;
 pub mod sockets;

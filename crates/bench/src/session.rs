@@ -1,0 +1,371 @@
+//! The layer below every measurement: what a measurement is given ([`Ctx`]: the spec, its
+//! deadline, where to put files; [`PeerArgs`]: the peer's command line), the peer process
+//! ([`PeerProc`]) and the [`Watchdog`]s that end a stuck run, what it gives ([`Outcome`]), the
+//! loops on each side ([`drive`], [`serve`]), and the setup the implementations share
+//! (private SysV objects, pinning, UDP buffers). Imports nothing of the implementations.
+//!
+//! Every measurement has its own [`Deadline`] from `--timeout`, on both sides. The waits of our
+//! code are bounded by it directly; the raw baselines make plain blocking calls as C does, so a
+//! watchdog on each side ends a stuck run at the deadline (the parent kills the peer and removes
+//! a queue, which makes a blocked call return; the peer exits with 124).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::wait::{self, Deadline, Timeout};
+use ipc_common::sysv::{self, Attached, Key, MsqId, ShmId};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::link::{self, Budget, Cpu, Link, Rate, Tail};
+use crate::plan::{Imp, Kind, Knobs, Mech, Spec};
+
+/// Mode of everything a measurement creates: ours alone.
+pub const MODE: u32 = 0o600;
+
+/// What one measurement gives.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every round trip after the warm-up, in nanoseconds, and the CPU they cost; the floors
+    /// also give `batch_ns`, round trips timed in batches (no clock read per round trip).
+    Latency {
+        samples: Vec<u64>,
+        cpu: Cpu,
+        batch_ns: Option<f64>,
+    },
+    Throughput(Rate, Cpu),
+    /// Open loop: the latency percentiles from the intended send times.
+    Open(Tail, Cpu),
+}
+
+/// What the measuring side needs besides the spec.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub spec: Spec,
+    pub deadline: Deadline,
+    pub dir: &'a Path,
+    timeout: Timeout,
+    /// Distinguishes this measurement's file names from earlier ones in the same directory.
+    pub serial: u64,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of one measurement, its deadline starting now.
+    pub fn new(spec: Spec, dir: &'a Path, timeout: Timeout, serial: u64) -> Ctx<'a> {
+        Ctx {
+            spec,
+            deadline: Deadline::after(timeout),
+            dir,
+            timeout,
+            serial,
+        }
+    }
+
+    /// A path in the run's private directory, unique to this measurement.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{}{name}", self.serial))
+    }
+
+    /// Starts the peer with the spec and `extra` (where to find the objects).
+    pub fn spawn(&self, extra: &[String]) -> anyhow::Result<PeerProc> {
+        let exe = std::env::current_exe().context("find our own executable to start the peer")?;
+        let mut command = Command::new(exe);
+        command
+            .arg("peer")
+            .args(self.spec.to_args())
+            .args(extra)
+            .arg(format!("--timeout={}", self.timeout_arg()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = command
+            .spawn()
+            .with_context(|| format!("start the peer process for {}", self.spec))?;
+        link::set_peer(child.id() as i32);
+        Ok(PeerProc { child })
+    }
+
+    fn timeout_arg(&self) -> String {
+        self.timeout
+            .duration()
+            .map_or("0".into(), |d| d.as_secs_f64().to_string())
+    }
+}
+
+/// The peer process; killed if still running when dropped (a failed measurement).
+#[derive(Debug)]
+pub struct PeerProc {
+    child: Child,
+}
+
+impl PeerProc {
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Waits (until `deadline`) for the peer to exit, which it must do with success.
+    pub fn finish(mut self, deadline: &Deadline) -> anyhow::Result<()> {
+        let status = wait::retry(deadline, "the peer process to exit", || {
+            self.child.try_wait().context("wait for the peer process")
+        })?;
+        if !status.success() {
+            bail!("the peer process failed ({status}); its error is above");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PeerProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `on_expiry` if `deadline` passes before the watchdog is dropped.
+#[derive(Debug)]
+pub struct Watchdog {
+    disarm: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub fn arm(deadline: Deadline, on_expiry: impl FnOnce() + Send + 'static) -> Watchdog {
+        let (disarm, disarmed) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let expired = match deadline.remaining() {
+                None => disarmed.recv().is_err(),
+                Some(left) => matches!(
+                    disarmed.recv_timeout(left),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                ),
+            };
+            if expired {
+                on_expiry();
+            }
+        });
+        Watchdog {
+            disarm: Some(disarm),
+            thread: Some(thread),
+        }
+    }
+
+    /// The parent's watchdog: kills the peer, so a blocked read sees end of file, then runs
+    /// `also` (remove a queue a blocked call waits on).
+    pub fn for_peer(
+        deadline: Deadline,
+        peer: &PeerProc,
+        also: impl FnOnce() + Send + 'static,
+    ) -> Watchdog {
+        let pid = peer.pid();
+        Watchdog::arm(deadline, move || {
+            let _ = kill(pid, Signal::SIGKILL);
+            also();
+        })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(disarm) = self.disarm.take() {
+            let _ = disarm.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The measuring side's sequence, written once for every mechanism and implementation: starts
+/// the peer with `extra` (where it finds the objects, already made), lets `open` make the link
+/// (it waits for the peer's hello; what it returns beside the link, a watchdog, lives until the
+/// peer is collected), drives the link, and collects the peer.
+pub fn run_parent<L: Link, K>(
+    ctx: &Ctx<'_>,
+    extra: &[String],
+    window: Option<u64>,
+    open: impl FnOnce(&PeerProc) -> anyhow::Result<(L, K)>,
+) -> anyhow::Result<Outcome> {
+    run_parent_keeping(ctx, extra, window, open).map(|(outcome, _)| outcome)
+}
+
+/// [`run_parent`], also giving back what `open` returned beside the link.
+pub fn run_parent_keeping<L: Link, K>(
+    ctx: &Ctx<'_>,
+    extra: &[String],
+    window: Option<u64>,
+    open: impl FnOnce(&PeerProc) -> anyhow::Result<(L, K)>,
+) -> anyhow::Result<(Outcome, K)> {
+    let peer = ctx.spawn(extra)?;
+    let (mut link, keep) = open(&peer)?;
+    let outcome = drive(&mut link, &ctx.spec, window)?;
+    peer.finish(&ctx.deadline)?;
+    Ok((outcome, keep))
+}
+
+/// The measuring side's loop for `spec`, over any link.
+pub fn drive<L: Link>(link: &mut L, spec: &Spec, window: Option<u64>) -> anyhow::Result<Outcome> {
+    match spec.kind {
+        Kind::Latency => {
+            link::ping(link, spec.wire_size(), spec.budget).map(|(samples, cpu, batch_ns)| {
+                Outcome::Latency {
+                    samples,
+                    cpu,
+                    batch_ns: Some(batch_ns),
+                }
+            })
+        }
+        Kind::Throughput => link::drain(link, spec.wire_size(), spec.budget, window)
+            .map(|(rate, cpu)| Outcome::Throughput(rate, cpu)),
+        Kind::Open => {
+            let rate = spec.knobs.rate.context("an open-loop run needs a rate")?;
+            link::open_loop(link, spec.wire_size(), spec.budget, rate)
+                .map(|(tail, cpu)| Outcome::Open(tail, cpu))
+        }
+    }
+}
+
+/// The peer's loop for `spec`, over any link.
+pub fn serve<L: Link>(link: &mut L, spec: &Spec, window: Option<u64>) -> anyhow::Result<()> {
+    match spec.kind {
+        Kind::Latency | Kind::Open => link::pong(link, spec.wire_size()),
+        Kind::Throughput => link::blast(link, spec.wire_size(), spec.budget, window),
+    }
+}
+
+/// The hidden `ipc-bench peer` subcommand: the other process of one measurement.
+#[derive(Args, Clone, Debug)]
+pub struct PeerArgs {
+    #[arg(long, value_enum)]
+    mech: Mech,
+    #[arg(long, value_enum)]
+    imp: Imp,
+    #[arg(long, value_enum)]
+    kind: Kind,
+    #[arg(long)]
+    size: usize,
+    #[arg(long)]
+    warmup_us: u64,
+    #[arg(long)]
+    measure_us: u64,
+    #[arg(long)]
+    ring_bytes: usize,
+    #[arg(long)]
+    spin_us: u64,
+    #[arg(long)]
+    sockbuf: Option<usize>,
+    #[arg(long)]
+    pipe: Option<usize>,
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Where the measuring side's objects are (socket URL, FIFO path, SysV id), in order.
+    #[arg(long = "addr")]
+    pub addrs: Vec<String>,
+    /// UDP credits: the most messages in flight.
+    #[arg(long)]
+    pub window: Option<u64>,
+    #[arg(long, default_value = "10")]
+    pub timeout: Timeout,
+}
+
+impl PeerArgs {
+    pub fn spec(&self) -> Spec {
+        Spec {
+            mech: self.mech,
+            imp: self.imp,
+            kind: self.kind,
+            size: self.size,
+            budget: Budget {
+                warmup: Duration::from_micros(self.warmup_us),
+                measure: Duration::from_micros(self.measure_us),
+            },
+            knobs: Knobs {
+                sockbuf: self.sockbuf,
+                pipe: self.pipe,
+                ring_bytes: self.ring_bytes,
+                spin: Duration::from_micros(self.spin_us),
+                rate: self.rate,
+            },
+            peer_cpu: self.cpu,
+        }
+    }
+
+    /// The `i`-th `--addr`.
+    pub fn addr(&self, i: usize) -> anyhow::Result<&str> {
+        self.addrs
+            .get(i)
+            .map(String::as_str)
+            .with_context(|| format!("the peer needs --addr number {}", i + 1))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup shared by the implementations.
+
+/// Pins this process to `cpu` (`sched_setaffinity(2)`).
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bit set; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: CPU_SET writes one bit of `set`; `cpu` is within its size, checked above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this process.
+    let ret = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The receive buffer both UDP sockets ask for (`SO_RCVBUF`).
+pub const UDP_RCVBUF: usize = 4 << 20;
+
+/// The UDP credits (messages in flight) that fit the receive buffer: the kernel doubles what it
+/// is given, capped at twice `net.core.rmem_max`, and charges each queued datagram its payload
+/// plus about a kilobyte of bookkeeping; half of that, to be safe.
+pub fn udp_window(size: usize) -> u64 {
+    let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .unwrap_or(212_992);
+    let queue = 2 * UDP_RCVBUF.min(rmem_max);
+    (queue / 2 / (size + 1024)).clamp(2, 256) as u64
+}
+
+/// A private queue for one measurement, removed when the guard drops.
+pub fn private_queue() -> anyhow::Result<(MsqId, Cleanup)> {
+    let id = sysv::msg_create(Key(libc::IPC_PRIVATE), MODE).context("msgget(IPC_PRIVATE)")?;
+    let guard = Cleanup::register(format!("message queue id {}", id.0), move || {
+        match sysv::msg_remove(id) {
+            // The watchdog removed it already.
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
+            Err(errno) => Err(errno.into()),
+        }
+    });
+    Ok((id, guard))
+}
+
+/// A private segment of `len` bytes, attached, with the guard that removes it.
+pub fn private_segment(len: usize) -> anyhow::Result<(ShmId, Attached, Cleanup)> {
+    let id = sysv::shm_create(Key(libc::IPC_PRIVATE), len, MODE)
+        .with_context(|| format!("shmget(IPC_PRIVATE, {len})"))?;
+    let guard = Cleanup::register(format!("shared memory segment id {}", id.0), move || {
+        Ok(sysv::shm_remove(id)?)
+    });
+    let seg = Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))?;
+    Ok((id, seg, guard))
+}
