@@ -16,6 +16,7 @@ pub mod ours;
 pub mod output;
 pub mod peers;
 pub mod plan;
+pub mod progress;
 pub mod raw;
 pub mod results;
 pub mod session;

@@ -196,8 +196,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(Hidden::Peer(peer)) = args.hidden {
         return measure::peer(peer);
     }
-    // Applies --quiet; each measurement starts its own deadline from --timeout.
+    // Applies --trust-uid; each measurement starts its own, silent, deadline from --timeout.
     let _ = args.common.start();
+    bench::progress::set_quiet(args.common.quiet);
     let started = Instant::now();
     if let (Some(cpu), _) = args.pin.cpus() {
         pin_to_cpu(cpu).with_context(|| format!("pin this process to CPU {cpu}"))?;
@@ -210,7 +211,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.ring_bytes,
     ));
     results.notes.clone_from(&plan.notes);
-    let mut failures = suite::run(&plan, args.common.timeout, args.common.quiet, &mut results)?;
+    let mut failures = suite::run(&plan, args.common.timeout, &mut results)?;
     results.meta.load_after = suite::loadavg();
     results.meta.secs = started.elapsed().as_secs_f64();
 

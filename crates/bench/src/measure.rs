@@ -17,23 +17,11 @@ use crate::{ours, peers, raw};
 
 /// Runs one measurement; an error names the measurement, and a wait that ran out of time is a
 /// timeout (exit 124) naming it too. `quiet`: the run's `--quiet`, restored after our code ran.
-pub fn measure(
-    spec: Spec,
-    dir: &Path,
-    timeout: Timeout,
-    serial: u64,
-    quiet: bool,
-) -> anyhow::Result<Outcome> {
+pub fn measure(spec: Spec, dir: &Path, timeout: Timeout, serial: u64) -> anyhow::Result<Outcome> {
     let ctx = Ctx::new(spec, dir, timeout, serial);
     let result = match spec.imp {
-        Imp::Ours => {
-            // The mechanisms' progress lines ("created FIFO ...") tell an example's story; in
-            // the benchmark they would only interleave with its own.
-            report::set_quiet(true);
-            let result = ours::parent(&ctx);
-            report::set_quiet(quiet);
-            result
-        }
+        // The mechanisms print nothing of their own: the benchmark's deadlines are silent.
+        Imp::Ours => ours::parent(&ctx),
         Imp::Raw => raw::parent(&ctx),
         Imp::Peer => peers::parent(&ctx),
     };
@@ -54,8 +42,6 @@ pub fn peer(args: PeerArgs) -> anyhow::Result<()> {
     }
     let deadline = Deadline::after(args.timeout);
     let spec = args.spec();
-    // The peer's only output is an error; the mechanisms' progress lines are for the examples.
-    report::set_quiet(true);
     let _watchdog = Watchdog::arm(deadline, move || {
         eprintln!(
             "error: {}",

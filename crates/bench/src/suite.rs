@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use crate::progress;
 use anyhow::Context;
-use ipc_common::progress;
 use ipc_common::runtime::cleanup::Cleanup;
 use ipc_common::runtime::wait::Timeout;
 
@@ -61,7 +61,6 @@ impl Plan {
 pub fn run(
     plan: &Plan,
     timeout: Timeout,
-    quiet: bool,
     results: &mut Results,
 ) -> anyhow::Result<Vec<anyhow::Error>> {
     let dir = private_dir()?;
@@ -70,7 +69,7 @@ pub fn run(
     let mut serial = 0;
     let mut measure = |spec: Spec, rep: usize, knob: Option<Knob>, results: &mut Results| {
         serial += 1;
-        match measure::measure(spec, &dir.path, timeout, serial, quiet) {
+        match measure::measure(spec, &dir.path, timeout, serial) {
             Ok(outcome) => {
                 let (latency, rate, cpu, batch_ns, tail) = match outcome {
                     Outcome::Latency {

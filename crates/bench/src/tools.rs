@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
+use crate::progress;
 use anyhow::{Context, bail};
-use ipc_common::progress;
 use ipc_common::runtime::wait::Deadline;
 
 use crate::plan::Pin;

@@ -8,12 +8,12 @@
 use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::{Context, anyhow, bail};
-use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::{MessageLimit, Mode};
-use ipc_common::endpoint::DgramEndpoint;
-use ipc_common::paths::SocketKind;
-use ipc_common::sock::{self, errno_of};
-use ipc_common::wait::{self, Deadline};
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::cli::{MessageLimit, Mode};
+use ipc_common::runtime::paths::SocketKind;
+use ipc_common::runtime::wait::{self, Deadline};
+use ipc_common::sockets::endpoint::DgramEndpoint;
+use ipc_common::sockets::sock::{self, errno_of};
 use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, recv, send};

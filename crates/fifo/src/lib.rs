@@ -10,7 +10,7 @@
 //!   run fails, and on SIGINT/SIGTERM/SIGHUP; only if the path still holds that same FIFO.
 //! - `EEXIST` with a FIFO at the path: it is used as it is (mode untouched) and left in place
 //!   afterwards, because this run did not create it; only if it belongs to a trusted owner
-//!   (ourselves, root, or a user named with `--trust-uid`: see [`ipc_common::trust`]), checked
+//!   (ourselves, root, or a user named with `--trust-uid`: see [`ipc_common::runtime::trust`]), checked
 //!   again with `fstat(2)` on the descriptor once opened. Another user's FIFO is refused.
 //! - `EEXIST` with anything else (a symlink, a regular file, a directory, a socket): refused and
 //!   left untouched.
@@ -42,10 +42,11 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::Mode;
-use ipc_common::wait::{self, Deadline};
-use ipc_common::{paths, trust};
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::cli::Mode;
+use ipc_common::runtime::paths;
+use ipc_common::runtime::trust;
+use ipc_common::runtime::wait::{self, Deadline};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
@@ -79,7 +80,7 @@ pub fn create_or_use(path: &Path, mode: Mode) -> anyhow::Result<Option<Cleanup>>
 }
 
 /// Refuses a path that holds anything but a FIFO, without following a symlink, and a FIFO of an
-/// untrusted owner ([`ipc_common::trust`]): whoever made it could read what we write or write
+/// untrusted owner ([`ipc_common::runtime::trust`]): whoever made it could read what we write or write
 /// what we read.
 fn check_is_fifo(path: &Path) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(path)
@@ -218,7 +219,7 @@ pub fn wait_until_read(file: &File, path: &Path, deadline: &Deadline) -> anyhow:
             path.display()
         ),
         || {
-            let unread = ipc_common::queued::unread_in_pipe(file.as_fd())
+            let unread = ipc_common::sockets::queued::unread_in_pipe(file.as_fd())
                 .with_context(|| format!("ioctl(FIONREAD) on FIFO {}", path.display()))?;
             if unread == 0 {
                 return Ok(Some(()));
@@ -318,7 +319,7 @@ pub fn read_to_end(
 mod tests {
     use std::time::Duration;
 
-    use ipc_common::wait::{TimedOut, Timeout};
+    use ipc_common::runtime::wait::{TimedOut, Timeout};
 
     use super::*;
 

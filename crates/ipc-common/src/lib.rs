@@ -20,7 +20,3 @@ pub mod runtime;
 pub mod seq;
 pub mod sockets;
 pub mod sysv;
-
-// The modules' former paths, while the crates that use them move to the grouped ones.
-pub use runtime::{cleanup, cli, paths, report, trust, wait};
-pub use sockets::{endpoint, queued, sock};

@@ -11,12 +11,12 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use ipc_common::cli::{Mode, parse_proj_id};
-use ipc_common::endpoint::{DgramEndpoint, MAX_UNIX_PATH, StreamEndpoint};
 use ipc_common::php::{self, JsonFlags, sysvshm, unserialize};
+use ipc_common::runtime::cli::{Mode, parse_proj_id};
+use ipc_common::runtime::trust::parse_user;
+use ipc_common::runtime::wait::Timeout;
 use ipc_common::seq::{self, Deframer, SeqChecker};
-use ipc_common::trust::parse_user;
-use ipc_common::wait::Timeout;
+use ipc_common::sockets::endpoint::{DgramEndpoint, MAX_UNIX_PATH, StreamEndpoint};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

@@ -13,11 +13,12 @@ use std::time::Duration;
 use anyhow::{bail, ensure};
 use clap::Subcommand;
 use dgram::{Receiver, Sender};
-use ipc_common::cli::{CommonArgs, MessageArgs, ModeArgs};
-use ipc_common::endpoint::DgramEndpoint;
+use ipc_common::runtime::cli::{CommonArgs, MessageArgs, ModeArgs};
+use ipc_common::runtime::report;
+use ipc_common::runtime::wait::{Deadline, TimedOut, Timeout};
+use ipc_common::say;
 use ipc_common::seq::{self, SeqChecker};
-use ipc_common::wait::{Deadline, TimedOut, Timeout};
-use ipc_common::{report, say};
+use ipc_common::sockets::endpoint::DgramEndpoint;
 
 /// The receive queue asked for in UDP load runs, so a burst is not dropped while we catch up.
 const UDP_LOAD_RCVBUF: usize = 8 << 20;

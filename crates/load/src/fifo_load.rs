@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
 use clap::{Args, Subcommand};
-use ipc_common::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
+use ipc_common::runtime::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
+use ipc_common::runtime::report;
+use ipc_common::runtime::wait::Deadline;
+use ipc_common::say;
 use ipc_common::seq::{self, Deframer, SeqChecker};
-use ipc_common::wait::Deadline;
-use ipc_common::{report, say};
 
 /// The largest framed message the reader accepts: a corrupted length cannot make it allocate
 /// more.

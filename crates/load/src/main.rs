@@ -47,7 +47,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    ipc_common::report::main(|| match args.command {
+    ipc_common::runtime::report::main(|| match args.command {
         Command::Dgram(command) => dgram_load::run(command),
         Command::Stream(command) => stream_load::run(command),
         Command::Fifo(command) => fifo_load::run(command),

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, ensure};
 use clap::{Args, Subcommand};
-use ipc_common::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
-use ipc_common::paths::{self, KeyFile};
+use ipc_common::runtime::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
+use ipc_common::runtime::paths::{self, KeyFile};
+use ipc_common::runtime::report;
+use ipc_common::runtime::wait::Deadline;
+use ipc_common::say;
 use ipc_common::seq::{self, SeqChecker};
 use ipc_common::sysv::{self, MsgBuf};
-use ipc_common::wait::Deadline;
-use ipc_common::{report, say};
 use mq::{KeyArgs, Queue, Removal, Wanted};
 
 /// Sequence stamps have ten digits.

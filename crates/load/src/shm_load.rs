@@ -16,12 +16,13 @@ use std::fmt;
 
 use anyhow::{Context, bail, ensure};
 use clap::{Args, Subcommand};
-use ipc_common::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
-use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{Value, serialize, sysvshm};
+use ipc_common::runtime::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
+use ipc_common::runtime::paths::{self, KeyFile};
+use ipc_common::runtime::report;
+use ipc_common::runtime::wait::{Deadline, retry};
+use ipc_common::say;
 use ipc_common::seq::{self, SeqChecker};
-use ipc_common::wait::{Deadline, retry};
-use ipc_common::{report, say};
 use shm::{Access, AfterRead, Api, Ours, SegmentArgs, Shared, Take, VarLook};
 
 /// `shm-reader` and `shm-writer` load runs (sysv only).

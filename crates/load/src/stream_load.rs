@@ -10,12 +10,13 @@ use std::fmt;
 
 use anyhow::ensure;
 use clap::Subcommand;
-use ipc_common::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
-use ipc_common::endpoint::StreamEndpoint;
+use ipc_common::runtime::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
+use ipc_common::runtime::report;
+use ipc_common::runtime::wait::Deadline;
+use ipc_common::say;
 use ipc_common::seq::{self, Deframer, SeqChecker};
-use ipc_common::sock::{OneMessage, Outgoing};
-use ipc_common::wait::Deadline;
-use ipc_common::{report, say};
+use ipc_common::sockets::endpoint::StreamEndpoint;
+use ipc_common::sockets::sock::{OneMessage, Outgoing};
 use stream::Listener;
 
 /// The largest framed message a load run carries; a reader refuses a longer length prefix

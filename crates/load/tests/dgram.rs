@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use dgram::{IP_MESSAGE, UDS_MESSAGE};
+use ipc_common::runtime::wait::{Deadline, Timeout, retry};
 use ipc_common::seq;
-use ipc_common::wait::{Deadline, Timeout, retry};
 use ipc_testkit::scenarios::{ENDLESS, line, lost};
 use ipc_testkit::{Proc, Signal, bounded, ours, temp_dir};
 

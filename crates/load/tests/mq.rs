@@ -182,10 +182,10 @@ fn a_failed_writer_leaves_its_queue_when_another_writers_message_is_in_it() {
         }
     }
     let _remove = Remove(id);
-    let full = ipc_common::wait::Deadline::after(ipc_common::wait::Timeout::from_duration(
-        std::time::Duration::from_secs(10),
-    ));
-    ipc_common::wait::retry(&full, "the writer to fill the queue", || {
+    let full = ipc_common::runtime::wait::Deadline::after(
+        ipc_common::runtime::wait::Timeout::from_duration(std::time::Duration::from_secs(10)),
+    );
+    ipc_common::runtime::wait::retry(&full, "the writer to fill the queue", || {
         Ok((sysv::msg_stat(id)?.messages == fit as u64).then_some(()))
     })
     .unwrap();

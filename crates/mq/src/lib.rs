@@ -21,14 +21,14 @@
 //!   file was born is another file's (ftok keys collide) and is refused ([`check_owner`]).
 //! - Whose: a key file or queue found rather than created is used only if a trusted user owns
 //!   it (and, for the queue, created it): ourselves, root, or `--trust-uid`
-//!   ([`ipc_common::trust`]). Another user's queue under our key could be read or filled by
+//!   ([`ipc_common::runtime::trust`]). Another user's queue under our key could be read or filled by
 //!   them.
 //!
 //! # Waiting
 //!
 //! The kernel cannot tell us when a queue appears or has room, so with a timeout both sides
 //! call `msgsnd(2)`/`msgrcv(2)` with `IPC_NOWAIT` and retry with backoff
-//! ([`ipc_common::wait::retry`]) until the deadline. With `--timeout 0` they make the truly
+//! ([`ipc_common::runtime::wait::retry`]) until the deadline. With `--timeout 0` they make the truly
 //! blocking calls.
 
 use std::fmt;
@@ -40,13 +40,13 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
-use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::{Mode, parse_proj_id};
-use ipc_common::paths;
 use ipc_common::php::{self, JsonFlags, Value};
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::cli::{Mode, parse_proj_id};
+use ipc_common::runtime::paths;
+use ipc_common::runtime::trust;
+use ipc_common::runtime::wait::{self, Deadline};
 use ipc_common::sysv::{self, Key, MsgBuf, MsqId};
-use ipc_common::trust;
-use ipc_common::wait::{self, Deadline};
 use nix::errno::Errno;
 
 /// The blog's key file.
@@ -75,7 +75,7 @@ pub const ENVIRONMENT: &str =
 
 /// What the writer sends instead of the serialized message (`--help`'s "PHP values").
 #[derive(Args, Clone, Debug)]
-#[command(next_help_heading = ipc_common::cli::heading::PHP_VALUES)]
+#[command(next_help_heading = ipc_common::runtime::cli::heading::PHP_VALUES)]
 pub struct ValueArgs {
     /// Send the message's bytes as they are (PHP's msg_send with $serialize = false).
     #[arg(long)]
@@ -324,7 +324,7 @@ pub fn denied(errno: Errno, context: String) -> anyhow::Error {
 }
 
 /// A queue someone else created under our key could be read or filled by them: only a queue
-/// owned and created by a trusted user ([`ipc_common::trust`]) is used. ftok(3) keys collide
+/// owned and created by a trusted user ([`ipc_common::runtime::trust`]) is used. ftok(3) keys collide
 /// (16 bits of the inode, 8 of the device): a queue created before our key file was born is
 /// another file's, or an earlier key file's, and is refused too.
 pub fn check_owner(queue: Queue, key_file: &KeyFile<'_>) -> anyhow::Result<()> {

@@ -22,7 +22,7 @@
 //! whichever way the run ended, and its writer first clears a message an interrupted run left
 //! in the variable). A key file, segment or semaphore set found rather than created is used only
 //! if a trusted user owns it (and created it): ourselves, root, or `--trust-uid`
-//! ([`ipc_common::trust`]). The lock holds no data, so it lives only while processes
+//! ([`ipc_common::runtime::trust`]). The lock holds no data, so it lives only while processes
 //! use it: neither a writer run alone nor a PHP reader that knows nothing of it leaves a
 //! semaphore set behind.
 //!
@@ -72,14 +72,15 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, bail, ensure};
 use clap::{Args, ValueEnum};
-use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::{Mode, parse_proj_id};
 use ipc_common::php::sysvsem::Semaphore;
 use ipc_common::php::sysvshm::{self, StoreError};
 use ipc_common::php::{JsonFlags, Value, unserialize};
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::cli::{Mode, parse_proj_id};
+use ipc_common::runtime::paths;
+use ipc_common::runtime::trust;
+use ipc_common::runtime::wait::{Deadline, TimedOut, retry};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
-use ipc_common::wait::{Deadline, TimedOut, retry};
-use ipc_common::{paths, trust};
 use nix::errno::Errno;
 
 /// The blog's key file.
@@ -135,7 +136,7 @@ IPC_SHM_OFFSET (--api, --key-file, --proj, --no-lock, --var, --offset)";
 
 /// A PHP value the writer stores instead of the message (sysv; `--help`'s "PHP values").
 #[derive(Args, Clone, Debug)]
-#[command(next_help_heading = ipc_common::cli::heading::PHP_VALUES)]
+#[command(next_help_heading = ipc_common::runtime::cli::heading::PHP_VALUES)]
 pub struct ValueArgs {
     /// sysv: store this PHP int instead of the message (serialized `i:42;`).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
@@ -276,7 +277,7 @@ impl SegmentArgs {
 
 /// `ftok(3)` of a key file without the race between checking the file and `ftok` stat-ing the
 /// path again: the file is opened without following a symlink, checked on that descriptor (a
-/// regular file of a trusted owner, [`ipc_common::trust`]), and the key computed from the same
+/// regular file of a trusted owner, [`ipc_common::runtime::trust`]), and the key computed from the same
 /// `fstat(2)` as glibc's `ftok` would ([`sysv::ftok_of`]). Also returns the file's birth time.
 pub fn key_of_file(path: &Path, proj: u8) -> anyhow::Result<(Key, Option<i64>)> {
     let file =
@@ -357,7 +358,7 @@ pub fn wait<T>(
 }
 
 /// A segment someone else created under our key could be read or rewritten by them: only a
-/// segment owned and created by a trusted user ([`ipc_common::trust`]) is used. Returns its
+/// segment owned and created by a trusted user ([`ipc_common::runtime::trust`]) is used. Returns its
 /// size.
 pub fn check_owner(name: &SegmentKey, id: ShmId) -> anyhow::Result<usize> {
     let stat =
@@ -692,7 +693,7 @@ impl Shared {
         }
         // A short look: the lock is free unless someone is about to write, and then it is no
         // orphan.
-        let soon = Deadline::after(ipc_common::wait::Timeout::from_duration(
+        let soon = Deadline::after(ipc_common::runtime::wait::Timeout::from_duration(
             std::time::Duration::from_millis(200),
         ));
         self.locked(&soon, |seg, name| {

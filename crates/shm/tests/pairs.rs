@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ipc_common::php::sysvsem::Semaphore;
 use ipc_common::php::{Value, serialize, sysvshm};
+use ipc_common::runtime::wait::{Deadline, Timeout};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
-use ipc_common::wait::{Deadline, Timeout};
 use ipc_testkit::{Finished, Proc, Signal, assert_no_sysv_objects, bounded, ours};
 
 const MESSAGE: &[u8] = b"Hello from Writer: Shared Memory";

@@ -12,12 +12,12 @@ use std::net::Shutdown;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::Mode;
-use ipc_common::endpoint::StreamEndpoint;
-use ipc_common::paths::SocketKind;
-use ipc_common::sock::{self, EndOfStream, Exchanged, OneMessage, Outgoing, PeerGone};
-use ipc_common::wait::Deadline;
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::cli::Mode;
+use ipc_common::runtime::paths::SocketKind;
+use ipc_common::runtime::wait::Deadline;
+use ipc_common::sockets::endpoint::StreamEndpoint;
+use ipc_common::sockets::sock::{self, EndOfStream, Exchanged, OneMessage, Outgoing, PeerGone};
 use socket2::{SockAddr, Socket};
 
 /// The blog's server greeting over a Unix domain stream socket.
@@ -361,7 +361,7 @@ pub fn left_without_a_word(outcome: &anyhow::Result<Exchanged>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipc_common::wait::Timeout;
+    use ipc_common::runtime::wait::Timeout;
 
     /// Both ends of a connected Unix stream pair, as timed connections.
     fn timed_pair(deadline: &Deadline) -> (TimedConn, TimedConn) {
@@ -407,14 +407,14 @@ mod tests {
             Duration::from_millis(50),
         )));
         let err = a.recv_some(&mut [0; 1]).unwrap_err();
-        assert!(err.is::<ipc_common::wait::TimedOut>(), "{err:#}");
+        assert!(err.is::<ipc_common::runtime::wait::TimedOut>(), "{err:#}");
         assert_eq!(
             err.to_string(),
             "timed out after 0.05s waiting for bytes from a"
         );
         let late = a.send(b"x").unwrap_err();
         assert!(
-            late.is::<ipc_common::wait::TimedOut>(),
+            late.is::<ipc_common::runtime::wait::TimedOut>(),
             "after the deadline: {late:#}"
         );
     }

@@ -16,9 +16,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use dgram::Receiver;
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
-use ipc_common::endpoint::DgramEndpoint;
-use ipc_common::{report, say};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
+use ipc_common::runtime::report;
+use ipc_common::say;
+use ipc_common::sockets::endpoint::DgramEndpoint;
 
 /// Receive a datagram and print it: the blog's datagram listener.
 #[derive(Parser, Debug)]

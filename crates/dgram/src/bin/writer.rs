@@ -17,9 +17,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use dgram::Sender;
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, MessageArgs};
-use ipc_common::endpoint::DgramEndpoint;
-use ipc_common::{report, say};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs};
+use ipc_common::runtime::report;
+use ipc_common::say;
+use ipc_common::sockets::endpoint::DgramEndpoint;
 
 /// Send a datagram: the blog's datagram sender.
 #[derive(Parser, Debug)]

@@ -16,8 +16,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
-use ipc_common::{report, say};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
+use ipc_common::runtime::report;
+use ipc_common::say;
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
@@ -45,7 +46,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    ipc_common::report::main(|| run(args))
+    ipc_common::runtime::report::main(|| run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs};
 use ipc_common::say;
 
 /// The command line; each field's doc comment is its `--help` text.
@@ -48,7 +48,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    ipc_common::report::main(|| run(args))
+    ipc_common::runtime::report::main(|| run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -64,7 +64,6 @@ impl CommonArgs {
     /// Applies `--trust-uid`, and starts the clock that `--timeout` bounds; its progress lines
     /// go to stderr unless `--quiet`.
     pub fn start(&self) -> Deadline {
-        report::set_quiet(self.quiet);
         self.trust.apply();
         let deadline = Deadline::after(self.timeout);
         if self.quiet {

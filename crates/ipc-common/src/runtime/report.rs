@@ -5,29 +5,12 @@ use std::fmt;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::runtime::cleanup;
 use crate::runtime::wait::TimedOut;
 
-static QUIET: AtomicBool = AtomicBool::new(false);
-
 /// Exit code of a run that gave up waiting (as `timeout(1)` uses).
 pub const EXIT_TIMED_OUT: u8 = 124;
-
-/// Silences (or restores) `progress!` lines for the whole process: `--quiet`, or a program such
-/// as the benchmark that calls the mechanisms' code in a loop.
-pub fn set_quiet(quiet: bool) {
-    QUIET.store(quiet, Ordering::Relaxed);
-}
-
-/// Prints one progress line on stderr unless `--quiet`: what the process is doing, for the
-/// learner watching two terminals.
-pub fn progress(line: fmt::Arguments<'_>) {
-    if !QUIET.load(Ordering::Relaxed) {
-        stderr_line(line);
-    }
-}
 
 /// One `warning: ...` line on stderr: something the user should know that does not fail the run
 /// (written like every line, whole and never fatal).
@@ -56,14 +39,6 @@ pub fn stderr_line(line: fmt::Arguments<'_>) {
 macro_rules! say {
     ($deadline:expr, $($arg:tt)*) => {
         $deadline.say(format_args!($($arg)*))
-    };
-}
-
-/// `progress!("bound {path}")`: a progress line on stderr (being replaced by [`say!`]).
-#[macro_export]
-macro_rules! progress {
-    ($($arg:tt)*) => {
-        $crate::runtime::report::progress(format_args!($($arg)*))
     };
 }
 

@@ -17,9 +17,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, heading};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, heading};
+use ipc_common::runtime::report;
+use ipc_common::say;
 use ipc_common::sysv::{self, MsgBuf};
-use ipc_common::{report, say};
 use mq::{Format, KeyArgs, ProjId, Queue, Removal, Wanted};
 
 /// The command line; each field's doc comment is its `--help` text.
@@ -169,7 +170,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn remove_unless_kept(
     queue: Queue,
     keep: bool,
-    deadline: &ipc_common::wait::Deadline,
+    deadline: &ipc_common::runtime::wait::Deadline,
 ) -> anyhow::Result<()> {
     let key = queue.key;
     if keep {

@@ -16,12 +16,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{ArgGroup, Parser};
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs};
-use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{self, Value};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs};
+use ipc_common::runtime::paths::{self, KeyFile};
+use ipc_common::runtime::report;
+use ipc_common::runtime::wait::Deadline;
+use ipc_common::say;
 use ipc_common::sysv::{self, MsgBuf};
-use ipc_common::wait::Deadline;
-use ipc_common::{report, say};
 use mq::{KeyArgs, ProjId};
 
 /// The command line; each field's doc comment is its `--help` text.
@@ -122,7 +123,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn create_key_file(
     args: &Args,
     deadline: &Deadline,
-) -> anyhow::Result<Option<ipc_common::cleanup::Cleanup>> {
+) -> anyhow::Result<Option<ipc_common::runtime::cleanup::Cleanup>> {
     let path = &args.key.key_file;
     match paths::ensure_key_file(path, args.mode.mode)? {
         KeyFile::Created(guard) => {

@@ -15,9 +15,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, ModeArgs, heading};
-use ipc_common::wait::Deadline;
-use ipc_common::{report, say, sysv};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs, heading};
+use ipc_common::runtime::report;
+use ipc_common::runtime::wait::Deadline;
+use ipc_common::{say, sysv};
 use shm::{Access, AfterRead, Api, Format, SegmentArgs, Shared};
 
 /// The command line; each field's doc comment is its `--help` text.

@@ -17,12 +17,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use ipc_common::cleanup::Cleanup;
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs};
-use ipc_common::paths::{self, KeyFile};
 use ipc_common::php::{serialize, sysvshm};
-use ipc_common::wait::Deadline;
-use ipc_common::{report, say, sysv};
+use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs};
+use ipc_common::runtime::paths::{self, KeyFile};
+use ipc_common::runtime::report;
+use ipc_common::runtime::wait::Deadline;
+use ipc_common::{say, sysv};
 use shm::{Access, Api, Ours, SegmentArgs, Shared};
 
 /// The command line; each field's doc comment is its `--help` text.

@@ -17,9 +17,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ipc_common::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit};
-use ipc_common::endpoint::StreamEndpoint;
-use ipc_common::{report, say};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit};
+use ipc_common::runtime::report;
+use ipc_common::say;
+use ipc_common::sockets::endpoint::StreamEndpoint;
 
 /// Connect to a stream server: the blog's stream client.
 #[derive(Parser, Debug)]
