@@ -42,6 +42,9 @@ print_summary() {
   rm -f -- "$skip_log"
 }
 trap print_summary EXIT
+# Without these, a killed run would skip the EXIT trap and leave the skip log in /tmp.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 section "cargo fmt --check"
 cargo fmt --all --check

@@ -6,10 +6,12 @@
 //! Test names start with what they exercise: `fault_` (a peer killed), `load_` (a full queue);
 //! `scripts/reliability.sh` counts them by prefix.
 
+mod common;
+
+use common::{IPC_LOAD, example};
+
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
 use dgram::{IP_MESSAGE, UDS_MESSAGE};
@@ -17,8 +19,6 @@ use ipc_common::runtime::wait::{Deadline, Timeout, retry};
 use ipc_common::seq;
 use ipc_testkit::scenarios::{ENDLESS, line, lost};
 use ipc_testkit::{Proc, Signal, bounded, ours, temp_dir};
-
-const IPC_LOAD: &str = env!("CARGO_BIN_EXE_ipc-load");
 
 /// `ipc-load SIDE ARGS`, waiting at most 5 s unless `args` say otherwise.
 fn load(side: &str, args: &[&str]) -> Proc {
@@ -42,46 +42,17 @@ fn listening_load_reader(args: &[&str]) -> (Proc, String) {
     (reader, url)
 }
 
-/// The example binary `name` of the dgram package, next to `ipc-load` in the same target
-/// directory and profile; built (once per test binary) so it is never missing or stale.
-fn example(name: &str) -> String {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    let profile_dir = Path::new(IPC_LOAD).parent().unwrap();
-    BUILT.get_or_init(|| {
-        let mut command = Command::new("timeout");
-        command
-            .args([
-                "600",
-                env!("CARGO"),
-                "build",
-                "--quiet",
-                "--bins",
-                "-p",
-                "dgram",
-            ])
-            .arg("--target-dir")
-            .arg(profile_dir.parent().unwrap());
-        if profile_dir.file_name().is_some_and(|dir| dir == "release") {
-            command.arg("--release");
-        }
-        let status = command.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p dgram: {status}");
-    });
-    let path: PathBuf = profile_dir.join(name);
-    path.to_str().unwrap().to_owned()
-}
-
 /// The blog's message goes through a fresh pair of the example binaries on `url`: the next
 /// run works.
 fn a_fresh_pair_works(url: &str) {
     let mut read = Proc::spawn(
         "dgram-reader",
-        &mut bounded(ours(&example("dgram-reader")), &[url]),
+        &mut bounded(ours(example("dgram", "dgram-reader")), &[url]),
     );
     read.listening_url();
     Proc::spawn(
         "dgram-writer",
-        &mut bounded(ours(&example("dgram-writer")), &[url]),
+        &mut bounded(ours(example("dgram", "dgram-writer")), &[url]),
     )
     .finish()
     .assert_success();
@@ -324,7 +295,7 @@ fn the_examples_no_longer_take_the_load_options() {
         ("dgram-reader", &["--writers", "2"]),
         ("dgram-writer", &["--first-seq", "2"]),
     ] {
-        let mut command = ours(&example(name));
+        let mut command = ours(example("dgram", name));
         command.args(args);
         ipc_testkit::run(name, &mut command, None).assert_failure(2, "unexpected argument");
     }

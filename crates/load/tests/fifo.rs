@@ -6,34 +6,25 @@
 //! Test names start with what they exercise: `fault_` (a peer killed); `scripts/reliability.sh`
 //! counts them by prefix.
 
+mod common;
+
+use common::{IPC_LOAD, example};
+
 use std::io::Write;
 use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ipc_testkit::{Finished, Proc, Signal, bounded, ours, temp_dir};
 
-const LOAD: &str = env!("CARGO_BIN_EXE_ipc-load");
 const MESSAGE: &[u8] = b"Hello from Sender: Named Pipe";
 
 /// Messages in a run that is killed long before its end.
 const ENDLESS: &str = "10000000";
 
-/// The example binary `name`, built beside `ipc-load` (`cargo build -p fifo`; reliability.sh and
-/// `cargo test --workspace` build it).
-fn example(name: &str) -> PathBuf {
-    let path = Path::new(LOAD).with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p fifo` first",
-        path.display()
-    );
-    path
-}
-
 /// `ipc-load SIDE PATH --timeout 5 EXTRA...`, unless EXTRA sets its own timeout.
 fn load(side: &str, path: &Path, extra: &[&str]) -> Command {
-    let mut command = ours(LOAD);
+    let mut command = ours(IPC_LOAD);
     command.arg(side).arg(path);
     bounded(command, extra)
 }
@@ -65,11 +56,11 @@ fn with_newline(bytes: &[u8]) -> Vec<u8> {
 
 /// The blog's message goes through a fresh pair of the example binaries on `path`.
 fn a_fresh_pair_works(path: &Path) {
-    let mut command = ours(&example("fifo-reader").to_string_lossy());
+    let mut command = ours(example("fifo", "fifo-reader"));
     command.arg(path);
     let mut read = Proc::spawn("fifo-reader", &mut bounded(command, &[]));
     read.wait_for_stderr("waiting for a writer");
-    let mut command = ours(&example("fifo-writer").to_string_lossy());
+    let mut command = ours(example("fifo", "fifo-writer"));
     command.arg(path);
     ipc_testkit::run("fifo-writer", &mut bounded(command, &[]), None).assert_success();
     read.finish()

@@ -7,7 +7,11 @@
 //! Test names start with what they exercise: `fault_` (a peer killed); `scripts/reliability.sh`
 //! counts them by prefix.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{IPC_LOAD, example};
+
+use std::path::Path;
 use std::process::Command;
 
 use ipc_common::sysv::{self, Key};
@@ -16,25 +20,11 @@ use ipc_testkit::{
     Finished, Proc, Signal, assert_no_sysv_objects, bounded, key_file, ours, temp_dir,
 };
 
-const LOAD: &str = env!("CARGO_BIN_EXE_ipc-load");
-
-/// The example binary `name`, built beside `ipc-load` (`cargo build -p mq`; reliability.sh and
-/// `cargo test --workspace` build it).
-fn example(name: &str) -> &'static str {
-    let path: PathBuf = Path::new(LOAD).with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p mq` first",
-        path.display()
-    );
-    Box::leak(path.to_string_lossy().into_owned().into_boxed_str())
-}
-
 /// The blog's pair, for the run after a fault.
 fn blog_pair() -> SysvPair {
     SysvPair {
-        reader: example("mq-reader"),
-        writer: example("mq-writer"),
+        reader: example("mq", "mq-reader"),
+        writer: example("mq", "mq-writer"),
         name: "mq",
         message: "Hello from Writer: Message Queue",
         remove_leftovers,
@@ -50,7 +40,7 @@ fn remove_leftovers(key: Key) {
 
 /// `ipc-load SIDE --key-file KEY --timeout 5 EXTRA...`, unless EXTRA sets its own timeout.
 fn load(side: &str, key: &Path, extra: &[&str]) -> Command {
-    let mut command = ours(LOAD);
+    let mut command = ours(IPC_LOAD);
     command.arg(side).arg("--key-file").arg(key);
     bounded(command, extra)
 }

@@ -7,19 +7,19 @@
 //! Test names start with what they exercise: `fault_` (a peer killed);
 //! `scripts/reliability.sh` counts them by prefix.
 
+mod common;
+
+use common::{IPC_LOAD, example};
+
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::Command;
-use std::sync::OnceLock;
 
 use ipc_common::seq;
 use ipc_testkit::scenarios::{ENDLESS, line};
 use ipc_testkit::{Proc, STEP, Signal, bounded, ours, temp_dir};
 use stream::{CLIENT_IP, CLIENT_UDS, SERVER_IP, SERVER_UDS};
-
-const IPC_LOAD: &str = env!("CARGO_BIN_EXE_ipc-load");
 
 /// `ipc-load SIDE ARGS`, waiting at most 5 s unless `args` say otherwise.
 fn load(side: &str, args: &[&str]) -> Proc {
@@ -39,45 +39,17 @@ fn client(args: &[&str]) -> Proc {
     load("stream-writer", args)
 }
 
-/// The example binary `name` of the stream package, next to `ipc-load` in the same target
-/// directory and profile; built (once per test binary) so it is never missing or stale.
-fn example(name: &str) -> String {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    let profile_dir = Path::new(IPC_LOAD).parent().unwrap();
-    BUILT.get_or_init(|| {
-        let mut command = Command::new("timeout");
-        command
-            .args([
-                "600",
-                env!("CARGO"),
-                "build",
-                "--quiet",
-                "--bins",
-                "-p",
-                "stream",
-            ])
-            .arg("--target-dir")
-            .arg(profile_dir.parent().unwrap());
-        if profile_dir.file_name().is_some_and(|dir| dir == "release") {
-            command.arg("--release");
-        }
-        let status = command.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p stream: {status}");
-    });
-    profile_dir.join(name).to_str().unwrap().to_owned()
-}
-
 /// The blog's exchange through a fresh pair of the example binaries on `url`: the next run
 /// works (the client prints the server's greeting, the server the client's message).
 fn a_fresh_pair_works(url: &str) {
     let mut read = Proc::spawn(
         "stream-reader",
-        &mut bounded(ours(&example("stream-reader")), &[url]),
+        &mut bounded(ours(example("stream", "stream-reader")), &[url]),
     );
     let url = read.listening_url();
     Proc::spawn(
         "stream-writer",
-        &mut bounded(ours(&example("stream-writer")), &[&url]),
+        &mut bounded(ours(example("stream", "stream-writer")), &[&url]),
     )
     .finish()
     .assert_success()
@@ -218,7 +190,7 @@ fn fault_server_killed_mid_stream_the_client_says_the_server_went_away() {
 #[test]
 fn the_examples_no_longer_take_the_load_options() {
     for name in ["stream-reader", "stream-writer"] {
-        let mut command = ours(&example(name));
+        let mut command = ours(example("stream", name));
         command.args(["--count", "1"]);
         ipc_testkit::run(name, &mut command, None).assert_failure(2, "unexpected argument");
     }
