@@ -241,6 +241,26 @@ pub fn another_users_object_under_our_key_is_refused_unless_trusted(pair: &SysvP
     assert_no_sysv_objects(&t.key_file, b'T');
 }
 
+/// Another user's object that its mode keeps us out of (0600): the denied reader's error says
+/// what admits it (`--mode`, `--trust-uid`); ours then takes the message and removes the object.
+pub fn eacces_names_mode_and_trust_uid(pair: &SysvPair, dir: &Path) {
+    if !other_user::available() {
+        return;
+    }
+    let t = pair.keyed(dir);
+    other_user::open_dir(&t.dir);
+    t.writer(&[]).finish().assert_success();
+    t.reader_as_nobody(&[])
+        .assert_failure(1, "Permission denied")
+        .assert_failure(1, "--mode 0660 (sharing a group) or 0666")
+        .assert_failure(1, "--trust-uid");
+    t.reader(&[])
+        .finish()
+        .assert_success()
+        .assert_stdout(&line(pair.message));
+    assert_no_sysv_objects(&t.key_file, b'T');
+}
+
 /// A pair left at its default mode keeps nobody out: their reader is denied, ours then takes
 /// the message and removes the object. The caller checks [`other_user::available`] first.
 pub fn another_user_is_refused_by_default(t: &Keyed<'_>) {

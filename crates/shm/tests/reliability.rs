@@ -258,20 +258,5 @@ fn hostile_a_writer_shut_out_by_its_own_mode_leaves_no_set_behind() {
 /// Another user's segment that its mode keeps us out of (0600): the error says what admits us.
 #[test]
 fn hostile_eacces_names_mode_and_trust_uid() {
-    if !other_user::available() {
-        return;
-    }
-    let dir = temp_dir();
-    let t = SHM.keyed(dir.path());
-    other_user::open_dir(&t.dir);
-    t.writer(&[]).finish().assert_success();
-    t.reader_as_nobody(&[])
-        .assert_failure(1, "Permission denied")
-        .assert_failure(1, "--mode 0660 (sharing a group) or 0666")
-        .assert_failure(1, "--trust-uid");
-    t.reader(&[])
-        .finish()
-        .assert_success()
-        .assert_stdout(&line(SHM.message));
-    assert_no_sysv_objects(&t.key_file, b'T');
+    scenarios::eacces_names_mode_and_trust_uid(&SHM, temp_dir().path());
 }
