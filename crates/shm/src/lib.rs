@@ -83,6 +83,8 @@ use ipc_common::runtime::wait::{Deadline, TimedOut, retry};
 use ipc_common::sysv::{self, Attached, Key, ShmId};
 use nix::errno::Errno;
 
+pub mod cli;
+
 /// The blog's key file.
 pub const DEFAULT_KEY_FILE: &str = "/tmp/ipc-shared-memory";
 /// The blog's segment size, in bytes.
