@@ -5,13 +5,16 @@
 //! - [`session`]: the measurement's context, the peer process, watchdogs, the outcome, the
 //!   shared setup;
 //! - the implementations: [`ours`] (this workspace's code), [`raw`] (the same syscalls through
-//!   libc, and the floors and wake-ups), [`peers`] (iceoryx2);
-//! - [`measure`]: one measurement, dispatched to its implementation, and the peer subcommand;
+//!   libc, and the floors and wake-ups), [`peers`] (iceoryx2): their links and the steps that
+//!   open one on each side;
+//! - [`mechanism`]: the one table of mechanisms (`setup` once, `open(implementation, side)`);
+//! - [`measure`]: one measurement through the table, and the peer subcommand;
 //! - [`tools`] (iperf3, sockperf, perf bench), [`suite`] (a whole run), [`results`] (the derived
 //!   figures, claims and targets) and [`output`] (the report: text, JSON, CSV, SVG).
 
 pub mod link;
 pub mod measure;
+pub mod mechanism;
 pub mod ours;
 pub mod output;
 pub mod peers;

@@ -32,6 +32,12 @@ pub trait Link {
     /// `false` (nothing sent) if they were the stop message.
     fn echo(&mut self, len: usize) -> anyhow::Result<bool>;
 
+    /// Round trips timed in batches by the link itself, without the harness (nanoseconds per
+    /// round trip): the floors' own figure, which replaces the harness's batches.
+    fn batch_ns(&self) -> Option<f64> {
+        None
+    }
+
     /// Ends a one-way run: sends the stop message, and end of file on a stream.
     fn finish(&mut self, stop: &[u8]) -> anyhow::Result<()> {
         self.send(stop)

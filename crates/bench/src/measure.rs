@@ -2,8 +2,9 @@
 //! process creates the mechanism's objects, starts itself again as the peer (`ipc-bench peer
 //! ...`, a hidden subcommand), waits for the peer's hello through the mechanism (the readiness
 //! handshake: the objects exist before the peer starts, so nothing races), runs the loop of
-//! [`crate::link`] and collects the peer. The machinery is in [`crate::session`]; the
-//! implementations in [`crate::ours`], [`crate::raw`] and [`crate::peers`].
+//! [`crate::link`] and collects the peer. The machinery is in [`crate::session`], the table of
+//! mechanisms in [`crate::mechanism`]; the implementations in [`crate::ours`], [`crate::raw`]
+//! and [`crate::peers`].
 
 use std::path::Path;
 
@@ -11,21 +12,16 @@ use anyhow::Context;
 use ipc_common::runtime::wait::{self, Deadline, Timeout};
 use ipc_common::runtime::{cleanup, report};
 
-use crate::plan::{Imp, Spec};
+use crate::mechanism;
+use crate::plan::Spec;
 use crate::session::{Ctx, Outcome, PeerArgs, Watchdog, pin_to_cpu};
-use crate::{ours, peers, raw};
 
 /// Runs one measurement; an error names the measurement, and a wait that ran out of time is a
 /// timeout (exit 124) naming it too. `quiet`: the run's `--quiet`, restored after our code ran.
 pub fn measure(spec: Spec, dir: &Path, timeout: Timeout, serial: u64) -> anyhow::Result<Outcome> {
     let ctx = Ctx::new(spec, dir, timeout, serial);
-    let result = match spec.imp {
-        // The mechanisms print nothing of their own: the benchmark's deadlines are silent.
-        Imp::Ours => ours::parent(&ctx),
-        Imp::Raw => raw::parent(&ctx),
-        Imp::Peer => peers::parent(&ctx),
-    };
-    result.map_err(|err| {
+    // The mechanisms print nothing of their own: the benchmark's deadlines are silent.
+    mechanism::parent(&ctx).map_err(|err| {
         if ctx.deadline.expired() && !err.is::<wait::TimedOut>() {
             ctx.deadline.timed_out(format_args!("{spec} ({err:#})"))
         } else {
@@ -50,10 +46,5 @@ pub fn peer(args: PeerArgs) -> anyhow::Result<()> {
         cleanup::run_all();
         std::process::exit(i32::from(report::EXIT_TIMED_OUT));
     });
-    match spec.imp {
-        Imp::Ours => ours::peer(&args, &spec, &deadline),
-        Imp::Raw => raw::peer(&args, &spec, &deadline),
-        Imp::Peer => peers::peer(&args, &spec, &deadline),
-    }
-    .with_context(|| format!("peer of {spec}"))
+    mechanism::peer(&args, &spec, &deadline).with_context(|| format!("peer of {spec}"))
 }

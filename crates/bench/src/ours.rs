@@ -3,10 +3,13 @@
 //! - stream sockets: the `stream` crate's `Listener` and `connect`, then the benchmark's own
 //!   per-message calls on the connection (`send(2)`/`recv(2)` bounded by
 //!   `SO_SNDTIMEO`/`SO_RCVTIMEO`);
-//! - FIFOs: the `fifo` crate (`create_or_use`, `open_*_end`, `wait_for_writer`, `write_all`),
-//!   reads with the benchmark's own `read(2)`/`poll(2)` loop;
+//! - FIFOs: the `fifo` crate (`open_*_end`, `wait_for_writer`, `write_all`) on the pair the
+//!   table's `setup` made, reads with the benchmark's own `read(2)`/`poll(2)` loop;
 //! - the queue: the `mq` crate's `send`/`receive` over `ipc_common::sysv::MsgBuf`;
 //! - shared memory: `ipc_ring` over `ipc_common::sysv::Attached`.
+//!
+//! Each mechanism's links, and the steps that open one on the measuring side (over the objects
+//! `crate::mechanism` set up) and on the peer.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -16,48 +19,22 @@ use dgram::{Receiver, Sender};
 use ipc_common::runtime::cli::Mode;
 use ipc_common::runtime::wait::Deadline;
 use ipc_common::sockets::endpoint::{DgramEndpoint, StreamEndpoint};
-use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId, ShmId};
-use ipc_ring::{self as ring, Consumer, Producer, Wait};
+use ipc_common::sysv::{self, Attached, Key, MsgBuf, MsqId};
+use ipc_ring::{Consumer, Producer, Wait};
 use socket2::SockRef;
 
 use crate::link::{Link, STOP, seq_of};
 use crate::plan::{Kind, Mech, Spec};
-use crate::session::{
-    Ctx, Outcome, PeerArgs, UDP_RCVBUF, Watchdog, private_queue, private_segment, run_parent,
-    serve, udp_window,
-};
+use crate::session::{Ctx, Fifos, PeerArgs, Setup, UDP_RCVBUF, udp_window};
 
 const MODE: Mode = Mode(0o600);
 const HELLO: [u8; 8] = [0; 8];
 
-/// The measuring side of `ctx.spec` through our code.
-pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    match ctx.spec.mech {
-        Mech::Udg | Mech::Udp => dgram_parent(ctx),
-        Mech::Unix | Mech::Tcp => stream_parent(ctx),
-        Mech::Fifo => fifo_parent(ctx),
-        Mech::Mq => mq_parent(ctx),
-        Mech::Shm | Mech::ShmSpin | Mech::ShmZc => shm_parent(ctx),
-        _ => anyhow::bail!("{} has no implementation of ours", ctx.spec.mech),
-    }
-}
-
-/// The peer side of `spec` through our code.
-pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
-    match spec.mech {
-        Mech::Udg | Mech::Udp => dgram_peer(args, spec, deadline),
-        Mech::Unix | Mech::Tcp => stream_peer(args, spec, deadline),
-        Mech::Fifo => fifo_peer(args, spec, deadline),
-        Mech::Mq => mq_peer(args, spec, deadline),
-        Mech::Shm | Mech::ShmSpin | Mech::ShmZc => shm_peer(args, spec, deadline),
-        _ => anyhow::bail!("{} has no implementation of ours", spec.mech),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Datagrams: each side binds a Receiver and connects a Sender to the other's.
 
-struct DgramLink {
+#[derive(Debug)]
+pub struct DgramLink {
     rx: Receiver,
     tx: Sender,
     deadline: Deadline,
@@ -112,48 +89,46 @@ fn dgram_endpoint(ctx_path: impl FnOnce() -> PathBuf, mech: Mech) -> DgramEndpoi
     }
 }
 
-fn dgram_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+/// Binds the measuring side's receiver; the peer is told its address and, for a Unix socket,
+/// where to bind its own.
+pub fn dgram_setup(ctx: &Ctx<'_>) -> anyhow::Result<Setup<Receiver>> {
     let spec = &ctx.spec;
-    let mut rx = Receiver::bind(&dgram_endpoint(|| ctx.path("p.sock"), spec.mech), MODE)?;
-    let window = (spec.mech == Mech::Udp && spec.kind == Kind::Throughput)
-        .then(|| udp_window(spec.wire_size()));
+    let rx = Receiver::bind(&dgram_endpoint(|| ctx.path("p.sock"), spec.mech), MODE)?;
     if spec.mech == Mech::Udp {
         rx.set_receive_buffer(UDP_RCVBUF)?;
     }
-    let mut extra = vec![format!("--addr={}", rx.url())];
+    let mut addrs = vec![rx.url().to_string()];
     if spec.mech == Mech::Udg {
-        extra.push(format!("--addr=udg://{}", ctx.path("c.sock").display()));
+        addrs.push(format!("udg://{}", ctx.path("c.sock").display()));
     }
-    if let Some(window) = window {
-        extra.push(format!("--window={window}"));
-    }
-    run_parent(ctx, &extra, window, |_peer| {
-        // The hello carries the peer's own address (for UDP, the port its kernel chose).
-        let hello = rx.recv(&ctx.deadline)?;
-        let back: DgramEndpoint = std::str::from_utf8(hello)
-            .ok()
-            .and_then(|url| url.parse().ok())
-            .context("the peer's hello is not its address")?;
-        let tx = Sender::connect(&back, &ctx.deadline)?;
-        let link = DgramLink {
-            rx,
-            tx,
-            deadline: ctx.deadline,
-        };
-        Ok((link, ()))
+    let window = (spec.mech == Mech::Udp && spec.kind == Kind::Throughput)
+        .then(|| udp_window(spec.wire_size()));
+    Ok(Setup {
+        window,
+        ..Setup::new(rx, addrs)
     })
 }
 
-fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
-    let parent: DgramEndpoint = args
-        .addr(0)?
-        .parse()
-        .map_err(|err: String| anyhow::anyhow!(err))?;
+/// The measuring side: the hello carries the peer's own address (for UDP, the port its kernel
+/// chose), which our sender connects to.
+pub fn dgram_measuring(ctx: &Ctx<'_>, mut rx: Receiver) -> anyhow::Result<DgramLink> {
+    let hello = rx.recv(&ctx.deadline)?;
+    let back: DgramEndpoint = std::str::from_utf8(hello)
+        .ok()
+        .and_then(|url| url.parse().ok())
+        .context("the peer's hello is not its address")?;
+    let tx = Sender::connect(&back, &ctx.deadline)?;
+    Ok(DgramLink {
+        rx,
+        tx,
+        deadline: ctx.deadline,
+    })
+}
+
+pub fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<DgramLink> {
+    let parent: DgramEndpoint = args.endpoint(0)?;
     let own = match spec.mech {
-        Mech::Udg => args
-            .addr(1)?
-            .parse()
-            .map_err(|err: String| anyhow::anyhow!(err))?,
+        Mech::Udg => args.endpoint(1)?,
         _ => dgram_endpoint(PathBuf::new, spec.mech),
     };
     let rx = Receiver::bind(&own, MODE)?;
@@ -162,12 +137,11 @@ fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resu
     }
     let mut tx = Sender::connect(&parent, deadline)?;
     tx.send(rx.url().to_string().as_bytes(), deadline)?;
-    let mut link = DgramLink {
+    Ok(DgramLink {
         rx,
         tx,
         deadline: *deadline,
-    };
-    serve(&mut link, spec, args.window)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,6 +152,7 @@ fn dgram_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resu
 // ahead (which, in a ping-pong, is every time).
 
 /// A connected stream socket for per-message calls, bounded by its deadline.
+#[derive(Debug)]
 struct TimedSocket {
     socket: socket2::Socket,
     deadline: Deadline,
@@ -256,7 +231,8 @@ impl TimedSocket {
     }
 }
 
-struct StreamLink {
+#[derive(Debug)]
+pub struct StreamLink {
     conn: TimedSocket,
     /// The mechanism's connection, kept open for the run.
     _conn: stream::Conn,
@@ -309,46 +285,34 @@ impl Link for StreamLink {
     }
 }
 
-fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+/// The measuring side, on the listener `setup` bound: accepts the peer, waits for its hello.
+pub fn stream_measuring(ctx: &Ctx<'_>, listener: &stream::Listener) -> anyhow::Result<StreamLink> {
     let spec = &ctx.spec;
-    let endpoint = match spec.mech {
-        Mech::Unix => StreamEndpoint::Unix(ctx.path("s.sock")),
-        _ => StreamEndpoint::Tcp(([127, 0, 0, 1], 0).into()),
-    };
-    let listener = stream::Listener::bind(&endpoint, MODE)?;
-    // Set before the peer connects, so the accepted socket inherits it (and TCP scales its
-    // window to it).
-    spec.tune_stream(SockRef::from(listener.socket()), false)?;
-    run_parent(
-        ctx,
-        &[format!("--addr={}", listener.url())],
-        None,
-        |_peer| {
-            let conn = listener.accept(&ctx.deadline)?;
-            spec.tune_stream(SockRef::from(conn.socket()), false)?;
-            let mut link = StreamLink::new(conn, &ctx.deadline, spec.wire_size())?;
-            link.recv(HELLO.len())?;
-            Ok((link, ()))
-        },
-    )
+    let conn = listener.accept(&ctx.deadline)?;
+    spec.tune_stream(SockRef::from(conn.socket()), false)?;
+    let mut link = StreamLink::new(conn, &ctx.deadline, spec.wire_size())?;
+    link.recv(HELLO.len())?;
+    Ok(link)
 }
 
-fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
-    let url: StreamEndpoint = args
-        .addr(0)?
-        .parse()
-        .map_err(|err: String| anyhow::anyhow!(err))?;
+pub fn stream_peer(
+    args: &PeerArgs,
+    spec: &Spec,
+    deadline: &Deadline,
+) -> anyhow::Result<StreamLink> {
+    let url: StreamEndpoint = args.endpoint(0)?;
     let conn = stream::connect(&url, deadline)?;
     spec.tune_stream(SockRef::from(conn.socket()), true)?;
     let mut link = StreamLink::new(conn, deadline, spec.wire_size())?;
     link.send(&HELLO)?;
-    serve(&mut link, spec, None)
+    Ok(link)
 }
 
 // ---------------------------------------------------------------------------------------------
 // FIFOs: `down` carries the measuring side's messages to the peer, `up` the peer's back.
 
-struct FifoLink {
+#[derive(Debug)]
+pub struct FifoLink {
     rx: File,
     rx_path: PathBuf,
     tx: File,
@@ -482,41 +446,29 @@ fn set_pipe_size(file: &File, path: &Path, bytes: Option<usize>) -> anyhow::Resu
     Ok(())
 }
 
-fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+/// The measuring side, on the FIFOs `setup` made: waits for the peer to open `up` for writing,
+/// opens `down` for writing, waits for the hello.
+pub fn fifo_measuring(ctx: &Ctx<'_>, fifos: Fifos) -> anyhow::Result<FifoLink> {
     let spec = &ctx.spec;
-    let (down, up) = (ctx.path("down"), ctx.path("up"));
-    let _down_guard = fifo::create_or_use(&down, MODE)?;
-    let _up_guard = fifo::create_or_use(&up, MODE)?;
-    let rx = fifo::open_read_end(&up)?;
-    set_pipe_size(&rx, &up, spec.knobs.pipe)?;
-    run_parent(
-        ctx,
-        &[
-            format!("--addr={}", down.display()),
-            format!("--addr={}", up.display()),
-        ],
-        None,
-        |_peer| {
-            fifo::wait_for_writer(&rx, &up, &ctx.deadline)?;
-            let tx = fifo::open_write_end(&down, &ctx.deadline)?;
-            set_pipe_size(&tx, &down, spec.knobs.pipe)?;
-            let mut link = FifoLink {
-                rx,
-                rx_path: up,
-                tx,
-                tx_path: down,
-                rx_ready: true,
-                poll_first: fifo_poll_first(spec),
-                buf: vec![0; spec.wire_size().max(64 << 10)],
-                deadline: ctx.deadline,
-            };
-            link.recv(HELLO.len())?;
-            Ok((link, ()))
-        },
-    )
+    let Fifos { down, up, rx, .. } = fifos;
+    fifo::wait_for_writer(&rx, &up, &ctx.deadline)?;
+    let tx = fifo::open_write_end(&down, &ctx.deadline)?;
+    set_pipe_size(&tx, &down, spec.knobs.pipe)?;
+    let mut link = FifoLink {
+        rx,
+        rx_path: up,
+        tx,
+        tx_path: down,
+        rx_ready: true,
+        poll_first: fifo_poll_first(spec),
+        buf: vec![0; spec.wire_size().max(64 << 10)],
+        deadline: ctx.deadline,
+    };
+    link.recv(HELLO.len())?;
+    Ok(link)
 }
 
-fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
+pub fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<FifoLink> {
     let (down, up) = (PathBuf::from(args.addr(0)?), PathBuf::from(args.addr(1)?));
     let rx = fifo::open_read_end(&down)?;
     let tx = fifo::open_write_end(&up, deadline)?;
@@ -531,7 +483,7 @@ fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resul
         deadline: *deadline,
     };
     link.send(&HELLO)?;
-    serve(&mut link, spec, None)
+    Ok(link)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,7 +492,8 @@ fn fifo_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resul
 /// Through `mq::send`/`mq::receive` with no deadline: given one, they poll with IPC_NOWAIT and
 /// a 1-25 ms backoff, far too coarse for a round trip of microseconds; without, they block in
 /// the kernel. The watchdogs bound those blocking calls instead (see `measure`).
-struct MqLink {
+#[derive(Debug)]
+pub struct MqLink {
     queue: mq::Queue,
     send_type: i64,
     recv_type: i64,
@@ -661,30 +614,22 @@ impl Link for MqLink {
     }
 }
 
-fn mq_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let spec = &ctx.spec;
-    let (id, _queue) = private_queue()?;
-    run_parent(ctx, &[format!("--addr={}", id.0)], None, |peer| {
-        let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
-            let _ = sysv::msg_remove(id);
-        });
-        let mut link = MqLink::new(id, true, spec.wire_size())?;
+/// Either side's link on the queue `setup` made, after the hello (the peer sends it).
+pub fn mq_link(id: MsqId, measuring: bool, spec: &Spec) -> anyhow::Result<MqLink> {
+    let mut link = MqLink::new(id, measuring, spec.wire_size())?;
+    if measuring {
         link.recv(HELLO.len())?;
-        Ok((link, watchdog))
-    })
-}
-
-fn mq_peer(args: &PeerArgs, spec: &Spec, _deadline: &Deadline) -> anyhow::Result<()> {
-    let id = MsqId(args.addr(0)?.parse().context("--addr: a queue id")?);
-    let mut link = MqLink::new(id, false, spec.wire_size())?;
-    link.send(&HELLO)?;
-    serve(&mut link, spec, None)
+    } else {
+        link.send(&HELLO)?;
+    }
+    Ok(link)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared memory: two rings, `down` towards the peer and `up` back.
 
-struct ShmLink {
+#[derive(Debug)]
+pub struct ShmLink {
     tx: Producer,
     rx: Consumer,
     buf: Vec<u8>,
@@ -794,50 +739,26 @@ pub fn ring_wait(spec: &Spec) -> Wait {
     }
 }
 
-fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let spec = &ctx.spec;
-    let len = ring::segment_len(spec.ring_bytes());
-    let (down_id, down, down_guard) = private_segment(len)?;
-    let (up_id, up, up_guard) = private_segment(len)?;
-    ring::init(&down, spec.ring_bytes())?;
-    ring::init(&up, spec.ring_bytes())?;
-    run_parent(
-        ctx,
-        &[
-            format!("--addr={}", down_id.0),
-            format!("--addr={}", up_id.0),
-        ],
-        None,
-        |_peer| {
-            let mut link = ShmLink {
-                tx: Producer::new(down, ring_wait(spec))?,
-                rx: Consumer::new(up, ring_wait(spec))?,
-                buf: vec![0; spec.wire_size().max(HELLO.len())],
-                deadline: ctx.deadline,
-                zero_copy: spec.mech == Mech::ShmZc,
-            };
-            link.recv(HELLO.len())?;
-            // Both sides are attached: removing now lets the segments go with the last detach, even
-            // if this process is killed.
-            down_guard.remove()?;
-            up_guard.remove()?;
-            Ok((link, ()))
-        },
-    )
-}
-
-fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
-    let attach = |i: usize| -> anyhow::Result<Attached> {
-        let id = ShmId(args.addr(i)?.parse().context("--addr: a segment id")?);
-        Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))
-    };
+/// Either side's link on the rings `setup` made (`down` towards the peer, `up` back), after
+/// the hello (the peer sends it).
+pub fn shm_link(
+    (down, up): (Attached, Attached),
+    measuring: bool,
+    spec: &Spec,
+    deadline: &Deadline,
+) -> anyhow::Result<ShmLink> {
+    let (tx, rx) = if measuring { (down, up) } else { (up, down) };
     let mut link = ShmLink {
-        rx: Consumer::new(attach(0)?, ring_wait(spec))?,
-        tx: Producer::new(attach(1)?, ring_wait(spec))?,
+        tx: Producer::new(tx, ring_wait(spec))?,
+        rx: Consumer::new(rx, ring_wait(spec))?,
         buf: vec![0; spec.wire_size().max(HELLO.len())],
         deadline: *deadline,
         zero_copy: spec.mech == Mech::ShmZc,
     };
-    link.send(&HELLO)?;
-    serve(&mut link, spec, None)
+    if measuring {
+        link.recv(HELLO.len())?;
+    } else {
+        link.send(&HELLO)?;
+    }
+    Ok(link)
 }

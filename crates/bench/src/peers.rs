@@ -13,16 +13,20 @@
 //! after each measurement if it did not exist before it and no other node is alive.
 
 use crate::plan::Spec;
-use crate::session::{Ctx, Outcome, PeerArgs};
-use ipc_common::runtime::wait::Deadline;
+use crate::session::{Ctx, Setup, Side, Then};
 
 #[cfg(not(feature = "iceoryx2"))]
 pub const BUILT: bool = false;
 #[cfg(feature = "iceoryx2")]
 pub const BUILT: bool = true;
 
+/// Without iceoryx2 there are no objects to make.
 #[cfg(not(feature = "iceoryx2"))]
-pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+#[derive(Debug)]
+pub struct Objects;
+
+#[cfg(not(feature = "iceoryx2"))]
+pub fn setup(ctx: &Ctx<'_>) -> anyhow::Result<Setup<Objects>> {
     anyhow::bail!(
         "{}: ipc-bench was built without iceoryx2 (cargo build --release -p bench --features iceoryx2)",
         ctx.spec.mech
@@ -30,12 +34,12 @@ pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
 }
 
 #[cfg(not(feature = "iceoryx2"))]
-pub fn peer(_args: &PeerArgs, spec: &Spec, _deadline: &Deadline) -> anyhow::Result<()> {
+pub fn open<T: Then>(spec: &Spec, _side: Side<'_, Objects>, _then: T) -> anyhow::Result<T::Out> {
     anyhow::bail!("{}: ipc-bench was built without iceoryx2", spec.mech)
 }
 
 #[cfg(feature = "iceoryx2")]
-pub use with_iceoryx2::{parent, peer};
+pub use with_iceoryx2::{Objects, open, setup};
 
 #[cfg(feature = "iceoryx2")]
 mod with_iceoryx2 {
@@ -48,7 +52,8 @@ mod with_iceoryx2 {
 
     use crate::link::{Link, STOP, seq_of};
     use crate::plan::Mech;
-    use crate::session::{run_parent, serve};
+    use crate::session::PeerArgs;
+    use ipc_common::runtime::wait::Deadline;
 
     type Pub = Publisher<ipc::Service, [u8], ()>;
     type Sub = Subscriber<ipc::Service, [u8], ()>;
@@ -251,28 +256,42 @@ mod with_iceoryx2 {
         (format!("{base}/down"), format!("{base}/up"))
     }
 
-    pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-        // Dropped last, after the link and the peer: removes what iceoryx2 left if we made it.
-        let _leftovers = Leftovers::snapshot();
+    /// The measuring side's link, its services made before the peer starts, and what removes
+    /// iceoryx2's leftovers (dropped last, after the link and the peer).
+    pub struct Objects {
+        link: IoxLink,
+        leftovers: Leftovers,
+    }
+
+    pub fn setup(ctx: &Ctx<'_>) -> anyhow::Result<Setup<Objects>> {
+        let leftovers = Leftovers::snapshot();
         quiet();
         let spec = &ctx.spec;
         let (down, up) = names(ctx);
         let zero_copy = spec.mech == Mech::IoxZc;
         let size = spec.wire_size().max(8);
-        let mut link = IoxLink::open((&down, &up), size, ctx.deadline, zero_copy)?;
-        run_parent(
-            ctx,
-            &[format!("--addr={down}"), format!("--addr={up}")],
-            None,
-            |_peer| {
-                // The peer's hello: it has its subscriber, so nothing we publish is lost.
-                link.recv(8).context("the peer's hello")?;
-                Ok((link, ()))
-            },
-        )
+        let link = IoxLink::open((&down, &up), size, ctx.deadline, zero_copy)?;
+        Ok(Setup::new(Objects { link, leftovers }, vec![down, up]))
     }
 
-    pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
+    pub fn open<T: Then>(spec: &Spec, side: Side<'_, Objects>, then: T) -> anyhow::Result<T::Out> {
+        match side {
+            Side::Measuring { objects, .. } => {
+                let Objects {
+                    mut link,
+                    leftovers,
+                } = objects;
+                // The peer's hello: it has its subscriber, so nothing we publish is lost.
+                link.recv(8).context("the peer's hello")?;
+                let out = then.then(link);
+                drop(leftovers);
+                out
+            }
+            Side::Peer { args, deadline } => then.then(peer(args, spec, deadline)?),
+        }
+    }
+
+    fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<IoxLink> {
         quiet();
         let (down, up) = (args.addr(0)?, args.addr(1)?);
         let size = spec.wire_size().max(8);
@@ -299,6 +318,6 @@ mod with_iceoryx2 {
             }
             std::thread::yield_now();
         }
-        serve(&mut link, spec, None)
+        Ok(link)
     }
 }

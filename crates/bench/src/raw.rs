@@ -3,67 +3,39 @@
 //! mechanism can beat: a bare futex hand-off and a bare spin hand-off between two processes,
 //! and `memcpy` bandwidth.
 //!
-//! Setting up (bind, accept, creating FIFOs and SysV objects) goes through std and ipc-common:
-//! it is not measured. What is measured, the per-message path, is one libc call per step.
+//! Setting up (binding, the listener, creating FIFOs and SysV objects: `crate::mechanism`, most
+//! of it shared with ours) goes through std, ipc-common and the mechanism crates: it is not
+//! measured. What is measured, the per-message path, is one libc call per step.
 //! A blocking call is bounded by `SO_RCVTIMEO`/`SO_SNDTIMEO` set once (sockets), a futex timeout
 //! (shared memory), or the watchdogs of `measure` (FIFOs and the queue).
 
 use std::io;
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use ipc_common::runtime::cleanup::Cleanup;
 use ipc_common::runtime::paths;
 use ipc_common::runtime::wait::{self, Deadline};
+use ipc_common::sockets::endpoint::StreamEndpoint;
 use ipc_common::sysv::{self, Attached, MsqId, ShmId};
-use ipc_ring as ring;
 use ipc_ring::futex;
 use ipc_ring::layout::{CONSUMER_PARKED_AT, HEAD_AT, HEADER_LEN, PRODUCER_PARKED_AT, TAIL_AT};
 use nix::poll::PollFlags;
+use nix::unistd::Pid;
 use socket2::SockRef;
 
 use crate::link::{Link, Rate, STOP, seq_of, stamp};
 use crate::plan::{Kind, Mech, Spec};
-use crate::session::{Ctx, Outcome, PeerArgs, Watchdog, run_parent, run_parent_keeping, serve};
-use crate::session::{UDP_RCVBUF, private_queue, private_segment, udp_window};
+use crate::session::{
+    Ctx, Fifos, PeerArgs, Setup, UDP_RCVBUF, Watchdog, private_segment, udp_window,
+};
 
 const HELLO: [u8; 8] = [0; 8];
-
-/// The measuring side of `ctx.spec`, raw.
-pub fn parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    match ctx.spec.mech {
-        Mech::Udg => udg_parent(ctx),
-        Mech::Udp => udp_parent(ctx),
-        Mech::Unix | Mech::Tcp => stream_parent(ctx),
-        Mech::Fifo => fifo_parent(ctx),
-        Mech::Mq => mq_parent(ctx),
-        Mech::Shm | Mech::ShmSpin => shm_parent(ctx),
-        Mech::Futex | Mech::Spin => floor_parent(ctx),
-        Mech::Eventfd => eventfd_parent(ctx),
-        Mech::Sem => sem_parent(ctx),
-        _ => bail!("{} has no raw implementation", ctx.spec.mech),
-    }
-}
-
-/// The peer side of `spec`, raw.
-pub fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
-    match spec.mech {
-        Mech::Udg => udg_peer(args, spec, deadline),
-        Mech::Udp => udp_peer(args, spec, deadline),
-        Mech::Unix | Mech::Tcp => stream_peer(args, spec, deadline),
-        Mech::Fifo => fifo_peer(args, spec),
-        Mech::Mq => mq_peer(args, spec),
-        Mech::Shm | Mech::ShmSpin => shm_peer(args, spec, deadline),
-        Mech::Futex | Mech::Spin => floor_peer(args, spec, deadline),
-        Mech::Eventfd => eventfd_peer(args, spec),
-        Mech::Sem => sem_peer(args, spec),
-        _ => bail!("{} has no raw implementation", spec.mech),
-    }
-}
 
 fn check(ret: isize, what: &str) -> anyhow::Result<usize> {
     if ret < 0 {
@@ -81,18 +53,22 @@ fn check(ret: isize, what: &str) -> anyhow::Result<usize> {
 
 /// A blocking descriptor pair (the same one twice for a socket). `STREAM`: bytes, looped until
 /// whole; otherwise one datagram per call.
-struct RawFd2<const STREAM: bool> {
+#[derive(Debug)]
+pub struct RawFd2<const STREAM: bool> {
     rx: OwnedFd,
     tx: Option<OwnedFd>,
     buf: Vec<u8>,
+    /// A Unix datagram socket's file, removed when the link goes.
+    _file: Option<Cleanup>,
 }
 
 impl<const STREAM: bool> RawFd2<STREAM> {
-    fn socket(fd: OwnedFd, size: usize) -> Self {
+    fn socket(fd: OwnedFd, size: usize, file: Option<Cleanup>) -> Self {
         RawFd2 {
             rx: fd,
             tx: None,
             buf: vec![0; size.max(64 << 10)],
+            _file: file,
         }
     }
 
@@ -201,137 +177,132 @@ fn socket_timeouts(socket: SockRef<'_>, deadline: &Deadline) -> anyhow::Result<(
     Ok(())
 }
 
-fn udg_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+/// The measuring side's raw datagram socket: Unix (with where the peer binds its own, and the
+/// guard of our socket file) or UDP.
+#[derive(Debug)]
+pub enum DgramSocket {
+    Unix(UnixDatagram, PathBuf, Cleanup),
+    Udp(UdpSocket),
+}
+
+/// Binds the measuring side's socket: a Unix datagram socket, or UDP on loopback with a large
+/// receive buffer (and, for throughput, credits); the peer is told where it is.
+pub fn dgram_setup(ctx: &Ctx<'_>) -> anyhow::Result<Setup<DgramSocket>> {
     let spec = &ctx.spec;
-    let (own, theirs) = (ctx.path("rp.sock"), ctx.path("rc.sock"));
-    let socket = UnixDatagram::bind(&own).with_context(|| format!("bind {}", own.display()))?;
-    let _file = paths::remove_on_drop(&own, "socket file")?;
+    if spec.mech == Mech::Udg {
+        let (own, theirs) = (ctx.path("rp.sock"), ctx.path("rc.sock"));
+        let socket = UnixDatagram::bind(&own).with_context(|| format!("bind {}", own.display()))?;
+        let file = paths::remove_on_drop(&own, "socket file")?;
+        socket_timeouts(SockRef::from(&socket), &ctx.deadline)?;
+        let addrs = vec![own.display().to_string(), theirs.display().to_string()];
+        return Ok(Setup::new(DgramSocket::Unix(socket, theirs, file), addrs));
+    }
+    let socket = UdpSocket::bind("127.0.0.1:0").context("bind udp://127.0.0.1:0")?;
+    SockRef::from(&socket)
+        .set_recv_buffer_size(UDP_RCVBUF)
+        .context("setsockopt(SO_RCVBUF)")?;
     socket_timeouts(SockRef::from(&socket), &ctx.deadline)?;
-    run_parent(
-        ctx,
-        &[
-            format!("--addr={}", own.display()),
-            format!("--addr={}", theirs.display()),
-        ],
-        None,
-        |_peer| {
-            let mut hello = [0; 8];
+    let addrs = vec![socket.local_addr()?.to_string()];
+    let window = (spec.kind == Kind::Throughput).then(|| udp_window(spec.wire_size()));
+    Ok(Setup {
+        window,
+        ..Setup::new(DgramSocket::Udp(socket), addrs)
+    })
+}
+
+/// The measuring side: the peer's hello, then connected to the peer (Unix: the path it bound;
+/// UDP: where the hello came from).
+pub fn dgram_measuring(ctx: &Ctx<'_>, socket: DgramSocket) -> anyhow::Result<RawFd2<false>> {
+    let mut hello = [0; 8];
+    let (fd, file): (OwnedFd, _) = match socket {
+        DgramSocket::Unix(socket, theirs, file) => {
             socket.recv(&mut hello).context("recv the peer's hello")?;
             socket
                 .connect(&theirs)
                 .with_context(|| format!("connect to {}", theirs.display()))?;
-            let link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
-            Ok((link, ()))
-        },
-    )
-}
-
-fn udg_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
-    let (theirs, own) = (PathBuf::from(args.addr(0)?), PathBuf::from(args.addr(1)?));
-    let socket = UnixDatagram::bind(&own).with_context(|| format!("bind {}", own.display()))?;
-    let _file = paths::remove_on_drop(&own, "socket file")?;
-    socket_timeouts(SockRef::from(&socket), deadline)?;
-    socket
-        .connect(&theirs)
-        .with_context(|| format!("connect to {}", theirs.display()))?;
-    socket.send(&HELLO).context("send the hello")?;
-    let mut link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
-    serve(&mut link, spec, None)
-}
-
-fn udp_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let spec = &ctx.spec;
-    let socket = UdpSocket::bind("127.0.0.1:0").context("bind udp://127.0.0.1:0")?;
-    SockRef::from(&socket)
-        .set_recv_buffer_size(UDP_RCVBUF)
-        .context("setsockopt(SO_RCVBUF)")?;
-    socket_timeouts(SockRef::from(&socket), &ctx.deadline)?;
-    let window = (spec.kind == Kind::Throughput).then(|| udp_window(spec.wire_size()));
-    let mut extra = vec![format!("--addr={}", socket.local_addr()?)];
-    if let Some(window) = window {
-        extra.push(format!("--window={window}"));
-    }
-    run_parent(ctx, &extra, window, |_peer| {
-        let mut hello = [0; 8];
-        let (_, from) = socket
-            .recv_from(&mut hello)
-            .context("recv the peer's hello")?;
-        socket
-            .connect(from)
-            .with_context(|| format!("connect to {from}"))?;
-        let link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
-        Ok((link, ()))
-    })
-}
-
-fn udp_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind("127.0.0.1:0").context("bind udp://127.0.0.1:0")?;
-    SockRef::from(&socket)
-        .set_recv_buffer_size(UDP_RCVBUF)
-        .context("setsockopt(SO_RCVBUF)")?;
-    socket_timeouts(SockRef::from(&socket), deadline)?;
-    let theirs = args.addr(0)?;
-    socket
-        .connect(theirs)
-        .with_context(|| format!("connect to {theirs}"))?;
-    socket.send(&HELLO).context("send the hello")?;
-    let mut link = RawFd2::<false>::socket(socket.into(), spec.wire_size());
-    serve(&mut link, spec, args.window)
-}
-
-fn stream_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let spec = &ctx.spec;
-    let (fd, addr, _file): (OwnedFd, String, _) = match spec.mech {
-        Mech::Unix => {
-            let path = ctx.path("rs.sock");
-            let listener =
-                UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
-            let guard = paths::remove_on_drop(&path, "socket file")?;
-            (listener.into(), path.display().to_string(), Some(guard))
+            (socket.into(), Some(file))
         }
-        _ => {
-            let listener = TcpListener::bind("127.0.0.1:0").context("bind tcp://127.0.0.1:0")?;
-            let addr = listener.local_addr()?.to_string();
-            (listener.into(), addr, None)
+        DgramSocket::Udp(socket) => {
+            let (_, from) = socket
+                .recv_from(&mut hello)
+                .context("recv the peer's hello")?;
+            socket
+                .connect(from)
+                .with_context(|| format!("connect to {from}"))?;
+            (socket.into(), None)
         }
     };
-    spec.tune_stream(SockRef::from(&fd), false)?;
-    run_parent(ctx, &[format!("--addr={addr}")], None, |_peer| {
-        wait::wait_fd(
-            fd.as_fd(),
-            PollFlags::POLLIN,
-            &ctx.deadline,
-            "the peer to connect",
-        )?;
-        // SAFETY: accept(2) on our listening socket, not asking for the peer's address.
-        let conn =
-            unsafe { libc::accept(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
-        check(conn as isize, "accept")?;
-        // SAFETY: accept returned a new descriptor that nothing else owns.
-        let conn = unsafe { OwnedFd::from_raw_fd(conn) };
-        spec.tune_stream(SockRef::from(&conn), false)?;
-        socket_timeouts(SockRef::from(&conn), &ctx.deadline)?;
-        let mut link = RawFd2::<true>::socket(conn, spec.wire_size());
-        link.recv(HELLO.len())?;
-        Ok((link, ()))
-    })
+    Ok(RawFd2::socket(fd, ctx.spec.wire_size(), file))
 }
 
-fn stream_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
-    let addr = args.addr(0)?;
-    let fd: OwnedFd = match spec.mech {
-        Mech::Unix => UnixStream::connect(addr)
-            .with_context(|| format!("connect to {addr}"))?
+pub fn dgram_peer(
+    args: &PeerArgs,
+    spec: &Spec,
+    deadline: &Deadline,
+) -> anyhow::Result<RawFd2<false>> {
+    let (fd, file): (OwnedFd, _) = if spec.mech == Mech::Udg {
+        let (theirs, own) = (PathBuf::from(args.addr(0)?), PathBuf::from(args.addr(1)?));
+        let socket = UnixDatagram::bind(&own).with_context(|| format!("bind {}", own.display()))?;
+        let file = paths::remove_on_drop(&own, "socket file")?;
+        socket_timeouts(SockRef::from(&socket), deadline)?;
+        socket
+            .connect(&theirs)
+            .with_context(|| format!("connect to {}", theirs.display()))?;
+        socket.send(&HELLO).context("send the hello")?;
+        (socket.into(), Some(file))
+    } else {
+        let socket = UdpSocket::bind("127.0.0.1:0").context("bind udp://127.0.0.1:0")?;
+        SockRef::from(&socket)
+            .set_recv_buffer_size(UDP_RCVBUF)
+            .context("setsockopt(SO_RCVBUF)")?;
+        socket_timeouts(SockRef::from(&socket), deadline)?;
+        let theirs = args.addr(0)?;
+        socket
+            .connect(theirs)
+            .with_context(|| format!("connect to {theirs}"))?;
+        socket.send(&HELLO).context("send the hello")?;
+        (socket.into(), None)
+    };
+    Ok(RawFd2::socket(fd, spec.wire_size(), file))
+}
+
+/// The measuring side, on the listener `setup` bound: `accept(2)` once the peer connects,
+/// then its hello.
+pub fn stream_measuring(ctx: &Ctx<'_>, listener: &impl AsFd) -> anyhow::Result<RawFd2<true>> {
+    let spec = &ctx.spec;
+    let fd = listener.as_fd();
+    wait::wait_fd(fd, PollFlags::POLLIN, &ctx.deadline, "the peer to connect")?;
+    // SAFETY: accept(2) on our listening socket, not asking for the peer's address.
+    let conn = unsafe { libc::accept(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
+    check(conn as isize, "accept")?;
+    // SAFETY: accept returned a new descriptor that nothing else owns.
+    let conn = unsafe { OwnedFd::from_raw_fd(conn) };
+    spec.tune_stream(SockRef::from(&conn), false)?;
+    socket_timeouts(SockRef::from(&conn), &ctx.deadline)?;
+    let mut link = RawFd2::<true>::socket(conn, spec.wire_size(), None);
+    link.recv(HELLO.len())?;
+    Ok(link)
+}
+
+pub fn stream_peer(
+    args: &PeerArgs,
+    spec: &Spec,
+    deadline: &Deadline,
+) -> anyhow::Result<RawFd2<true>> {
+    let url: StreamEndpoint = args.endpoint(0)?;
+    let fd: OwnedFd = match &url {
+        StreamEndpoint::Unix(path) => UnixStream::connect(path)
+            .with_context(|| format!("connect to {url}"))?
             .into(),
-        _ => TcpStream::connect(addr)
-            .with_context(|| format!("connect to {addr}"))?
+        StreamEndpoint::Tcp(addr) => TcpStream::connect(addr)
+            .with_context(|| format!("connect to {url}"))?
             .into(),
     };
     spec.tune_stream(SockRef::from(&fd), true)?;
     socket_timeouts(SockRef::from(&fd), deadline)?;
-    let mut link = RawFd2::<true>::socket(fd, spec.wire_size());
+    let mut link = RawFd2::<true>::socket(fd, spec.wire_size(), None);
     link.send(&HELLO)?;
-    serve(&mut link, spec, None)
+    Ok(link)
 }
 
 fn open_fifo(path: &std::path::Path, flags: libc::c_int) -> anyhow::Result<OwnedFd> {
@@ -364,63 +335,55 @@ fn set_pipe_size(fd: &impl AsRawFd, bytes: Option<usize>) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn fifo_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+/// The measuring side, on the FIFOs `setup` made: opens `down` for writing once the peer has
+/// opened it for reading, waits for the hello; both descriptors blocking from then on. The
+/// watchdog it returns kills a stuck peer (its blocked reads then see end of file).
+pub fn fifo_measuring(
+    ctx: &Ctx<'_>,
+    fifos: Fifos,
+    peer: Pid,
+) -> anyhow::Result<(RawFd2<true>, Watchdog)> {
     let spec = &ctx.spec;
-    let (down, up) = (ctx.path("rdown"), ctx.path("rup"));
-    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
-    nix::unistd::mkfifo(&down, mode).with_context(|| format!("mkfifo {}", down.display()))?;
-    let _down_guard = paths::remove_on_drop(&down, "FIFO")?;
-    nix::unistd::mkfifo(&up, mode).with_context(|| format!("mkfifo {}", up.display()))?;
-    let _up_guard = paths::remove_on_drop(&up, "FIFO")?;
-    let rx = open_fifo(&up, libc::O_RDONLY | libc::O_NONBLOCK)?;
-    run_parent(
-        ctx,
-        &[
-            format!("--addr={}", down.display()),
-            format!("--addr={}", up.display()),
-        ],
-        None,
-        |peer| {
-            let watchdog = Watchdog::for_peer(ctx.deadline, peer, || {});
-            // O_NONBLOCK: fails with ENXIO until the peer has opened its read end; retried.
-            let tx = wait::retry(
-                &ctx.deadline,
-                "the peer to open its FIFO",
-                || match open_fifo(&down, libc::O_WRONLY | libc::O_NONBLOCK) {
-                    Ok(fd) => Ok(Some(fd)),
-                    Err(err)
-                        if err
-                            .downcast_ref::<io::Error>()
-                            .and_then(io::Error::raw_os_error)
-                            == Some(libc::ENXIO) =>
-                    {
-                        Ok(None)
-                    }
-                    Err(err) => Err(err),
-                },
-            )?;
-            set_blocking(&tx)?;
-            set_pipe_size(&tx, spec.knobs.pipe)?;
-            set_pipe_size(&rx, spec.knobs.pipe)?;
-            wait::wait_fd(
-                rx.as_fd(),
-                PollFlags::POLLIN,
-                &ctx.deadline,
-                "the peer's hello",
-            )?;
-            set_blocking(&rx)?;
-            let mut link = RawFd2::<true> {
-                rx,
-                tx: Some(tx),
-                buf: vec![0; spec.wire_size().max(64 << 10)],
-            };
-            link.recv(HELLO.len())?;
-            Ok((link, watchdog))
+    let watchdog = Watchdog::for_peer(ctx.deadline, peer, || {});
+    let down = &fifos.down;
+    // O_NONBLOCK: fails with ENXIO until the peer has opened its read end; retried.
+    let tx = wait::retry(
+        &ctx.deadline,
+        "the peer to open its FIFO",
+        || match open_fifo(down, libc::O_WRONLY | libc::O_NONBLOCK) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(err)
+                if err
+                    .downcast_ref::<io::Error>()
+                    .and_then(io::Error::raw_os_error)
+                    == Some(libc::ENXIO) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err),
         },
-    )
+    )?;
+    let rx = OwnedFd::from(fifos.rx);
+    set_blocking(&tx)?;
+    set_pipe_size(&tx, spec.knobs.pipe)?;
+    wait::wait_fd(
+        rx.as_fd(),
+        PollFlags::POLLIN,
+        &ctx.deadline,
+        "the peer's hello",
+    )?;
+    set_blocking(&rx)?;
+    let mut link = RawFd2::<true> {
+        rx,
+        tx: Some(tx),
+        buf: vec![0; spec.wire_size().max(64 << 10)],
+        _file: None,
+    };
+    link.recv(HELLO.len())?;
+    Ok((link, watchdog))
 }
 
-fn fifo_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
+pub fn fifo_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<RawFd2<true>> {
     let (down, up) = (PathBuf::from(args.addr(0)?), PathBuf::from(args.addr(1)?));
     // The measuring side holds `up` open for reading already, so this open returns at once;
     // the open of `down` waits for its writer (bounded by the peer's watchdog).
@@ -430,15 +393,17 @@ fn fifo_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
         rx,
         tx: Some(tx),
         buf: vec![0; spec.wire_size().max(64 << 10)],
+        _file: None,
     };
     link.send(&HELLO)?;
-    serve(&mut link, spec, None)
+    Ok(link)
 }
 
 // ---------------------------------------------------------------------------------------------
 // The message queue: msgsnd(2)/msgrcv(2) on a `struct msgbuf` held in a Vec.
 
-struct RawMq {
+#[derive(Debug)]
+pub struct RawMq {
     id: libc::c_int,
     send_type: libc::c_long,
     recv_type: libc::c_long,
@@ -563,24 +528,15 @@ impl Link for RawMq {
     }
 }
 
-fn mq_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let spec = &ctx.spec;
-    let (id, _queue) = private_queue()?;
-    run_parent(ctx, &[format!("--addr={}", id.0)], None, |peer| {
-        let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
-            let _ = sysv::msg_remove(id);
-        });
-        let mut link = RawMq::new(id, true, spec.wire_size())?;
+/// Either side's link on the queue `setup` made, after the hello (the peer sends it).
+pub fn mq_link(id: MsqId, measuring: bool, spec: &Spec) -> anyhow::Result<RawMq> {
+    let mut link = RawMq::new(id, measuring, spec.wire_size())?;
+    if measuring {
         link.recv(HELLO.len())?;
-        Ok((link, watchdog))
-    })
-}
-
-fn mq_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
-    let id = MsqId(args.addr(0)?.parse().context("--addr: a queue id")?);
-    let mut link = RawMq::new(id, false, spec.wire_size())?;
-    link.send(&HELLO)?;
-    serve(&mut link, spec, None)
+    } else {
+        link.send(&HELLO)?;
+    }
+    Ok(link)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -659,12 +615,15 @@ fn wake(word: &AtomicU32, flag: &AtomicU32) {
 /// The floors: one shared word, as `core-to-core-latency` and the C reference do. The measuring
 /// side stores a ping (sequence number + 1, `u32::MAX` to stop), the peer answers by storing 0;
 /// one cache line crosses each way. Unless spinning, every store is followed by a wake.
-struct Floor {
+#[derive(Debug)]
+pub struct Floor {
     seg: Attached,
     wait: RawWait,
     deadline: Deadline,
     reply: [u8; 8],
     last: u32,
+    /// The measuring side's batches, timed before the harness runs.
+    batch_ns: Option<f64>,
 }
 
 /// Offsets of the floor's word and its two sleeper flags.
@@ -692,6 +651,10 @@ impl Floor {
 
 impl Link for Floor {
     const STREAM: bool = false;
+
+    fn batch_ns(&self) -> Option<f64> {
+        self.batch_ns
+    }
 
     fn send(&mut self, msg: &[u8]) -> anyhow::Result<()> {
         let seq = seq_of(msg);
@@ -769,43 +732,39 @@ impl Floor {
     }
 }
 
-fn floor_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
+/// The floors' segment: one page, its words at 0.
+pub fn floor_setup() -> anyhow::Result<Setup<(Attached, Cleanup)>> {
+    let (id, seg, guard) = private_segment(4096)?;
+    Ok(Setup::new((seg, guard), vec![id.0.to_string()]))
+}
+
+/// The measuring side: waits for the peer's hello, then times its batches for as long as the
+/// warm-up (the figure without the harness).
+pub fn floor_measuring(ctx: &Ctx<'_>, (seg, guard): (Attached, Cleanup)) -> anyhow::Result<Floor> {
     let spec = &ctx.spec;
     ensure!(
         spec.kind == Kind::Latency,
         "the hand-off floors measure round trips only"
     );
-    let (id, seg, guard) = private_segment(4096)?;
-    let (outcome, batch_ns) =
-        run_parent_keeping(ctx, &[format!("--addr={}", id.0)], None, |_peer| {
-            let mut link = Floor {
-                seg,
-                wait: RawWait {
-                    spin: spec
-                        .mech
-                        .spins()
-                        .then(|| ctx.deadline.remaining().unwrap_or(Duration::MAX)),
-                },
-                deadline: ctx.deadline,
-                reply: [0; 8],
-                last: 0,
-            };
-            let w = word(&link.seg, FLOOR_WORD);
-            link.wait
-                .until_changed(w, 0, word(&link.seg, FLOOR_PARENT_PARKED), &ctx.deadline)?;
-            guard.remove()?;
-            // Batches first, for as long as the warm-up: the figure without the harness.
-            let batch_ns = batch_floor(&mut link, spec.budget.warmup)?;
-            Ok((link, batch_ns))
-        })?;
-    Ok(match outcome {
-        Outcome::Latency { samples, cpu, .. } => Outcome::Latency {
-            samples,
-            cpu,
-            batch_ns: Some(batch_ns),
+    let mut link = Floor {
+        seg,
+        wait: RawWait {
+            spin: spec
+                .mech
+                .spins()
+                .then(|| ctx.deadline.remaining().unwrap_or(Duration::MAX)),
         },
-        other => other,
-    })
+        deadline: ctx.deadline,
+        reply: [0; 8],
+        last: 0,
+        batch_ns: None,
+    };
+    let w = word(&link.seg, FLOOR_WORD);
+    link.wait
+        .until_changed(w, 0, word(&link.seg, FLOOR_PARENT_PARKED), &ctx.deadline)?;
+    guard.remove()?;
+    link.batch_ns = Some(batch_floor(&mut link, spec.budget.warmup)?);
+    Ok(link)
 }
 
 /// Round trips timed in batches of 1000 for `budget` (at least one batch): the mean per round
@@ -821,10 +780,10 @@ fn batch_floor(link: &mut Floor, budget: Duration) -> anyhow::Result<f64> {
     }
 }
 
-fn floor_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
+pub fn floor_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<Floor> {
     let id = ShmId(args.addr(0)?.parse().context("--addr: a segment id")?);
     let seg = Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))?;
-    let mut link = Floor {
+    let link = Floor {
         seg,
         wait: RawWait {
             spin: spec
@@ -835,17 +794,19 @@ fn floor_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Resu
         deadline: *deadline,
         reply: [0; 8],
         last: 0,
+        batch_ns: None,
     };
     let w = word(&link.seg, FLOOR_WORD);
     w.store(FLOOR_HELLO, Ordering::Release);
     wake(w, word(&link.seg, FLOOR_PARENT_PARKED));
-    serve(&mut link, spec, None)
+    Ok(link)
 }
 
 /// The ring at its simplest, as the C reference writes it: fixed slots of the message size
 /// (rounded up to a cache line), `head` and `tail` count messages, the payload is the only
 /// data, no record header, no checks. It uses the header words of `ipc_ring` (`layout`), so the
 /// segment is set up the same way; the data area holds slots instead of records.
+#[derive(Debug)]
 struct RawRing {
     seg: Attached,
     /// Slots in the data area, and each slot's bytes.
@@ -876,7 +837,8 @@ impl RawRing {
     }
 }
 
-struct RawShm {
+#[derive(Debug)]
+pub struct RawShm {
     tx: RawRing,
     rx: RawRing,
     len: usize,
@@ -988,39 +950,23 @@ fn raw_shm(tx: Attached, rx: Attached, spec: &Spec, deadline: &Deadline) -> RawS
     }
 }
 
-fn shm_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let spec = &ctx.spec;
-    let len = ring::segment_len(spec.ring_bytes());
-    let (down_id, down, down_guard) = private_segment(len)?;
-    let (up_id, up, up_guard) = private_segment(len)?;
-    // Fresh segments are zero: head, tail and the flags start at 0.
-    run_parent(
-        ctx,
-        &[
-            format!("--addr={}", down_id.0),
-            format!("--addr={}", up_id.0),
-        ],
-        None,
-        |_peer| {
-            let mut link = raw_shm(down, up, spec, &ctx.deadline);
-            link.take()?;
-            down_guard.remove()?;
-            up_guard.remove()?;
-            Ok((link, ()))
-        },
-    )
-}
-
-fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<()> {
-    let attach = |i: usize| -> anyhow::Result<Attached> {
-        let id = ShmId(args.addr(i)?.parse().context("--addr: a segment id")?);
-        Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))
-    };
-    let (down, up) = (attach(0)?, attach(1)?);
+/// Either side's link on the rings `setup` made (`down` towards the peer, `up` back), after the
+/// hello (the peer sends it).
+pub fn shm_link(
+    (down, up): (Attached, Attached),
+    measuring: bool,
+    spec: &Spec,
+    deadline: &Deadline,
+) -> anyhow::Result<RawShm> {
+    if measuring {
+        let mut link = raw_shm(down, up, spec, deadline);
+        link.take()?;
+        return Ok(link);
+    }
     let mut link = raw_shm(up, down, spec, deadline);
     let hello = vec![0; link.len];
     link.put(&hello)?;
-    serve(&mut link, spec, None)
+    Ok(link)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1028,7 +974,8 @@ fn shm_peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result
 // round trip is a post and a wait on each side. Blocking calls, bounded by the watchdogs.
 
 /// Two eventfds, `tx` towards the other side, `rx` back. A post writes 1, the stop message 2.
-struct Eventfds {
+#[derive(Debug)]
+pub struct Eventfds {
     tx: OwnedFd,
     rx: OwnedFd,
     last: u64,
@@ -1093,54 +1040,54 @@ fn eventfd() -> anyhow::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn eventfd_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let _spec = &ctx.spec;
+/// Two eventfds, `down` and `up`, inherited by the peer (it is told their numbers).
+pub fn eventfd_setup() -> anyhow::Result<Setup<(OwnedFd, OwnedFd)>> {
     let (down, up) = (eventfd()?, eventfd()?);
-    run_parent(
-        ctx,
-        &[
-            format!("--addr={}", down.as_raw_fd()),
-            format!("--addr={}", up.as_raw_fd()),
-        ],
-        None,
-        |peer| {
-            // A stuck peer is killed; a post to our own eventfd then ends our wait.
-            let unblock = up.try_clone().context("dup eventfd")?;
-            let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
-                // SAFETY: writes 8 bytes to our own eventfd.
-                unsafe { libc::write(unblock.as_raw_fd(), 3u64.to_ne_bytes().as_ptr().cast(), 8) };
-            });
-            let link = Eventfds {
-                tx: down,
-                rx: up,
-                last: 0,
-                reply: [0; 8],
-            };
-            ensure!(link.wait()? == 1, "the peer's hello");
-            Ok((link, watchdog))
-        },
-    )
+    let addrs = vec![down.as_raw_fd().to_string(), up.as_raw_fd().to_string()];
+    Ok(Setup::new((down, up), addrs))
 }
 
-fn eventfd_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
+pub fn eventfd_measuring(
+    ctx: &Ctx<'_>,
+    (down, up): (OwnedFd, OwnedFd),
+    peer: Pid,
+) -> anyhow::Result<(Eventfds, Watchdog)> {
+    // A stuck peer is killed; a post to our own eventfd then ends our wait.
+    let unblock = up.try_clone().context("dup eventfd")?;
+    let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+        // SAFETY: writes 8 bytes to our own eventfd.
+        unsafe { libc::write(unblock.as_raw_fd(), 3u64.to_ne_bytes().as_ptr().cast(), 8) };
+    });
+    let link = Eventfds {
+        tx: down,
+        rx: up,
+        last: 0,
+        reply: [0; 8],
+    };
+    ensure!(link.wait()? == 1, "the peer's hello");
+    Ok((link, watchdog))
+}
+
+pub fn eventfd_peer(args: &PeerArgs) -> anyhow::Result<Eventfds> {
     let fd = |i: usize| -> anyhow::Result<OwnedFd> {
         let raw: RawFd = args.addr(i)?.parse().context("--addr: a descriptor")?;
         // SAFETY: the descriptor was inherited from the measuring side for this run alone.
         Ok(unsafe { OwnedFd::from_raw_fd(raw) })
     };
-    let mut link = Eventfds {
+    let link = Eventfds {
         rx: fd(0)?,
         tx: fd(1)?,
         last: 0,
         reply: [0; 8],
     };
     link.post(1)?;
-    serve(&mut link, spec, None)
+    Ok(link)
 }
 
 /// A semaphore set of two: number 0 towards the peer, 1 back. The stop message removes the
 /// set (the peer's wait then fails with `EIDRM`, its end).
-struct Sems {
+#[derive(Debug)]
+pub struct Sems {
     id: sysv::SemId,
     post_num: u16,
     wait_num: u16,
@@ -1149,6 +1096,17 @@ struct Sems {
 }
 
 impl Sems {
+    /// The measuring side posts number 0 and waits on 1; the peer the other way round.
+    fn new(id: sysv::SemId, measuring: bool) -> Self {
+        Sems {
+            id,
+            post_num: if measuring { 0 } else { 1 },
+            wait_num: if measuring { 1 } else { 0 },
+            last: 0,
+            reply: [0; 8],
+        }
+    }
+
     fn op(&self, num: u16, op: i16) -> io::Result<()> {
         let mut sop = libc::sembuf {
             sem_num: num,
@@ -1202,51 +1160,46 @@ impl Link for Sems {
     }
 }
 
-fn sem_parent(ctx: &Ctx<'_>) -> anyhow::Result<Outcome> {
-    let _spec = &ctx.spec;
+/// A private set of two semaphores, removed when the guard drops (if the stop message or a
+/// watchdog has not already).
+pub fn sem_setup() -> anyhow::Result<Setup<(sysv::SemId, Cleanup)>> {
     let id =
         sysv::sem_create(sysv::Key(libc::IPC_PRIVATE), 2, 0o600).context("semget(IPC_PRIVATE)")?;
-    let _guard = ipc_common::runtime::cleanup::Cleanup::register(
-        format!("semaphore set id {}", id.0),
-        move || {
-            match sysv::sem_remove(id) {
-                // The stop message or the watchdog removed it already.
+    let guard =
+        Cleanup::register(
+            format!("semaphore set id {}", id.0),
+            move || match sysv::sem_remove(id) {
                 Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EIDRM) => Ok(()),
                 Err(errno) => Err(errno.into()),
-            }
-        },
-    );
-    run_parent(ctx, &[format!("--addr={}", id.0)], None, |peer| {
-        let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
-            let _ = sysv::sem_remove(id);
-        });
-        let link = Sems {
-            id,
-            post_num: 0,
-            wait_num: 1,
-            last: 0,
-            reply: [0; 8],
-        };
-        link.op(1, -1).context("semop: the peer's hello")?;
-        Ok((link, watchdog))
-    })
+            },
+        );
+    Ok(Setup::new((id, guard), vec![id.0.to_string()]))
 }
 
-fn sem_peer(args: &PeerArgs, spec: &Spec) -> anyhow::Result<()> {
+/// The measuring side: the peer's hello. The watchdog it returns (with the set's guard) removes
+/// the set at the deadline, which ends a blocked `semop(2)`.
+pub fn sem_measuring(
+    ctx: &Ctx<'_>,
+    (id, guard): (sysv::SemId, Cleanup),
+    peer: Pid,
+) -> anyhow::Result<(Sems, (Watchdog, Cleanup))> {
+    let watchdog = Watchdog::for_peer(ctx.deadline, peer, move || {
+        let _ = sysv::sem_remove(id);
+    });
+    let link = Sems::new(id, true);
+    link.op(1, -1).context("semop: the peer's hello")?;
+    Ok((link, (watchdog, guard)))
+}
+
+pub fn sem_peer(args: &PeerArgs) -> anyhow::Result<Sems> {
     let id = sysv::SemId(
         args.addr(0)?
             .parse()
             .context("--addr: a semaphore set id")?,
     );
-    let mut link = Sems {
-        id,
-        post_num: 1,
-        wait_num: 0,
-        last: 0,
-        reply: [0; 8],
-    };
+    let link = Sems::new(id, false);
     link.op(1, 1).context("semop: the hello")?;
-    serve(&mut link, spec, None)
+    Ok(link)
 }
 
 /// `memcpy` bandwidth at `size`: one buffer copied into another for `budget`, in this process.

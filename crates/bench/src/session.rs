@@ -1,14 +1,16 @@
 //! The layer below every measurement: what a measurement is given ([`Ctx`]: the spec, its
 //! deadline, where to put files; [`PeerArgs`]: the peer's command line), the peer process
 //! ([`PeerProc`]) and the [`Watchdog`]s that end a stuck run, what it gives ([`Outcome`]), the
-//! loops on each side ([`drive`], [`serve`]), and the setup the implementations share
-//! (private SysV objects, pinning, UDP buffers). Imports nothing of the implementations.
+//! loops on each side ([`drive`], [`serve`]) and the sequence around them ([`run_parent`],
+//! [`Setup`], [`Side`], [`Then`]), and the setup the implementations share (private SysV
+//! objects, the FIFO pair, pinning, UDP buffers). Imports nothing of the implementations.
 //!
 //! Every measurement has its own [`Deadline`] from `--timeout`, on both sides. The waits of our
 //! code are bounded by it directly; the raw baselines make plain blocking calls as C does, so a
 //! watchdog on each side ends a stuck run at the deadline (the parent kills the peer and removes
 //! a queue, which makes a blocked call return; the peer exits with 124).
 
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,8 +21,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::paths;
 use ipc_common::runtime::wait::{self, Deadline, Timeout};
 use ipc_common::sysv::{self, Attached, Key, MsqId, ShmId};
+use nix::fcntl::OFlag;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -163,10 +167,9 @@ impl Watchdog {
     /// `also` (remove a queue a blocked call waits on).
     pub fn for_peer(
         deadline: Deadline,
-        peer: &PeerProc,
+        pid: Pid,
         also: impl FnOnce() + Send + 'static,
     ) -> Watchdog {
-        let pid = peer.pid();
         Watchdog::arm(deadline, move || {
             let _ = kill(pid, Signal::SIGKILL);
             also();
@@ -185,31 +188,117 @@ impl Drop for Watchdog {
     }
 }
 
-/// The measuring side's sequence, written once for every mechanism and implementation: starts
-/// the peer with `extra` (where it finds the objects, already made), lets `open` make the link
-/// (it waits for the peer's hello; what it returns beside the link, a watchdog, lives until the
-/// peer is collected), drives the link, and collects the peer.
-pub fn run_parent<L: Link, K>(
-    ctx: &Ctx<'_>,
-    extra: &[String],
-    window: Option<u64>,
-    open: impl FnOnce(&PeerProc) -> anyhow::Result<(L, K)>,
-) -> anyhow::Result<Outcome> {
-    run_parent_keeping(ctx, extra, window, open).map(|(outcome, _)| outcome)
+/// What a mechanism's `setup` made, once, in the measuring process before the peer starts: the
+/// objects this side keeps for the run (with the guards that remove them), where the peer finds
+/// them (its `--addr`s, in order) and, for UDP throughput, the credits both sides use.
+#[derive(Debug)]
+pub struct Setup<O> {
+    pub objects: O,
+    pub addrs: Vec<String>,
+    pub window: Option<u64>,
 }
 
-/// [`run_parent`], also giving back what `open` returned beside the link.
-pub fn run_parent_keeping<L: Link, K>(
-    ctx: &Ctx<'_>,
-    extra: &[String],
+impl<O> Setup<O> {
+    pub fn new(objects: O, addrs: Vec<String>) -> Self {
+        Setup {
+            objects,
+            addrs,
+            window: None,
+        }
+    }
+
+    /// The same setup, its objects in another type.
+    pub fn map<P>(self, f: impl FnOnce(O) -> P) -> Setup<P> {
+        Setup {
+            objects: f(self.objects),
+            addrs: self.addrs,
+            window: self.window,
+        }
+    }
+
+    /// The peer's command line beyond the spec.
+    fn peer_args(&self) -> Vec<String> {
+        let addrs = self.addrs.iter().map(|addr| format!("--addr={addr}"));
+        addrs
+            .chain(self.window.map(|window| format!("--window={window}")))
+            .collect()
+    }
+}
+
+/// Which side a link is opened on, with what that side has: the measuring side the objects
+/// `setup` made and the peer it started (whose process a watchdog may kill); the peer the
+/// measuring side's addresses.
+#[derive(Debug)]
+pub enum Side<'a, O> {
+    Measuring {
+        ctx: &'a Ctx<'a>,
+        objects: O,
+        peer: Pid,
+    },
+    Peer {
+        args: &'a PeerArgs,
+        deadline: &'a Deadline,
+    },
+}
+
+/// What a side does with its link once the hello has crossed: [`Drive`] or [`Serve`]. Generic
+/// over the link, so that every loop is compiled for each link type (no dynamic dispatch in a
+/// measured path).
+pub trait Then {
+    type Out;
+    fn then<L: Link>(self, link: L) -> anyhow::Result<Self::Out>;
+}
+
+/// The measuring side: drives the link, then collects the peer (before the link is closed).
+#[derive(Debug)]
+pub struct Drive {
+    spec: Spec,
     window: Option<u64>,
-    open: impl FnOnce(&PeerProc) -> anyhow::Result<(L, K)>,
-) -> anyhow::Result<(Outcome, K)> {
-    let peer = ctx.spawn(extra)?;
-    let (mut link, keep) = open(&peer)?;
-    let outcome = drive(&mut link, &ctx.spec, window)?;
-    peer.finish(&ctx.deadline)?;
-    Ok((outcome, keep))
+    peer: PeerProc,
+    deadline: Deadline,
+}
+
+impl Then for Drive {
+    type Out = Outcome;
+    fn then<L: Link>(self, mut link: L) -> anyhow::Result<Outcome> {
+        let outcome = drive(&mut link, &self.spec, self.window)?;
+        self.peer.finish(&self.deadline)?;
+        Ok(outcome)
+    }
+}
+
+/// The peer: serves the link until the stop message.
+#[derive(Debug)]
+pub struct Serve {
+    pub spec: Spec,
+    pub window: Option<u64>,
+}
+
+impl Then for Serve {
+    type Out = ();
+    fn then<L: Link>(self, mut link: L) -> anyhow::Result<()> {
+        serve(&mut link, &self.spec, self.window)
+    }
+}
+
+/// The measuring side's sequence, written once for every mechanism and implementation: starts
+/// the peer with where to find the objects `setup` made, then `open` makes this side's link
+/// (waiting for the peer's hello) and hands it to the [`Drive`], which drives it and collects
+/// the peer. What `open` holds beside the link (a watchdog) lives until the peer is collected.
+pub fn run_parent<O>(
+    ctx: &Ctx<'_>,
+    setup: Setup<O>,
+    open: impl FnOnce(O, Pid, Drive) -> anyhow::Result<Outcome>,
+) -> anyhow::Result<Outcome> {
+    let peer = ctx.spawn(&setup.peer_args())?;
+    let pid = peer.pid();
+    let drive = Drive {
+        spec: ctx.spec,
+        window: setup.window,
+        peer,
+        deadline: ctx.deadline,
+    };
+    open(setup.objects, pid, drive)
 }
 
 /// The measuring side's loop for `spec`, over any link.
@@ -220,7 +309,7 @@ pub fn drive<L: Link>(link: &mut L, spec: &Spec, window: Option<u64>) -> anyhow:
                 Outcome::Latency {
                     samples,
                     cpu,
-                    batch_ns: Some(batch_ns),
+                    batch_ns: Some(link.batch_ns().unwrap_or(batch_ns)),
                 }
             })
         }
@@ -301,6 +390,13 @@ impl PeerArgs {
         }
     }
 
+    /// The `i`-th `--addr`, an endpoint URL (`udg://`, `unix://`, ...).
+    pub fn endpoint<E: std::str::FromStr<Err = String>>(&self, i: usize) -> anyhow::Result<E> {
+        self.addr(i)?
+            .parse()
+            .map_err(|err: String| anyhow::anyhow!(err))
+    }
+
     /// The `i`-th `--addr`.
     pub fn addr(&self, i: usize) -> anyhow::Result<&str> {
         self.addrs
@@ -368,4 +464,95 @@ pub fn private_segment(len: usize) -> anyhow::Result<(ShmId, Attached, Cleanup)>
     });
     let seg = Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))?;
     Ok((id, seg, guard))
+}
+
+/// Two FIFOs in the run's directory, `down` towards the peer and `up` back (exactly [`MODE`]),
+/// with `up` open for reading, nonblocking, so that the peer's open for writing returns at
+/// once, and of the capacity a `--pipe` sweep asks for; removed when the guards drop.
+#[derive(Debug)]
+pub struct Fifos {
+    pub down: PathBuf,
+    pub up: PathBuf,
+    pub rx: File,
+    _guards: [Cleanup; 2],
+}
+
+/// Makes the [`Fifos`] of a measurement; the peer is told `down`, then `up`.
+pub fn private_fifos(ctx: &Ctx<'_>) -> anyhow::Result<Setup<Fifos>> {
+    let (down, up) = (ctx.path("down"), ctx.path("up"));
+    let mode = nix::sys::stat::Mode::from_bits_truncate(MODE);
+    let mut guards = Vec::new();
+    for path in [&down, &up] {
+        nix::unistd::mkfifo(path, mode).with_context(|| format!("mkfifo {}", path.display()))?;
+        guards.push(paths::remove_on_drop(path, "FIFO")?);
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let rx = nix::fcntl::open(&up, flags, nix::sys::stat::Mode::empty())
+        .with_context(|| format!("open FIFO {}", up.display()))?;
+    if let Some(bytes) = ctx.spec.knobs.pipe {
+        // Before the peer starts: a pipe that holds data may refuse to shrink (EBUSY).
+        nix::fcntl::fcntl(&rx, nix::fcntl::FcntlArg::F_SETPIPE_SZ(bytes as i32))
+            .with_context(|| format!("fcntl(F_SETPIPE_SZ, {bytes}) on FIFO {}", up.display()))?;
+    }
+    let addrs = vec![down.display().to_string(), up.display().to_string()];
+    let _guards = guards.try_into().expect("two guards");
+    let fifos = Fifos {
+        down,
+        up,
+        rx: File::from(rx),
+        _guards,
+    };
+    Ok(Setup::new(fifos, addrs))
+}
+
+/// Two private segments of one ring each, `down` towards the peer and `up` back, attached and
+/// set up as rings (`ipc_ring::init`), with the guards that remove them.
+#[derive(Debug)]
+pub struct Rings {
+    down: Attached,
+    up: Attached,
+    guards: [Cleanup; 2],
+}
+
+impl Rings {
+    /// The measuring side's link over the two segments, opened by `open` (which waits for the
+    /// peer's hello); then, both sides attached, the segments are removed, so that they go
+    /// with the last detach even if this process is killed.
+    pub fn open<L>(
+        self,
+        open: impl FnOnce((Attached, Attached)) -> anyhow::Result<L>,
+    ) -> anyhow::Result<L> {
+        let link = open((self.down, self.up))?;
+        let [down, up] = self.guards;
+        down.remove()?;
+        up.remove()?;
+        Ok(link)
+    }
+}
+
+/// Makes the [`Rings`] of a measurement; the peer is told their ids.
+pub fn private_rings(spec: &Spec) -> anyhow::Result<Setup<Rings>> {
+    let len = ipc_ring::segment_len(spec.ring_bytes());
+    let (down_id, down, down_guard) = private_segment(len)?;
+    let (up_id, up, up_guard) = private_segment(len)?;
+    ipc_ring::init(&down, spec.ring_bytes())?;
+    ipc_ring::init(&up, spec.ring_bytes())?;
+    let rings = Rings {
+        down,
+        up,
+        guards: [down_guard, up_guard],
+    };
+    Ok(Setup::new(
+        rings,
+        vec![down_id.0.to_string(), up_id.0.to_string()],
+    ))
+}
+
+/// The peer's view of [`Rings`]: the two segments the `--addr`s name, attached.
+pub fn attach_rings(args: &PeerArgs) -> anyhow::Result<(Attached, Attached)> {
+    let attach = |i: usize| -> anyhow::Result<Attached> {
+        let id = ShmId(args.addr(i)?.parse().context("--addr: a segment id")?);
+        Attached::attach(id, false).with_context(|| format!("shmat segment id {}", id.0))
+    };
+    Ok((attach(0)?, attach(1)?))
 }
