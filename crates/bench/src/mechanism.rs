@@ -7,7 +7,8 @@
 //! Where both implementations use the same kernel objects, `setup` is shared: the FIFO pair, the
 //! queue, the two ring segments, the stream listener. Datagram sockets are bound by each
 //! implementation itself (ours through the `dgram` crate's `Receiver`, raw through std), as the
-//! hello differs (ours carries the peer's address).
+//! hello differs (ours carries the peer's address). The rows only the raw baselines have (the
+//! floors, eventfd, the semaphores) are a [`RawOnly`] each.
 
 use std::os::fd::OwnedFd;
 
@@ -331,81 +332,114 @@ impl Mechanism for Ring {
     }
 }
 
-/// The floors: one shared word in a private segment (raw only).
+/// A row only the raw baselines have (the floors and the other wake-ups): its objects and its
+/// two sides, without an implementation to choose.
+pub trait RawOnly {
+    type Objects;
+    type Link: Link;
+    /// What the measuring side keeps beside its link (a watchdog, a guard).
+    type Kept;
+    fn setup() -> anyhow::Result<Setup<Self::Objects>>;
+    fn measuring(
+        ctx: &Ctx<'_>,
+        objects: Self::Objects,
+        peer: Pid,
+    ) -> anyhow::Result<(Self::Link, Self::Kept)>;
+    fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<Self::Link>;
+}
+
+impl<R: RawOnly> Mechanism for R {
+    type Objects = R::Objects;
+
+    fn setup(_ctx: &Ctx<'_>) -> anyhow::Result<Setup<R::Objects>> {
+        R::setup()
+    }
+
+    fn open<T: Then>(spec: &Spec, side: Side<'_, R::Objects>, then: T) -> anyhow::Result<T::Out> {
+        match spec.imp {
+            Imp::Raw => open_with(side, then, R::measuring, |args, deadline| {
+                R::peer(args, spec, deadline)
+            }),
+            _ => Err(missing(spec)),
+        }
+    }
+}
+
+/// The floors: one shared word in a private segment.
 #[derive(Debug)]
 pub struct Floor;
 
-impl Mechanism for Floor {
+impl RawOnly for Floor {
     type Objects = (Attached, Cleanup);
+    type Link = raw::Floor;
+    type Kept = ();
 
-    fn setup(_ctx: &Ctx<'_>) -> anyhow::Result<Setup<Self::Objects>> {
+    fn setup() -> anyhow::Result<Setup<Self::Objects>> {
         raw::floor_setup()
     }
 
-    fn open<T: Then>(
-        spec: &Spec,
-        side: Side<'_, Self::Objects>,
-        then: T,
-    ) -> anyhow::Result<T::Out> {
-        match spec.imp {
-            Imp::Raw => open_with(
-                side,
-                then,
-                |ctx, segment, _| Ok((raw::floor_measuring(ctx, segment)?, ())),
-                |args, deadline| raw::floor_peer(args, spec, deadline),
-            ),
-            _ => Err(missing(spec)),
-        }
+    fn measuring(
+        ctx: &Ctx<'_>,
+        segment: Self::Objects,
+        _: Pid,
+    ) -> anyhow::Result<(raw::Floor, ())> {
+        Ok((raw::floor_measuring(ctx, segment)?, ()))
+    }
+
+    fn peer(args: &PeerArgs, spec: &Spec, deadline: &Deadline) -> anyhow::Result<raw::Floor> {
+        raw::floor_peer(args, spec, deadline)
     }
 }
 
-/// An eventfd each way, inherited by the peer (raw only).
+/// An eventfd each way, inherited by the peer.
 #[derive(Debug)]
 pub struct Eventfd;
 
-impl Mechanism for Eventfd {
+impl RawOnly for Eventfd {
     type Objects = (OwnedFd, OwnedFd);
+    type Link = raw::Eventfds;
+    type Kept = Watchdog;
 
-    fn setup(_ctx: &Ctx<'_>) -> anyhow::Result<Setup<Self::Objects>> {
+    fn setup() -> anyhow::Result<Setup<Self::Objects>> {
         raw::eventfd_setup()
     }
 
-    fn open<T: Then>(
-        spec: &Spec,
-        side: Side<'_, Self::Objects>,
-        then: T,
-    ) -> anyhow::Result<T::Out> {
-        match spec.imp {
-            Imp::Raw => open_with(side, then, raw::eventfd_measuring, |args, _| {
-                raw::eventfd_peer(args)
-            }),
-            _ => Err(missing(spec)),
-        }
+    fn measuring(
+        ctx: &Ctx<'_>,
+        eventfds: Self::Objects,
+        peer: Pid,
+    ) -> anyhow::Result<(raw::Eventfds, Watchdog)> {
+        raw::eventfd_measuring(ctx, eventfds, peer)
+    }
+
+    fn peer(args: &PeerArgs, _: &Spec, _: &Deadline) -> anyhow::Result<raw::Eventfds> {
+        raw::eventfd_peer(args)
     }
 }
 
-/// A set of two SysV semaphores, one each way (raw only).
+/// A set of two SysV semaphores, one each way.
 #[derive(Debug)]
 pub struct Semaphore;
 
-impl Mechanism for Semaphore {
+impl RawOnly for Semaphore {
     type Objects = (sysv::SemId, Cleanup);
+    type Link = raw::Sems;
+    type Kept = (Watchdog, Cleanup);
 
-    fn setup(_ctx: &Ctx<'_>) -> anyhow::Result<Setup<Self::Objects>> {
+    fn setup() -> anyhow::Result<Setup<Self::Objects>> {
         raw::sem_setup()
     }
 
-    fn open<T: Then>(
-        spec: &Spec,
-        side: Side<'_, Self::Objects>,
-        then: T,
-    ) -> anyhow::Result<T::Out> {
-        match spec.imp {
-            Imp::Raw => open_with(side, then, raw::sem_measuring, |args, _| {
-                raw::sem_peer(args)
-            }),
-            _ => Err(missing(spec)),
-        }
+    fn measuring(
+        ctx: &Ctx<'_>,
+        set: Self::Objects,
+        peer: Pid,
+    ) -> anyhow::Result<(raw::Sems, (Watchdog, Cleanup))> {
+        raw::sem_measuring(ctx, set, peer)
+    }
+
+    fn peer(args: &PeerArgs, _: &Spec, _: &Deadline) -> anyhow::Result<raw::Sems> {
+        raw::sem_peer(args)
     }
 }
 
