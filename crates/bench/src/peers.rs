@@ -263,6 +263,12 @@ mod with_iceoryx2 {
         leftovers: Leftovers,
     }
 
+    impl std::fmt::Debug for Objects {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("iceoryx2 services and their leftovers")
+        }
+    }
+
     pub fn setup(ctx: &Ctx<'_>) -> anyhow::Result<Setup<Objects>> {
         let leftovers = Leftovers::snapshot();
         quiet();
@@ -295,7 +301,7 @@ mod with_iceoryx2 {
         quiet();
         let (down, up) = (args.addr(0)?, args.addr(1)?);
         let size = spec.wire_size().max(8);
-        let mut link = IoxLink::open((up, down), size, *deadline, spec.mech == Mech::IoxZc)?;
+        let link = IoxLink::open((up, down), size, *deadline, spec.mech == Mech::IoxZc)?;
         // Until the measuring side's subscriber is seen, a sample would be dropped: publish the
         // hello until it is (iceoryx2 connects ports on send).
         let hello = [0u8; 8];
