@@ -8,6 +8,9 @@
 //! - `--api shmop` (PHP's shmop, `shmop_write`/`shmop_read`): raw bytes at an offset, nothing
 //!   else: no header, no length, no way to tell "written" from "not yet written".
 //!
+//! The two binaries' own option groups, and the steps of their `run()` that choose between the
+//! two, are in [`cli`].
+//!
 //! # Who creates what, who removes it
 //!
 //! | object | created by | removed by |
