@@ -52,6 +52,32 @@ pub struct RequestArgs {
     /// type <our pid>; both within --timeout.
     #[arg(long, conflicts_with_all = ["raw", "mtype"])]
     pub request: bool,
+
+    /// With --request: the type to be answered on, 2 or more [default: our pid]. Pids are unique
+    /// only within one PID namespace: clients in separate containers (each often pid 1) need
+    /// types of their own.
+    #[arg(long, value_name = "N", requires = "request",
+        value_parser = clap::value_parser!(i64).range(2..))]
+    pub reply_type: Option<i64>,
+}
+
+impl RequestArgs {
+    /// The type our answer comes as, with `--request`: `--reply-type`, else our pid; but pid 1
+    /// (a container's first process) is the requests' own type, and is refused.
+    pub fn reply_type(&self) -> anyhow::Result<Option<i64>> {
+        if !self.request {
+            return Ok(None);
+        }
+        let pid = i64::from(std::process::id());
+        match self.reply_type {
+            Some(n) => Ok(Some(n)),
+            None if pid == REQUEST_TYPE => bail!(
+                "our pid is 1 (the first process of a PID namespace, a container's), and type 1 is \
+                 the requests': pass --reply-type N, a type no other client uses"
+            ),
+            None => Ok(Some(pid)),
+        }
+    }
 }
 
 /// A deadline of its own for one step of a server: `--timeout` from now, or none at all.

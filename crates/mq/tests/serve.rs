@@ -282,8 +282,65 @@ fn usage_errors() {
         (READER, &["--serve", "--type", "2"]),
         (WRITER, &["--request", "--raw"]),
         (WRITER, &["--request", "--type", "3"]),
+        (WRITER, &["--request", "--reply-type", "1"]),
+        (WRITER, &["--reply-type", "7"]),
     ] {
         let out = ours(binary).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
     }
+}
+
+/// `--reply-type`: clients that cannot tell each other apart by pid (containers) pick their own
+/// types, and each still gets only its own answer.
+#[test]
+fn chosen_reply_types_keep_clients_apart() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    let _queue = OwnQueue(key.clone());
+    let serving = server(&key, &["--requests", "2"]);
+    let seven = client(&key, "seven", &["--reply-type", "7"]);
+    let eight = client(&key, "eight", &["--reply-type", "8"]);
+    seven
+        .finish()
+        .assert_success()
+        .assert_stdout(&line("seven"));
+    eight
+        .finish()
+        .assert_success()
+        .assert_stdout(&line("eight"));
+    let served = serving.finish();
+    served.assert_success();
+    let expected = BTreeSet::from([
+        "{\"reply_type\":7,\"message\":\"seven\"}".to_owned(),
+        "{\"reply_type\":8,\"message\":\"eight\"}".to_owned(),
+    ]);
+    assert_eq!(lines(&served.stdout), expected, "{served:?}");
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// A client that is pid 1 (the first process of a PID namespace, as in a container) would ask
+/// to be answered as type 1, the requests' own: refused before anything is sent or created.
+#[test]
+fn a_client_that_is_pid_1_must_choose_its_reply_type() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    let _queue = OwnQueue(key.clone());
+    let mut command = ours("unshare");
+    command.args([
+        "--pid",
+        "--fork",
+        WRITER,
+        "--request",
+        "--timeout",
+        "1",
+        "--key-file",
+    ]);
+    command.arg(&key);
+    let out = Proc::spawn("unshare --pid mq-writer --request", &mut command).finish();
+    if out.stderr.contains("unshare failed") || out.stderr.contains("Operation not permitted") {
+        ipc_testkit::skipped("skip: no PID namespace for a pid-1 client (unshare --pid refused)");
+        return;
+    }
+    out.assert_failure(1, "our pid is 1").assert_stdout(b"");
+    assert_no_sysv_objects(&key, b'T');
 }

@@ -7,7 +7,7 @@
 //! `openat(O_PATH)` + `statx` (its checks and `ftok` key), `msgget(key, 0)`, else
 //! `msgget(key, IPC_CREAT|IPC_EXCL|mode)`, `msgctl(IPC_STAT)` (owner, `msg_qbytes`),
 //! `msgsnd(IPC_NOWAIT)` retried while the queue is full (`--timeout 0`: one blocking `msgsnd`);
-//! `--request`: then `msgrcv(our pid, IPC_NOWAIT)` until the answer is there, `write(1)`.
+//! `--request`: then `msgrcv(our type, IPC_NOWAIT)` until the answer is there, `write(1)`.
 
 use std::process::ExitCode;
 use std::sync::{Arc, atomic::Ordering};
@@ -65,8 +65,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
     let (key_file, proj, mode) = (&args.key.key_file, args.key.proj, args.mode.mode);
-    let pid = i64::from(std::process::id());
-    let reply_type = args.request.request.then_some(pid);
+    let reply_type = args.request.reply_type()?;
     let (text, why) = mq::cli::message_text(&args.message, &args.value, reply_type, &deadline)?;
     // Refused before anything is created: the kernel would never take it.
     let msgmax = sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax")?;
@@ -107,11 +106,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.mtype
     );
 
-    if args.request.request {
-        let answer = mq::serve::receive_answer(&mut buf, queue, pid, &deadline)?; // msgrcv(pid)
+    if let Some(own) = reply_type {
+        let answer = mq::serve::receive_answer(&mut buf, queue, own, &deadline)?; // msgrcv(own)
         say!(
             deadline,
-            "received the answer of type {pid}: {} bytes",
+            "received the answer of type {own}: {} bytes",
             answer.len()
         );
         report::print_payload(&answer)?; // write(1)
