@@ -583,6 +583,8 @@ fn receive_as(
     };
     if deadline.is_forever() {
         loop {
+            // A stop signal interrupts a blocking msgrcv with EINTR, which is never restarted.
+            ipc_common::runtime::cleanup::check_interrupted()?;
             if let Some(mtype) = attempt()? {
                 return Ok(mtype);
             }

@@ -344,3 +344,19 @@ fn a_client_that_is_pid_1_must_choose_its_reply_type() {
     out.assert_failure(1, "our pid is 1").assert_stdout(b"");
     assert_no_sysv_objects(&key, b'T');
 }
+
+/// `--timeout 0`: the client blocks in `msgrcv(2)` for its answer; SIGTERM still ends it (a
+/// blocking msgrcv is not restarted after a signal), and the queue it created goes with its
+/// request.
+#[test]
+fn a_client_waiting_forever_stops_on_sigterm_and_leaves_nothing() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    let _queue = OwnQueue(key.clone());
+    let mut waiting = client(&key, "forever", &["--timeout", "0"]);
+    waiting.wait_for_stderr("bytes as type 1 to queue");
+    waiting.signal(Signal::SIGTERM);
+    let stopped = waiting.finish();
+    assert_eq!(stopped.status.code(), Some(143), "{stopped:?}");
+    assert_no_sysv_objects(&key, b'T');
+}
