@@ -174,8 +174,9 @@ pub fn take_request(
         not_a_request(
             err,
             &format!(
-                "it was taken (no MSG_COPY, or another server): its bytes were {}",
-                text.escape_ascii()
+                "it was taken (no MSG_COPY, or another server): its {} bytes began {}",
+                text.len(),
+                text[..text.len().min(200)].escape_ascii()
             ),
         )
     })
@@ -197,7 +198,7 @@ pub fn answer(
 }
 
 /// Waits until the queue is empty (every answer read) or `deadline` passes; returns the types
-/// of the messages left, oldest first (read with `MSG_COPY`; empty where it is missing).
+/// of the messages left, oldest first (read with `MSG_COPY`; where it is missing, a 0 for each).
 pub fn wait_until_read(
     buf: &mut MsgBuf,
     queue: Queue,
@@ -216,11 +217,13 @@ pub fn wait_until_read(
     }
     let max_len = sysv::msgmax().unwrap_or(8192);
     let mut types = Vec::new();
-    for index in 0.. {
-        match buf.peek(queue.id, max_len, index) {
-            Ok((mtype, _)) => types.push(mtype),
-            Err(_) => break,
-        }
+    while let Ok((mtype, _)) = buf.peek(queue.id, max_len, types.len() as i64) {
+        types.push(mtype);
+    }
+    // Without MSG_COPY the types are unknown, not absent: 0 stands for each.
+    if types.is_empty() {
+        let left = sysv::msg_stat(queue.id).map_or(1, |stat| stat.messages.max(1));
+        types.resize(usize::try_from(left).unwrap_or(1).min(100), 0);
     }
     Ok(types)
 }
