@@ -8,9 +8,7 @@
 //! owner), `msgrcv(MSG_COPY|IPC_NOWAIT)` until the message is there (a copy, checked before it is
 //! taken), `msgrcv(IPC_NOWAIT)` takes it, `write(1)`, `msgctl(IPC_RMID)` if the queue is empty.
 //!
-//! ```text
-//! cargo run -p mq --bin mq-writer; cargo run -p mq --bin mq-reader
-//! ```
+//! `cargo run -p mq --bin mq-writer; cargo run -p mq --bin mq-reader`
 
 use std::process::ExitCode;
 
