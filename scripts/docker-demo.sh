@@ -4,8 +4,8 @@
 # byte:
 #
 #   scripts/docker-demo.sh              # all pairs
-#   scripts/docker-demo.sh stream mq    # only these: stream dgram fifo shm shmop mq (Rust on both
-#                                       # sides), stream-php2rust stream-rust2php shm-php2rust
+#   scripts/docker-demo.sh stream mq    # only these: stream dgram fifo shm shmop mq mq-request (Rust
+#                                       # on both sides), stream-php2rust stream-rust2php shm-php2rust
 #                                       # shm-rust2php mq-php2rust mq-rust2php (PHP on one side)
 #
 # Steps: stage the static binaries (docker/stage.sh) and build the FROM-scratch image
@@ -55,6 +55,7 @@ PAIRS=(
     "shm|rust|shm-reader|shm-writer|Hello from Writer: Shared Memory|"
     "shmop|rust|shmop-reader|shmop-writer|Hello from Writer: Shared Memory|"
     "mq|rust|mq-reader|mq-writer|Hello from Writer: Message Queue|"
+    "mq-request|rust|mq-server|mq-client|{\"reply_type\":2,\"message\":\"Hello from Writer: Message Queue\"}|Hello from Writer: Message Queue"
     "stream-php2rust|php|stream-reader|php-stream-client|Hello from Client: TCP/UDS [Stream]|Hello from Server: TCP/UDS [Stream]"
     "stream-rust2php|php|php-stream-server|stream-writer|Hello from Client: TCP/UDS [Stream]|Hello from Server: TCP/UDS [Stream]"
     "shm-php2rust|php|shm-reader|php-shm-writer|Hello from Writer: Shared Memory|"

@@ -188,6 +188,62 @@ run_pair() {
   fi
 }
 
+# run_request_response: the queue's request/response (crates/mq/README.md, "Request/response"):
+# `mq-reader --serve --requests 3` and three `mq-writer --request` at once, each with its own
+# message. Each client's stdout must be its own answer (scripts/expected/mq-request.clients, the
+# three in client order); the server's, its three requests, the reply types replaced by the
+# client they name and sorted (scripts/expected/mq-request.server): each answer went to the type
+# of the client that asked.
+run_request_response() {
+  local name=mq-request dir="$work/mq-request" ok=1 server_pid n
+  local -a client_pids=()
+  mkdir -p "$dir"
+  : >"$dir/server.err"
+  timeout "$step" "$bin/mq-reader" --serve --requests 3 --timeout "$wait_secs" \
+    >"$dir/server.out" 2>"$dir/server.err" &
+  server_pid=$!
+  pids+=("$server_pid")
+  wait_for_line "$dir/server.err" '^serving requests' "$server_pid" || ok=0
+  for n in 1 2 3; do
+    timeout "$step" "$bin/mq-writer" --request --message "Hello from Client $n: Message Queue" \
+      --timeout "$wait_secs" >"$dir/client$n.out" 2>"$dir/client$n.err" &
+    client_pids+=("$!")
+    pids+=("$!")
+  done
+  # Each client's own type (its pid, not that of the `timeout` in front of it), as it says.
+  local -a named=()
+  local own
+  for n in 1 2 3; do
+    wait "${client_pids[n - 1]}" || { echo "  client $n exited with $?" >&2; ok=0; }
+    own=$(sed -n 's/^received the answer of type \([0-9]*\):.*/\1/p' "$dir/client$n.err")
+    named+=(-e "s/\"reply_type\":${own:-none},/\"reply_type\":CLIENT$n,/")
+  done
+  wait "$server_pid" || { echo "  server exited with $?" >&2; ok=0; }
+  cat "$dir/client1.out" "$dir/client2.out" "$dir/client3.out" >"$dir/clients.out"
+  sed "${named[@]}" "$dir/server.out" | LC_ALL=C sort >"$dir/server.sorted"
+  local side
+  for side in clients server; do
+    local actual="$dir/$side.out"
+    [[ $side == server ]] && actual="$dir/server.sorted"
+    if ! diff -u --label "expected $name.$side" --label "actual $name.$side stdout" \
+      "$expected_dir/$name.$side" "$actual" >"$dir/$side.diff"; then
+      sed 's/^/  /' "$dir/$side.diff" >&2
+      ok=0
+    fi
+  done
+  if ((ok)); then
+    passed=$((passed + 1))
+    printf 'PASS  %-10s %s\n' "$name" "queue request/response with three clients"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %-10s %s\n' "$name" "queue request/response with three clients"
+    for side in server client1 client2 client3; do
+      echo "  $side stderr:" >&2
+      sed 's/^/    /' "$dir/$side.err" >&2
+    done
+  fi
+}
+
 # --blog: the blog's scripts, translated line for line into cargo examples
 # (crates/<mechanism>/examples/<mechanism>-blog-*.rs), run as pairs and against the hardened
 # binaries as peers (blog writer -> our reader, our writer -> blog reader), checked against the
@@ -386,6 +442,7 @@ for order in reader-first writer-first; do
   run_pair shm-shmop "$order" no "shm-reader --api shmop" "shm-writer --api shmop"
   run_pair mq "$order" no "mq-reader" "mq-writer"
 done
+run_request_response
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 
 # trace_example NAME: the example once more under ipc-trace, its diagram to $trace_dir/NAME.svg.

@@ -31,6 +31,9 @@
 //! ([`ipc_common::runtime::wait::retry`]) until the deadline. With `--timeout 0` they make the truly
 //! blocking calls.
 
+pub mod cli;
+pub mod serve;
+
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -383,6 +386,15 @@ pub fn wait_for_queue(key_file: &KeyFile<'_>, deadline: &Deadline) -> anyhow::Re
     Ok(queue)
 }
 
+/// [`wait_for_queue`], its error noting a key file written in another IPC namespace (where the
+/// queue would never appear).
+pub fn wait_for_queue_noted(key_file: &KeyFile<'_>, deadline: &Deadline) -> anyhow::Result<Queue> {
+    wait_for_queue(key_file, deadline).map_err(|err| match sysv::namespace_note(key_file.path) {
+        Some(note) => err.context(note),
+        None => err,
+    })
+}
+
 /// Refuses, before anything is created, a message the kernel would never take: over `msgmax`,
 /// its per-message limit, `msgsnd(2)` fails with `EINVAL`. `why` adds what made it that long
 /// (PHP serialization), or is empty.
@@ -571,6 +583,8 @@ fn receive_as(
     };
     if deadline.is_forever() {
         loop {
+            // A stop signal interrupts a blocking msgrcv with EINTR, which is never restarted.
+            ipc_common::runtime::cleanup::check_interrupted()?;
             if let Some(mtype) = attempt()? {
                 return Ok(mtype);
             }
