@@ -23,7 +23,7 @@ use ipc_common::sockets::sock::{self, EndOfStream, Exchanged, OneMessage, Outgoi
 use socket2::{SockAddr, Socket};
 
 mod server;
-pub use server::{Dropped, Event, Limits, Served, Server};
+pub use server::{Dropped, Event, Limits, Receive, Served, Server};
 
 /// The blog's server greeting over a Unix domain stream socket.
 pub const SERVER_UDS: &str = "Hello from Server: TCP/UDS [Stream]";

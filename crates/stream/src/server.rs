@@ -32,14 +32,33 @@ pub struct Limits {
     pub client_timeout: Timeout,
 }
 
+/// Where a connection's bytes go as they arrive: the whole message in a `Vec<u8>` (the blog's
+/// server), or a check that keeps none of them (`ipc-load`'s framed messages).
+pub trait Receive {
+    /// Takes the next bytes; an error ends the exchange, the client failed.
+    fn receive(&mut self, bytes: &[u8]) -> anyhow::Result<()>;
+}
+
+impl Receive for Vec<u8> {
+    fn receive(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// What happened to one connection, in the order the connections ended.
 #[derive(Debug)]
-pub enum Event {
+pub enum Event<R = Vec<u8>> {
     /// A client's whole message arrived and our whole greeting went out; print it.
-    Served(Served),
+    Served(Served<R>),
     /// A client's exchange failed (it went away before taking our greeting, ...): counted, and
-    /// [`Server::close`] fails the run.
-    Failed { number: u64, of: u64, error: String },
+    /// [`Server::close`] fails the run. `received` has what it sent.
+    Failed {
+        number: u64,
+        of: u64,
+        error: String,
+        received: R,
+    },
     /// A connection that left without a word before taking our greeting: another server's
     /// stale-socket probe or a port scan ([`crate::left_without_a_word`]), not counted.
     NotAClient,
@@ -54,12 +73,12 @@ pub enum Event {
 
 /// One client served.
 #[derive(Debug)]
-pub struct Served {
+pub struct Served<R = Vec<u8>> {
     /// Its place among the clients counted (1, 2, ...), and how many the run counts (0: no end).
     pub number: u64,
     pub of: u64,
     /// Its whole message.
-    pub message: Vec<u8>,
+    pub message: R,
     /// It reset the connection after our whole greeting went out (see [`Exchanged`]).
     pub reset_after_sending: bool,
 }
@@ -73,7 +92,7 @@ pub enum Dropped {
     RunEnded,
 }
 
-impl fmt::Display for Event {
+impl<R> fmt::Display for Event<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let of = |of: u64| match of {
             0 => String::new(),
@@ -95,6 +114,7 @@ impl fmt::Display for Event {
                 number,
                 of: total,
                 error,
+                ..
             } => write!(f, "client {number}{} failed: {error}", of(*total)),
             Event::NotAClient => f.write_str(
                 "a connection left without a word before taking our greeting: not a client",
@@ -122,42 +142,68 @@ impl fmt::Display for Event {
 }
 
 /// A listening socket and the connections in their exchange.
-#[derive(Debug)]
-pub struct Server<'g> {
+pub struct Server<'g, R = Vec<u8>> {
     listener: Listener,
     /// "the client on URL", as a single client's connection names it.
     peer: String,
     greeting: &'g [u8],
     limits: Limits,
-    clients: Vec<Client<'g>>,
+    /// A new connection's [`Receive`].
+    new_receiver: Box<dyn FnMut() -> R + 'g>,
+    clients: Vec<Client<'g, R>>,
     /// One read buffer for all connections: a step reads until the socket would block.
     read_buf: Vec<u8>,
     accepted: u64,
     counted: u64,
     /// How many counted clients failed, and the first one's error.
     failed: Option<(u64, anyhow::Error)>,
-    events: VecDeque<Event>,
+    events: VecDeque<Event<R>>,
     ended: bool,
 }
 
+impl<R> fmt::Debug for Server<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("limits", &self.limits)
+            .field("clients", &self.clients.len())
+            .field("counted", &self.counted)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One accepted connection in its exchange.
-#[derive(Debug)]
-struct Client<'g> {
+struct Client<'g, R> {
     /// Accept order, 1, 2, ...: names it in a dropped line.
     connection: u64,
     socket: Socket,
     exchange: Exchange,
     greeting: OneMessage<'g>,
-    message: Vec<u8>,
+    message: R,
     /// `None`: no per-client limit (then only the run's `--timeout`).
     expires: Option<Instant>,
     wants: PollFlags,
 }
 
 impl<'g> Server<'g> {
-    /// Serves `greeting` to every client of `listener`, within `limits`.
+    /// Serves `greeting` to every client of `listener`, within `limits`, keeping each client's
+    /// message.
     pub fn new(listener: Listener, greeting: &'g [u8], limits: Limits) -> Self {
+        Server::with_receiver(listener, greeting, limits, Vec::new)
+    }
+}
+
+impl<'g, R: Receive> Server<'g, R> {
+    /// Serves as [`Server::new`] does, handing each client's bytes to its own receiver from
+    /// `new_receiver`.
+    pub fn with_receiver(
+        listener: Listener,
+        greeting: &'g [u8],
+        limits: Limits,
+        new_receiver: impl FnMut() -> R + 'g,
+    ) -> Self {
         Server {
+            new_receiver: Box::new(new_receiver),
             peer: format!("the client on {}", listener.url()),
             listener,
             greeting,
@@ -180,7 +226,7 @@ impl<'g> Server<'g> {
     /// in their exchange then come as [`Dropped::RunEnded`] first.
     ///
     /// A stop signal with a count is an [`Interrupted`] error, the deadline a timeout.
-    pub fn next(&mut self, deadline: &Deadline) -> anyhow::Result<Option<Event>> {
+    pub fn next(&mut self, deadline: &Deadline) -> anyhow::Result<Option<Event<R>>> {
         loop {
             if let Some(event) = self.events.pop_front() {
                 return Ok(Some(event));
@@ -237,7 +283,7 @@ impl<'g> Server<'g> {
         let now = Instant::now();
         let (expired, live) = std::mem::take(&mut self.clients)
             .into_iter()
-            .partition(|client: &Client| client.expires.is_some_and(|at| at <= now));
+            .partition(|client: &Client<R>| client.expires.is_some_and(|at| at <= now));
         self.clients = live;
         for client in expired {
             let why = Dropped::ClientTimeout(self.limits.client_timeout);
@@ -332,7 +378,7 @@ impl<'g> Server<'g> {
                 socket,
                 exchange: Exchange::new(EndOfStream::AfterPeer),
                 greeting: OneMessage::new(self.greeting),
-                message: Vec::new(),
+                message: (self.new_receiver)(),
                 expires,
                 wants: PollFlags::empty(),
             };
@@ -344,15 +390,12 @@ impl<'g> Server<'g> {
     }
 
     /// Advances one exchange; the client back while it goes on, its event queued once it ended.
-    fn step(&mut self, mut client: Client<'g>) -> Option<Client<'g>> {
+    fn step(&mut self, mut client: Client<'g, R>) -> Option<Client<'g, R>> {
         let message = &mut client.message;
         let outcome = client.exchange.step(
             &client.socket,
             &mut client.greeting,
-            &mut |bytes: &[u8]| {
-                message.extend_from_slice(bytes);
-                Ok(())
-            },
+            &mut |bytes: &[u8]| message.receive(bytes),
             &mut self.read_buf,
             &self.peer,
         );
@@ -383,7 +426,12 @@ impl<'g> Server<'g> {
                     Some((failed, _)) => *failed += 1,
                     None => self.failed = Some((1, err)),
                 }
-                Event::Failed { number, of, error }
+                Event::Failed {
+                    number,
+                    of,
+                    error,
+                    received: client.message,
+                }
             }
         };
         self.events.push_back(event);
@@ -426,10 +474,10 @@ impl<'g> Server<'g> {
     }
 }
 
-impl Client<'_> {
+impl<R> Client<'_, R> {
     /// Closes the connection in the middle of its exchange. Over TCP with `SO_LINGER` 0: the
     /// client gets a reset, not an end of stream it would take for the end of our greeting.
-    fn drop_as(self, why: Dropped) -> Event {
+    fn drop_as(self, why: Dropped) -> Event<R> {
         let _ = self.socket.set_linger(Some(Duration::ZERO));
         Event::Dropped {
             connection: self.connection,
