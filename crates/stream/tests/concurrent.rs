@@ -392,3 +392,21 @@ fn a_failed_client_fails_the_run_but_not_the_other_clients() {
         )
         .assert_stdout(b"fine\n");
 }
+
+#[test]
+fn a_tcp_client_dropped_at_its_client_timeout_gets_a_reset() {
+    let (mut server, url) = reader(&[
+        "tcp://127.0.0.1:0",
+        "--client-timeout",
+        "0.2",
+        "--timeout",
+        "30",
+    ]);
+    let mut half = Client::connect(&url);
+    half.stream().write_all(b"half").unwrap();
+    server.wait_for_stderr("dropped connection 1 at its --client-timeout (0.2s)");
+    // Not an end of stream it could take for the end of the greeting: a reset.
+    let err = half.stream().read_to_end(&mut Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    drop(server);
+}
