@@ -4,8 +4,9 @@
 # byte:
 #
 #   scripts/docker-demo.sh              # all pairs
-#   scripts/docker-demo.sh stream mq    # only these: stream dgram fifo shm shmop mq mq-request (Rust
-#                                       # on both sides), stream-php2rust stream-rust2php shm-php2rust
+#   scripts/docker-demo.sh stream mq    # only these: stream stream-many dgram fifo shm shmop mq
+#                                       # mq-request (Rust on both sides), stream-php2rust
+#                                       # stream-rust2php shm-php2rust
 #                                       # shm-rust2php mq-php2rust mq-rust2php (PHP on one side)
 #
 # Steps: stage the static binaries (docker/stage.sh) and build the FROM-scratch image
@@ -47,9 +48,13 @@ PROJECT="php-ipc-demo-$(date +%s)-$$"
 CHECK_IMAGE="php-ipc-demo-check:$PROJECT"
 
 # name|compose files (rust: compose.yaml; php: plus compose.php.yaml)|reader service|writer
-# service|reader's stdout|writer's stdout ("" = not checked)
+# service(s)|reader's stdout|writer's stdout ("" = not checked). Several writers (stream-many:
+# three client containers, one server): the reader's lines, separated by ";", come in the order
+# the clients finish, so both sides are sorted before the comparison; each writer's stdout is
+# compared as it is.
 PAIRS=(
     "stream|rust|stream-reader|stream-writer|Hello from Client: TCP/UDS [Stream]|Hello from Server: TCP/UDS [Stream]"
+    "stream-many|rust|stream-server|stream-client-1 stream-client-2 stream-client-3|Hello from Client 1: TCP/UDS [Stream];Hello from Client 2: TCP/UDS [Stream];Hello from Client 3: TCP/UDS [Stream]|Hello from Server: TCP/UDS [Stream]"
     "dgram|rust|dgram-reader|dgram-writer|Hello from Sender: UDP/UDS [Datagram]|"
     "fifo|rust|fifo-reader|fifo-writer|Hello from Sender: Named Pipe|"
     "shm|rust|shm-reader|shm-writer|Hello from Writer: Shared Memory|"
@@ -338,11 +343,19 @@ check_container() {
         ok=1
     fi
     if [[ -n $expected ]]; then
-        printf '%s\n' "$expected" >"$WORK/$label.expected"
-        if ! cmp -s "$WORK/$label.expected" "$WORK/$label.out"; then
+        local out="$WORK/$label.out"
+        if [[ $expected == *";"* ]]; then
+            # Lines in no particular order (a server's clients finish as they do): sorted.
+            tr ';' '\n' <<<"$expected" | LC_ALL=C sort >"$WORK/$label.expected"
+            LC_ALL=C sort "$out" >"$WORK/$label.sorted"
+            out="$WORK/$label.sorted"
+        else
+            printf '%s\n' "$expected" >"$WORK/$label.expected"
+        fi
+        if ! cmp -s "$WORK/$label.expected" "$out"; then
             echo "  $label stdout differs from the expected bytes:" >&2
             diff -u --label expected --label "$label stdout" \
-                "$WORK/$label.expected" "$WORK/$label.out" >&2 || true
+                "$WORK/$label.expected" "$out" >&2 || true
             ok=1
         fi
     fi
@@ -353,13 +366,17 @@ check_container() {
     return "$ok"
 }
 
+# run_pair NAME FILES READER "WRITER..." READER_EXPECTS WRITER_EXPECTS: one reader, one writer
+# or several (each service once).
 run_pair() {
-    local name=$1 files=$2 reader=$3 writer=$4 reader_expects=$5 writer_expects=$6
-    local reader_id writer_id reader_code writer_code
+    local name=$1 files=$2 reader=$3 reader_expects=$5 writer_expects=$6
+    local -a writers services ids codes
+    read -r -a writers <<<"$4"
+    services=("$reader" "${writers[@]}")
     local -a compose=("${COMPOSE[@]}")
     [[ $files == rust ]] || compose=("${PHP_COMPOSE[@]}")
     STARTED=1
-    bounded "$STEP_TIMEOUT" "${compose[@]}" up --detach --no-color "$reader" "$writer" \
+    bounded "$STEP_TIMEOUT" "${compose[@]}" up --detach --no-color "${services[@]}" \
         >"$WORK/$name.up" 2>&1 || {
         echo "  compose up failed$(why):" >&2
         sed 's/^/    /' "$WORK/$name.up" >&2
@@ -368,20 +385,26 @@ run_pair() {
     # --all: a fast pair has exited already, and compose v2 lists only running containers
     # without it. Files, not $(...): a step in a command substitution would run in a subshell,
     # out of reach of the Ctrl-C trap.
-    bounded "$STEP_TIMEOUT" "${compose[@]}" ps --all --quiet "$reader" >"$WORK/$name.ids"
-    bounded "$STEP_TIMEOUT" "${compose[@]}" ps --all --quiet "$writer" >>"$WORK/$name.ids"
-    { read -r reader_id && read -r writer_id; } <"$WORK/$name.ids" || {
-        echo "  compose did not create both containers" >&2
+    : >"$WORK/$name.ids"
+    local service
+    for service in "${services[@]}"; do
+        bounded "$STEP_TIMEOUT" "${compose[@]}" ps --all --quiet "$service" >>"$WORK/$name.ids"
+    done
+    mapfile -t ids <"$WORK/$name.ids"
+    if ((${#ids[@]} != ${#services[@]})); then
+        echo "  compose did not create all ${#services[@]} containers" >&2
         return 1
-    }
-    bounded "$STEP_TIMEOUT" docker wait "$reader_id" "$writer_id" >"$WORK/$name.codes" || {
+    fi
+    bounded "$STEP_TIMEOUT" docker wait "${ids[@]}" >"$WORK/$name.codes" || {
         echo "  the containers did not finish$(why)" >&2
         return 1
     }
-    { read -r reader_code && read -r writer_code; } <"$WORK/$name.codes"
-    local status=0
-    check_container "$reader" "$reader_id" "$reader_code" "$reader_expects" || status=1
-    check_container "$writer" "$writer_id" "$writer_code" "$writer_expects" || status=1
+    mapfile -t codes <"$WORK/$name.codes"
+    local status=0 i
+    check_container "$reader" "${ids[0]}" "${codes[0]}" "$reader_expects" || status=1
+    for ((i = 1; i < ${#services[@]}; i++)); do
+        check_container "${services[i]}" "${ids[i]}" "${codes[i]}" "$writer_expects" || status=1
+    done
     return "$status"
 }
 
@@ -401,7 +424,7 @@ for pair in "${selected[@]}"; do
     fi
     echo "docker-demo: running $name ($reader + $writer)" >&2
     if run_pair "$name" "$files" "$reader" "$writer" "$reader_expects" "$writer_expects"; then
-        message="pass: $name: $reader printed \"$reader_expects\""
+        message="pass: $name: $reader printed \"${reader_expects//;/\", \"}\""
         [[ -z $writer_expects ]] || message+=", $writer printed \"$writer_expects\""
         echo "$message"
         passed=$((passed + 1))

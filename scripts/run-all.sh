@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the blog's eight IPC examples, writer and reader as two real processes each, with the
 # blog's own default paths, ports and messages, in both start orders where the mechanism allows
-# it. Each side's stdout is compared byte for byte with scripts/expected/<pair>.{reader,writer};
-# one line per run, then "N passed, M failed". Exits non-zero on any failure.
+# it, and one stream server with ten concurrent clients. Each side's stdout is compared byte for
+# byte with scripts/expected/<pair>.{reader,writer} (the concurrent server's sorted first); one
+# line per run, then "N passed, M failed". Exits non-zero on any failure.
 #
 # --trace DIR: also runs each example once more under ipc-trace (strace, reader first) and
 # writes its sequence diagram to DIR/<example>.svg, one more PASS/FAIL line per example
@@ -244,6 +245,64 @@ run_request_response() {
   fi
 }
 
+# run_concurrent NAME N "READER ARGS" "WRITER ARGS"
+#   One server for N clients, all started at once once it listens; client I sends "Hello from
+#   Client I: TCP/UDS [Stream]". The server prints its lines in the order the clients finish,
+#   so its stdout is sorted (LC_ALL=C) before the comparison with scripts/expected/NAME.reader;
+#   each client's stdout is compared as it is with NAME.writer.
+run_concurrent() {
+  local name=$1 n=$2 reader_cmd=$3 writer_cmd=$4
+  local dir="$work/$name"
+  mkdir -p "$dir"
+  local reader_pid ok=1 i pid
+  local -a reader_args writer_args writer_pids=()
+  read -r -a reader_args <<<"$reader_cmd"
+  read -r -a writer_args <<<"$writer_cmd"
+
+  : >"$dir/reader.err"
+  timeout "$step" "$bin/${reader_args[0]}" "${reader_args[@]:1}" --connections "$n" \
+    --timeout "$wait_secs" >"$dir/reader.out" 2>"$dir/reader.err" &
+  reader_pid=$!
+  pids+=("$reader_pid")
+  wait_for_line "$dir/reader.err" '^listening on' "$reader_pid" || ok=0
+  for ((i = 1; i <= n; i++)); do
+    timeout "$step" "$bin/${writer_args[0]}" "${writer_args[@]:1}" --timeout "$wait_secs" \
+      --message "Hello from Client $i: TCP/UDS [Stream]" >"$dir/writer.$i.out" 2>"$dir/writer.$i.err" &
+    writer_pids+=("$!")
+    pids+=("$!")
+  done
+  i=0
+  for pid in "${writer_pids[@]}"; do
+    i=$((i + 1))
+    wait "$pid" || { echo "  client $i exited with $?" >&2; ok=0; }
+    if ! diff -u --label "expected $name.writer" --label "actual $name client $i stdout" \
+      "$expected_dir/$name.writer" "$dir/writer.$i.out" >"$dir/writer.$i.diff"; then
+      sed 's/^/  /' "$dir/writer.$i.diff" >&2
+      ok=0
+    fi
+  done
+  wait "$reader_pid" || { echo "  reader exited with $?" >&2; ok=0; }
+  LC_ALL=C sort "$dir/reader.out" >"$dir/reader.sorted"
+  if ! diff -u --label "expected $name.reader" --label "actual $name.reader stdout, sorted" \
+    "$expected_dir/$name.reader" "$dir/reader.sorted" >"$dir/reader.diff"; then
+    sed 's/^/  /' "$dir/reader.diff" >&2
+    ok=0
+  fi
+  if ((ok)); then
+    passed=$((passed + 1))
+    printf 'PASS  %-10s %s\n' "$name" "$n concurrent clients"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %-10s %s\n' "$name" "$n concurrent clients"
+    echo "  reader stderr:" >&2
+    sed 's/^/    /' "$dir/reader.err" >&2
+    for ((i = 1; i <= n; i++)); do
+      echo "  client $i stderr:" >&2
+      sed 's/^/    /' "$dir/writer.$i.err" >&2
+    done
+  fi
+}
+
 # --blog: the blog's scripts, translated line for line into cargo examples
 # (crates/<mechanism>/examples/<mechanism>-blog-*.rs), run as pairs and against the hardened
 # binaries as peers (blog writer -> our reader, our writer -> blog reader), checked against the
@@ -443,6 +502,8 @@ for order in reader-first writer-first; do
   run_pair mq "$order" no "mq-reader" "mq-writer"
 done
 run_request_response
+# Ten concurrent stream clients: one server (--connections 10), ten clients at once.
+run_concurrent stream-ten 10 "stream-reader" "stream-writer"
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 
 # trace_example NAME: the example once more under ipc-trace, its diagram to $trace_dir/NAME.svg.

@@ -3,8 +3,8 @@
 //!
 //! Each client sends N messages stamped 0, 1, ... and framed (a `u32` length first) on one
 //! connection, and reads the server's greeting as `stream-writer` does; the server serves
-//! `--connections` clients one after another, checks each one's messages on arrival and prints
-//! one summary line per client.
+//! `--connections` clients at once (up to 64, [`stream::Server`]), checks each one's messages on
+//! arrival and prints one summary line per client, in the order they finish.
 
 use std::fmt;
 
@@ -13,15 +13,19 @@ use clap::Subcommand;
 use ipc_common::runtime::cli::{CommonArgs, MessageArgs, MessageLimit, ModeArgs};
 use ipc_common::runtime::report;
 use ipc_common::runtime::wait::Deadline;
+use ipc_common::runtime::wait::Timeout;
 use ipc_common::say;
 use ipc_common::seq::{self, Deframer, SeqChecker};
 use ipc_common::sockets::endpoint::StreamEndpoint;
-use ipc_common::sockets::sock::{OneMessage, Outgoing};
-use stream::Listener;
+use ipc_common::sockets::sock::Outgoing;
+use stream::{Event, Limits, Listener, Receive, Served, Server};
 
 /// The largest framed message a load run carries; a reader refuses a longer length prefix
 /// before allocating anything for it.
 const MAX_FRAME: usize = 64 << 20;
+
+/// Clients a load server exchanges with at once; the rest wait in the listen backlog.
+const MAX_CLIENTS: usize = 64;
 
 /// Bytes of framed messages a load run prepares at a time.
 const FRAME_BATCH: usize = 64 << 10;
@@ -49,7 +53,7 @@ pub(crate) struct ReaderArgs {
     #[command(flatten)]
     greeting: MessageArgs,
 
-    /// Serve N clients, one after another, then exit.
+    /// Serve N clients, at once (up to 64; the rest wait in the backlog), then exit.
     #[arg(
         long,
         value_name = "N",
@@ -110,41 +114,39 @@ fn serve(args: ReaderArgs) -> anyhow::Result<()> {
     }
     say!(deadline, "listening on {}", listener.url());
 
+    let url = listener.url().to_string();
+    let limits = Limits {
+        connections: args.connections,
+        max_clients: MAX_CLIENTS,
+        client_timeout: Timeout::FOREVER,
+    };
+    let mut server = Server::with_receiver(listener, &greeting, limits, || {
+        FrameCheck::new(args.count, &deadline)
+    });
     let mut imperfect = 0;
-    let mut served = 0;
-    while served < args.connections {
-        let mut conn = listener.accept(&deadline)?;
-        let mut check = FrameCheck::new(args.count, &deadline);
-        let exchanged = conn.exchange(
-            &mut OneMessage::new(&greeting),
-            &mut |bytes: &[u8]| check.push(bytes),
-            &deadline,
-        );
-        if stream::left_without_a_word(&exchanged) {
-            say!(
-                deadline,
-                "a connection left without a word before taking our greeting: not a client"
-            );
-            continue;
-        }
-        served += 1;
-        say!(deadline, "served client {served} of {}", args.connections);
+    while let Some(event) = server.next(&deadline)? {
+        say!(deadline, "{event}");
         // The summary is the client's result, also when its connection failed.
+        let (Event::Served(Served { message: check, .. })
+        | Event::Failed {
+            received: check, ..
+        }) = event
+        else {
+            continue;
+        };
         report::print_payload(check.to_string().as_bytes())?;
-        exchanged?;
         if !check.perfect() {
             imperfect += 1;
         }
-        conn.close();
     }
+    server.close()?;
     ensure!(
         imperfect == 0,
-        "check the messages of {} client(s) on {}: {imperfect} of them lost, duplicated, \
+        "check the messages of {} client(s) on {url}: {imperfect} of them lost, duplicated, \
          reordered or cut messages (see stdout)",
         args.connections,
-        listener.url()
     );
-    listener.close()
+    Ok(())
 }
 
 fn send(args: WriterArgs) -> anyhow::Result<()> {
@@ -260,6 +262,12 @@ impl<'d> FrameCheck<'d> {
     /// Every message arrived once, in order, and the stream did not end inside one.
     fn perfect(&self) -> bool {
         self.checker.perfect() && self.deframer.leftover() == 0
+    }
+}
+
+impl Receive for FrameCheck<'_> {
+    fn receive(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.push(bytes)
     }
 }
 

@@ -116,6 +116,32 @@ fn eight_concurrent_clients_are_each_served_and_checked() {
 }
 
 #[test]
+fn a_silent_connection_holds_back_no_load_client() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    let url = unix(&path);
+    let (reader, _) = listening_server(&[&url, "--connections", "3", "--count", "500"]);
+    // Connected first, accepted first, and it never says a word: the clients after it are
+    // served meanwhile, and it is dropped uncounted once they are.
+    let _silent = UnixStream::connect(&path).unwrap();
+    let writers: Vec<Proc> = (0..3).map(|_| client(&[&url, "--count", "500"])).collect();
+    for writer in writers {
+        writer.finish().assert_success();
+    }
+    let finished = reader.finish();
+    finished
+        .assert_success()
+        .assert_stdout(perfect(500, CLIENT_UDS).repeat(3).as_bytes());
+    assert!(
+        finished
+            .stderr
+            .contains("dropped connection 1 still in its exchange as the run ended"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
 fn a_load_run_cut_short_is_reported() {
     let dir = temp_dir();
     let path = dir.path().join("s.sock");

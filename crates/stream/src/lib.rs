@@ -2,7 +2,9 @@
 //! benchmark: a [`Listener`] that accepts clients, [`connect`] that waits for the server, and
 //! [`Conn`], one connection on which each side sends its whole message and reads the other's to
 //! end of stream, both at once. A program that talks back and forth in messages (the
-//! benchmark's ping-pong) turns a connection into a [`TimedConn`]: one syscall per step.
+//! benchmark's ping-pong) turns a connection into a [`TimedConn`]: one syscall per step. A
+//! [`Server`] serves many clients at once, one [`sock::Exchange`] per connection in one
+//! `poll(2)` loop.
 //!
 //! Nothing here allocates per message: a connection reads into one buffer (a [`TimedConn`] into
 //! the caller's).
@@ -19,6 +21,9 @@ use ipc_common::runtime::wait::Deadline;
 use ipc_common::sockets::endpoint::StreamEndpoint;
 use ipc_common::sockets::sock::{self, EndOfStream, Exchanged, OneMessage, Outgoing, PeerGone};
 use socket2::{SockAddr, Socket};
+
+mod server;
+pub use server::{Dropped, Event, Limits, Receive, Served, Server};
 
 /// The blog's server greeting over a Unix domain stream socket.
 pub const SERVER_UDS: &str = "Hello from Server: TCP/UDS [Stream]";

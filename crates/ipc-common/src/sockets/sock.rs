@@ -321,31 +321,92 @@ pub fn exchange(
     deadline: &Deadline,
     peer: &str,
 ) -> anyhow::Result<Exchanged> {
-    let fd = sock.as_raw_fd();
-    let mut progress = Exchanged {
-        sent: 0,
-        received: 0,
-        reset_after_sending: false,
-    };
-    let (mut sending, mut receiving) = (true, true);
-    // All of our message went out, our end of stream not yet (a server waits for the peer's).
-    let mut end_pending = false;
-    // Set when the peer went away before taking all we send; what it sent before that is still
-    // read, so the error can say how much of its message arrived.
-    let mut gone = None;
+    let mut state = Exchange::new(ends);
     loop {
         if deadline.expired() {
-            return Err(deadline.timed_out(Pending {
-                peer,
-                sending,
-                receiving,
-            }));
+            return Err(deadline.timed_out(state.waiting_for(peer)));
         }
-        while sending {
+        match state.step(sock, outgoing, incoming, read_buf, peer)? {
+            Step::Done(done) => return Ok(done),
+            Step::Wait(events) => {
+                wait::wait_fd(sock.as_fd(), events, deadline, state.waiting_for(peer))?;
+            }
+        }
+    }
+}
+
+/// The state of one [`exchange`], advanced a step at a time by whoever waits for the socket:
+/// [`exchange`] waits in its own `poll(2)`; a server serving many connections keeps one per
+/// connection and waits for them all in one `poll(2)`. Same calls, same rules.
+#[derive(Clone, Copy, Debug)]
+pub struct Exchange {
+    ends: EndOfStream,
+    progress: Exchanged,
+    sending: bool,
+    receiving: bool,
+    /// All of our message went out, our end of stream not yet (a server waits for the peer's).
+    end_pending: bool,
+    /// Set when the peer went away before taking all we send; what it sent before that is still
+    /// read, so the error can say how much of its message arrived.
+    gone: Option<Errno>,
+}
+
+/// What one [`Exchange::step`] came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Both messages crossed and both streams ended.
+    Done(Exchanged),
+    /// Nothing more to do until the socket reports one of these (`poll(2)` events).
+    Wait(PollFlags),
+}
+
+impl Exchange {
+    pub fn new(ends: EndOfStream) -> Self {
+        Exchange {
+            ends,
+            progress: Exchanged {
+                sent: 0,
+                received: 0,
+                reset_after_sending: false,
+            },
+            sending: true,
+            receiving: true,
+            end_pending: false,
+            gone: None,
+        }
+    }
+
+    /// How far the exchange got.
+    pub fn progress(&self) -> Exchanged {
+        self.progress
+    }
+
+    /// What the exchange still waits for, for a timeout's message.
+    pub fn waiting_for<'a>(&self, peer: &'a str) -> impl fmt::Display + 'a {
+        Pending {
+            peer,
+            sending: self.sending,
+            receiving: self.receiving,
+        }
+    }
+
+    /// Sends and receives on the nonblocking `sock` until either would block, ending our stream
+    /// when due (see [`exchange`]); never waits.
+    pub fn step(
+        &mut self,
+        sock: &Socket,
+        outgoing: &mut impl Outgoing,
+        incoming: &mut impl FnMut(&[u8]) -> anyhow::Result<()>,
+        read_buf: &mut [u8],
+        peer: &str,
+    ) -> anyhow::Result<Step> {
+        let fd = sock.as_raw_fd();
+        let progress = &mut self.progress;
+        while self.sending {
             let chunk = outgoing.pending();
             if chunk.is_empty() {
-                sending = false;
-                end_pending = true;
+                self.sending = false;
+                self.end_pending = true;
                 break;
             }
             // MSG_NOSIGNAL: a vanished peer is an EPIPE to report, not a SIGPIPE to die of.
@@ -357,30 +418,30 @@ pub fn exchange(
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => {}
                 Err(errno) if peer_gone(Some(errno)) => {
-                    gone = Some(errno);
-                    sending = false;
+                    self.gone = Some(errno);
+                    self.sending = false;
                 }
                 Err(errno) => {
                     return Err(errno).with_context(|| format!("send to {peer}"));
                 }
             }
         }
-        while receiving {
+        while self.receiving {
             match recv(fd, read_buf, MsgFlags::empty()) {
-                Ok(0) => receiving = false,
+                Ok(0) => self.receiving = false,
                 Ok(n) => {
                     progress.received += n as u64;
                     incoming(&read_buf[..n]).with_context(|| format!("receive from {peer}"))?;
                 }
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => {}
-                Err(Errno::ECONNRESET) if !sending && gone.is_none() => {
+                Err(Errno::ECONNRESET) if !self.sending && self.gone.is_none() => {
                     progress.reset_after_sending = true;
-                    receiving = false;
+                    self.receiving = false;
                 }
                 Err(errno) if peer_gone(Some(errno)) => {
-                    gone.get_or_insert(errno);
-                    receiving = false;
+                    self.gone.get_or_insert(errno);
+                    self.receiving = false;
                 }
                 Err(errno) => {
                     return Err(errno).with_context(|| format!("receive from {peer}"));
@@ -389,9 +450,10 @@ pub fn exchange(
         }
         // An empty message ends at once whatever `ends` says: a peer that reads once and has
         // nothing to read (the blog's PHP client) waits for our end of stream to go on.
-        let end_now = ends == EndOfStream::AfterSending || !receiving || progress.sent == 0;
-        if end_pending && end_now && gone.is_none() {
-            end_pending = false;
+        let end_now =
+            self.ends == EndOfStream::AfterSending || !self.receiving || progress.sent == 0;
+        if self.end_pending && end_now && self.gone.is_none() {
+            self.end_pending = false;
             match sock.shutdown(Shutdown::Write) {
                 Ok(()) => {}
                 Err(err) if peer_gone(errno_of(&err)) => progress.reset_after_sending = true,
@@ -400,25 +462,16 @@ pub fn exchange(
                 }
             }
         }
-        if let Some(errno) = gone {
-            return Err(PeerGone::new(peer, errno, &progress).into());
+        if let Some(errno) = self.gone {
+            return Err(PeerGone::new(peer, errno, progress).into());
         }
-        if !sending && !receiving && !end_pending {
-            return Ok(progress);
+        if !self.sending && !self.receiving && !self.end_pending {
+            return Ok(Step::Done(*progress));
         }
         let mut events = PollFlags::empty();
-        events.set(PollFlags::POLLOUT, sending);
-        events.set(PollFlags::POLLIN, receiving);
-        wait::wait_fd(
-            sock.as_fd(),
-            events,
-            deadline,
-            Pending {
-                peer,
-                sending,
-                receiving,
-            },
-        )?;
+        events.set(PollFlags::POLLOUT, self.sending);
+        events.set(PollFlags::POLLIN, self.receiving);
+        Ok(Step::Wait(events))
     }
 }
 

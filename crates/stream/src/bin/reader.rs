@@ -1,28 +1,24 @@
 //! `stream-reader`: the blog's stream server ("TCP/UDS [Stream]" and "TCP/IP [Stream]"): listens,
-//! accepts a client, sends it `Hello from Server: TCP/UDS [Stream]` (or `TCP/IP`) and prints the
-//! client's whole message.
+//! greets each client with `Hello from Server: TCP/UDS [Stream]` (or `TCP/IP`) and prints its
+//! whole message; `--connections N` clients at once, one `poll(2)` loop, no threads.
 //!
-//! Syscalls, as strace shows them (after `pipe2` and `rt_sigaction`, the stop signals' pipe):
-//! `statx(PATH)` (a trusted socket nobody answers a `connect` on is stale: `unlink`ed; anything
-//! else is refused), `socket(AF_UNIX or AF_INET, SOCK_STREAM|SOCK_NONBLOCK)`,
-//! `fchmod(--mode)`, `bind` (TCP: `SO_REUSEADDR` first, `getsockname` after), `listen`,
-//! `poll` and `accept4`, then under `poll` at once: `sendto` the greeting, `recvfrom` the
-//! client's message to its end, `shutdown(SHUT_WR)`; `close`; after the last client `close` and
-//! `unlink(PATH)`.
+//! Syscalls (strace): `statx(PATH)` (a stale socket of ours is `unlink`ed, anything else
+//! refused), `socket(SOCK_STREAM|SOCK_NONBLOCK)`, `fchmod(--mode)`, `bind` (TCP: `SO_REUSEADDR`,
+//! `getsockname`), `listen`; then `poll` over the listener and every connection: `accept4`,
+//! `sendto` the greeting, `recvfrom` the client's message to its end, `shutdown(SHUT_WR)`,
+//! `close`; at the end `close` and `unlink(PATH)`.
 //!
-//! ```text
-//! stream-reader                               # or: stream-reader tcp://127.0.0.1:9999
-//! stream-writer                               # or: stream-writer tcp://127.0.0.1:9999
-//! ```
+//! `stream-reader [tcp://127.0.0.1:9999]`, then `stream-writer [tcp://127.0.0.1:9999]`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit, ModeArgs};
 use ipc_common::runtime::report;
+use ipc_common::runtime::wait::Timeout;
 use ipc_common::say;
 use ipc_common::sockets::endpoint::StreamEndpoint;
-use stream::Listener;
+use stream::{Event, Limits, Listener, Server};
 
 /// Serve stream clients: the blog's stream server.
 #[derive(Parser, Debug)]
@@ -36,7 +32,8 @@ use stream::Listener;
                   TCP/UDS [Stream]`) and TCP/IP [Stream] server (tcp://127.0.0.1:9999, greeting \
                   `Hello from Server: TCP/IP [Stream]`).\n\nPrints `listening on URL` on stderr \
                   once listening (with the real port), then each client's message, whole, on \
-                  stdout followed by a newline. Removes its socket file when it ends.",
+                  stdout followed by a newline, in the order the clients finish; they are \
+                  served at once. Removes its socket file when it ends.",
     after_help = environment()
 )]
 struct Args {
@@ -50,14 +47,20 @@ struct Args {
     )]
     endpoint: StreamEndpoint,
 
-    /// Serve N clients, one after another (the kernel's backlog holds the others), then exit.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value = "1",
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
+    /// Serve N clients, at once, then exit; 0: until SIGINT/SIGTERM (then exit 0, dropping the
+    /// clients still in their exchange), or --timeout.
+    #[arg(long, value_name = "N", default_value = "1", help_heading = CLIENTS)]
     connections: u64,
+
+    /// Drop a client whose exchange has not ended SECS seconds after it was accepted; it is
+    /// not counted (0: only --timeout bounds it).
+    #[arg(long, value_name = "SECS", default_value = "10", help_heading = CLIENTS)]
+    client_timeout: Timeout,
+
+    /// Exchange with at most N clients at once; the next ones wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value = "64", help_heading = CLIENTS,
+          value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+    max_clients: u32,
 
     /// The greeting (--message, --message-file).
     #[command(flatten)]
@@ -69,6 +72,8 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
 }
+
+const CLIENTS: &str = "Several clients";
 
 /// The shared environment, and ours.
 fn environment() -> String {
@@ -97,25 +102,17 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     say!(deadline, "listening on {}", listener.url());
 
-    let mut message = Vec::new();
-    let mut served = 0;
-    while served < args.connections {
-        let mut conn = listener.accept(&deadline)?;
-        let exchanged = conn.swap(&greeting, &mut message, &deadline);
-        // Another server's stale-socket probe or a port scan: not a client, not counted.
-        if stream::left_without_a_word(&exchanged) {
-            say!(
-                deadline,
-                "a connection left without a word before taking our greeting: not a client"
-            );
-            continue;
+    let limits = Limits {
+        connections: args.connections,
+        max_clients: args.max_clients as usize,
+        client_timeout: args.client_timeout,
+    };
+    let mut server = Server::new(listener, &greeting, limits);
+    while let Some(event) = server.next(&deadline)? {
+        say!(deadline, "{event}");
+        if let Event::Served(client) = event {
+            report::print_payload(&client.message)?;
         }
-        exchanged?;
-        served += 1;
-        say!(deadline, "served client {served} of {}", args.connections);
-        report::print_payload(&message)?;
-        conn.close();
     }
-
-    listener.close()
+    server.close()
 }
