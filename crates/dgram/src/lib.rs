@@ -5,6 +5,8 @@
 //! Neither allocates per message: the receiver reuses one buffer, as big as the largest datagram
 //! a sender can make; the sender sends from the caller's buffer.
 
+use std::io::IoSliceMut;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::{Context, anyhow, bail};
@@ -16,8 +18,14 @@ use ipc_common::sockets::endpoint::DgramEndpoint;
 use ipc_common::sockets::sock::{self, errno_of};
 use nix::errno::Errno;
 use nix::poll::PollFlags;
-use nix::sys::socket::{MsgFlags, recv, send};
-use socket2::{SockAddr, Socket};
+use nix::sys::socket::{
+    MsgFlags, SockaddrLike, SockaddrStorage, UnixAddr, recv, recvmsg, send, sendto,
+};
+use socket2::{Domain, SockAddr, Socket};
+
+pub mod group;
+
+pub use group::{Audience, Interface};
 
 /// The blog's message over a Unix domain datagram socket.
 pub const UDS_MESSAGE: &str = "Hello from Sender: UDP/UDS [Datagram]";
@@ -104,12 +112,35 @@ pub struct Receiver {
     buf: Vec<u8>,
     _socket_file: Option<Cleanup>,
     replaced_stale: bool,
+    /// `Some` once [`Receiver::remember_senders`] asked for it: the last datagram's sender.
+    sender: Option<Option<SockaddrStorage>>,
+}
+
+/// How a UDP reader listens besides its address: see [`Receiver::bind_with`].
+#[derive(Clone, Debug, Default)]
+pub struct Listen {
+    /// `SO_REUSEADDR` + `SO_REUSEPORT`: other readers may bind the same port (for broadcast;
+    /// a multicast group address shares its port anyway).
+    pub shared: bool,
+    /// The interface a multicast reader joins its group on (`None`: the one the route picks).
+    pub interface: Option<Interface>,
 }
 
 impl Receiver {
     /// Binds `endpoint`: a socket file with exactly `mode` (a stale one replaced, anything else
     /// refused), or a UDP address (port 0: the kernel picks one, see [`Receiver::url`]).
     pub fn bind(endpoint: &DgramEndpoint, mode: Mode) -> anyhow::Result<Self> {
+        Self::bind_with(endpoint, mode, &Listen::default())
+    }
+
+    /// [`Receiver::bind`], and for UDP: a multicast group address (224.0.0.0/4, ff00::/8) is
+    /// bound with a shared port and joined (`IP_ADD_MEMBERSHIP` / `IPV6_JOIN_GROUP`) on
+    /// `listen.interface`; `listen.shared` shares any other port (for broadcast readers).
+    pub fn bind_with(
+        endpoint: &DgramEndpoint,
+        mode: Mode,
+        listen: &Listen,
+    ) -> anyhow::Result<Self> {
         let mut replaced_stale = false;
         let (socket, url, socket_file) = match endpoint {
             DgramEndpoint::Unix(path) => {
@@ -118,7 +149,7 @@ impl Receiver {
                 (bound.socket, endpoint.clone(), Some(bound.file))
             }
             DgramEndpoint::Udp(addr) => {
-                let (socket, bound) = sock::bind_inet(*addr, SocketKind::Datagram)?;
+                let (socket, bound) = bind_udp(*addr, listen)?;
                 (socket, DgramEndpoint::Udp(bound), None)
             }
         };
@@ -129,7 +160,65 @@ impl Receiver {
             buf,
             _socket_file: socket_file,
             replaced_stale,
+            sender: None,
         })
+    }
+
+    /// From now on, [`Receiver::recv`] notes each datagram's sender (`recvmsg(2)`, which
+    /// returns the address, instead of `recv(2)`), so that [`Receiver::reply`] can answer it.
+    pub fn remember_senders(&mut self) {
+        self.sender = Some(None);
+    }
+
+    /// Answers the last datagram's sender with `reply`: `sendto(2)` its address, from the
+    /// socket the datagram came in on (the blog's "a new socket" is not needed).
+    ///
+    /// A Unix sender whose socket has no address (it never bound one: the blog's writer, and
+    /// ours without `--expect-reply`) cannot be answered: an error says so. A Unix sender that
+    /// is gone is an error too (`ECONNREFUSED`); a UDP one is not noticed (no ICMP reaches an
+    /// unconnected socket), the reply counts as sent.
+    /// Returns the address answered (`udp://HOST:PORT`, `udg://@NAME`, `udg://PATH`).
+    pub fn reply(&self, reply: &[u8], deadline: &Deadline) -> anyhow::Result<String> {
+        let Some(Some(to)) = &self.sender else {
+            bail!("reply on {}: no datagram received yet", self.url);
+        };
+        let to_url = sender_url(to);
+        if to.family() == Some(nix::sys::socket::AddressFamily::Unix)
+            && to
+                .as_unix_addr()
+                .is_some_and(|u| u.path().is_none() && u.as_abstract().is_none())
+        {
+            bail!(
+                "reply on {}: the sender's socket has no address (it never bound one), so it \
+                 cannot be answered; a writer that wants a reply binds its socket first \
+                 (dgram-writer --expect-reply, or socket_bind in PHP)",
+                self.url
+            );
+        }
+        let fd = self.socket.as_raw_fd();
+        loop {
+            match sendto(fd, reply, to, MsgFlags::MSG_NOSIGNAL) {
+                Ok(_) => return Ok(to_url),
+                Err(Errno::EAGAIN) => {
+                    wait::wait_fd(
+                        self.socket.as_fd(),
+                        PollFlags::POLLOUT,
+                        deadline,
+                        format_args!("room in the queue of the writer at {to_url} (for the reply)"),
+                    )?;
+                }
+                Err(Errno::EINTR) => {}
+                Err(errno @ (Errno::ECONNREFUSED | Errno::ENOENT)) => bail!(
+                    "reply of {} bytes to {to_url}: {errno} (the writer is gone; the datagram it \
+                     sent was received and printed)",
+                    reply.len()
+                ),
+                Err(errno) => {
+                    return Err(errno)
+                        .with_context(|| format!("reply of {} bytes to {to_url}", reply.len()));
+                }
+            }
+        }
     }
 
     /// Whether binding removed a stale socket file first (nobody was listening on it).
@@ -163,7 +252,17 @@ impl Receiver {
     pub fn recv(&mut self, deadline: &Deadline) -> anyhow::Result<&[u8]> {
         let fd = self.socket.as_raw_fd();
         loop {
-            match recv(fd, &mut self.buf, MsgFlags::MSG_TRUNC) {
+            let received = match &mut self.sender {
+                None => recv(fd, &mut self.buf, MsgFlags::MSG_TRUNC),
+                Some(sender) => {
+                    let mut iov = [IoSliceMut::new(&mut self.buf)];
+                    recvmsg::<SockaddrStorage>(fd, &mut iov, None, MsgFlags::MSG_TRUNC).map(|msg| {
+                        *sender = msg.address;
+                        msg.bytes
+                    })
+                }
+            };
+            match received {
                 Ok(size) if size <= self.buf.len() => return Ok(&self.buf[..size]),
                 Ok(size) => bail!(
                     "recv on {}: a {size}-byte datagram, bigger than the {} bytes any sender \
@@ -211,9 +310,145 @@ pub struct Sender {
     /// UDP: a datagram went out and no refusal came back, so the reader is there; until a
     /// refusal says otherwise, `SO_ERROR` need not be read after every send.
     reader_seen: bool,
+    audience: Audience,
+}
+
+/// How a writer sends besides its address: see [`Sender::open`].
+#[derive(Clone, Debug)]
+pub struct SendOptions {
+    /// `SO_BROADCAST`: the address may be a broadcast address.
+    pub broadcast: bool,
+    /// `IP_MULTICAST_TTL` / `IPV6_MULTICAST_HOPS` for a group address (1: this link only).
+    pub ttl: u32,
+    /// `IP_MULTICAST_IF` / `IPV6_MULTICAST_IF` for a group address (`None`: the routed one).
+    pub interface: Option<Interface>,
+    /// Give the socket an address a reader can answer (Unix: autobind; UDP: `connect(2)`
+    /// gives it an ephemeral port anyway).
+    pub expect_reply: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            broadcast: false,
+            ttl: 1,
+            interface: None,
+            expect_reply: false,
+        }
+    }
+}
+
+impl SendOptions {
+    /// Options that cannot go together with `endpoint`, as a usage error's text.
+    pub fn check(&self, endpoint: &DgramEndpoint) -> Result<(), String> {
+        let audience = match endpoint {
+            DgramEndpoint::Udp(addr) => Audience::of(addr, self.broadcast),
+            DgramEndpoint::Unix(_) if self.broadcast => {
+                return Err(
+                    "--broadcast is for udp:// addresses; a Unix socket has one reader".into(),
+                );
+            }
+            DgramEndpoint::Unix(_) => Audience::One,
+        };
+        if self.expect_reply && audience.is_many() {
+            return Err(format!(
+                "--expect-reply needs one reader: {endpoint} may reach many, and each would \
+                 answer from its own address"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Sender {
+    /// Who a datagram of ours reaches: one reader, or any number ([`Audience::is_many`]),
+    /// which no sender can count.
+    pub fn audience(&self) -> Audience {
+        self.audience
+    }
+
+    /// [`Sender::connect`] with `options`: multicast and broadcast (UDP), and an address for
+    /// replies.
+    ///
+    /// UDP: the socket options are set before `connect(2)`, which refuses a broadcast
+    /// address with `EACCES` unless `SO_BROADCAST` is on (the error says to pass
+    /// `--broadcast`). Unix with `expect_reply`: after the connect, `bind(2)` with an empty
+    /// address autobinds the socket to a unique abstract name (unix(7)), which the reader's
+    /// `recvmsg` sees; it vanishes with the socket, nothing to remove. Only the reader can
+    /// send to it: a connected datagram socket takes datagrams from its peer alone.
+    pub fn open(
+        endpoint: &DgramEndpoint,
+        options: &SendOptions,
+        deadline: &Deadline,
+    ) -> anyhow::Result<Self> {
+        let (socket, audience) = match endpoint {
+            DgramEndpoint::Udp(addr) => {
+                let audience = Audience::of(addr, options.broadcast);
+                (connect_udp(*addr, audience, options)?, audience)
+            }
+            DgramEndpoint::Unix(_) => {
+                let mut sender = Self::connect(endpoint, deadline)?;
+                if options.expect_reply {
+                    nix::sys::socket::bind(sender.socket.as_raw_fd(), &UnixAddr::new_unnamed())
+                        .with_context(|| {
+                            format!("bind (autobind) the socket to {endpoint}, for the reply")
+                        })?;
+                }
+                sender.audience = Audience::One;
+                return Ok(sender);
+            }
+        };
+        let send_buffer = socket
+            .send_buffer_size()
+            .with_context(|| format!("getsockopt(SO_SNDBUF) on the socket to {endpoint}"))?;
+        Ok(Sender {
+            socket,
+            url: endpoint.clone(),
+            peer: format!("a reader on {endpoint}"),
+            send_buffer,
+            announced: false,
+            reader_seen: false,
+            audience,
+        })
+    }
+
+    /// Waits (until `deadline`) for the reader's reply on our own socket and returns it whole.
+    /// Only the reader can send it: our socket is connected to the reader's address.
+    pub fn recv_reply(&self, deadline: &Deadline) -> anyhow::Result<Vec<u8>> {
+        let mut buf = vec![0; largest_datagram(&self.url)?];
+        let fd = self.socket.as_raw_fd();
+        loop {
+            match recv(fd, &mut buf, MsgFlags::MSG_TRUNC) {
+                Ok(size) if size <= buf.len() => {
+                    buf.truncate(size);
+                    return Ok(buf);
+                }
+                Ok(size) => bail!("recv the reply from {}: {size} bytes, too big", self.url),
+                Err(Errno::EAGAIN) => {
+                    wait::wait_fd(
+                        self.socket.as_fd(),
+                        PollFlags::POLLIN,
+                        deadline,
+                        format_args!(
+                            "a reply from {} (the reader got our datagram, or it would have \
+                             been refused; it did not answer: is it running with --reply?)",
+                            self.peer
+                        ),
+                    )?;
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::ECONNREFUSED) => bail!(
+                    "recv the reply from {}: {} (the reader went away without answering)",
+                    self.url,
+                    Errno::ECONNREFUSED
+                ),
+                Err(errno) => {
+                    return Err(errno).with_context(|| format!("recv the reply from {}", self.url));
+                }
+            }
+        }
+    }
+
     /// Connects a new socket to the reader at `endpoint`, waiting for it until `deadline`.
     ///
     /// Unix: `connect(2)` to the socket file is retried while the file is missing or nobody is
@@ -238,6 +473,7 @@ impl Sender {
             send_buffer,
             announced: false,
             reader_seen: false,
+            audience: Audience::One,
         })
     }
 
@@ -353,6 +589,69 @@ impl Sender {
             .with_context(|| format!("getsockopt(SO_SNDBUF) on the socket to {}", self.url))?;
         Ok(())
     }
+}
+
+/// A UDP reader's socket: shared port and group membership as `listen` and the address ask
+/// (see [`Receiver::bind_with`]), bound, with the port it really got.
+fn bind_udp(addr: SocketAddr, listen: &Listen) -> anyhow::Result<(Socket, SocketAddr)> {
+    let socket = sock::new_socket(Domain::for_address(addr), SocketKind::Datagram)?;
+    let multicast = addr.ip().is_multicast();
+    if listen.shared || multicast {
+        group::share_port(&socket, &addr)?;
+    }
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("bind {addr}"))?;
+    if multicast {
+        group::join(&socket, addr.ip(), listen.interface.as_ref())?;
+    }
+    let bound = socket
+        .local_addr()
+        .with_context(|| format!("getsockname after bind {addr}"))?
+        .as_socket()
+        .with_context(|| format!("getsockname after bind {addr}: not an IP address"))?;
+    Ok((socket, bound))
+}
+
+/// A UDP writer's socket, its options set for `audience`, connected to `addr`.
+fn connect_udp(
+    addr: SocketAddr,
+    audience: Audience,
+    options: &SendOptions,
+) -> anyhow::Result<Socket> {
+    let socket = sock::new_socket(Domain::for_address(addr), SocketKind::Datagram)?;
+    match audience {
+        Audience::Multicast => {
+            group::multicast_out(&socket, &addr, options.ttl, options.interface.as_ref())?;
+        }
+        Audience::Broadcast => socket
+            .set_broadcast(true)
+            .with_context(|| format!("setsockopt(SO_BROADCAST) for {addr}"))?,
+        Audience::One => {}
+    }
+    match socket.connect(&addr.into()) {
+        Ok(()) => Ok(socket),
+        Err(err) if errno_of(&err) == Some(Errno::EACCES) => bail!(
+            "connect to udp://{addr}: {} (a broadcast address: pass --broadcast to send to \
+             every reader on the link)",
+            Errno::EACCES
+        ),
+        Err(err) => Err(err).with_context(|| format!("connect to udp://{addr}")),
+    }
+}
+
+/// A datagram sender's address as a URL (`udg://@NAME` for an abstract Unix address).
+fn sender_url(addr: &SockaddrStorage) -> String {
+    if let Some(unix) = addr.as_unix_addr() {
+        if let Some(path) = unix.path() {
+            return format!("udg://{}", path.display());
+        }
+        if let Some(name) = unix.as_abstract() {
+            return format!("udg://@{}", String::from_utf8_lossy(name).escape_default());
+        }
+        return "an unbound Unix socket".into();
+    }
+    format!("udp://{addr}")
 }
 
 /// The error for a datagram over the protocol's limit, naming the limit.

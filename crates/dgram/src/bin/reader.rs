@@ -7,6 +7,9 @@
 //! `fchmod(--mode)`, `bind` (UDP: then `getsockname`), `recvfrom(MSG_TRUNC)` (`poll` while
 //! nothing is queued), `close`, `unlink(PATH)`.
 //!
+//! A group address (`udp://239.255.0.1:9999`) also joins it (`IP_ADD_MEMBERSHIP`); `--reply`
+//! answers the sender with `sendto(2)` on the same socket.
+//!
 //! ```text
 //! dgram-reader                                # or: dgram-reader udp://127.0.0.1:9999
 //! dgram-writer                                # or: dgram-writer udp://127.0.0.1:9999
@@ -15,7 +18,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dgram::Receiver;
+use dgram::{Interface, Listen, Receiver};
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
 use ipc_common::runtime::report;
 use ipc_common::say;
@@ -31,7 +34,10 @@ use ipc_common::sockets::endpoint::DgramEndpoint;
                   (default udg:///tmp/ipc-socket.sock) and UDP/IP [Datagram] listener \
                   (udp://127.0.0.1:9999).\n\nPrints `listening on URL` on stderr once bound (with \
                   the real port), then the datagram, whole, on stdout followed by a newline. \
-                  Removes its socket file when it ends.",
+                  Removes its socket file when it ends.\n\nA multicast group address \
+                  (udp://239.255.0.1:9999, udp://[ff15::1]:9999) is joined, its port shared \
+                  with other readers; for broadcast, bind udp://0.0.0.0:PORT with --shared. \
+                  Several readers then each get a copy, and no writer learns who did.",
     after_help = environment()
 )]
 struct Args {
@@ -45,6 +51,35 @@ struct Args {
     )]
     endpoint: DgramEndpoint,
 
+    /// Share the port with other readers (SO_REUSEADDR + SO_REUSEPORT), so each gets every
+    /// broadcast datagram; automatic for a multicast group address.
+    #[arg(long, env = "IPC_DGRAM_SHARED", hide_env = true, help_heading = MANY)]
+    shared: bool,
+
+    /// Join the multicast group on this interface (a name, or one of its addresses)
+    /// [default: the one the route to the group picks].
+    #[arg(
+        long,
+        value_name = "NAME|ADDR",
+        env = "IPC_DGRAM_INTERFACE",
+        hide_env = true,
+        value_parser = interface,
+        help_heading = MANY
+    )]
+    interface: Option<Interface>,
+
+    /// Answer the datagram with TEXT, sent to its sender's address from this same socket.
+    /// A Unix sender must have bound an address (dgram-writer --expect-reply does).
+    #[arg(
+        long,
+        value_name = "TEXT",
+        env = "IPC_DGRAM_REPLY",
+        hide_env = true,
+        allow_hyphen_values = true,
+        help_heading = "Replies"
+    )]
+    reply: Option<std::ffi::OsString>,
+
     #[command(flatten)]
     mode: ModeArgs,
 
@@ -52,9 +87,19 @@ struct Args {
     common: CommonArgs,
 }
 
+const MANY: &str = "Multicast and broadcast";
+
+/// `--interface`, looked up at once: an unknown one is a usage error.
+fn interface(spec: &str) -> Result<Interface, String> {
+    Interface::find(spec).map_err(|err| format!("{err:#}"))
+}
+
 /// The shared environment, and ours.
 fn environment() -> String {
-    format!("{ENVIRONMENT}\n  IPC_DGRAM_URL (the URL)")
+    format!(
+        "{ENVIRONMENT}\n  IPC_DGRAM_URL (the URL), IPC_DGRAM_SHARED, IPC_DGRAM_INTERFACE, \
+         IPC_DGRAM_REPLY"
+    )
 }
 
 fn main() -> ExitCode {
@@ -65,7 +110,14 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
 
-    let mut socket = Receiver::bind(&args.endpoint, args.mode.mode)?;
+    let listen = Listen {
+        shared: args.shared,
+        interface: args.interface,
+    };
+    let mut socket = Receiver::bind_with(&args.endpoint, args.mode.mode, &listen)?;
+    if args.reply.is_some() {
+        socket.remember_senders();
+    }
     if let (true, DgramEndpoint::Unix(path)) = (socket.replaced_stale(), &args.endpoint) {
         say!(
             deadline,
@@ -78,6 +130,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let datagram = socket.recv(&deadline)?;
     say!(deadline, "received {} bytes", datagram.len());
     report::print_payload(datagram)?;
+
+    if let Some(reply) = args.reply {
+        let to = socket.reply(reply.as_encoded_bytes(), &deadline)?;
+        say!(deadline, "replied {} bytes to {to}", reply.len());
+    }
 
     socket.close()
 }

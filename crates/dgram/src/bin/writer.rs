@@ -8,6 +8,9 @@
 //! bound), `sendto` (UDP: `getsockopt(SO_ERROR)` after it, resent while ICMP says nobody
 //! listens), `close`.
 //!
+//! To a group (`udp://239.255.0.1:9999`) or with `--broadcast`: any number of readers, none
+//! known; `--expect-reply` waits for the reader's answer on this same socket.
+//!
 //! ```text
 //! dgram-reader                                # or: dgram-reader udp://127.0.0.1:9999
 //! dgram-writer                                # or: dgram-writer udp://127.0.0.1:9999
@@ -15,8 +18,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use dgram::Sender;
+use clap::{CommandFactory, Parser};
+use dgram::{Interface, SendOptions, Sender};
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs};
 use ipc_common::runtime::report;
 use ipc_common::say;
@@ -32,7 +35,10 @@ use ipc_common::sockets::endpoint::DgramEndpoint;
                   udg:///tmp/ipc-socket.sock, message `Hello from Sender: UDP/UDS [Datagram]`) \
                   and UDP/IP [Datagram] sender (udp://127.0.0.1:9999, message `Hello from \
                   Sender: UDP/IP [Datagram]`).\n\nWaits for the reader if it is not there yet. \
-                  Prints nothing on stdout.",
+                  Prints nothing on stdout (with --expect-reply: the reply).\n\nTo a multicast \
+                  group (udp://239.255.0.1:9999) or a broadcast address (--broadcast), the \
+                  datagram reaches every reader there, or none: a writer cannot know who \
+                  received it, and exit 0 means only that it was sent.",
     after_help = environment()
 )]
 struct Args {
@@ -48,13 +54,50 @@ struct Args {
     #[command(flatten)]
     message: MessageArgs,
 
+    /// Allow a broadcast address (SO_BROADCAST), e.g. udp://255.255.255.255:9999 or a
+    /// subnet's; without it the kernel refuses one (EACCES).
+    #[arg(long, env = "IPC_DGRAM_BROADCAST", hide_env = true, help_heading = MANY)]
+    broadcast: bool,
+
+    /// How many routers a multicast datagram may cross (IP_MULTICAST_TTL; 1: this link).
+    #[arg(long, value_name = "HOPS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=255),
+          env = "IPC_DGRAM_TTL", hide_env = true, help_heading = MANY)]
+    ttl: u32,
+
+    /// Send multicast out of this interface (a name, or one of its addresses)
+    /// [default: the one the route to the group picks].
+    #[arg(long, value_name = "NAME|ADDR", env = "IPC_DGRAM_INTERFACE", hide_env = true,
+          value_parser = interface, help_heading = MANY)]
+    interface: Option<Interface>,
+
+    /// Wait (bounded by --timeout) for the reader's reply on this same socket and print it
+    /// on stdout. Needs one reader: not with a group or --broadcast.
+    #[arg(
+        long,
+        env = "IPC_DGRAM_EXPECT_REPLY",
+        hide_env = true,
+        help_heading = "Replies"
+    )]
+    expect_reply: bool,
+
     #[command(flatten)]
     common: CommonArgs,
 }
 
+const MANY: &str = "Multicast and broadcast";
+
+/// `--interface`, looked up at once: an unknown one is a usage error.
+fn interface(spec: &str) -> Result<Interface, String> {
+    Interface::find(spec).map_err(|err| format!("{err:#}"))
+}
+
 /// The shared environment, and ours.
 fn environment() -> String {
-    format!("{ENVIRONMENT}\n  IPC_DGRAM_URL (the URL)")
+    format!(
+        "{ENVIRONMENT}\n  IPC_DGRAM_URL (the URL), IPC_DGRAM_BROADCAST, IPC_DGRAM_TTL, \
+         IPC_DGRAM_INTERFACE, IPC_DGRAM_EXPECT_REPLY"
+    )
 }
 
 fn main() -> ExitCode {
@@ -63,15 +106,43 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let options = SendOptions {
+        broadcast: args.broadcast,
+        ttl: args.ttl,
+        interface: args.interface,
+        expect_reply: args.expect_reply,
+    };
+    if let Err(why) = options.check(&args.endpoint) {
+        Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, why)
+            .exit();
+    }
     let deadline = args.common.start();
     let limit = dgram::message_limit(&args.endpoint)?;
     let message = args
         .message
         .payload(dgram::default_message(&args.endpoint), limit, &deadline)?;
 
-    let mut socket = Sender::connect(&args.endpoint, &deadline)?;
+    let mut socket = Sender::open(&args.endpoint, &options, &deadline)?;
     socket.send(&message, &deadline)?;
-    say!(deadline, "sent {} bytes to {}", message.len(), socket.url());
+    if socket.audience().is_many() {
+        say!(
+            deadline,
+            "sent {} bytes to {} ({:?}: to every reader there, or none; nobody can tell who \
+             received it)",
+            message.len(),
+            socket.url(),
+            socket.audience()
+        );
+    } else {
+        say!(deadline, "sent {} bytes to {}", message.len(), socket.url());
+    }
+
+    if options.expect_reply {
+        let reply = socket.recv_reply(&deadline)?;
+        say!(deadline, "received a {}-byte reply", reply.len());
+        report::print_payload(&reply)?;
+    }
     socket.close();
     Ok(())
 }
