@@ -40,6 +40,16 @@ impl Audience {
     }
 }
 
+impl std::fmt::Display for Audience {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Audience::One => "one reader",
+            Audience::Multicast => "multicast",
+            Audience::Broadcast => "broadcast",
+        })
+    }
+}
+
 /// A network interface, found by name (`eth0`) or by one of its addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Interface {

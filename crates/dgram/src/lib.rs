@@ -5,7 +5,7 @@
 //! Neither allocates per message: the receiver reuses one buffer, as big as the largest datagram
 //! a sender can make; the sender sends from the caller's buffer.
 
-use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -18,9 +18,7 @@ use ipc_common::sockets::endpoint::DgramEndpoint;
 use ipc_common::sockets::sock::{self, errno_of};
 use nix::errno::Errno;
 use nix::poll::PollFlags;
-use nix::sys::socket::{
-    MsgFlags, SockaddrLike, SockaddrStorage, UnixAddr, recv, recvmsg, send, sendto,
-};
+use nix::sys::socket::{MsgFlags, UnixAddr, recv, send};
 use socket2::{Domain, SockAddr, Socket};
 
 pub mod group;
@@ -113,7 +111,7 @@ pub struct Receiver {
     _socket_file: Option<Cleanup>,
     replaced_stale: bool,
     /// `Some` once [`Receiver::remember_senders`] asked for it: the last datagram's sender.
-    sender: Option<Option<SockaddrStorage>>,
+    sender: Option<Option<SockAddr>>,
 }
 
 /// How a UDP reader listens besides its address: see [`Receiver::bind_with`].
@@ -182,22 +180,20 @@ impl Receiver {
         let Some(Some(to)) = &self.sender else {
             bail!("reply on {}: no datagram received yet", self.url);
         };
-        let to_url = sender_url(to);
-        if to.family() == Some(nix::sys::socket::AddressFamily::Unix)
-            && to
-                .as_unix_addr()
-                .is_some_and(|u| u.path().is_none() && u.as_abstract().is_none())
-        {
+        let Some(to_url) = sender_url(to) else {
             bail!(
                 "reply on {}: the sender's socket has no address (it never bound one), so it \
                  cannot be answered; a writer that wants a reply binds its socket first \
                  (dgram-writer --expect-reply, or socket_bind in PHP)",
                 self.url
             );
-        }
-        let fd = self.socket.as_raw_fd();
+        };
         loop {
-            match sendto(fd, reply, to, MsgFlags::MSG_NOSIGNAL) {
+            let sent = self
+                .socket
+                .send_to_with_flags(reply, to, MsgFlags::MSG_NOSIGNAL.bits())
+                .map_err(|err| errno_of(&err).unwrap_or(Errno::UnknownErrno));
+            match sent {
                 Ok(_) => return Ok(to_url),
                 Err(Errno::EAGAIN) => {
                     wait::wait_fd(
@@ -254,13 +250,14 @@ impl Receiver {
         loop {
             let received = match &mut self.sender {
                 None => recv(fd, &mut self.buf, MsgFlags::MSG_TRUNC),
-                Some(sender) => {
-                    let mut iov = [IoSliceMut::new(&mut self.buf)];
-                    recvmsg::<SockaddrStorage>(fd, &mut iov, None, MsgFlags::MSG_TRUNC).map(|msg| {
-                        *sender = msg.address;
-                        msg.bytes
+                Some(sender) => self
+                    .socket
+                    .recv_from_with_flags(as_uninit(&mut self.buf), MsgFlags::MSG_TRUNC.bits())
+                    .map(|(size, from)| {
+                        *sender = Some(from);
+                        size
                     })
-                }
+                    .map_err(|err| errno_of(&err).unwrap_or(Errno::UnknownErrno)),
             };
             match received {
                 Ok(size) if size <= self.buf.len() => return Ok(&self.buf[..size]),
@@ -640,18 +637,26 @@ fn connect_udp(
     }
 }
 
-/// A datagram sender's address as a URL (`udg://@NAME` for an abstract Unix address).
-fn sender_url(addr: &SockaddrStorage) -> String {
-    if let Some(unix) = addr.as_unix_addr() {
-        if let Some(path) = unix.path() {
-            return format!("udg://{}", path.display());
-        }
-        if let Some(name) = unix.as_abstract() {
-            return format!("udg://@{}", String::from_utf8_lossy(name).escape_default());
-        }
-        return "an unbound Unix socket".into();
+/// `buf` as the buffer socket2's `recvfrom(2)` takes (nix's `recvmsg` has no safe way to
+/// read a Unix sender's abstract address).
+fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has `u8`'s layout, and `recv_from_with_flags` only stores the
+    // bytes the kernel received into it, never uninitialized ones: every byte stays
+    // initialized for our later reads as `u8`.
+    unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) }
+}
+
+/// A datagram sender's address as a URL (`udg://@NAME` for an abstract Unix address), or
+/// `None` for a Unix socket that has no address (it cannot be answered).
+fn sender_url(addr: &SockAddr) -> Option<String> {
+    if let Some(inet) = addr.as_socket() {
+        return Some(format!("udp://{inet}"));
     }
-    format!("udp://{addr}")
+    if let Some(path) = addr.as_pathname() {
+        return Some(format!("udg://{}", path.display()));
+    }
+    addr.as_abstract_namespace()
+        .map(|name| format!("udg://@{}", name.escape_ascii()))
 }
 
 /// The error for a datagram over the protocol's limit, naming the limit.

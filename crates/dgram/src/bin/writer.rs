@@ -128,7 +128,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if socket.audience().is_many() {
         say!(
             deadline,
-            "sent {} bytes to {} ({:?}: to every reader there, or none; nobody can tell who \
+            "sent {} bytes to {} ({}: to every reader there, or none; nobody can tell who \
              received it)",
             message.len(),
             socket.url(),
