@@ -18,7 +18,7 @@ use ipc_common::sockets::endpoint::DgramEndpoint;
 use ipc_common::sockets::sock::{self, errno_of};
 use nix::errno::Errno;
 use nix::poll::PollFlags;
-use nix::sys::socket::{MsgFlags, UnixAddr, recv, send};
+use nix::sys::socket::{MsgFlags, recv, send};
 use socket2::{Domain, SockAddr, Socket};
 
 pub mod group;
@@ -308,6 +308,8 @@ pub struct Sender {
     /// refusal says otherwise, `SO_ERROR` need not be read after every send.
     reader_seen: bool,
     audience: Audience,
+    /// Unix with `expect_reply`: removes the reply socket's file and private directory.
+    _reply_socket: Option<Cleanup>,
 }
 
 /// How a writer sends besides its address: see [`Sender::open`].
@@ -371,8 +373,8 @@ impl Sender {
     /// address with `EACCES` unless `SO_BROADCAST` is on (the error says to pass
     /// `--broadcast`). Unix with `expect_reply`: after the connect, `bind(2)` with an empty
     /// address autobinds the socket to a unique abstract name (unix(7)), which the reader's
-    /// `recvmsg` sees; it vanishes with the socket, nothing to remove. Only the reader can
-    /// send to it: a connected datagram socket takes datagrams from its peer alone.
+    /// `recvfrom` sees (see [`bind_reply_path`]). Only the reader can send to it: a connected
+    /// datagram socket takes datagrams from its peer alone.
     pub fn open(
         endpoint: &DgramEndpoint,
         options: &SendOptions,
@@ -386,10 +388,7 @@ impl Sender {
             DgramEndpoint::Unix(_) => {
                 let mut sender = Self::connect(endpoint, deadline)?;
                 if options.expect_reply {
-                    nix::sys::socket::bind(sender.socket.as_raw_fd(), &UnixAddr::new_unnamed())
-                        .with_context(|| {
-                            format!("bind (autobind) the socket to {endpoint}, for the reply")
-                        })?;
+                    sender._reply_socket = Some(bind_reply_path(&sender.socket, endpoint)?);
                 }
                 sender.audience = Audience::One;
                 return Ok(sender);
@@ -406,6 +405,7 @@ impl Sender {
             announced: false,
             reader_seen: false,
             audience,
+            _reply_socket: None,
         })
     }
 
@@ -471,6 +471,7 @@ impl Sender {
             announced: false,
             reader_seen: false,
             audience: Audience::One,
+            _reply_socket: None,
         })
     }
 
@@ -608,6 +609,43 @@ fn bind_udp(addr: SocketAddr, listen: &Listen) -> anyhow::Result<(Socket, Socket
         .as_socket()
         .with_context(|| format!("getsockname after bind {addr}: not an IP address"))?;
     Ok((socket, bound))
+}
+
+/// Binds a Unix writer's `socket` to `reply.sock` in a new private directory
+/// (`mkdtemp(3)` in `$TMPDIR`, mode 0700; the socket 0600 from birth), so the reader can
+/// answer it; the guard removes both. A path, not an autobound abstract name: PHP's
+/// `socket_recvfrom` reports an abstract sender as an empty string, so a PHP reader could not
+/// answer one. Only our user (or root) can reach it.
+fn bind_reply_path(socket: &Socket, endpoint: &DgramEndpoint) -> anyhow::Result<Cleanup> {
+    let template = std::env::temp_dir().join("ipc-dgram-reply.XXXXXX");
+    let dir = nix::unistd::mkdtemp(&template)
+        .with_context(|| format!("mkdtemp {} (for the reply socket)", template.display()))?;
+    let owned = dir.clone();
+    let dir_guard = Cleanup::register(format!("directory {}", dir.display()), move || {
+        Ok(std::fs::remove_dir(&owned)?)
+    });
+    let path = dir.join("reply.sock");
+    nix::sys::stat::fchmod(
+        socket.as_fd(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .with_context(|| format!("fchmod 0600 on the socket before bind {}", path.display()))?;
+    let addr = SockAddr::unix(&path).with_context(|| format!("bind {}", path.display()))?;
+    socket
+        .bind(&addr)
+        .with_context(|| format!("bind {} (for the reply from {endpoint})", path.display()))?;
+    // One guard for both, file first: a stop signal runs the guards in creation order.
+    let file = std::fs::symlink_metadata(&path)
+        .map(|meta| ipc_common::runtime::paths::FileIdentity::of(&meta))
+        .with_context(|| format!("inspect the reply socket {}", path.display()))?;
+    dir_guard.keep();
+    Ok(Cleanup::register(
+        format!("reply socket {}", path.display()),
+        move || {
+            ipc_common::runtime::paths::remove_if_same(&path, file)?;
+            Ok(std::fs::remove_dir(&dir)?)
+        },
+    ))
 }
 
 /// A UDP writer's socket, its options set for `audience`, connected to `addr`.
