@@ -21,11 +21,11 @@ const SETUP: &str = "ip link set lo up \
     && ip route add 224.0.0.0/4 dev v0 \
     && ip route add default dev v0";
 
-pub const SKIP_LINE: &str = "SKIPPED: multicast/broadcast tests need a private network \
+pub(crate) const SKIP_LINE: &str = "SKIPPED: multicast/broadcast tests need a private network \
 namespace (unshare --net, nsenter, ip, as root); none could be made here";
 
 /// The namespace, alive while this value is.
-pub struct Netns {
+pub(crate) struct Netns {
     _holder: Proc,
     net: String,
 }
@@ -37,7 +37,7 @@ fn in_ci() -> bool {
 impl Netns {
     /// A new namespace, or `None` after the skip line.
     #[track_caller]
-    pub fn create() -> Option<Netns> {
+    pub(crate) fn create() -> Option<Netns> {
         let probe = Command::new("unshare")
             .args(["--net", "--", "nsenter", "--version"])
             .stdout(Stdio::null())
@@ -67,7 +67,7 @@ impl Netns {
     }
 
     /// `inner` (program, arguments, environment) run inside the namespace.
-    pub fn wrap(&self, inner: &Command) -> Command {
+    pub(crate) fn wrap(&self, inner: &Command) -> Command {
         let mut command = Command::new("nsenter");
         command
             .arg(&self.net)
