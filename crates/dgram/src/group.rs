@@ -38,6 +38,20 @@ impl Audience {
     pub fn is_many(self) -> bool {
         self != Audience::One
     }
+
+    /// What a writer can say about who got its datagram, for its progress line: nothing for
+    /// one reader (a missing one was noticed), that nobody can tell for many.
+    pub fn receipt(self) -> &'static str {
+        match self {
+            Audience::One => "",
+            Audience::Multicast => {
+                " (multicast: to every reader there, or none; nobody can tell who received it)"
+            }
+            Audience::Broadcast => {
+                " (broadcast: to every reader there, or none; nobody can tell who received it)"
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for Audience {

@@ -21,6 +21,7 @@ use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, recv, send};
 use socket2::{Domain, SockAddr, Socket};
 
+pub mod cli;
 pub mod group;
 
 pub use group::{Audience, Interface};

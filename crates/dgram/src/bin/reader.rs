@@ -18,7 +18,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dgram::{Interface, Listen, Receiver};
+use dgram::Receiver;
+use dgram::cli::{ReaderManyArgs, ReaderReplyArgs};
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
 use ipc_common::runtime::report;
 use ipc_common::say;
@@ -51,47 +52,17 @@ struct Args {
     )]
     endpoint: DgramEndpoint,
 
-    /// Share the port with other readers (SO_REUSEADDR + SO_REUSEPORT), so each gets every
-    /// broadcast datagram; automatic for a multicast group address.
-    #[arg(long, env = "IPC_DGRAM_SHARED", hide_env = true, help_heading = MANY)]
-    shared: bool,
+    #[command(flatten)]
+    many: ReaderManyArgs,
 
-    /// Join the multicast group on this interface (a name, or one of its addresses)
-    /// [default: the one the route to the group picks].
-    #[arg(
-        long,
-        value_name = "NAME|ADDR",
-        env = "IPC_DGRAM_INTERFACE",
-        hide_env = true,
-        value_parser = interface,
-        help_heading = MANY
-    )]
-    interface: Option<Interface>,
-
-    /// Answer the datagram with TEXT, sent to its sender's address from this same socket.
-    /// A Unix sender must have bound an address (dgram-writer --expect-reply does).
-    #[arg(
-        long,
-        value_name = "TEXT",
-        env = "IPC_DGRAM_REPLY",
-        hide_env = true,
-        allow_hyphen_values = true,
-        help_heading = "Replies"
-    )]
-    reply: Option<std::ffi::OsString>,
+    #[command(flatten)]
+    reply: ReaderReplyArgs,
 
     #[command(flatten)]
     mode: ModeArgs,
 
     #[command(flatten)]
     common: CommonArgs,
-}
-
-const MANY: &str = "Multicast and broadcast";
-
-/// `--interface`, looked up at once: an unknown one is a usage error.
-fn interface(spec: &str) -> Result<Interface, String> {
-    Interface::find(spec).map_err(|err| format!("{err:#}"))
 }
 
 /// The shared environment, and ours.
@@ -110,12 +81,9 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
 
-    let listen = Listen {
-        shared: args.shared,
-        interface: args.interface,
-    };
+    let listen = args.many.listen();
     let mut socket = Receiver::bind_with(&args.endpoint, args.mode.mode, &listen)?;
-    if args.reply.is_some() {
+    if args.reply.reply.is_some() {
         socket.remember_senders();
     }
     if let (true, DgramEndpoint::Unix(path)) = (socket.replaced_stale(), &args.endpoint) {
@@ -131,7 +99,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     say!(deadline, "received {} bytes", datagram.len());
     report::print_payload(datagram)?;
 
-    if let Some(reply) = args.reply {
+    if let Some(reply) = args.reply.reply {
         let to = socket.reply(reply.as_encoded_bytes(), &deadline)?;
         say!(deadline, "replied {} bytes to {to}", reply.len());
     }

@@ -19,7 +19,8 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use dgram::{Interface, SendOptions, Sender};
+use dgram::Sender;
+use dgram::cli::{WriterManyArgs, WriterReplyArgs};
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs};
 use ipc_common::runtime::report;
 use ipc_common::say;
@@ -54,42 +55,14 @@ struct Args {
     #[command(flatten)]
     message: MessageArgs,
 
-    /// Allow a broadcast address (SO_BROADCAST), e.g. udp://255.255.255.255:9999 or a
-    /// subnet's; without it the kernel refuses one (EACCES).
-    #[arg(long, env = "IPC_DGRAM_BROADCAST", hide_env = true, help_heading = MANY)]
-    broadcast: bool,
+    #[command(flatten)]
+    many: WriterManyArgs,
 
-    /// How many routers a multicast datagram may cross (IP_MULTICAST_TTL; 1: this link).
-    #[arg(long, value_name = "HOPS", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(0..=255),
-          env = "IPC_DGRAM_TTL", hide_env = true, help_heading = MANY)]
-    ttl: u32,
-
-    /// Send multicast out of this interface (a name, or one of its addresses)
-    /// [default: the one the route to the group picks].
-    #[arg(long, value_name = "NAME|ADDR", env = "IPC_DGRAM_INTERFACE", hide_env = true,
-          value_parser = interface, help_heading = MANY)]
-    interface: Option<Interface>,
-
-    /// Wait (bounded by --timeout) for the reader's reply on this same socket and print it
-    /// on stdout. Needs one reader: not with a group or --broadcast.
-    #[arg(
-        long,
-        env = "IPC_DGRAM_EXPECT_REPLY",
-        hide_env = true,
-        help_heading = "Replies"
-    )]
-    expect_reply: bool,
+    #[command(flatten)]
+    reply: WriterReplyArgs,
 
     #[command(flatten)]
     common: CommonArgs,
-}
-
-const MANY: &str = "Multicast and broadcast";
-
-/// `--interface`, looked up at once: an unknown one is a usage error.
-fn interface(spec: &str) -> Result<Interface, String> {
-    Interface::find(spec).map_err(|err| format!("{err:#}"))
 }
 
 /// The shared environment, and ours.
@@ -106,12 +79,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let options = SendOptions {
-        broadcast: args.broadcast,
-        ttl: args.ttl,
-        interface: args.interface,
-        expect_reply: args.expect_reply,
-    };
+    let options = args.many.options(&args.reply);
     if let Err(why) = options.check(&args.endpoint) {
         Args::command()
             .error(clap::error::ErrorKind::ArgumentConflict, why)
@@ -125,18 +93,13 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let mut socket = Sender::open(&args.endpoint, &options, &deadline)?;
     socket.send(&message, &deadline)?;
-    if socket.audience().is_many() {
-        say!(
-            deadline,
-            "sent {} bytes to {} ({}: to every reader there, or none; nobody can tell who \
-             received it)",
-            message.len(),
-            socket.url(),
-            socket.audience()
-        );
-    } else {
-        say!(deadline, "sent {} bytes to {}", message.len(), socket.url());
-    }
+    let receipt = socket.audience().receipt();
+    say!(
+        deadline,
+        "sent {} bytes to {}{receipt}",
+        message.len(),
+        socket.url()
+    );
 
     if options.expect_reply {
         let reply = socket.recv_reply(&deadline)?;
