@@ -338,9 +338,33 @@ impl Default for SendOptions {
     }
 }
 
+impl Listen {
+    /// Options that cannot go together with `endpoint`, as a usage error's text.
+    pub fn check(&self, endpoint: &DgramEndpoint) -> Result<(), String> {
+        match endpoint {
+            DgramEndpoint::Unix(_) if self.shared || self.interface.is_some() => {
+                Err("--shared and --interface are for udp:// addresses".into())
+            }
+            DgramEndpoint::Udp(addr) if self.interface.is_some() && !addr.ip().is_multicast() => {
+                Err(format!(
+                    "--interface chooses where to join a multicast group: {endpoint} is none \
+                     (to listen on one interface, bind its address)"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl SendOptions {
     /// Options that cannot go together with `endpoint`, as a usage error's text.
     pub fn check(&self, endpoint: &DgramEndpoint) -> Result<(), String> {
+        let multicast = matches!(endpoint, DgramEndpoint::Udp(addr) if addr.ip().is_multicast());
+        if self.interface.is_some() && !multicast {
+            return Err(format!(
+                "--interface chooses where multicast goes out: {endpoint} is not a group address"
+            ));
+        }
         let audience = match endpoint {
             DgramEndpoint::Udp(addr) => Audience::of(addr, self.broadcast),
             DgramEndpoint::Unix(_) if self.broadcast => {

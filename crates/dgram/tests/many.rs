@@ -154,22 +154,50 @@ fn a_dead_reader_does_not_stop_the_others() {
     all_got_it(readers);
 }
 
+/// Options that make no sense for the address are usage errors (exit 2), not ignored.
 #[test]
-fn a_group_or_broadcast_cannot_expect_a_reply() {
-    let mut writer = ours(WRITER);
-    writer.args(["--timeout", "1", "udp://239.255.0.1:9", "--expect-reply"]);
-    ipc_testkit::run("writer", &mut writer, None)
-        .assert_failure(2, "--expect-reply needs one reader");
-    let mut writer = ours(WRITER);
-    writer.args([
-        "--timeout",
-        "1",
-        "udp://127.255.255.255:9",
-        "--broadcast",
-        "--expect-reply",
-    ]);
-    ipc_testkit::run("writer", &mut writer, None)
-        .assert_failure(2, "--expect-reply needs one reader");
+fn options_that_do_not_fit_the_address_are_usage_errors() {
+    let cases: [(&str, &[&str], &str); 6] = [
+        (
+            WRITER,
+            &["udp://239.255.0.1:9", "--expect-reply"],
+            "--expect-reply needs one reader",
+        ),
+        (
+            WRITER,
+            &["udp://127.255.255.255:9", "--broadcast", "--expect-reply"],
+            "--expect-reply needs one reader",
+        ),
+        (
+            WRITER,
+            &["udg:///nonexistent/s", "--broadcast"],
+            "--broadcast is for udp://",
+        ),
+        (
+            WRITER,
+            &["udp://127.0.0.1:9", "--interface", "lo"],
+            "is not a group address",
+        ),
+        (
+            READER,
+            &["udg:///nonexistent/s", "--shared"],
+            "are for udp:// addresses",
+        ),
+        (
+            READER,
+            &["udp://127.0.0.1:0", "--interface", "lo"],
+            "where to join a multicast group",
+        ),
+    ];
+    for (binary, args, needle) in cases {
+        let mut command = ours(binary);
+        command.args(["--timeout", "1"]).args(args);
+        ipc_testkit::run("usage", &mut command, None).assert_failure(2, needle);
+    }
+    let mut command = ours(READER);
+    command.args(["udp://239.255.0.1:0", "--interface", "no-such-interface"]);
+    ipc_testkit::run("usage", &mut command, None)
+        .assert_failure(2, "no interface has that name or address");
 }
 
 fn php_in(ns: &Netns, php: &Php, script: &str, args: &[&str]) -> Proc {

@@ -4,11 +4,9 @@
 //! Syscalls, as strace shows them (after `pipe2` and `rt_sigaction`, the stop signals' pipe):
 //! `statx(PATH)` (a trusted socket nobody answers a `connect` on is stale: `unlink`ed; anything
 //! else is refused), `socket(AF_UNIX or AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)`,
-//! `fchmod(--mode)`, `bind` (UDP: then `getsockname`), `recvfrom(MSG_TRUNC)` (`poll` while
-//! nothing is queued), `close`, `unlink(PATH)`.
-//!
-//! A group address (`udp://239.255.0.1:9999`) also joins it (`IP_ADD_MEMBERSHIP`); `--reply`
-//! answers the sender with `sendto(2)` on the same socket.
+//! `fchmod(--mode)`, `bind` (UDP: then `getsockname`; a group: `setsockopt(IP_ADD_MEMBERSHIP)`),
+//! `recvfrom(MSG_TRUNC)` (`poll` while nothing is queued), `--reply`: `sendto` the sender from
+//! the same socket, `close`, `unlink(PATH)`.
 //!
 //! ```text
 //! dgram-reader                                # or: dgram-reader udp://127.0.0.1:9999
@@ -17,7 +15,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use dgram::Receiver;
 use dgram::cli::{ReaderManyArgs, ReaderReplyArgs};
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
@@ -82,6 +81,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
 
     let listen = args.many.listen();
+    if let Err(why) = listen.check(&args.endpoint) {
+        Args::command()
+            .error(ErrorKind::ArgumentConflict, why)
+            .exit();
+    }
     let mut socket = Receiver::bind_with(&args.endpoint, args.mode.mode, &listen)?;
     if args.reply.reply.is_some() {
         socket.remember_senders();

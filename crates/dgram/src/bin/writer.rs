@@ -4,12 +4,10 @@
 //!
 //! Syscalls, as strace shows them (after `pipe2` and `rt_sigaction`, the stop signals' pipe):
 //! `openat(PATH, O_PATH|O_NOFOLLOW)` + `statx` (a trusted socket, no symlink), `socket(AF_UNIX or
-//! AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)`, `connect("/proc/self/fd/N")` (retried until a reader is
-//! bound), `sendto` (UDP: `getsockopt(SO_ERROR)` after it, resent while ICMP says nobody
-//! listens), `close`.
-//!
-//! To a group (`udp://239.255.0.1:9999`) or with `--broadcast`: any number of readers, none
-//! known; `--expect-reply` waits for the reader's answer on this same socket.
+//! AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)` (a group or `--broadcast`: `setsockopt` first),
+//! `connect("/proc/self/fd/N")` (retried until a reader is bound), `sendto` (UDP:
+//! `getsockopt(SO_ERROR)` after it, resent while ICMP says nobody listens), `--expect-reply`:
+//! `recvfrom` on the same socket, `close`.
 //!
 //! ```text
 //! dgram-reader                                # or: dgram-reader udp://127.0.0.1:9999
