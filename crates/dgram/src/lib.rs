@@ -452,8 +452,8 @@ impl Sender {
                         PollFlags::POLLIN,
                         deadline,
                         format_args!(
-                            "a reply from {} (the reader got our datagram, or it would have \
-                             been refused; it did not answer: is it running with --reply?)",
+                            "a reply from {} (none came: is it running with --reply? A reader \
+                             that died after our datagram reached its socket cannot answer)",
                             self.peer
                         ),
                     )?;

@@ -84,6 +84,7 @@ fn a_reply_that_never_comes_times_out() {
         let mut command = writer(&url, dir.path(), &["--expect-reply", "--timeout", "1"]);
         let written = Proc::spawn("writer", &mut command).finish();
         written.assert_failure(124, "waiting for a reply from a reader on");
+        assert!(written.stderr.contains("none came"), "{written:?}");
         assert!(written.stdout.is_empty(), "{written:?}");
         reader
             .finish()
@@ -94,6 +95,33 @@ fn a_reply_that_never_comes_times_out() {
             Vec::<String>::new(),
             "left behind"
         );
+    }
+}
+
+/// The reader dies after our datagram reached its socket, before answering: nothing tells the
+/// writer (a Unix datagram socket's peer closing is not an error on it; UDP sends nothing
+/// more), so it waits out its --timeout: exit 124, saying what it waited for.
+#[test]
+fn a_reader_that_dies_before_answering() {
+    for unix in [true, false] {
+        let dir = temp_dir();
+        let url = url(dir.path(), unix);
+        let mut reader = reader(&url, &["--reply", PONG]);
+        let url = reader.listening_url();
+        reader.signal(Signal::SIGSTOP);
+        let mut command = writer(&url, dir.path(), &["--expect-reply", "--timeout", "1"]);
+        let mut writer = Proc::spawn("writer", &mut command);
+        writer.wait_for_stderr("sent ");
+        reader.signal(Signal::SIGKILL);
+        let dead = reader.finish();
+        assert!(dead.stdout.is_empty(), "{dead:?}");
+        let written = writer.finish();
+        written.assert_failure(124, "none came: is it running with --reply?");
+        assert!(written.stdout.is_empty(), "{written:?}");
+        // The killed reader's socket file stays (nobody removes a SIGKILLed process's files);
+        // the writer's reply directory does not.
+        let left = ipc_testkit::contract::files_in(dir.path());
+        assert!(left.iter().all(|f| f.contains("s.sock")), "{left:?}");
     }
 }
 
