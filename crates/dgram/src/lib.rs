@@ -163,8 +163,8 @@ impl Receiver {
         })
     }
 
-    /// From now on, [`Receiver::recv`] notes each datagram's sender (`recvmsg(2)`, which
-    /// returns the address, instead of `recv(2)`), so that [`Receiver::reply`] can answer it.
+    /// From now on, [`Receiver::recv`] notes each datagram's sender (`recvfrom(2)`
+    /// asking for the address, where `recv(2)` asks for none), so that [`Receiver::reply`] can answer it.
     pub fn remember_senders(&mut self) {
         self.sender = Some(None);
     }
@@ -322,8 +322,8 @@ pub struct SendOptions {
     pub ttl: u32,
     /// `IP_MULTICAST_IF` / `IPV6_MULTICAST_IF` for a group address (`None`: the routed one).
     pub interface: Option<Interface>,
-    /// Give the socket an address a reader can answer (Unix: autobind; UDP: `connect(2)`
-    /// gives it an ephemeral port anyway).
+    /// Give the socket an address a reader can answer (Unix: a path in a private
+    /// directory; UDP: `connect(2)` gives it an ephemeral port anyway).
     pub expect_reply: bool,
 }
 
@@ -396,9 +396,8 @@ impl Sender {
     ///
     /// UDP: the socket options are set before `connect(2)`, which refuses a broadcast
     /// address with `EACCES` unless `SO_BROADCAST` is on (the error says to pass
-    /// `--broadcast`). Unix with `expect_reply`: after the connect, `bind(2)` with an empty
-    /// address autobinds the socket to a unique abstract name (unix(7)), which the reader's
-    /// `recvfrom` sees (see [`bind_reply_path`]). Only the reader can send to it: a connected
+    /// `--broadcast`). Unix with `expect_reply`: after the connect, `bind(2)` gives the socket a
+    /// path in a private directory, which the reader's `recvfrom` sees ([`bind_reply_path`]). Only the reader can send to it: a connected
     /// datagram socket takes datagrams from its peer alone.
     pub fn open(
         endpoint: &DgramEndpoint,
@@ -700,8 +699,8 @@ fn connect_udp(
     }
 }
 
-/// `buf` as the buffer socket2's `recvfrom(2)` takes (nix's `recvmsg` has no safe way to
-/// read a Unix sender's abstract address).
+/// `buf` as the buffer socket2's `recvfrom(2)` takes (nix 0.30's `recvmsg` panics formatting
+/// an abstract Unix sender's address).
 fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
     // SAFETY: `MaybeUninit<u8>` has `u8`'s layout, and `recv_from_with_flags` only stores the
     // bytes the kernel received into it, never uninitialized ones: every byte stays
