@@ -397,7 +397,7 @@ impl Sender {
     /// UDP: the socket options are set before `connect(2)`, which refuses a broadcast
     /// address with `EACCES` unless `SO_BROADCAST` is on (the error says to pass
     /// `--broadcast`). Unix with `expect_reply`: after the connect, `bind(2)` gives the socket a
-    /// path in a private directory, which the reader's `recvfrom` sees ([`bind_reply_path`]). Only the reader can send to it: a connected
+    /// path in a private directory, which the reader's `recvfrom` sees (`bind_reply_path`). Only the reader can send to it: a connected
     /// datagram socket takes datagrams from its peer alone.
     pub fn open(
         endpoint: &DgramEndpoint,
