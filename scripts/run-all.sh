@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs the blog's eight IPC examples, writer and reader as two real processes each, with the
 # blog's own default paths, ports and messages, in both start orders where the mechanism allows
-# it, and one stream server with ten concurrent clients. Each side's stdout is compared byte for
-# byte with scripts/expected/<pair>.{reader,writer} (the concurrent server's sorted first); one
-# line per run, then "N passed, M failed". Exits non-zero on any failure.
+# it. Each side's stdout is compared byte for byte with scripts/expected/<pair>.{reader,writer};
+# one line per run, then "N passed, M failed". Exits non-zero on any failure. Then the many-peer
+# rows: the datagram reply (dgram-reply: the reader answers on the same socket) in both orders,
+# the queue's request/response with three clients, one stream server with ten concurrent clients
+# (its lines sorted before the comparison), and multicast and broadcast to three readers inside a
+# private network namespace (run_many; SKIP without one).
 #
 # --trace DIR: also runs each example once more under ipc-trace (strace, reader first) and
 # writes its sequence diagram to DIR/<example>.svg, one more PASS/FAIL line per example
@@ -299,6 +302,76 @@ run_concurrent() {
     for ((i = 1; i <= n; i++)); do
       echo "  client $i stderr:" >&2
       sed 's/^/    /' "$dir/writer.$i.err" >&2
+      done
+    fi
+}
+
+# run_many NAME "READER ARGS" "WRITER ARGS": three readers and one writer, in a private network
+# namespace of this run (unshare --net, holding it with a sleep; the processes enter it with
+# nsenter): a veth pair of its own, 10.77.0.1/24 with a multicast and a default route, so
+# multicast and broadcast never touch this machine's interfaces. Each reader's stdout must be
+# NAME.reader (the writer cannot know who received the datagram: it is the readers that count).
+# Without unshare/nsenter/ip or the right to make a namespace: one SKIP line.
+run_many() {
+  local name=$1 reader_cmd=$2 writer_cmd=$3
+  local dir="$work/$name"
+  mkdir -p "$dir"
+  if ! unshare --net -- nsenter --version >/dev/null 2>&1 || ! command -v ip >/dev/null; then
+    printf 'SKIP  %-10s needs a private network namespace (unshare --net, nsenter, ip, as root)\n' "$name"
+    return 0
+  fi
+  local setup="ip link set lo up && ip link add v0 type veth peer name v1 \
+    && ip addr add 10.77.0.1/24 broadcast 10.77.0.255 dev v0 && ip link set v0 up \
+    && ip link set v1 up && ip route add 224.0.0.0/4 dev v0 && ip route add default dev v0"
+  : >"$dir/netns.err"
+  # Bounded by its own sleep; unshare execs the shell, so $! is the namespace's first process.
+  unshare --net -- sh -c "$setup && echo netns-ready >&2 && exec sleep $step" \
+    2>"$dir/netns.err" &
+  local holder=$! ok=1 i
+  pids+=("$holder")
+  local -a reader_args writer_args reader_pids=()
+  read -r -a reader_args <<<"$reader_cmd"
+  read -r -a writer_args <<<"$writer_cmd"
+  if wait_for_line "$dir/netns.err" '^netns-ready' "$holder"; then
+    local -a enter=(nsenter "--net=/proc/$holder/ns/net" --)
+    for i in 1 2 3; do
+      : >"$dir/reader$i.err"
+      timeout "$step" "${enter[@]}" "$bin/${reader_args[0]}" "${reader_args[@]:1}" \
+        --timeout "$wait_secs" >"$dir/reader$i.out" 2>"$dir/reader$i.err" &
+      reader_pids+=("$!")
+      pids+=("$!")
+      wait_for_line "$dir/reader$i.err" '^listening on' "$!" || ok=0
+    done
+    timeout "$step" "${enter[@]}" "$bin/${writer_args[0]}" "${writer_args[@]:1}" \
+      --timeout "$wait_secs" >"$dir/writer.out" 2>"$dir/writer.err" || {
+      echo "  writer exited with $?" >&2
+      ok=0
+    }
+    for i in 1 2 3; do
+      wait "${reader_pids[$((i - 1))]}" || { echo "  reader $i exited with $?" >&2; ok=0; }
+      if ! diff -u --label "expected $name.reader" --label "actual $name reader $i stdout" \
+        "$expected_dir/$name.reader" "$dir/reader$i.out" >&2; then
+        ok=0
+      fi
+    done
+    if ! diff -u --label "expected $name.writer" --label "actual $name.writer stdout" \
+      "$expected_dir/$name.writer" "$dir/writer.out" >&2; then
+      ok=0
+    fi
+  else
+    ok=0
+  fi
+  kill "$holder" 2>/dev/null || true
+  wait "$holder" 2>/dev/null || true
+  if ((ok)); then
+    passed=$((passed + 1))
+    printf 'PASS  %-10s three readers, private network namespace\n' "$name"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %-10s three readers, private network namespace\n' "$name"
+    for i in netns reader1 reader2 reader3 writer; do
+      echo "  $i stderr:" >&2
+      sed 's/^/    /' "$dir/$i.err" >&2 2>/dev/null || true
     done
   fi
 }
@@ -500,10 +573,14 @@ for order in reader-first writer-first; do
   run_pair shm-sysv "$order" no "shm-reader" "shm-writer"
   run_pair shm-shmop "$order" no "shm-reader --api shmop" "shm-writer --api shmop"
   run_pair mq "$order" no "mq-reader" "mq-writer"
+  run_pair dgram-reply "$order" yes "dgram-reader --reply Received" "dgram-writer --expect-reply"
 done
 run_request_response
 # Ten concurrent stream clients: one server (--connections 10), ten clients at once.
 run_concurrent stream-ten 10 "stream-reader" "stream-writer"
+run_many dgram-multicast "dgram-reader udp://239.255.0.1:9999" "dgram-writer udp://239.255.0.1:9999"
+run_many dgram-broadcast "dgram-reader udp://0.0.0.0:9999 --shared" \
+  "dgram-writer udp://255.255.255.255:9999 --broadcast"
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 
 # trace_example NAME: the example once more under ipc-trace, its diagram to $trace_dir/NAME.svg.

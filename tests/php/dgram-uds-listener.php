@@ -4,10 +4,12 @@
 //   php dgram-uds-listener.php --socket /tmp/ipc-socket.sock [--length 1024] [--timeout 10]
 // socket_recvfrom() silently truncates a datagram longer than --length: pass a bigger one to
 // receive bigger messages.
+// --reply TEXT answers the sender at the path socket_recvfrom() reported (empty: the sender never
+// bound its socket, and cannot be answered).
 
 require __DIR__ . '/common.php';
 
-$opts = options(['socket' => '/tmp/ipc-socket.sock', 'length' => '1024', 'timeout' => '10']);
+$opts = options(['socket' => '/tmp/ipc-socket.sock', 'length' => '1024', 'timeout' => '10', 'reply' => null]);
 $deadline = deadline($opts);
 $socketPath = $opts['socket'];
 
@@ -27,5 +29,14 @@ if ($received === false) {
     socket_failed($opts, $socket, "socket_recvfrom on $socketPath", "a datagram on udg://$socketPath");
 }
 echo $message, "\n";
+if ($opts['reply'] !== null) {
+    if ($from === '') {
+        fail('the sender has no address (it never bound its socket): it cannot be answered');
+    }
+    $sent = socket_sendto($socket, $opts['reply'], strlen($opts['reply']), 0, $from);
+    if ($sent !== strlen($opts['reply'])) {
+        fail("socket_sendto (the reply) $from: " . ($sent === false ? socket_error($socket) : "sent $sent bytes"));
+    }
+}
 
 socket_close($socket);

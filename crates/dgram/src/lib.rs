@@ -5,6 +5,8 @@
 //! Neither allocates per message: the receiver reuses one buffer, as big as the largest datagram
 //! a sender can make; the sender sends from the caller's buffer.
 
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::{Context, anyhow, bail};
@@ -17,7 +19,12 @@ use ipc_common::sockets::sock::{self, errno_of};
 use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, recv, send};
-use socket2::{SockAddr, Socket};
+use socket2::{Domain, SockAddr, Socket};
+
+pub mod cli;
+pub mod group;
+
+pub use group::{Audience, Interface};
 
 /// The blog's message over a Unix domain datagram socket.
 pub const UDS_MESSAGE: &str = "Hello from Sender: UDP/UDS [Datagram]";
@@ -104,12 +111,35 @@ pub struct Receiver {
     buf: Vec<u8>,
     _socket_file: Option<Cleanup>,
     replaced_stale: bool,
+    /// `Some` once [`Receiver::remember_senders`] asked for it: the last datagram's sender.
+    sender: Option<Option<SockAddr>>,
+}
+
+/// How a UDP reader listens besides its address: see [`Receiver::bind_with`].
+#[derive(Clone, Debug, Default)]
+pub struct Listen {
+    /// `SO_REUSEADDR` + `SO_REUSEPORT`: other readers may bind the same port (for broadcast;
+    /// a multicast group address shares its port anyway).
+    pub shared: bool,
+    /// The interface a multicast reader joins its group on (`None`: the one the route picks).
+    pub interface: Option<Interface>,
 }
 
 impl Receiver {
     /// Binds `endpoint`: a socket file with exactly `mode` (a stale one replaced, anything else
     /// refused), or a UDP address (port 0: the kernel picks one, see [`Receiver::url`]).
     pub fn bind(endpoint: &DgramEndpoint, mode: Mode) -> anyhow::Result<Self> {
+        Self::bind_with(endpoint, mode, &Listen::default())
+    }
+
+    /// [`Receiver::bind`], and for UDP: a multicast group address (224.0.0.0/4, ff00::/8) is
+    /// bound with a shared port and joined (`IP_ADD_MEMBERSHIP` / `IPV6_JOIN_GROUP`) on
+    /// `listen.interface`; `listen.shared` shares any other port (for broadcast readers).
+    pub fn bind_with(
+        endpoint: &DgramEndpoint,
+        mode: Mode,
+        listen: &Listen,
+    ) -> anyhow::Result<Self> {
         let mut replaced_stale = false;
         let (socket, url, socket_file) = match endpoint {
             DgramEndpoint::Unix(path) => {
@@ -118,7 +148,7 @@ impl Receiver {
                 (bound.socket, endpoint.clone(), Some(bound.file))
             }
             DgramEndpoint::Udp(addr) => {
-                let (socket, bound) = sock::bind_inet(*addr, SocketKind::Datagram)?;
+                let (socket, bound) = bind_udp(*addr, listen)?;
                 (socket, DgramEndpoint::Udp(bound), None)
             }
         };
@@ -129,7 +159,63 @@ impl Receiver {
             buf,
             _socket_file: socket_file,
             replaced_stale,
+            sender: None,
         })
+    }
+
+    /// From now on, [`Receiver::recv`] notes each datagram's sender (`recvfrom(2)`
+    /// asking for the address, where `recv(2)` asks for none), so that [`Receiver::reply`] can answer it.
+    pub fn remember_senders(&mut self) {
+        self.sender = Some(None);
+    }
+
+    /// Answers the last datagram's sender with `reply`: `sendto(2)` its address, from the
+    /// socket the datagram came in on (the blog's "a new socket" is not needed).
+    ///
+    /// A Unix sender whose socket has no address (it never bound one: the blog's writer, and
+    /// ours without `--expect-reply`) cannot be answered: an error says so. A Unix sender that
+    /// is gone is an error too (`ECONNREFUSED`); a UDP one is not noticed (no ICMP reaches an
+    /// unconnected socket), the reply counts as sent.
+    /// Returns the address answered (`udp://HOST:PORT`, `udg://@NAME`, `udg://PATH`).
+    pub fn reply(&self, reply: &[u8], deadline: &Deadline) -> anyhow::Result<String> {
+        let Some(Some(to)) = &self.sender else {
+            bail!("reply on {}: no datagram received yet", self.url);
+        };
+        let Some(to_url) = sender_url(to) else {
+            bail!(
+                "reply on {}: the sender's socket has no address (it never bound one), so it \
+                 cannot be answered; a writer that wants a reply binds its socket first \
+                 (dgram-writer --expect-reply, or socket_bind in PHP)",
+                self.url
+            );
+        };
+        loop {
+            let sent = self
+                .socket
+                .send_to_with_flags(reply, to, MsgFlags::MSG_NOSIGNAL.bits())
+                .map_err(|err| errno_of(&err).unwrap_or(Errno::UnknownErrno));
+            match sent {
+                Ok(_) => return Ok(to_url),
+                Err(Errno::EAGAIN) => {
+                    wait::wait_fd(
+                        self.socket.as_fd(),
+                        PollFlags::POLLOUT,
+                        deadline,
+                        format_args!("room in the queue of the writer at {to_url} (for the reply)"),
+                    )?;
+                }
+                Err(Errno::EINTR) => {}
+                Err(errno @ (Errno::ECONNREFUSED | Errno::ENOENT)) => bail!(
+                    "reply of {} bytes to {to_url}: {errno} (the writer is gone; the datagram it \
+                     sent was received and printed)",
+                    reply.len()
+                ),
+                Err(errno) => {
+                    return Err(errno)
+                        .with_context(|| format!("reply of {} bytes to {to_url}", reply.len()));
+                }
+            }
+        }
     }
 
     /// Whether binding removed a stale socket file first (nobody was listening on it).
@@ -163,7 +249,18 @@ impl Receiver {
     pub fn recv(&mut self, deadline: &Deadline) -> anyhow::Result<&[u8]> {
         let fd = self.socket.as_raw_fd();
         loop {
-            match recv(fd, &mut self.buf, MsgFlags::MSG_TRUNC) {
+            let received = match &mut self.sender {
+                None => recv(fd, &mut self.buf, MsgFlags::MSG_TRUNC),
+                Some(sender) => self
+                    .socket
+                    .recv_from_with_flags(as_uninit(&mut self.buf), MsgFlags::MSG_TRUNC.bits())
+                    .map(|(size, from)| {
+                        *sender = Some(from);
+                        size
+                    })
+                    .map_err(|err| errno_of(&err).unwrap_or(Errno::UnknownErrno)),
+            };
+            match received {
                 Ok(size) if size <= self.buf.len() => return Ok(&self.buf[..size]),
                 Ok(size) => bail!(
                     "recv on {}: a {size}-byte datagram, bigger than the {} bytes any sender \
@@ -211,9 +308,168 @@ pub struct Sender {
     /// UDP: a datagram went out and no refusal came back, so the reader is there; until a
     /// refusal says otherwise, `SO_ERROR` need not be read after every send.
     reader_seen: bool,
+    audience: Audience,
+    /// Unix with `expect_reply`: removes the reply socket's file and private directory.
+    _reply_socket: Option<Cleanup>,
+}
+
+/// How a writer sends besides its address: see [`Sender::open`].
+#[derive(Clone, Debug)]
+pub struct SendOptions {
+    /// `SO_BROADCAST`: the address may be a broadcast address.
+    pub broadcast: bool,
+    /// `IP_MULTICAST_TTL` / `IPV6_MULTICAST_HOPS` for a group address (1: this link only).
+    pub ttl: u32,
+    /// `IP_MULTICAST_IF` / `IPV6_MULTICAST_IF` for a group address (`None`: the routed one).
+    pub interface: Option<Interface>,
+    /// Give the socket an address a reader can answer (Unix: a path in a private
+    /// directory; UDP: `connect(2)` gives it an ephemeral port anyway).
+    pub expect_reply: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            broadcast: false,
+            ttl: 1,
+            interface: None,
+            expect_reply: false,
+        }
+    }
+}
+
+impl Listen {
+    /// Options that cannot go together with `endpoint`, as a usage error's text.
+    pub fn check(&self, endpoint: &DgramEndpoint) -> Result<(), String> {
+        match endpoint {
+            DgramEndpoint::Unix(_) if self.shared || self.interface.is_some() => {
+                Err("--shared and --interface are for udp:// addresses".into())
+            }
+            DgramEndpoint::Udp(addr) if self.interface.is_some() && !addr.ip().is_multicast() => {
+                Err(format!(
+                    "--interface chooses where to join a multicast group: {endpoint} is none \
+                     (to listen on one interface, bind its address)"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl SendOptions {
+    /// Options that cannot go together with `endpoint`, as a usage error's text.
+    pub fn check(&self, endpoint: &DgramEndpoint) -> Result<(), String> {
+        let multicast = matches!(endpoint, DgramEndpoint::Udp(addr) if addr.ip().is_multicast());
+        if self.interface.is_some() && !multicast {
+            return Err(format!(
+                "--interface chooses where multicast goes out: {endpoint} is not a group address"
+            ));
+        }
+        let audience = match endpoint {
+            DgramEndpoint::Udp(addr) => Audience::of(addr, self.broadcast),
+            DgramEndpoint::Unix(_) if self.broadcast => {
+                return Err(
+                    "--broadcast is for udp:// addresses; a Unix socket has one reader".into(),
+                );
+            }
+            DgramEndpoint::Unix(_) => Audience::One,
+        };
+        if self.expect_reply && audience.is_many() {
+            return Err(format!(
+                "--expect-reply needs one reader: {endpoint} may reach many, and each would \
+                 answer from its own address"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Sender {
+    /// Who a datagram of ours reaches: one reader, or any number ([`Audience::is_many`]),
+    /// which no sender can count.
+    pub fn audience(&self) -> Audience {
+        self.audience
+    }
+
+    /// [`Sender::connect`] with `options`: multicast and broadcast (UDP), and an address for
+    /// replies.
+    ///
+    /// UDP: the socket options are set before `connect(2)`, which refuses a broadcast
+    /// address with `EACCES` unless `SO_BROADCAST` is on (the error says to pass
+    /// `--broadcast`). Unix with `expect_reply`: after the connect, `bind(2)` gives the socket a
+    /// path in a private directory, which the reader's `recvfrom` sees (`bind_reply_path`). Only the reader can send to it: a connected
+    /// datagram socket takes datagrams from its peer alone.
+    pub fn open(
+        endpoint: &DgramEndpoint,
+        options: &SendOptions,
+        deadline: &Deadline,
+    ) -> anyhow::Result<Self> {
+        let (socket, audience) = match endpoint {
+            DgramEndpoint::Udp(addr) => {
+                let audience = Audience::of(addr, options.broadcast);
+                (connect_udp(*addr, audience, options)?, audience)
+            }
+            DgramEndpoint::Unix(_) => {
+                let mut sender = Self::connect(endpoint, deadline)?;
+                if options.expect_reply {
+                    sender._reply_socket = Some(bind_reply_path(&sender.socket, endpoint)?);
+                }
+                sender.audience = Audience::One;
+                return Ok(sender);
+            }
+        };
+        let send_buffer = socket
+            .send_buffer_size()
+            .with_context(|| format!("getsockopt(SO_SNDBUF) on the socket to {endpoint}"))?;
+        Ok(Sender {
+            socket,
+            url: endpoint.clone(),
+            peer: format!("a reader on {endpoint}"),
+            send_buffer,
+            announced: false,
+            reader_seen: false,
+            audience,
+            _reply_socket: None,
+        })
+    }
+
+    /// Waits (until `deadline`) for the reader's reply on our own socket and returns it whole.
+    /// Only the reader can send it: our socket is connected to the reader's address.
+    pub fn recv_reply(&self, deadline: &Deadline) -> anyhow::Result<Vec<u8>> {
+        let mut buf = vec![0; largest_datagram(&self.url)?];
+        let fd = self.socket.as_raw_fd();
+        loop {
+            match recv(fd, &mut buf, MsgFlags::MSG_TRUNC) {
+                Ok(size) if size <= buf.len() => {
+                    buf.truncate(size);
+                    return Ok(buf);
+                }
+                Ok(size) => bail!("recv the reply from {}: {size} bytes, too big", self.url),
+                Err(Errno::EAGAIN) => {
+                    wait::wait_fd(
+                        self.socket.as_fd(),
+                        PollFlags::POLLIN,
+                        deadline,
+                        format_args!(
+                            "a reply from {} (none came: is it running with --reply? A reader \
+                             that died after our datagram reached its socket cannot answer)",
+                            self.peer
+                        ),
+                    )?;
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::ECONNREFUSED) => bail!(
+                    "recv the reply from {}: {} (the reader went away without answering)",
+                    self.url,
+                    Errno::ECONNREFUSED
+                ),
+                Err(errno) => {
+                    return Err(errno).with_context(|| format!("recv the reply from {}", self.url));
+                }
+            }
+        }
+    }
+
     /// Connects a new socket to the reader at `endpoint`, waiting for it until `deadline`.
     ///
     /// Unix: `connect(2)` to the socket file is retried while the file is missing or nobody is
@@ -238,6 +494,8 @@ impl Sender {
             send_buffer,
             announced: false,
             reader_seen: false,
+            audience: Audience::One,
+            _reply_socket: None,
         })
     }
 
@@ -353,6 +611,114 @@ impl Sender {
             .with_context(|| format!("getsockopt(SO_SNDBUF) on the socket to {}", self.url))?;
         Ok(())
     }
+}
+
+/// A UDP reader's socket: shared port and group membership as `listen` and the address ask
+/// (see [`Receiver::bind_with`]), bound, with the port it really got.
+fn bind_udp(addr: SocketAddr, listen: &Listen) -> anyhow::Result<(Socket, SocketAddr)> {
+    let socket = sock::new_socket(Domain::for_address(addr), SocketKind::Datagram)?;
+    let multicast = addr.ip().is_multicast();
+    if listen.shared || multicast {
+        group::share_port(&socket, &addr)?;
+    }
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("bind {addr}"))?;
+    if multicast {
+        group::join(&socket, addr.ip(), listen.interface.as_ref())?;
+    }
+    let bound = socket
+        .local_addr()
+        .with_context(|| format!("getsockname after bind {addr}"))?
+        .as_socket()
+        .with_context(|| format!("getsockname after bind {addr}: not an IP address"))?;
+    Ok((socket, bound))
+}
+
+/// Binds a Unix writer's `socket` to `reply.sock` in a new private directory
+/// (`mkdtemp(3)` in `$TMPDIR`, mode 0700; the socket 0600 from birth), so the reader can
+/// answer it; the guard removes both. A path, not an autobound abstract name: PHP's
+/// `socket_recvfrom` reports an abstract sender as an empty string, so a PHP reader could not
+/// answer one. Only our user (or root) can reach it.
+fn bind_reply_path(socket: &Socket, endpoint: &DgramEndpoint) -> anyhow::Result<Cleanup> {
+    let template = std::env::temp_dir().join("ipc-dgram-reply.XXXXXX");
+    let dir = nix::unistd::mkdtemp(&template)
+        .with_context(|| format!("mkdtemp {} (for the reply socket)", template.display()))?;
+    let owned = dir.clone();
+    let dir_guard = Cleanup::register(format!("directory {}", dir.display()), move || {
+        Ok(std::fs::remove_dir(&owned)?)
+    });
+    let path = dir.join("reply.sock");
+    nix::sys::stat::fchmod(
+        socket.as_fd(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .with_context(|| format!("fchmod 0600 on the socket before bind {}", path.display()))?;
+    let addr = SockAddr::unix(&path).with_context(|| format!("bind {}", path.display()))?;
+    socket
+        .bind(&addr)
+        .with_context(|| format!("bind {} (for the reply from {endpoint})", path.display()))?;
+    // One guard for both, file first: a stop signal runs the guards in creation order.
+    let file = std::fs::symlink_metadata(&path)
+        .map(|meta| ipc_common::runtime::paths::FileIdentity::of(&meta))
+        .with_context(|| format!("inspect the reply socket {}", path.display()))?;
+    dir_guard.keep();
+    Ok(Cleanup::register(
+        format!("reply socket {}", path.display()),
+        move || {
+            ipc_common::runtime::paths::remove_if_same(&path, file)?;
+            Ok(std::fs::remove_dir(&dir)?)
+        },
+    ))
+}
+
+/// A UDP writer's socket, its options set for `audience`, connected to `addr`.
+fn connect_udp(
+    addr: SocketAddr,
+    audience: Audience,
+    options: &SendOptions,
+) -> anyhow::Result<Socket> {
+    let socket = sock::new_socket(Domain::for_address(addr), SocketKind::Datagram)?;
+    match audience {
+        Audience::Multicast => {
+            group::multicast_out(&socket, &addr, options.ttl, options.interface.as_ref())?;
+        }
+        Audience::Broadcast => socket
+            .set_broadcast(true)
+            .with_context(|| format!("setsockopt(SO_BROADCAST) for {addr}"))?,
+        Audience::One => {}
+    }
+    match socket.connect(&addr.into()) {
+        Ok(()) => Ok(socket),
+        Err(err) if errno_of(&err) == Some(Errno::EACCES) => bail!(
+            "connect to udp://{addr}: {} (a broadcast address: pass --broadcast to send to \
+             every reader on the link)",
+            Errno::EACCES
+        ),
+        Err(err) => Err(err).with_context(|| format!("connect to udp://{addr}")),
+    }
+}
+
+/// `buf` as the buffer socket2's `recvfrom(2)` takes (nix 0.30's `recvmsg` panics formatting
+/// an abstract Unix sender's address).
+fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has `u8`'s layout, and `recv_from_with_flags` only stores the
+    // bytes the kernel received into it, never uninitialized ones: every byte stays
+    // initialized for our later reads as `u8`.
+    unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) }
+}
+
+/// A datagram sender's address as a URL (`udg://@NAME` for an abstract Unix address), or
+/// `None` for a Unix socket that has no address (it cannot be answered).
+fn sender_url(addr: &SockAddr) -> Option<String> {
+    if let Some(inet) = addr.as_socket() {
+        return Some(format!("udp://{inet}"));
+    }
+    if let Some(path) = addr.as_pathname() {
+        return Some(format!("udg://{}", path.display()));
+    }
+    addr.as_abstract_namespace()
+        .map(|name| format!("udg://@{}", name.escape_ascii()))
 }
 
 /// The error for a datagram over the protocol's limit, naming the limit.

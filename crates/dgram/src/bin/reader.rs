@@ -4,8 +4,9 @@
 //! Syscalls, as strace shows them (after `pipe2` and `rt_sigaction`, the stop signals' pipe):
 //! `statx(PATH)` (a trusted socket nobody answers a `connect` on is stale: `unlink`ed; anything
 //! else is refused), `socket(AF_UNIX or AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)`,
-//! `fchmod(--mode)`, `bind` (UDP: then `getsockname`), `recvfrom(MSG_TRUNC)` (`poll` while
-//! nothing is queued), `close`, `unlink(PATH)`.
+//! `fchmod(--mode)`, `bind` (UDP: then `getsockname`; a group: `setsockopt(IP_ADD_MEMBERSHIP)`),
+//! `recvfrom(MSG_TRUNC)` (`poll` while nothing is queued), `--reply`: `sendto` the sender from
+//! the same socket, `close`, `unlink(PATH)`.
 //!
 //! ```text
 //! dgram-reader                                # or: dgram-reader udp://127.0.0.1:9999
@@ -14,8 +15,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use dgram::Receiver;
+use dgram::cli::{ReaderManyArgs, ReaderReplyArgs};
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
 use ipc_common::runtime::report;
 use ipc_common::say;
@@ -31,7 +34,10 @@ use ipc_common::sockets::endpoint::DgramEndpoint;
                   (default udg:///tmp/ipc-socket.sock) and UDP/IP [Datagram] listener \
                   (udp://127.0.0.1:9999).\n\nPrints `listening on URL` on stderr once bound (with \
                   the real port), then the datagram, whole, on stdout followed by a newline. \
-                  Removes its socket file when it ends.",
+                  Removes its socket file when it ends.\n\nA multicast group address \
+                  (udp://239.255.0.1:9999, udp://[ff15::1]:9999) is joined, its port shared \
+                  with other readers; for broadcast, bind udp://0.0.0.0:PORT with --shared. \
+                  Several readers then each get a copy, and no writer learns who did.",
     after_help = environment()
 )]
 struct Args {
@@ -46,6 +52,12 @@ struct Args {
     endpoint: DgramEndpoint,
 
     #[command(flatten)]
+    many: ReaderManyArgs,
+
+    #[command(flatten)]
+    reply: ReaderReplyArgs,
+
+    #[command(flatten)]
     mode: ModeArgs,
 
     #[command(flatten)]
@@ -54,7 +66,10 @@ struct Args {
 
 /// The shared environment, and ours.
 fn environment() -> String {
-    format!("{ENVIRONMENT}\n  IPC_DGRAM_URL (the URL)")
+    format!(
+        "{ENVIRONMENT}\n  IPC_DGRAM_URL (the URL), IPC_DGRAM_SHARED, IPC_DGRAM_INTERFACE, \
+         IPC_DGRAM_REPLY"
+    )
 }
 
 fn main() -> ExitCode {
@@ -65,7 +80,16 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
 
-    let mut socket = Receiver::bind(&args.endpoint, args.mode.mode)?;
+    let listen = args.many.listen();
+    if let Err(why) = listen.check(&args.endpoint) {
+        Args::command()
+            .error(ErrorKind::ArgumentConflict, why)
+            .exit();
+    }
+    let mut socket = Receiver::bind_with(&args.endpoint, args.mode.mode, &listen)?;
+    if args.reply.reply.is_some() {
+        socket.remember_senders();
+    }
     if let (true, DgramEndpoint::Unix(path)) = (socket.replaced_stale(), &args.endpoint) {
         say!(
             deadline,
@@ -78,6 +102,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let datagram = socket.recv(&deadline)?;
     say!(deadline, "received {} bytes", datagram.len());
     report::print_payload(datagram)?;
+
+    if let Some(reply) = args.reply.reply {
+        let to = socket.reply(reply.as_encoded_bytes(), &deadline)?;
+        say!(deadline, "replied {} bytes to {to}", reply.len());
+    }
 
     socket.close()
 }

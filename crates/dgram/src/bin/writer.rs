@@ -4,9 +4,10 @@
 //!
 //! Syscalls, as strace shows them (after `pipe2` and `rt_sigaction`, the stop signals' pipe):
 //! `openat(PATH, O_PATH|O_NOFOLLOW)` + `statx` (a trusted socket, no symlink), `socket(AF_UNIX or
-//! AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)`, `connect("/proc/self/fd/N")` (retried until a reader is
-//! bound), `sendto` (UDP: `getsockopt(SO_ERROR)` after it, resent while ICMP says nobody
-//! listens), `close`.
+//! AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)` (a group or `--broadcast`: `setsockopt` first),
+//! `connect("/proc/self/fd/N")` (retried until a reader is bound), `sendto` (UDP:
+//! `getsockopt(SO_ERROR)` after it, resent while ICMP says nobody listens), `--expect-reply`:
+//! `recvfrom` on the same socket, `close`.
 //!
 //! ```text
 //! dgram-reader                                # or: dgram-reader udp://127.0.0.1:9999
@@ -15,8 +16,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use dgram::Sender;
+use dgram::cli::{WriterManyArgs, WriterReplyArgs};
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs};
 use ipc_common::runtime::report;
 use ipc_common::say;
@@ -32,7 +34,10 @@ use ipc_common::sockets::endpoint::DgramEndpoint;
                   udg:///tmp/ipc-socket.sock, message `Hello from Sender: UDP/UDS [Datagram]`) \
                   and UDP/IP [Datagram] sender (udp://127.0.0.1:9999, message `Hello from \
                   Sender: UDP/IP [Datagram]`).\n\nWaits for the reader if it is not there yet. \
-                  Prints nothing on stdout.",
+                  Prints nothing on stdout (with --expect-reply: the reply).\n\nTo a multicast \
+                  group (udp://239.255.0.1:9999) or a broadcast address (--broadcast), the \
+                  datagram reaches every reader there, or none: a writer cannot know who \
+                  received it, and exit 0 means only that it was sent.",
     after_help = environment()
 )]
 struct Args {
@@ -49,12 +54,21 @@ struct Args {
     message: MessageArgs,
 
     #[command(flatten)]
+    many: WriterManyArgs,
+
+    #[command(flatten)]
+    reply: WriterReplyArgs,
+
+    #[command(flatten)]
     common: CommonArgs,
 }
 
 /// The shared environment, and ours.
 fn environment() -> String {
-    format!("{ENVIRONMENT}\n  IPC_DGRAM_URL (the URL)")
+    format!(
+        "{ENVIRONMENT}\n  IPC_DGRAM_URL (the URL), IPC_DGRAM_BROADCAST, IPC_DGRAM_TTL, \
+         IPC_DGRAM_INTERFACE, IPC_DGRAM_EXPECT_REPLY"
+    )
 }
 
 fn main() -> ExitCode {
@@ -63,15 +77,33 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let options = args.many.options(&args.reply);
+    if let Err(why) = options.check(&args.endpoint) {
+        Args::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, why)
+            .exit();
+    }
     let deadline = args.common.start();
     let limit = dgram::message_limit(&args.endpoint)?;
     let message = args
         .message
         .payload(dgram::default_message(&args.endpoint), limit, &deadline)?;
 
-    let mut socket = Sender::connect(&args.endpoint, &deadline)?;
+    let mut socket = Sender::open(&args.endpoint, &options, &deadline)?;
     socket.send(&message, &deadline)?;
-    say!(deadline, "sent {} bytes to {}", message.len(), socket.url());
+    let receipt = socket.audience().receipt();
+    say!(
+        deadline,
+        "sent {} bytes to {}{receipt}",
+        message.len(),
+        socket.url()
+    );
+
+    if options.expect_reply {
+        let reply = socket.recv_reply(&deadline)?;
+        say!(deadline, "received a {}-byte reply", reply.len());
+        report::print_payload(&reply)?;
+    }
     socket.close();
     Ok(())
 }
