@@ -305,10 +305,15 @@ impl Redis {
 
     /// The next message for `consumer`: one another reader left pending for `claim_after`
     /// (`XAUTOCLAIM`), else a new one (`XREADGROUP ... BLOCK`, in slices), until `deadline`.
-    /// Reconnects when Redis restarts. Entries trimmed away while pending are reported in
-    /// [`Received::lost`].
-    pub fn receive(&mut self, from: &Group<'_>, deadline: &Deadline) -> anyhow::Result<Received> {
-        let received = self.wait_for_entry(from, deadline);
+    /// Reconnects when Redis restarts. Entries that were pending but had been trimmed from the
+    /// stream before anyone acknowledged them are lost: their ids go to `lost` as they are found.
+    pub fn receive(
+        &mut self,
+        from: &Group<'_>,
+        deadline: &Deadline,
+        lost: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<Entry> {
+        let received = self.wait_for_entry(from, deadline, lost);
         if received.is_err() {
             // Timed out or stopped: our consumer (made by the first read) is not left in the
             // group, unless something is pending for it. One second of our own for that.
@@ -322,15 +327,15 @@ impl Redis {
         &mut self,
         from: &Group<'_>,
         deadline: &Deadline,
-    ) -> anyhow::Result<Received> {
-        let mut lost = Vec::new();
+        lost: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<Entry> {
         let mut announced = false;
         let mut next_claim = Instant::now();
         loop {
             cleanup::check_interrupted()?;
             let attempt = if Instant::now() >= next_claim {
                 next_claim = Instant::now() + from.claim_after.clamp(SLICE, Duration::from_secs(1));
-                self.claim(from, &mut lost, deadline)
+                self.claim(from, lost, deadline)
             } else {
                 Ok(None)
             };
@@ -339,7 +344,7 @@ impl Redis {
                 other => other,
             };
             match attempt {
-                Ok(Some(entry)) => return Ok(Received { entry, lost }),
+                Ok(Some(entry)) => return Ok(entry),
                 Ok(None) if deadline.expired() => {
                     return Err(deadline.timed_out(format_args!(
                         "a message on stream {} at {}",
@@ -378,7 +383,7 @@ impl Redis {
     fn claim(
         &mut self,
         from: &Group<'_>,
-        lost: &mut Vec<String>,
+        lost: &mut dyn FnMut(&str),
         deadline: &Deadline,
     ) -> redis::RedisResult<Option<Entry>> {
         let mut start = "0-0".to_owned();
@@ -391,7 +396,7 @@ impl Redis {
                 .arg(1);
             let reply: redis::streams::StreamAutoClaimReply =
                 self.query(&cmd, deadline, Duration::ZERO)?;
-            lost.extend(reply.deleted_ids);
+            reply.deleted_ids.iter().for_each(|id| lost(id));
             if let Some(id) = reply.claimed.into_iter().next() {
                 return Ok(Some(Entry::from(id, true)));
             }
@@ -517,14 +522,6 @@ impl Entry {
             claimed,
         }
     }
-}
-
-/// What [`Redis::receive`] got: the entry, and the ids of entries that were pending but had
-/// been trimmed from the stream before anyone acknowledged them (lost, and said so).
-#[derive(Debug)]
-pub struct Received {
-    pub entry: Entry,
-    pub lost: Vec<String>,
 }
 
 /// A consumer name of our own: host and process id, as unique as the group needs.

@@ -103,15 +103,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    let received = redis.receive(&from, &deadline)?;
-    for id in &received.lost {
+    let entry = redis.receive(&from, &deadline, &mut |id| {
         report::warn(format_args!(
             "entry {id} was received by a reader that never acknowledged it, and has since been \
              trimmed from stream {}: that message is lost",
             from.stream
         ));
-    }
-    let entry = received.entry;
+    })?;
     let (id, stream) = (&entry.id, from.stream);
     say!(
         deadline,
