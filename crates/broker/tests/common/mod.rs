@@ -37,6 +37,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub port: u16,
     extra: Vec<String>,
+    /// A command redis-server runs under (`ip netns exec NAME`), if any.
+    pub prefix: Vec<String>,
     child: Option<Child>,
 }
 
@@ -58,6 +60,7 @@ impl Server {
             dir: ipc_testkit::temp_dir(),
             port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            prefix: Vec::new(),
             child: None,
         }
     }
@@ -75,7 +78,14 @@ impl Server {
     }
 
     pub fn command(&self) -> Command {
-        let mut command = Command::new(REDIS_SERVER);
+        let mut command = match self.prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(REDIS_SERVER);
+                command
+            }
+            None => Command::new(REDIS_SERVER),
+        };
         let dir = self.dir.path();
         command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
