@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the blog's eight IPC examples, writer and reader as two real processes each, with the
-# blog's own default paths, ports and messages, in both start orders where the mechanism allows
-# it. Each side's stdout is compared byte for byte with scripts/expected/<pair>.{reader,writer};
+# Runs the blog's eight IPC examples (and the message queue on Redis Streams where redis-server is
+# installed), writer and reader as two real processes each, with the blog's own default paths,
+# ports and messages, in both start orders where the mechanism allows it. Each side's stdout is compared byte for byte with scripts/expected/<pair>.{reader,writer};
 # one line per run, then "N passed, M failed". Exits non-zero on any failure.
 #
 # --trace DIR: also runs each example once more under ipc-trace (strace, reader first) and
@@ -82,7 +82,7 @@ fi
 cargo build --quiet --manifest-path "$root/Cargo.toml" \
   --bin dgram-reader --bin dgram-writer --bin stream-reader --bin stream-writer \
   --bin fifo-reader --bin fifo-writer --bin shm-reader --bin shm-writer \
-  --bin mq-reader --bin mq-writer "${extra_bins[@]}"
+  --bin mq-reader --bin mq-writer --bin broker-reader --bin broker-writer "${extra_bins[@]}"
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target_dir/debug"
@@ -374,7 +374,30 @@ if ((blog)); then
   exit "$blog_exit"
 fi
 
+# The message queue on Redis Streams (crates/broker), only where redis-server is installed: on the
+# Unix socket of a redis-server this run starts in its own directory (nothing saved), never on a
+# Redis that was running here before; the other pairs do not wait for it.
+broker_url=
+start_redis() {
+  if ! command -v redis-server >/dev/null; then
+    echo "skip  broker     redis-server not installed (apt-get install -y redis-server)"
+    return 0
+  fi
+  local dir="$work/redis"
+  mkdir -p "$dir"
+  redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --dir "$dir" \
+    --save '' --appendonly no --logfile '' >"$dir/log" 2>&1 &
+  pids+=("$!")
+  if wait_for_line "$dir/log" 'ready to accept connections' "$!"; then
+    broker_url="unix://$dir/redis.sock"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %-10s redis-server did not start\n' broker
+  fi
+}
+
 preflight
+start_redis
 start=$(date +%s%N)
 for order in reader-first writer-first; do
   run_pair dgram-uds "$order" yes "dgram-reader" "dgram-writer"
@@ -385,6 +408,9 @@ for order in reader-first writer-first; do
   run_pair shm-sysv "$order" no "shm-reader" "shm-writer"
   run_pair shm-shmop "$order" no "shm-reader --api shmop" "shm-writer --api shmop"
   run_pair mq "$order" no "mq-reader" "mq-writer"
+  if [[ -n $broker_url ]]; then
+    run_pair broker "$order" no "broker-reader --url $broker_url" "broker-writer --url $broker_url"
+  fi
 done
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 
