@@ -2,7 +2,8 @@
 # Runs the blog's eight IPC examples (and the message queue on Redis Streams where redis-server is
 # installed), writer and reader as two real processes each, with the blog's own default paths,
 # ports and messages, in both start orders where the mechanism allows it. Each side's stdout is
-# compared byte for byte with scripts/expected/<pair>.{reader,writer}; one line per run, then "N passed, M failed". Exits non-zero on any failure.
+# compared byte for byte with scripts/expected/<pair>.{reader,writer}; one line per run, then
+# "N passed, M failed". Exits non-zero on any failure.
 #
 # --trace DIR: also runs each example once more under ipc-trace (strace, reader first) and
 # writes its sequence diagram to DIR/<example>.svg, one more PASS/FAIL line per example
