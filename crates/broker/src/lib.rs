@@ -572,3 +572,40 @@ pub fn decode(body: &[u8], raw: bool, format: Format) -> anyhow::Result<mq::Prin
         array_echoed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_take_no_password() {
+        assert!(parse_url("redis://127.0.0.1:6379").is_ok());
+        assert!(parse_url("redis://user@127.0.0.1:6379/2").is_ok());
+        assert!(parse_url("unix:///run/redis/redis.sock").is_ok());
+        assert!(parse_url("rediss://localhost:6380").is_ok());
+        let err = parse_url("redis://:secret@127.0.0.1").unwrap_err();
+        assert!(
+            err.contains("IPC_BROKER_PASSWORD") && !err.contains("secret"),
+            "{err}"
+        );
+        assert!(parse_url("http://x").is_err());
+    }
+
+    #[test]
+    fn decodes_as_the_sysv_reader_does() {
+        let body = php::serialize(&Value::String(b"hi".to_vec()));
+        assert_eq!(decode(&body, false, Format::Echo).unwrap().bytes, b"hi");
+        assert_eq!(decode(&body, true, Format::Echo).unwrap().bytes, body);
+        assert_eq!(decode(b"i:42;", false, Format::Json).unwrap().bytes, b"42");
+        assert!(decode(b"not serialized", false, Format::Echo).is_err());
+    }
+
+    #[test]
+    fn claim_after_parses_seconds() {
+        assert_eq!(parse_secs("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_secs("0.25").unwrap(), Duration::from_millis(250));
+        assert!(
+            parse_secs("-1").is_err() && parse_secs("NaN").is_err() && parse_secs("1e10").is_err()
+        );
+    }
+}
