@@ -66,6 +66,7 @@ option";
 
 /// The options that name the server and the stream, the same for both sides.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Redis server")]
 pub struct ServerArgs {
     /// The Redis server: redis://[USER@]HOST[:PORT][/DB], rediss://... for TLS, or
     /// unix:///path/to/redis.sock. No password in it: see IPC_BROKER_PASSWORD.

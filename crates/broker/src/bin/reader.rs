@@ -22,6 +22,9 @@ use ipc_common::runtime::report;
 use ipc_common::say;
 use mq::Format;
 
+/// `--help`'s heading of the consumer group's options.
+const GROUP: &str = "Consumer group (at least once)";
+
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
 #[command(
@@ -45,7 +48,7 @@ struct Args {
 
     /// The consumer group: readers in one group share the messages, each message goes to one.
     #[arg(long, value_name = "NAME", default_value = broker::DEFAULT_GROUP,
-        env = "IPC_BROKER_GROUP", hide_env = true)]
+        env = "IPC_BROKER_GROUP", hide_env = true, help_heading = GROUP)]
     group: String,
 
     /// This reader's name in the group [default: HOST-PID].
@@ -59,7 +62,8 @@ struct Args {
 
     /// Take over a message another reader received but did not acknowledge once it has been
     /// pending this long (a reader that died); 0 takes any pending message at once.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = broker::parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = broker::parse_secs,
+        help_heading = GROUP)]
     claim_after: Duration,
 
     /// Print the message's bytes as they are, for a writer that sent --raw.

@@ -46,12 +46,13 @@ struct Args {
 
     /// The message type (the SysV mtype), sent as the entry's `type` field.
     #[arg(long = "type", value_name = "N", default_value = "1", env = "IPC_BROKER_TYPE",
-        hide_env = true, value_parser = clap::value_parser!(i64).range(1..))]
+        hide_env = true, value_parser = clap::value_parser!(i64).range(1..),
+        help_heading = "Message")]
     mtype: i64,
 
     /// Refuse a message (as sent, serialized or not) over N bytes [default: Redis's own limit
     /// on a string, 512 MiB].
-    #[arg(long, value_name = "N", default_value_t = broker::REDIS_MAX_BULK,
+    #[arg(long, value_name = "N", default_value_t = broker::REDIS_MAX_BULK, help_heading = "Message",
         value_parser = clap::value_parser!(u64).range(1..=broker::REDIS_MAX_BULK as u64)
             .map(|n| n as usize))]
     max_size: usize,
