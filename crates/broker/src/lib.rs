@@ -33,15 +33,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use ipc_common::php::{self, JsonFlags, Value};
 use ipc_common::runtime::cleanup;
 use ipc_common::runtime::wait::{self, Deadline, Timeout};
-use mq::Format;
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
 
 /// The blog's message (the SysV queue's).
-pub const MESSAGE: &str = mq::MESSAGE;
+pub const MESSAGE: &str = "Hello from Writer: Message Queue";
 /// Where Redis listens by default.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 /// The stream: the blog's queue name.
@@ -545,11 +544,81 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+// The PHP-value options and formats below are mq's, repeated rather than shared: an example crate
+// depends on ipc-common only (docs/architecture.md).
+
+/// What the writer sends instead of the serialized message (`--help`'s "PHP values").
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = ipc_common::runtime::cli::heading::PHP_VALUES)]
+pub struct ValueArgs {
+    /// Send the message's bytes as they are (PHP's msg_send with $serialize = false).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send this integer instead, serialized as PHP does (`i:42;`).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        conflicts_with = "raw"
+    )]
+    pub int: Option<i64>,
+
+    /// Send this float instead, serialized as PHP does (`d:2.5;`); INF, -INF and NAN too.
+    #[arg(
+        long,
+        value_name = "X",
+        allow_hyphen_values = true,
+        conflicts_with = "raw"
+    )]
+    pub float: Option<f64>,
+
+    /// Send this boolean instead, serialized as PHP does (`b:1;`).
+    #[arg(long, value_name = "true|false", conflicts_with = "raw")]
+    pub bool: Option<bool>,
+
+    /// Send null instead, serialized as PHP does (`N;`).
+    #[arg(long, conflicts_with = "raw")]
+    pub null: bool,
+}
+
+impl ValueArgs {
+    /// The value `--int`, `--float`, `--bool` or `--null` ask for; `None`: the message.
+    pub fn value(&self) -> Option<Value> {
+        match (self.int, self.float, self.bool) {
+            (Some(n), _, _) => Some(Value::Int(n)),
+            (_, Some(x), _) => Some(Value::Float(x)),
+            (_, _, Some(b)) => Some(Value::Bool(b)),
+            _ => self.null.then_some(Value::Null),
+        }
+    }
+}
+
+/// How the reader prints the unserialized value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// As PHP's `echo` prints it: strings as they are, true as 1, false and null as nothing.
+    Echo,
+    /// As JSON, as PHP's `json_encode($value)` writes it (default flags: `\/`, non-ASCII as
+    /// \uXXXX).
+    Json,
+    /// As `json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE)` writes it.
+    JsonUnescaped,
+}
+
+/// A message as the reader prints it.
+#[derive(Debug)]
+pub struct Printed {
+    pub bytes: Vec<u8>,
+    /// An array printed as PHP's `echo` does: `Array`, with PHP's notice.
+    pub array_echoed: bool,
+}
+
 /// The body as the reader prints it: unserialized as PHP's `msg_receive` does (trailing bytes
 /// ignored, as there) and printed the chosen way; `raw`: as it is.
-pub fn decode(body: &[u8], raw: bool, format: Format) -> anyhow::Result<mq::Printed> {
+pub fn decode(body: &[u8], raw: bool, format: Format) -> anyhow::Result<Printed> {
     if raw {
-        return Ok(mq::Printed {
+        return Ok(Printed {
             bytes: body.to_vec(),
             array_echoed: false,
         });
@@ -568,7 +637,7 @@ pub fn decode(body: &[u8], raw: bool, format: Format) -> anyhow::Result<mq::Prin
             .map(String::into_bytes)
             .map_err(|why| anyhow!("as JSON: {why}"))?,
     };
-    Ok(mq::Printed {
+    Ok(Printed {
         bytes,
         array_echoed,
     })

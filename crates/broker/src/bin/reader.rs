@@ -16,11 +16,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use broker::Format;
 use clap::Parser;
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, heading};
 use ipc_common::runtime::report;
 use ipc_common::say;
-use mq::Format;
 
 /// `--help`'s heading of the consumer group's options.
 const GROUP: &str = "Consumer group (at least once)";

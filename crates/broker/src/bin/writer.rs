@@ -61,7 +61,7 @@ struct Args {
     message: MessageArgs,
 
     #[command(flatten)]
-    value: mq::ValueArgs,
+    value: broker::ValueArgs,
 
     #[command(flatten)]
     common: CommonArgs,
