@@ -505,6 +505,27 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// How the reader names it: id, type, and whether another reader had it first.
+    pub fn describe(&self) -> String {
+        let mtype = self.mtype.map_or("no type".into(), |t| format!("type {t}"));
+        let claimed = match self.claimed {
+            true => ", taken over from a reader that did not acknowledge it",
+            false => "",
+        };
+        format!("entry {} ({mtype}){claimed}", self.id)
+    }
+
+    /// The body as the reader prints it ([`decode`]); an error says the entry stays pending.
+    pub fn printed(&self, stream: &str, raw: bool, format: Format) -> anyhow::Result<Printed> {
+        let id = &self.id;
+        let body = self.body.as_deref().with_context(|| {
+            format!("entry {id} of stream {stream} has no `body` string field: not one of ours; left pending")
+        })?;
+        decode(body, raw, format).with_context(|| {
+            format!("print entry {id} of stream {stream}: left pending, not acknowledged")
+        })
+    }
+
     fn from(id: redis::streams::StreamId, claimed: bool) -> Entry {
         let bytes = |name: &str| match id.map.get(name) {
             Some(redis::Value::BulkString(b)) => Some(b.clone()),

@@ -15,7 +15,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use broker::Format;
 use clap::Parser;
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, heading};
@@ -117,23 +116,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let (id, stream) = (&entry.id, from.stream);
     say!(
         deadline,
-        "received entry {id} ({}) from stream {stream}{}",
-        entry
-            .mtype
-            .map_or("no type".into(), |t| format!("type {t}")),
-        if entry.claimed {
-            ", taken over from a reader that did not acknowledge it"
-        } else {
-            ""
-        }
+        "received {} from stream {stream}",
+        entry.describe()
     );
     // Not acknowledged unless printed: a message we cannot print stays pending for another try.
-    let body = entry.body.as_deref().with_context(|| {
-        format!("entry {id} of stream {stream} has no `body` string field: not one of ours; left pending")
-    })?;
-    let printed = broker::decode(body, args.raw, args.format).with_context(|| {
-        format!("print entry {id} of stream {stream}: left pending, not acknowledged")
-    })?;
+    let printed = entry.printed(stream, args.raw, args.format)?;
     if printed.array_echoed {
         report::warn(format_args!(
             "Array to string conversion (--format json shows the array)"
