@@ -515,12 +515,26 @@ impl Entry {
         format!("entry {} ({mtype}){claimed}", self.id)
     }
 
-    /// The body as the reader prints it ([`decode`]); an error says the entry stays pending.
-    pub fn printed(&self, stream: &str, raw: bool, format: Format) -> anyhow::Result<Printed> {
+    /// The body as the reader prints it ([`decode`]), if at most `max_size` bytes; an error says
+    /// the entry stays pending.
+    pub fn printed(
+        &self,
+        stream: &str,
+        max_size: usize,
+        raw: bool,
+        format: Format,
+    ) -> anyhow::Result<Printed> {
         let id = &self.id;
         let body = self.body.as_deref().with_context(|| {
             format!("entry {id} of stream {stream} has no `body` string field: not one of ours; left pending")
         })?;
+        if body.len() > max_size {
+            bail!(
+                "entry {id} of stream {stream} is {} bytes, over --max-size {max_size}: left \
+                 pending, not acknowledged",
+                body.len()
+            );
+        }
         decode(body, raw, format).with_context(|| {
             format!("print entry {id} of stream {stream}: left pending, not acknowledged")
         })

@@ -160,6 +160,23 @@ fn a_message_over_the_limits_is_refused_clearly() {
         None,
     )
     .assert_success();
+    // A reader with a smaller limit leaves it pending, for one that takes it.
+    run(
+        "reader",
+        &mut ours(READER, &url, &["--raw", "--max-size", "1000"]),
+        None,
+    )
+    .assert_failure(1, "over --max-size 1000: left pending");
+    assert_eq!(server.pending(STREAM, GROUP), 1);
+    let mut whole = vec![b'x'; 1 << 20];
+    whole.push(b'\n');
+    run(
+        "reader",
+        &mut ours(READER, &url, &["--raw", "--claim-after", "0"]),
+        None,
+    )
+    .assert_success()
+    .assert_stdout(&whole);
     run(
         "writer",
         &mut ours(WRITER, "unix:///nonexistent", &["--max-size", "10"]),

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use broker::Format;
 use clap::Parser;
+use clap::builder::TypedValueParser;
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, heading};
 use ipc_common::runtime::report;
 use ipc_common::say;
@@ -64,6 +65,13 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = broker::parse_secs,
         help_heading = GROUP)]
     claim_after: Duration,
+
+    /// Print at most N bytes per message [default: Redis's limit, 512 MiB]; a longer message is
+    /// not acknowledged and stays pending.
+    #[arg(long, value_name = "N", default_value_t = broker::REDIS_MAX_BULK,
+        value_parser = clap::value_parser!(u64).range(1..=broker::REDIS_MAX_BULK as u64)
+            .map(|n| n as usize), hide_default_value = true)]
+    max_size: usize,
 
     /// Print the message's bytes as they are, for a writer that sent --raw.
     #[arg(long, help_heading = heading::PHP_VALUES)]
@@ -120,7 +128,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         entry.describe()
     );
     // Not acknowledged unless printed: a message we cannot print stays pending for another try.
-    let printed = entry.printed(stream, args.raw, args.format)?;
+    let printed = entry.printed(stream, args.max_size, args.raw, args.format)?;
     if printed.array_echoed {
         report::warn(format_args!(
             "Array to string conversion (--format json shows the array)"
