@@ -20,7 +20,7 @@ fn printed(n: usize) -> Vec<u8> {
 /// by a reader; a reader blocked in XREADGROUP when Redis goes away reconnects within
 /// --timeout and gets the next message.
 #[test]
-fn redis_restarted_mid_run_loses_and_repeats_nothing() {
+fn fault_redis_restarted_mid_run_loses_and_repeats_nothing() {
     if !available() {
         return;
     }
@@ -92,7 +92,7 @@ fn redis_restarted_mid_run_loses_and_repeats_nothing() {
 /// A reader took a message and died; the stream was trimmed before anyone acknowledged it. The
 /// next reader says the message is lost (it cannot be delivered) instead of silently moving on.
 #[test]
-fn a_stream_trimmed_under_the_reader_is_reported() {
+fn fault_a_stream_trimmed_under_the_reader_is_reported() {
     if !available() {
         return;
     }
@@ -135,7 +135,7 @@ fn a_stream_trimmed_under_the_reader_is_reported() {
 /// Over Redis's limit (proto-max-bulk-len, at its 1 MiB minimum here): a clear error, nothing
 /// in the stream. Over ours (--max-size): refused before connecting.
 #[test]
-fn a_message_over_the_limits_is_refused_clearly() {
+fn fault_a_message_over_the_limits_is_refused_clearly() {
     if !available() {
         return;
     }
@@ -193,7 +193,7 @@ fn a_message_over_the_limits_is_refused_clearly() {
 
 /// SIGTERM while waiting: 143, and no consumer of ours left in the group.
 #[test]
-fn a_stopped_reader_leaves_no_consumer() {
+fn fault_a_stopped_reader_leaves_no_consumer() {
     if !available() {
         return;
     }
