@@ -176,6 +176,8 @@ fn open(
                 }
                 Ok(None)
             }
+            // The deadline ran out mid-connect (a host that does not answer).
+            Err(err) if err.is_timeout() => Err(deadline.timed_out(format_args!("Redis at {url}"))),
             Err(err) => Err(explain(err, url)),
         }
     })
@@ -187,6 +189,14 @@ fn not_there_yet(err: &RedisError) -> bool {
     err.is_connection_refusal()
         || err.is_connection_dropped()
         || err.kind() == ErrorKind::BusyLoadingError
+}
+
+/// [`explain`], except that a reply that did not come before the deadline is a timeout (124).
+fn failure(err: RedisError, url: &Url, deadline: &Deadline) -> anyhow::Error {
+    match err.is_timeout() {
+        true => deadline.timed_out(format_args!("Redis at {url} to answer")),
+        false => explain(err, url),
+    }
 }
 
 /// One line for an error from Redis, with what to do where we know it.
@@ -296,7 +306,7 @@ impl Redis {
                 Err(err) if err.code() == Some("BUSYGROUP") => return Ok(false),
                 Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
                 Err(err) => {
-                    return Err(explain(err, &self.url)
+                    return Err(failure(err, &self.url, deadline)
                         .context(format!("XGROUP CREATE {stream} {group} 0 MKSTREAM")));
                 }
             }
@@ -316,8 +326,9 @@ impl Redis {
         let received = self.wait_for_entry(from, deadline, lost);
         if received.is_err() {
             // Timed out or stopped: our consumer (made by the first read) is not left in the
-            // group, unless something is pending for it. One second of our own for that.
-            let grace = Deadline::after(Timeout::from_duration(Duration::from_secs(1)));
+            // group, unless something is pending for it. A quarter second past --timeout for
+            // that at most (two round trips; a Redis that does not answer keeps the consumer).
+            let grace = Deadline::after(Timeout::from_duration(Duration::from_millis(250)));
             let _ = self.forget_consumer(from, &grace);
         }
         received
@@ -370,7 +381,7 @@ impl Redis {
                     self.create_group(from.stream, from.group, deadline)?;
                 }
                 Err(err) => {
-                    return Err(explain(err, &self.url).context(format!(
+                    return Err(failure(err, &self.url, deadline).context(format!(
                         "read from stream {} (group {})",
                         from.stream, from.group
                     )));
@@ -441,7 +452,7 @@ impl Redis {
                 Ok(n) => return Ok(n == 1),
                 Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
                 Err(err) => {
-                    return Err(explain(err, &self.url).context(format!(
+                    return Err(failure(err, &self.url, deadline).context(format!(
                         "XACK {} {} {id}: the message stays pending and will be delivered again",
                         from.stream, from.group
                     )));

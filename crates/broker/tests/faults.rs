@@ -207,3 +207,21 @@ fn fault_a_stopped_reader_leaves_no_consumer() {
     let consumers: Vec<redis::Value> = server.query(&["XINFO", "CONSUMERS", STREAM, GROUP]);
     assert!(consumers.is_empty(), "{consumers:?}");
 }
+
+/// A Redis that stops answering (SIGSTOP): both sides give up at their --timeout, exit 124.
+#[test]
+fn fault_a_redis_that_stops_answering_is_a_timeout() {
+    if !available() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let url = server.unix_url();
+    let mut reader = Proc::spawn("reader", &mut ours(READER, &url, &["--timeout", "1.5"]));
+    reader.wait_for_stderr("waiting for a message");
+    server.signal(Signal::SIGSTOP);
+    let stuck = run("writer", &mut ours(WRITER, &url, &["--timeout", "1"]), None);
+    let done = reader.finish();
+    server.signal(Signal::SIGCONT);
+    stuck.assert_failure(124, "timed out after 1s waiting for Redis at");
+    done.assert_failure(124, "timed out after 1.5s waiting for");
+}

@@ -146,6 +146,13 @@ impl Server {
         self.end(nix::sys::signal::Signal::SIGKILL);
     }
 
+    /// Sends `signal` to the running server (SIGSTOP: a server that no longer answers).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .expect("signal redis-server");
+    }
+
     fn end(&mut self, signal: nix::sys::signal::Signal) {
         let Some(mut child) = self.child.take() else {
             return;
