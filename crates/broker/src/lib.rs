@@ -435,7 +435,7 @@ impl Redis {
         cmd.arg("BLOCK").arg((slice.as_millis() as u64).max(1));
         cmd.arg("STREAMS").arg(from.stream).arg(">");
         let reply: Option<redis::streams::StreamReadReply> =
-            self.query(&cmd, deadline, slice + Duration::from_secs(1))?;
+            self.query(&cmd, deadline, Duration::from_millis(100))?;
         Ok(reply
             .and_then(|r| r.keys.into_iter().next())
             .and_then(|key| key.ids.into_iter().next())
