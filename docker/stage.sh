@@ -44,7 +44,7 @@ TARGET=$(rustc -vV | sed -n 's/^host: //p')
 TARGET_DIR="$ROOT/target/static"
 CONTEXT=${1:-$ROOT/target/docker-context}
 # Every mechanism crate ships exactly `<mech>-writer` and `<mech>-reader`.
-MECHANISMS=(dgram stream fifo shm mq)
+MECHANISMS=(dgram stream fifo shm mq broker)
 
 packages=()
 for mech in "${MECHANISMS[@]}"; do

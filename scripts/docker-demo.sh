@@ -6,8 +6,9 @@
 #   scripts/docker-demo.sh              # all pairs
 #   scripts/docker-demo.sh stream mq    # only these: stream stream-many dgram fifo shm shmop mq
 #                                       # mq-request (Rust on both sides), stream-php2rust
-#                                       # stream-rust2php shm-php2rust
-#                                       # shm-rust2php mq-php2rust mq-rust2php (PHP on one side)
+#                                       # stream-rust2php shm-php2rust shm-rust2php mq-php2rust
+#                                       # mq-rust2php (PHP on one side), broker (Redis Streams,
+#                                       # docker/compose.redis.yaml)
 #
 # Steps: stage the static binaries (docker/stage.sh) and build the FROM-scratch image
 # ($IPC_IMAGE, default php-ipc-rs:local), then build it again with --no-cache into a private tag,
@@ -27,7 +28,11 @@
 # where that is a failure; likewise without a PHP CLI for the PHP pairs (each is reported as
 # skipped).
 #
-# Environment: IPC_IMAGE, IPC_PHP_IMAGE (image tags), IPC_TIMEOUT (the peers' --timeout in the
+# The broker pair also needs the Redis image ($IPC_REDIS_IMAGE, default php-ipc-redis:local),
+# staged from this machine's redis-server (docker/stage-redis.sh); without one it is skipped
+# (failed with CI=true), as the PHP pairs without PHP.
+#
+# Environment: IPC_IMAGE, IPC_PHP_IMAGE, IPC_REDIS_IMAGE (image tags), IPC_TIMEOUT (the peers' --timeout in the
 # containers, default 30 s), STEP_TIMEOUT (each docker step, default 120 s), BUILD_TIMEOUT (the
 # static cargo build, default 900 s).
 set -euo pipefail
@@ -35,8 +40,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COMPOSE_FILE="$ROOT/docker/compose.yaml"
 PHP_COMPOSE_FILE="$ROOT/docker/compose.php.yaml"
+REDIS_COMPOSE_FILE="$ROOT/docker/compose.redis.yaml"
 export IPC_IMAGE=${IPC_IMAGE:-php-ipc-rs:local}
 export IPC_PHP_IMAGE=${IPC_PHP_IMAGE:-php-ipc-php:local}
+export IPC_REDIS_IMAGE=${IPC_REDIS_IMAGE:-php-ipc-redis:local}
 # What every binary in the containers may wait in total (their --timeout, via compose).
 export IPC_TIMEOUT=${IPC_TIMEOUT:-30}
 STEP_TIMEOUT=${STEP_TIMEOUT:-120}
@@ -48,10 +55,10 @@ PROJECT="php-ipc-demo-$(date +%s)-$$"
 CHECK_IMAGE="php-ipc-demo-check:$PROJECT"
 
 # name|compose files (rust: compose.yaml; php: plus compose.php.yaml)|reader service|writer
-# service(s)|reader's stdout|writer's stdout ("" = not checked). Several writers (stream-many:
-# three client containers, one server): the reader's lines, separated by ";", come in the order
-# the clients finish, so both sides are sorted before the comparison; each writer's stdout is
-# compared as it is.
+# service(s)|reader's stdout|writer's stdout ("" = not checked); redis: plus compose.redis.yaml.
+# Several writers (stream-many: three client containers, one server): the reader's lines,
+# separated by ";", come in the order the clients finish, so both sides are sorted before the
+# comparison; each writer's stdout is compared as it is.
 PAIRS=(
     "stream|rust|stream-reader|stream-writer|Hello from Client: TCP/UDS [Stream]|Hello from Server: TCP/UDS [Stream]"
     "stream-many|rust|stream-server|stream-client-1 stream-client-2 stream-client-3|Hello from Client 1: TCP/UDS [Stream];Hello from Client 2: TCP/UDS [Stream];Hello from Client 3: TCP/UDS [Stream]|Hello from Server: TCP/UDS [Stream]"
@@ -67,6 +74,7 @@ PAIRS=(
     "shm-rust2php|php|php-shm-reader|shm-writer-to-php|Hello from Writer: Shared Memory|"
     "mq-php2rust|php|mq-reader|php-mq-writer|Hello from Writer: Message Queue|"
     "mq-rust2php|php|php-mq-reader|mq-writer-to-php|Hello from Writer: Message Queue|"
+    "broker|redis|broker-reader|broker-writer|Hello from Writer: Message Queue|"
 )
 
 in_ci() {
@@ -93,8 +101,11 @@ else
     unavailable "neither 'docker compose' nor 'docker-compose' is installed"
 fi
 COMPOSE+=(--project-name "$PROJECT" --file "$COMPOSE_FILE")
-# The PHP pairs add the override; teardown uses it too, since it names every service.
+# The PHP and Redis pairs add their override; teardown uses both, since they name every service
+# and network.
 PHP_COMPOSE=("${COMPOSE[@]}" --file "$PHP_COMPOSE_FILE")
+REDIS_COMPOSE=("${COMPOSE[@]}" --file "$REDIS_COMPOSE_FILE")
+ALL_COMPOSE=("${PHP_COMPOSE[@]}" --file "$REDIS_COMPOSE_FILE")
 # Without the buildx plugin BuildKit cannot build (an exported DOCKER_BUILDKIT=1 would make
 # `docker build` fail); the classic builder needs nothing and builds this Dockerfile the same.
 if ! timeout 30 docker buildx version >/dev/null 2>&1; then
@@ -188,7 +199,7 @@ teardown() {
     fi
     if [[ -n $STARTED ]]; then
         STARTED=
-        bounded "$STEP_TIMEOUT" "${PHP_COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 \
+        bounded "$STEP_TIMEOUT" "${ALL_COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 \
             >"$WORK/down.log" 2>&1 || {
             echo "docker-demo: teardown of project $PROJECT failed$(why):" >&2
             cat "$WORK/down.log" >&2
@@ -327,6 +338,28 @@ if [[ -n $need_php ]]; then
     fi
 fi
 
+# The Redis image, for the broker pair.
+redis_ready=
+redis_missing=
+need_redis=
+for pair in "${selected[@]}"; do
+    [[ $(cut -d'|' -f2 <<<"$pair") == redis ]] && need_redis=1
+done
+if [[ -n $need_redis ]]; then
+    if ! command -v redis-server >/dev/null; then
+        redis_missing="no redis-server to stage (Debian: apt-get install redis-server)"
+    elif ! bounded "$STEP_TIMEOUT" "$ROOT/docker/stage-redis.sh" "$WORK/redis-context" >/dev/null; then
+        redis_missing="staging redis-server failed$(why)"
+    else
+        echo "docker-demo: building $IPC_REDIS_IMAGE from $WORK/redis-context" >&2
+        if build_image "$IPC_REDIS_IMAGE" "$WORK/redis-context"; then
+            redis_ready=1
+        else
+            redis_missing="docker build of $IPC_REDIS_IMAGE failed$(why)"
+        fi
+    fi
+fi
+
 # Checks one container: exit code 0 and stdout exactly `expected` plus "\n". Stdout alone is the
 # payload; `docker logs` keeps the container's stderr (progress lines) on its own stderr.
 check_container() {
@@ -374,7 +407,8 @@ run_pair() {
     read -r -a writers <<<"$4"
     services=("$reader" "${writers[@]}")
     local -a compose=("${COMPOSE[@]}")
-    [[ $files == rust ]] || compose=("${PHP_COMPOSE[@]}")
+    [[ $files == php ]] && compose=("${PHP_COMPOSE[@]}")
+    [[ $files == redis ]] && compose=("${REDIS_COMPOSE[@]}")
     STARTED=1
     bounded "$STEP_TIMEOUT" "${compose[@]}" up --detach --no-color "${services[@]}" \
         >"$WORK/$name.up" 2>&1 || {
@@ -413,12 +447,15 @@ passed=$((1 - repro))
 failed=$repro
 for pair in "${selected[@]}"; do
     IFS='|' read -r name files reader writer reader_expects writer_expects <<<"$pair"
-    if [[ $files == php && -z $php_ready ]]; then
+    missing=
+    [[ $files == php && -z $php_ready ]] && missing=$php_missing
+    [[ $files == redis && -z $redis_ready ]] && missing=$redis_missing
+    if [[ -n $missing ]]; then
         if in_ci; then
-            echo "FAIL: $name: $php_missing (CI=${CI})"
+            echo "FAIL: $name: $missing (CI=${CI})"
             failed=$((failed + 1))
         else
-            echo "skip: $name: $php_missing"
+            echo "skip: $name: $missing"
         fi
         continue
     fi

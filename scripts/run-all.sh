@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs the blog's eight IPC examples, writer and reader as two real processes each, with the
-# blog's own default paths, ports and messages, in both start orders where the mechanism allows
-# it. Each side's stdout is compared byte for byte with scripts/expected/<pair>.{reader,writer};
-# one line per run, then "N passed, M failed". Exits non-zero on any failure. Then the many-peer
-# rows: the datagram reply (dgram-reply: the reader answers on the same socket) in both orders,
-# the queue's request/response with three clients, one stream server with ten concurrent clients
-# (its lines sorted before the comparison), and multicast and broadcast to three readers inside a
-# private network namespace (run_many; SKIP without one).
+# Runs the blog's eight IPC examples (and the message queue on Redis Streams where redis-server is
+# installed), writer and reader as two real processes each, with the blog's own default paths,
+# ports and messages, in both start orders where the mechanism allows it. Each side's stdout is
+# compared byte for byte with scripts/expected/<pair>.{reader,writer}; one line per run, then
+# "N passed, M failed". Exits non-zero on any failure. Then the many-peer rows: the datagram reply
+# (dgram-reply: the reader answers on the same socket) in both orders, the queue's
+# request/response with three clients, one stream server with ten concurrent clients (its lines
+# sorted before the comparison), and multicast and broadcast to three readers inside a private
+# network namespace (run_many; SKIP without one).
 #
 # --trace DIR: also runs each example once more under ipc-trace (strace, reader first) and
 # writes its sequence diagram to DIR/<example>.svg, one more PASS/FAIL line per example
@@ -86,7 +87,7 @@ fi
 cargo build --quiet --manifest-path "$root/Cargo.toml" \
   --bin dgram-reader --bin dgram-writer --bin stream-reader --bin stream-writer \
   --bin fifo-reader --bin fifo-writer --bin shm-reader --bin shm-writer \
-  --bin mq-reader --bin mq-writer "${extra_bins[@]}"
+  --bin mq-reader --bin mq-writer --bin broker-reader --bin broker-writer "${extra_bins[@]}"
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target_dir/debug"
@@ -562,7 +563,30 @@ if ((blog)); then
   exit "$blog_exit"
 fi
 
+# The message queue on Redis Streams (crates/broker), only where redis-server is installed: on the
+# Unix socket of a redis-server this run starts in its own directory (nothing saved), never on a
+# Redis that was running here before; the other pairs do not wait for it.
+broker_url=
+start_redis() {
+  if ! command -v redis-server >/dev/null; then
+    echo "skip  broker     redis-server not installed (apt-get install -y redis-server)"
+    return 0
+  fi
+  local dir="$work/redis"
+  mkdir -p "$dir"
+  redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --dir "$dir" \
+    --save '' --appendonly no --logfile '' >"$dir/log" 2>&1 &
+  pids+=("$!")
+  if wait_for_line "$dir/log" 'ready to accept connections' "$!"; then
+    broker_url="unix://$dir/redis.sock"
+  else
+    failed=$((failed + 1))
+    printf 'FAIL  %-10s redis-server did not start\n' broker
+  fi
+}
+
 preflight
+start_redis
 start=$(date +%s%N)
 for order in reader-first writer-first; do
   run_pair dgram-uds "$order" yes "dgram-reader" "dgram-writer"
@@ -574,6 +598,9 @@ for order in reader-first writer-first; do
   run_pair shm-shmop "$order" no "shm-reader --api shmop" "shm-writer --api shmop"
   run_pair mq "$order" no "mq-reader" "mq-writer"
   run_pair dgram-reply "$order" yes "dgram-reader --reply Received" "dgram-writer --expect-reply"
+  if [[ -n $broker_url ]]; then
+    run_pair broker "$order" no "broker-reader --url $broker_url" "broker-writer --url $broker_url"
+  fi
 done
 run_request_response
 # Ten concurrent stream clients: one server (--connections 10), ten clients at once.

@@ -1,0 +1,727 @@
+//! The message queue of the blog on Redis Streams, shared by `broker-writer` and `broker-reader`:
+//! the same message bytes as the SysV queue (`mq`), carried by a Redis server instead of the
+//! kernel, so writer and reader may be on different hosts.
+//!
+//! # The stream's entries
+//!
+//! One message is one stream entry with two fields, so that a PHP peer using phpredis reads and
+//! writes the same stream: `type` (the SysV message type, as decimal text) and `body` (the
+//! message's bytes: PHP-serialized as `msg_send` does, or raw).
+//!
+//! # Delivery: at least once
+//!
+//! Readers share a consumer group. `XREADGROUP` hands an entry to one reader and records it as
+//! pending for that reader; the reader prints it, then acknowledges it (`XACK`). A reader that
+//! dies between the two leaves the entry pending, and the next reader takes it over
+//! (`XAUTOCLAIM`) once it has been idle for `--claim-after`: the message is printed again if the
+//! first reader had printed it. Nothing acknowledged is delivered again; nothing unacknowledged is
+//! dropped by a reader (an entry it cannot print stays pending). Redis itself drops entries only
+//! when they are trimmed (`XTRIM`, `XADD MAXLEN`) or the stream is deleted, and loses the last
+//! second of writes on a crash unless `appendfsync always`: see the crate README.
+//!
+//! # Waiting
+//!
+//! Every wait is bounded by the run's [`Deadline`]: connecting is retried while Redis is not
+//! there (refused, no socket file, loading its data), each command's reply is awaited at most
+//! until the deadline, and `XREADGROUP BLOCK` waits in slices so a stop signal or the deadline
+//! ends the wait within [`SLICE`]. A reader whose connection drops reconnects within the same
+//! deadline (Redis restarted); a writer does not resend (it cannot know whether its `XADD` was
+//! applied) and fails saying so.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, ValueEnum};
+use ipc_common::php::{self, JsonFlags, Value};
+use ipc_common::runtime::cleanup;
+use ipc_common::runtime::wait::{self, Deadline, Timeout};
+use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
+
+/// The blog's message (the SysV queue's).
+pub const MESSAGE: &str = "Hello from Writer: Message Queue";
+/// Where Redis listens by default.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+/// The stream: the blog's queue name.
+pub const DEFAULT_STREAM: &str = "ipc-message-queues";
+/// The readers' consumer group.
+pub const DEFAULT_GROUP: &str = "ipc-readers";
+/// The entry's fields.
+pub const FIELD_TYPE: &str = "type";
+pub const FIELD_BODY: &str = "body";
+/// The environment variables that may hold the password (never the command line, where `ps`
+/// shows it); `REDISCLI_AUTH` is the one `redis-cli` reads.
+pub const PASSWORD_ENV: [&str; 2] = ["IPC_BROKER_PASSWORD", "REDISCLI_AUTH"];
+/// Redis's own limit on one string (`proto-max-bulk-len`, 512 MiB by default).
+pub const REDIS_MAX_BULK: usize = 512 << 20;
+/// The longest a `BLOCK` lasts before we look at signals and the deadline again.
+pub const SLICE: Duration = Duration::from_millis(250);
+
+/// The environment variables of the server's options, for `--help`.
+pub const ENVIRONMENT: &str = "  IPC_BROKER_URL, IPC_BROKER_STREAM, IPC_BROKER_TLS_CA (--url, \
+--stream, --tls-ca)\n  IPC_BROKER_PASSWORD, else REDISCLI_AUTH: the password (AUTH), never an \
+option";
+
+/// The options that name the server and the stream, the same for both sides.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Redis server")]
+pub struct ServerArgs {
+    /// The Redis server: redis://[USER@]HOST[:PORT][/DB], rediss://... for TLS, or
+    /// unix:///path/to/redis.sock. No password in it: see IPC_BROKER_PASSWORD.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_URL, value_parser = parse_url,
+        env = "IPC_BROKER_URL", hide_env = true)]
+    pub url: Url,
+
+    /// The stream the messages go through.
+    #[arg(long, value_name = "KEY", default_value = DEFAULT_STREAM, env = "IPC_BROKER_STREAM",
+        hide_env = true)]
+    pub stream: String,
+
+    /// For rediss://: trust this CA certificate (PEM) instead of the system's.
+    #[arg(long, value_name = "FILE", env = "IPC_BROKER_TLS_CA", hide_env = true)]
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// A parsed `--url`, and how it reads in messages (it holds no password).
+#[derive(Clone, Debug)]
+pub struct Url {
+    pub info: ConnectionInfo,
+    pub text: String,
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// `--url`'s parser: what the redis crate accepts, without a password (usage error: it would
+/// be visible to every user in `ps`).
+pub fn parse_url(text: &str) -> Result<Url, String> {
+    let info = text
+        .into_connection_info()
+        .map_err(|err| format!("`{text}` is not a Redis URL: {err}"))?;
+    if info.redis.password.is_some() {
+        return Err(format!(
+            "the URL holds a password, which every user on this host can read in `ps`: remove \
+             it and set {} instead",
+            PASSWORD_ENV[0]
+        ));
+    }
+    Ok(Url {
+        info,
+        text: text.to_owned(),
+    })
+}
+
+/// A connection to the server, and what it takes to make it again.
+pub struct Redis {
+    client: redis::Client,
+    pub url: Url,
+    con: redis::Connection,
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redis").field("url", &self.url).finish()
+    }
+}
+
+/// The password from the environment, if any.
+fn password() -> Option<String> {
+    PASSWORD_ENV
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|p| !p.is_empty()))
+}
+
+/// Connects, waiting while Redis is not there yet (refused, no socket file, loading its data
+/// after a restart), until `deadline`. A refused password or a TLS failure ends the wait at once.
+pub fn connect(args: &ServerArgs, deadline: &Deadline) -> anyhow::Result<Redis> {
+    let url = args.url.clone();
+    let mut info = url.info.clone();
+    info.redis.password = password();
+    let client = match (&info.addr, &args.tls_ca) {
+        (ConnectionAddr::TcpTls { .. }, Some(ca)) => {
+            let root_cert = std::fs::read(ca)
+                .with_context(|| format!("read the CA certificate {}", ca.display()))?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            };
+            redis::Client::build_with_tls(info, certs)
+        }
+        (_, Some(_)) => bail!("--tls-ca is for rediss:// URLs, and {url} is not one"),
+        (_, None) => redis::Client::open(info),
+    }
+    .with_context(|| format!("set up a client for {url}"))?;
+    let con = open(&client, &url, deadline)?;
+    Ok(Redis { client, url, con })
+}
+
+fn open(
+    client: &redis::Client,
+    url: &Url,
+    deadline: &Deadline,
+) -> anyhow::Result<redis::Connection> {
+    let mut announced = false;
+    wait::retry(deadline, format_args!("Redis at {url}"), || {
+        let left = deadline.remaining().unwrap_or(Duration::from_secs(3600));
+        match client.get_connection_with_timeout(left.max(Duration::from_millis(1))) {
+            Ok(con) => Ok(Some(con)),
+            Err(err) if not_there_yet(&err) => {
+                if !announced {
+                    deadline.say(format_args!("waiting for Redis at {url} ({err})"));
+                    announced = true;
+                }
+                Ok(None)
+            }
+            // The deadline ran out mid-connect (a host that does not answer).
+            Err(err) if err.is_timeout() => Err(deadline.timed_out(format_args!("Redis at {url}"))),
+            Err(err) => Err(explain(err, url)),
+        }
+    })
+}
+
+/// Whether a failed connect means "try again": nobody listening yet, the socket file not yet
+/// there, the server loading its data, or a connection cut while it restarts.
+fn not_there_yet(err: &RedisError) -> bool {
+    err.is_connection_refusal()
+        || err.is_connection_dropped()
+        || err.kind() == ErrorKind::BusyLoadingError
+}
+
+/// [`explain`], except that a reply that did not come before the deadline is a timeout (124).
+fn failure(err: RedisError, url: &Url, deadline: &Deadline) -> anyhow::Error {
+    match err.is_timeout() {
+        true => deadline.timed_out(format_args!("Redis at {url} to answer")),
+        false => explain(err, url),
+    }
+}
+
+/// One line for an error from Redis, with what to do where we know it.
+fn explain(err: RedisError, url: &Url) -> anyhow::Error {
+    let hint = match err.kind() {
+        ErrorKind::AuthenticationFailed => format!(
+            ": Redis refused the password (set the right one in {}, or none if the server has \
+             no requirepass)",
+            PASSWORD_ENV[0]
+        ),
+        _ if err.code() == Some("NOAUTH") => format!(
+            ": the server requires a password: set it in {}",
+            PASSWORD_ENV[0]
+        ),
+        _ => String::new(),
+    };
+    anyhow!("Redis at {url}: {err}{hint}")
+}
+
+impl Redis {
+    /// Runs one command, waiting for its reply at most until `deadline` (plus `extra`, for a
+    /// command that itself blocks).
+    fn query<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        deadline: &Deadline,
+        extra: Duration,
+    ) -> redis::RedisResult<T> {
+        let left = deadline
+            .remaining()
+            .map(|d| d.max(Duration::from_millis(1)) + extra);
+        self.con.set_read_timeout(left)?;
+        self.con.set_write_timeout(left)?;
+        cmd.query(&mut self.con)
+    }
+
+    /// Connects again after the connection dropped (Redis restarted), within `deadline`.
+    fn reconnect(&mut self, deadline: &Deadline) -> anyhow::Result<()> {
+        deadline.say(format_args!(
+            "lost the connection to {}, connecting again",
+            self.url
+        ));
+        self.con = open(&self.client, &self.url, deadline)?;
+        Ok(())
+    }
+
+    /// `XADD stream * type T body B`: the entry's id once Redis has it. Not retried: after a
+    /// dropped connection nobody knows whether Redis applied it.
+    pub fn add(
+        &mut self,
+        stream: &str,
+        mtype: i64,
+        body: &[u8],
+        deadline: &Deadline,
+    ) -> anyhow::Result<String> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(stream)
+            .arg("*")
+            .arg(FIELD_TYPE)
+            .arg(mtype)
+            .arg(FIELD_BODY)
+            .arg(body);
+        self.query(&cmd, deadline, Duration::ZERO).map_err(|err| {
+            let url = &self.url;
+            if err.is_timeout() {
+                return deadline.timed_out(format_args!(
+                    "Redis at {url} to answer XADD to stream {stream}: the message may or may \
+                     not be in the stream (XRANGE shows it)"
+                ));
+            }
+            let fate = if err.is_io_error() {
+                "the connection failed mid-command, so the message may or may not be in the \
+                 stream (XRANGE shows it); not sent again, to send no duplicate"
+            } else {
+                "the message is not in the stream"
+            };
+            let size = if body.len() > 1 << 20 {
+                format!(
+                    " (the message is {} bytes: the server's proto-max-bulk-len may be lower; \
+                     CONFIG GET proto-max-bulk-len shows it)",
+                    body.len()
+                )
+            } else {
+                String::new()
+            };
+            explain(err, url).context(format!("XADD to stream {stream}: {fate}{size}"))
+        })
+    }
+
+    /// `XGROUP CREATE stream group 0 MKSTREAM`: the group, reading from the stream's first entry
+    /// (messages written before any reader came are delivered); `false` if it existed.
+    pub fn create_group(
+        &mut self,
+        stream: &str,
+        group: &str,
+        deadline: &Deadline,
+    ) -> anyhow::Result<bool> {
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("CREATE")
+            .arg(stream)
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM");
+        loop {
+            match self.query::<()>(&cmd, deadline, Duration::ZERO) {
+                Ok(()) => return Ok(true),
+                Err(err) if err.code() == Some("BUSYGROUP") => return Ok(false),
+                Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
+                Err(err) => {
+                    return Err(failure(err, &self.url, deadline)
+                        .context(format!("XGROUP CREATE {stream} {group} 0 MKSTREAM")));
+                }
+            }
+        }
+    }
+
+    /// The next message for `consumer`: one another reader left pending for `claim_after`
+    /// (`XAUTOCLAIM`), else a new one (`XREADGROUP ... BLOCK`, in slices), until `deadline`.
+    /// Reconnects when Redis restarts. Entries that were pending but had been trimmed from the
+    /// stream before anyone acknowledged them are lost: their ids go to `lost` as they are found.
+    pub fn receive(
+        &mut self,
+        from: &Group<'_>,
+        deadline: &Deadline,
+        lost: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<Entry> {
+        let received = self.wait_for_entry(from, deadline, lost);
+        if received.is_err() {
+            // Timed out or stopped: our consumer (made by the first read) is not left in the
+            // group, unless something is pending for it. A quarter second past --timeout for
+            // that at most (two round trips; a Redis that does not answer keeps the consumer).
+            let grace = Deadline::after(Timeout::from_duration(Duration::from_millis(250)));
+            let _ = self.forget_consumer(from, &grace);
+        }
+        received
+    }
+
+    fn wait_for_entry(
+        &mut self,
+        from: &Group<'_>,
+        deadline: &Deadline,
+        lost: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<Entry> {
+        let mut announced = false;
+        let mut next_claim = Instant::now();
+        loop {
+            cleanup::check_interrupted()?;
+            let attempt = if Instant::now() >= next_claim {
+                next_claim = Instant::now() + from.claim_after.clamp(SLICE, Duration::from_secs(1));
+                self.claim(from, lost, deadline)
+            } else {
+                Ok(None)
+            };
+            let attempt = match attempt {
+                Ok(None) => self.read_new(from, deadline),
+                other => other,
+            };
+            match attempt {
+                Ok(Some(entry)) => return Ok(entry),
+                Ok(None) if deadline.expired() => {
+                    return Err(deadline.timed_out(format_args!(
+                        "a message on stream {} at {}",
+                        from.stream, self.url
+                    )));
+                }
+                Ok(None) if !announced => {
+                    deadline.say(format_args!(
+                        "waiting for a message on stream {} (group {}, consumer {})",
+                        from.stream, from.group, from.consumer
+                    ));
+                    announced = true;
+                }
+                Ok(None) => {}
+                Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
+                // The stream or group went away (deleted, or Redis restarted without its data):
+                // made again, reading from the start of what is there.
+                Err(err) if err.code() == Some("NOGROUP") => {
+                    deadline.say(format_args!(
+                        "group {} is gone: creating it again",
+                        from.group
+                    ));
+                    self.create_group(from.stream, from.group, deadline)?;
+                }
+                Err(err) => {
+                    return Err(failure(err, &self.url, deadline).context(format!(
+                        "read from stream {} (group {})",
+                        from.stream, from.group
+                    )));
+                }
+            }
+        }
+    }
+
+    /// `XAUTOCLAIM stream group consumer min-idle 0-0 COUNT 1`, through the whole pending list.
+    fn claim(
+        &mut self,
+        from: &Group<'_>,
+        lost: &mut dyn FnMut(&str),
+        deadline: &Deadline,
+    ) -> redis::RedisResult<Option<Entry>> {
+        let mut start = "0-0".to_owned();
+        loop {
+            let mut cmd = redis::cmd("XAUTOCLAIM");
+            cmd.arg(from.stream).arg(from.group).arg(from.consumer);
+            cmd.arg(from.claim_after.as_millis() as u64)
+                .arg(&start)
+                .arg("COUNT")
+                .arg(1);
+            let reply: redis::streams::StreamAutoClaimReply =
+                self.query(&cmd, deadline, Duration::ZERO)?;
+            reply.deleted_ids.iter().for_each(|id| lost(id));
+            if let Some(id) = reply.claimed.into_iter().next() {
+                return Ok(Some(Entry::from(id, true)));
+            }
+            if reply.next_stream_id == "0-0" {
+                return Ok(None);
+            }
+            start = reply.next_stream_id;
+        }
+    }
+
+    /// `XREADGROUP GROUP group consumer COUNT 1 BLOCK ms STREAMS stream >`, one slice.
+    fn read_new(
+        &mut self,
+        from: &Group<'_>,
+        deadline: &Deadline,
+    ) -> redis::RedisResult<Option<Entry>> {
+        let slice = deadline.remaining().map_or(SLICE, |left| left.min(SLICE));
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(from.group)
+            .arg(from.consumer)
+            .arg("COUNT")
+            .arg(1);
+        // BLOCK 0 would block forever: at least 1 ms.
+        cmd.arg("BLOCK").arg((slice.as_millis() as u64).max(1));
+        cmd.arg("STREAMS").arg(from.stream).arg(">");
+        let reply: Option<redis::streams::StreamReadReply> =
+            self.query(&cmd, deadline, Duration::from_millis(100))?;
+        Ok(reply
+            .and_then(|r| r.keys.into_iter().next())
+            .and_then(|key| key.ids.into_iter().next())
+            .map(|id| Entry::from(id, false)))
+    }
+
+    /// `XACK stream group id`: `false` if the entry was no longer pending for us (another reader
+    /// claimed it meanwhile, or it was trimmed): it may be printed twice.
+    pub fn ack(&mut self, from: &Group<'_>, id: &str, deadline: &Deadline) -> anyhow::Result<bool> {
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(from.stream).arg(from.group).arg(id);
+        loop {
+            match self.query::<u64>(&cmd, deadline, Duration::ZERO) {
+                Ok(n) => return Ok(n == 1),
+                Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
+                Err(err) => {
+                    return Err(failure(err, &self.url, deadline).context(format!(
+                        "XACK {} {} {id}: the message stays pending and will be delivered again",
+                        from.stream, from.group
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Removes our consumer from the group once nothing is pending for it (`XGROUP DELCONSUMER`
+    /// would drop its pending entries): consumers named per process would otherwise pile up.
+    pub fn forget_consumer(
+        &mut self,
+        from: &Group<'_>,
+        deadline: &Deadline,
+    ) -> anyhow::Result<bool> {
+        let mut pending = redis::cmd("XPENDING");
+        pending
+            .arg(from.stream)
+            .arg(from.group)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .arg(from.consumer);
+        let ours: Vec<redis::Value> = self
+            .query(&pending, deadline, Duration::ZERO)
+            .map_err(|err| explain(err, &self.url))?;
+        if !ours.is_empty() {
+            return Ok(false);
+        }
+        let mut del = redis::cmd("XGROUP");
+        del.arg("DELCONSUMER")
+            .arg(from.stream)
+            .arg(from.group)
+            .arg(from.consumer);
+        self.query::<u64>(&del, deadline, Duration::ZERO)
+            .map_err(|err| explain(err, &self.url))?;
+        Ok(true)
+    }
+}
+
+/// Where a reader reads: the stream, its group, its own consumer name, and how long another
+/// reader's pending entry must have been idle before it is taken over.
+#[derive(Clone, Copy, Debug)]
+pub struct Group<'a> {
+    pub stream: &'a str,
+    pub group: &'a str,
+    pub consumer: &'a str,
+    pub claim_after: Duration,
+}
+
+/// A message as the stream holds it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub id: String,
+    /// The `type` field, if it is a number.
+    pub mtype: Option<i64>,
+    /// The `body` field; `None`: not one of ours (no `body`, or not a string).
+    pub body: Option<Vec<u8>>,
+    /// Taken over from a reader that did not acknowledge it: possibly printed before.
+    pub claimed: bool,
+}
+
+impl Entry {
+    /// How the reader names it: id, type, and whether another reader had it first.
+    pub fn describe(&self) -> String {
+        let mtype = self.mtype.map_or("no type".into(), |t| format!("type {t}"));
+        let claimed = match self.claimed {
+            true => ", taken over from a reader that did not acknowledge it",
+            false => "",
+        };
+        format!("entry {} ({mtype}){claimed}", self.id)
+    }
+
+    /// The body as the reader prints it ([`decode`]), if at most `max_size` bytes; an error says
+    /// the entry stays pending.
+    pub fn printed(
+        &self,
+        stream: &str,
+        max_size: usize,
+        raw: bool,
+        format: Format,
+    ) -> anyhow::Result<Printed> {
+        let id = &self.id;
+        let body = self.body.as_deref().with_context(|| {
+            format!("entry {id} of stream {stream} has no `body` string field: not one of ours; left pending")
+        })?;
+        if body.len() > max_size {
+            bail!(
+                "entry {id} of stream {stream} is {} bytes, over --max-size {max_size}: left \
+                 pending, not acknowledged",
+                body.len()
+            );
+        }
+        decode(body, raw, format).with_context(|| {
+            format!("print entry {id} of stream {stream}: left pending, not acknowledged")
+        })
+    }
+
+    fn from(id: redis::streams::StreamId, claimed: bool) -> Entry {
+        let bytes = |name: &str| match id.map.get(name) {
+            Some(redis::Value::BulkString(b)) => Some(b.clone()),
+            Some(redis::Value::SimpleString(s)) => Some(s.clone().into_bytes()),
+            _ => None,
+        };
+        let mtype = bytes(FIELD_TYPE)
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok());
+        let body = bytes(FIELD_BODY);
+        Entry {
+            id: id.id,
+            mtype,
+            body,
+            claimed,
+        }
+    }
+}
+
+/// A consumer name of our own: host and process id, as unique as the group needs.
+pub fn default_consumer() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// `--claim-after SECS`'s parser.
+pub fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.0..=1e9).contains(&secs) {
+        return Err(format!("`{text}` is out of range: 0 to 1e9 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+// The PHP-value options and formats below are mq's, repeated rather than shared: an example crate
+// depends on ipc-common only (docs/architecture.md).
+
+/// What the writer sends instead of the serialized message (`--help`'s "PHP values").
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = ipc_common::runtime::cli::heading::PHP_VALUES)]
+pub struct ValueArgs {
+    /// Send the message's bytes as they are (PHP's msg_send with $serialize = false).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send this integer instead, serialized as PHP does (`i:42;`).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        conflicts_with = "raw"
+    )]
+    pub int: Option<i64>,
+
+    /// Send this float instead, serialized as PHP does (`d:2.5;`); INF, -INF and NAN too.
+    #[arg(
+        long,
+        value_name = "X",
+        allow_hyphen_values = true,
+        conflicts_with = "raw"
+    )]
+    pub float: Option<f64>,
+
+    /// Send this boolean instead, serialized as PHP does (`b:1;`).
+    #[arg(long, value_name = "true|false", conflicts_with = "raw")]
+    pub bool: Option<bool>,
+
+    /// Send null instead, serialized as PHP does (`N;`).
+    #[arg(long, conflicts_with = "raw")]
+    pub null: bool,
+}
+
+impl ValueArgs {
+    /// The value `--int`, `--float`, `--bool` or `--null` ask for; `None`: the message.
+    pub fn value(&self) -> Option<Value> {
+        match (self.int, self.float, self.bool) {
+            (Some(n), _, _) => Some(Value::Int(n)),
+            (_, Some(x), _) => Some(Value::Float(x)),
+            (_, _, Some(b)) => Some(Value::Bool(b)),
+            _ => self.null.then_some(Value::Null),
+        }
+    }
+}
+
+/// How the reader prints the unserialized value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// As PHP's `echo` prints it: strings as they are, true as 1, false and null as nothing.
+    Echo,
+    /// As JSON, as PHP's `json_encode($value)` writes it (default flags: `\/`, non-ASCII as
+    /// \uXXXX).
+    Json,
+    /// As `json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE)` writes it.
+    JsonUnescaped,
+}
+
+/// A message as the reader prints it.
+#[derive(Debug)]
+pub struct Printed {
+    pub bytes: Vec<u8>,
+    /// An array printed as PHP's `echo` does: `Array`, with PHP's notice.
+    pub array_echoed: bool,
+}
+
+/// The body as the reader prints it: unserialized as PHP's `msg_receive` does (trailing bytes
+/// ignored, as there) and printed the chosen way; `raw`: as it is.
+pub fn decode(body: &[u8], raw: bool, format: Format) -> anyhow::Result<Printed> {
+    if raw {
+        return Ok(Printed {
+            bytes: body.to_vec(),
+            array_echoed: false,
+        });
+    }
+    let (value, _) = php::unserialize(body)
+        .map_err(|err| anyhow!("not PHP-serialized: {err} (--raw prints it as it is)"))?;
+    let array_echoed = format == Format::Echo && matches!(value, Value::Array(_));
+    let bytes = match format {
+        Format::Echo => value.echo().map_err(|why| anyhow!("{why}"))?,
+        Format::Json | Format::JsonUnescaped => value
+            .to_json_with(if format == Format::JsonUnescaped {
+                JsonFlags::UNESCAPED
+            } else {
+                JsonFlags::DEFAULT
+            })
+            .map(String::into_bytes)
+            .map_err(|why| anyhow!("as JSON: {why}"))?,
+    };
+    Ok(Printed {
+        bytes,
+        array_echoed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_take_no_password() {
+        assert!(parse_url("redis://127.0.0.1:6379").is_ok());
+        assert!(parse_url("redis://user@127.0.0.1:6379/2").is_ok());
+        assert!(parse_url("unix:///run/redis/redis.sock").is_ok());
+        assert!(parse_url("rediss://localhost:6380").is_ok());
+        let err = parse_url("redis://:secret@127.0.0.1").unwrap_err();
+        assert!(
+            err.contains("IPC_BROKER_PASSWORD") && !err.contains("secret"),
+            "{err}"
+        );
+        assert!(parse_url("http://x").is_err());
+    }
+
+    #[test]
+    fn decodes_as_the_sysv_reader_does() {
+        let body = php::serialize(&Value::String(b"hi".to_vec()));
+        assert_eq!(decode(&body, false, Format::Echo).unwrap().bytes, b"hi");
+        assert_eq!(decode(&body, true, Format::Echo).unwrap().bytes, body);
+        assert_eq!(decode(b"i:42;", false, Format::Json).unwrap().bytes, b"42");
+        assert!(decode(b"not serialized", false, Format::Echo).is_err());
+    }
+
+    #[test]
+    fn claim_after_parses_seconds() {
+        assert_eq!(parse_secs("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_secs("0.25").unwrap(), Duration::from_millis(250));
+        assert!(
+            parse_secs("-1").is_err() && parse_secs("NaN").is_err() && parse_secs("1e10").is_err()
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The faults of issue 14 against a redis-server of the test's own (AOF on, `appendfsync
+//! always`): Redis restarted (stopped, and killed) mid-run, a stream trimmed under the reader, a
+//! message over Redis's limit or ours, and a reader stopped by SIGTERM while it waits.
+
+mod common;
+
+use common::{GROUP, PRINTED, READER, STREAM, Server, WRITER, available, ours};
+use ipc_testkit::{Proc, run};
+use nix::sys::signal::Signal;
+
+fn message(n: usize) -> String {
+    format!("message {n}")
+}
+
+fn printed(n: usize) -> Vec<u8> {
+    format!("{}\n", message(n)).into_bytes()
+}
+
+/// With AOF, a restart loses nothing acknowledged-by-Redis and redelivers nothing acknowledged
+/// by a reader; a reader blocked in XREADGROUP when Redis goes away reconnects within
+/// --timeout and gets the next message.
+#[test]
+fn fault_redis_restarted_mid_run_loses_and_repeats_nothing() {
+    if !available() {
+        return;
+    }
+    let mut server = Server::start(&[]);
+    let url = server.unix_url();
+    for n in 1..=3 {
+        run(
+            "writer",
+            &mut ours(WRITER, &url, &["-m", &message(n)]),
+            None,
+        )
+        .assert_success();
+    }
+    run("reader", &mut ours(READER, &url, &[]), None)
+        .assert_success()
+        .assert_stdout(&printed(1));
+
+    // Stopped cleanly: the two unread messages and the group's position survive.
+    server.stop();
+    server.launch();
+    for n in 2..=3 {
+        run("reader", &mut ours(READER, &url, &[]), None)
+            .assert_success()
+            .assert_stdout(&printed(n));
+    }
+
+    // A reader waiting while Redis restarts under it.
+    let mut waiting = Proc::spawn("reader", &mut ours(READER, &url, &["--timeout", "15"]));
+    waiting.wait_for_stderr("waiting for a message");
+    server.stop();
+    server.launch();
+    run(
+        "writer",
+        &mut ours(WRITER, &url, &["-m", &message(4)]),
+        None,
+    )
+    .assert_success();
+    let done = waiting.finish();
+    done.assert_success().assert_stdout(&printed(4));
+    assert!(
+        done.stderr.contains("lost the connection"),
+        "{}",
+        done.stderr
+    );
+
+    // Killed (SIGKILL): appendfsync always kept what XADD answered, and the acknowledgements.
+    run(
+        "writer",
+        &mut ours(WRITER, &url, &["-m", &message(5)]),
+        None,
+    )
+    .assert_success();
+    server.crash();
+    server.launch();
+    run("reader", &mut ours(READER, &url, &[]), None)
+        .assert_success()
+        .assert_stdout(&printed(5));
+    run(
+        "reader",
+        &mut ours(READER, &url, &["--timeout", "0.5"]),
+        None,
+    )
+    .assert_failure(124, "waiting for a message");
+    let length: usize = server.query(&["XLEN", STREAM]);
+    assert_eq!(length, 5);
+    assert_eq!(server.pending(STREAM, GROUP), 0);
+}
+
+/// A reader took a message and died; the stream was trimmed before anyone acknowledged it. The
+/// next reader says the message is lost (it cannot be delivered) instead of silently moving on.
+#[test]
+fn fault_a_stream_trimmed_under_the_reader_is_reported() {
+    if !available() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let url = server.unix_url();
+    run("writer", &mut ours(WRITER, &url, &[]), None).assert_success();
+    let _: () = server.query(&["XGROUP", "CREATE", STREAM, GROUP, "0"]);
+    let _: redis::Value = server.query(&[
+        "XREADGROUP",
+        "GROUP",
+        GROUP,
+        "dead",
+        "COUNT",
+        "1",
+        "STREAMS",
+        STREAM,
+        ">",
+    ]);
+    let trimmed: usize = server.query(&["XTRIM", STREAM, "MAXLEN", "0"]);
+    assert_eq!(trimmed, 1);
+    run(
+        "reader",
+        &mut ours(READER, &url, &["--claim-after", "0", "--timeout", "1"]),
+        None,
+    )
+    .assert_failure(124, "has since been trimmed from stream ipc-message-queues");
+    // Later messages still flow.
+    run("writer", &mut ours(WRITER, &url, &[]), None).assert_success();
+    run("reader", &mut ours(READER, &url, &[]), None)
+        .assert_success()
+        .assert_stdout(PRINTED);
+    // The stream deleted under the group: it is made again.
+    let _: usize = server.query(&["DEL", STREAM]);
+    let mut waiting = Proc::spawn("reader", &mut ours(READER, &url, &["--timeout", "15"]));
+    waiting.wait_for_stderr("connected to");
+    run("writer", &mut ours(WRITER, &url, &[]), None).assert_success();
+    waiting.finish().assert_success().assert_stdout(PRINTED);
+}
+
+/// Over Redis's limit (proto-max-bulk-len, at its 1 MiB minimum here): a clear error, nothing
+/// in the stream. Over ours (--max-size): refused before connecting.
+#[test]
+fn fault_a_message_over_the_limits_is_refused_clearly() {
+    if !available() {
+        return;
+    }
+    let server = Server::start(&["--proto-max-bulk-len", "1mb"]);
+    let url = server.unix_url();
+    let file = server.dir.path().join("big");
+    std::fs::write(&file, vec![b'x'; (1 << 20) + 1]).unwrap();
+    let path = file.to_str().unwrap();
+    let refused = run(
+        "writer",
+        &mut ours(WRITER, &url, &["--raw", "--message-file", path]),
+        None,
+    );
+    refused.assert_failure(1, "proto-max-bulk-len");
+    let length: usize = server.query(&["XLEN", STREAM]);
+    assert_eq!(length, 0);
+
+    std::fs::write(&file, vec![b'x'; 1 << 20]).unwrap();
+    run(
+        "writer",
+        &mut ours(WRITER, &url, &["--raw", "--message-file", path]),
+        None,
+    )
+    .assert_success();
+    // A reader with a smaller limit leaves it pending, for one that takes it.
+    run(
+        "reader",
+        &mut ours(READER, &url, &["--raw", "--max-size", "1000"]),
+        None,
+    )
+    .assert_failure(1, "over --max-size 1000: left pending");
+    assert_eq!(server.pending(STREAM, GROUP), 1);
+    let mut whole = vec![b'x'; 1 << 20];
+    whole.push(b'\n');
+    run(
+        "reader",
+        &mut ours(READER, &url, &["--raw", "--claim-after", "0"]),
+        None,
+    )
+    .assert_success()
+    .assert_stdout(&whole);
+    run(
+        "writer",
+        &mut ours(WRITER, "unix:///nonexistent", &["--max-size", "10"]),
+        None,
+    )
+    .assert_failure(1, "over 10 bytes");
+    run(
+        "writer",
+        &mut ours(WRITER, &url, &["--max-size", "0"]),
+        None,
+    )
+    .assert_failure(2, "--max-size");
+}
+
+/// SIGTERM while waiting: 143, and no consumer of ours left in the group.
+#[test]
+fn fault_a_stopped_reader_leaves_no_consumer() {
+    if !available() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let url = server.unix_url();
+    let mut reader = Proc::spawn("reader", &mut ours(READER, &url, &["--timeout", "15"]));
+    reader.wait_for_stderr("waiting for a message");
+    reader.signal(Signal::SIGTERM);
+    let done = reader.finish();
+    assert_eq!(done.status.code(), Some(143), "{done:?}");
+    let consumers: Vec<redis::Value> = server.query(&["XINFO", "CONSUMERS", STREAM, GROUP]);
+    assert!(consumers.is_empty(), "{consumers:?}");
+}
+
+/// A Redis that stops answering (SIGSTOP): both sides give up at their --timeout, exit 124.
+#[test]
+fn fault_a_redis_that_stops_answering_is_a_timeout() {
+    if !available() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let url = server.unix_url();
+    let mut reader = Proc::spawn("reader", &mut ours(READER, &url, &["--timeout", "1.5"]));
+    reader.wait_for_stderr("waiting for a message");
+    server.signal(Signal::SIGSTOP);
+    let stuck = run("writer", &mut ours(WRITER, &url, &["--timeout", "1"]), None);
+    let done = reader.finish();
+    server.signal(Signal::SIGCONT);
+    stuck.assert_failure(124, "timed out after 1s waiting for Redis at");
+    done.assert_failure(124, "timed out after 1.5s waiting for");
+}
