@@ -361,6 +361,13 @@ done
 # The queue on Redis Streams: Redis restarted and killed, a stream trimmed, the limits (skips
 # with one line without redis-server).
 run_tests "broker faults" -p broker --test faults
+# Many peers: replies that never come or go to a writer that left, a dead multicast reader,
+# clients that die before their answer, a full queue, silent and half-written stream clients
+# among 500 (the namespace tests skip with one line without root).
+run_tests "dgram reply" -p dgram --test reply
+run_tests "dgram multicast and broadcast" -p dgram --test many
+run_tests "stream concurrent clients" -p stream --test concurrent
+run_tests "mq request/response" -p mq --test serve
 for mech in dgram stream fifo mq shm; do
   run_tests "load $mech" -p load --test "$mech"
 done

@@ -141,7 +141,7 @@ fn broadcast_reaches_three_shared_readers_and_needs_the_flag() {
 /// A reader killed before the datagram comes: the writer cannot tell (exit 0, as documented),
 /// the other two still get every byte, the dead one printed nothing.
 #[test]
-fn a_dead_reader_does_not_stop_the_others() {
+fn fault_dead_reader_does_not_stop_the_others() {
     let Some(ns) = Netns::create() else { return };
     let (mut readers, port) =
         three_readers(&ns, |port| format!("udp://239.255.0.1:{port}"), [&[]; 3]);

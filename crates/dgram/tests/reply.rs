@@ -75,7 +75,7 @@ fn reply_comes_back_on_the_same_socket() {
 }
 
 #[test]
-fn a_reply_that_never_comes_times_out() {
+fn fault_reply_that_never_comes_times_out() {
     for unix in [true, false] {
         let dir = temp_dir();
         let url = url(dir.path(), unix);
@@ -102,7 +102,7 @@ fn a_reply_that_never_comes_times_out() {
 /// writer (a Unix datagram socket's peer closing is not an error on it; UDP sends nothing
 /// more), so it waits out its --timeout: exit 124, saying what it waited for.
 #[test]
-fn a_reader_that_dies_before_answering() {
+fn fault_reader_that_dies_before_answering() {
     for unix in [true, false] {
         let dir = temp_dir();
         let url = url(dir.path(), unix);
@@ -148,7 +148,7 @@ fn an_unbound_unix_sender_cannot_be_answered() {
 /// reader knows (its `sendto` fails) and exits 1 after printing the datagram. UDP: nothing
 /// tells an unconnected socket, the reply counts as sent, exit 0 (documented).
 #[test]
-fn a_reply_to_a_writer_that_left() {
+fn fault_reply_to_a_writer_that_left() {
     for unix in [true, false] {
         let dir = temp_dir();
         let url = url(dir.path(), unix);

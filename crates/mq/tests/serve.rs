@@ -155,7 +155,7 @@ fn php_server_answers_our_clients() {
 /// only its own), and the server says whose answer was not read and fails; the queue, created by
 /// the dead client, holds exactly that answer.
 #[test]
-fn a_client_that_dies_before_its_answer_does_not_lose_anyone_else_theirs() {
+fn fault_client_dies_before_its_answer_nobody_else_loses_theirs() {
     let dir = temp_dir();
     let key = key_file(dir.path());
     let _queue = OwnQueue(key.clone());
@@ -187,7 +187,7 @@ fn a_client_that_dies_before_its_answer_does_not_lose_anyone_else_theirs() {
 /// --timeout, names the client it could not answer, takes nothing else and fails; the other
 /// message stays.
 #[test]
-fn a_full_queue_names_the_client_not_answered_and_keeps_the_rest() {
+fn fault_full_queue_names_the_client_not_answered_and_keeps_the_rest() {
     let dir = temp_dir();
     let key = key_file(dir.path());
     let _queue = OwnQueue(key.clone());
@@ -213,7 +213,7 @@ fn a_full_queue_names_the_client_not_answered_and_keeps_the_rest() {
 /// No server: the client's wait for its answer is bounded (124) and says what to start; its
 /// request goes with the queue it created.
 #[test]
-fn no_server_the_client_times_out_saying_so_and_leaves_nothing() {
+fn fault_no_server_the_client_times_out_saying_so_and_leaves_nothing() {
     let dir = temp_dir();
     let key = key_file(dir.path());
     let _queue = OwnQueue(key.clone());
@@ -227,7 +227,7 @@ fn no_server_the_client_times_out_saying_so_and_leaves_nothing() {
 /// `--requests 0` serves until SIGTERM, then removes the queue it created (it is empty); a
 /// client that comes later waits in vain and says so.
 #[test]
-fn a_server_stopped_by_sigterm_removes_its_queue_and_later_clients_time_out() {
+fn fault_server_stopped_by_sigterm_removes_its_queue_and_later_clients_time_out() {
     let dir = temp_dir();
     let key = key_file(dir.path());
     let _queue = OwnQueue(key.clone());

@@ -232,7 +232,7 @@ fn many_clients_at_once(url: &str) {
 }
 
 #[test]
-fn five_hundred_clients_at_once_over_uds_while_ten_hold_on() {
+fn load_five_hundred_clients_at_once_over_uds_while_ten_hold_on() {
     let dir = temp_dir();
     let path = dir.path().join("s.sock");
     many_clients_at_once(&format!("unix://{}", path.display()));
@@ -240,7 +240,7 @@ fn five_hundred_clients_at_once_over_uds_while_ten_hold_on() {
 }
 
 #[test]
-fn five_hundred_clients_at_once_over_tcp_while_ten_hold_on() {
+fn load_five_hundred_clients_at_once_over_tcp_while_ten_hold_on() {
     many_clients_at_once("tcp://127.0.0.1:0");
 }
 
@@ -293,7 +293,7 @@ fn clients_past_max_clients_wait_in_the_backlog() {
 }
 
 #[test]
-fn a_client_that_does_not_finish_is_dropped_at_its_client_timeout() {
+fn fault_client_that_does_not_finish_is_dropped_at_its_client_timeout() {
     let dir = temp_dir();
     let url = unix_url(&dir.path().join("s.sock"));
     let (mut server, url) = reader(&[&url, "--client-timeout", "0.2", "--timeout", "30"]);
@@ -357,7 +357,7 @@ fn connections_0_serves_until_sigterm_then_exits_0_and_removes_its_socket() {
 }
 
 #[test]
-fn a_failed_client_fails_the_run_but_not_the_other_clients() {
+fn fault_failed_client_fails_the_run_but_not_the_other_clients() {
     let dir = temp_dir();
     let big = dir.path().join("big");
     std::fs::write(&big, vec![b'g'; 4 << 20]).unwrap();
@@ -394,7 +394,7 @@ fn a_failed_client_fails_the_run_but_not_the_other_clients() {
 }
 
 #[test]
-fn a_tcp_client_dropped_at_its_client_timeout_gets_a_reset() {
+fn fault_tcp_client_dropped_at_its_client_timeout_gets_a_reset() {
     let (mut server, url) = reader(&[
         "tcp://127.0.0.1:0",
         "--client-timeout",
