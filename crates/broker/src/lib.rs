@@ -342,9 +342,13 @@ impl Redis {
     ) -> anyhow::Result<Entry> {
         let mut announced = false;
         let mut next_claim = Instant::now();
+        // After a cut reply, what Redis may have handed us before the cut comes first.
+        let mut recover = false;
         loop {
             cleanup::check_interrupted()?;
-            let attempt = if Instant::now() >= next_claim {
+            let attempt = if std::mem::take(&mut recover) {
+                self.own_pending(from, lost, deadline)
+            } else if Instant::now() >= next_claim {
                 next_claim = Instant::now() + from.claim_after.clamp(SLICE, Duration::from_secs(1));
                 self.claim(from, lost, deadline)
             } else {
@@ -370,7 +374,10 @@ impl Redis {
                     announced = true;
                 }
                 Ok(None) => {}
-                Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
+                Err(err) if err.is_io_error() && !err.is_timeout() => {
+                    self.reconnect(deadline)?;
+                    recover = true;
+                }
                 // The stream or group went away (deleted, or Redis restarted without its data):
                 // made again, reading from the start of what is there.
                 Err(err) if err.code() == Some("NOGROUP") => {
@@ -386,6 +393,49 @@ impl Redis {
                         from.stream, from.group
                     )));
                 }
+            }
+        }
+    }
+
+    /// The oldest entry pending for our own consumer (`XPENDING ... 1 consumer`, then `XCLAIM`
+    /// it to ourselves): when a reply is cut off (Redis restarted, or a stop signal's `EINTR`
+    /// on the read), `XREADGROUP ... >` may have delivered an entry whose reply we never read;
+    /// `>` will not deliver it again, and `XAUTOCLAIM` only after `claim_after`. Delivered more
+    /// than once: it may have been printed before (by a reader of ours that had our name).
+    fn own_pending(
+        &mut self,
+        from: &Group<'_>,
+        lost: &mut dyn FnMut(&str),
+        deadline: &Deadline,
+    ) -> redis::RedisResult<Option<Entry>> {
+        let mut pending = redis::cmd("XPENDING");
+        pending
+            .arg(from.stream)
+            .arg(from.group)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .arg(from.consumer);
+        let ours: redis::streams::StreamPendingCountReply =
+            self.query(&pending, deadline, Duration::ZERO)?;
+        let Some(oldest) = ours.ids.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut claim = redis::cmd("XCLAIM");
+        claim
+            .arg(from.stream)
+            .arg(from.group)
+            .arg(from.consumer)
+            .arg(0)
+            .arg(&oldest.id);
+        let reply: redis::streams::StreamClaimReply =
+            self.query(&claim, deadline, Duration::ZERO)?;
+        match reply.ids.into_iter().next() {
+            Some(id) => Ok(Some(Entry::from(id, oldest.times_delivered > 1))),
+            // Trimmed from the stream before anyone acknowledged it (XCLAIM drops its id).
+            None => {
+                lost(&oldest.id);
+                Ok(None)
             }
         }
     }
@@ -476,9 +526,7 @@ impl Redis {
             .arg("+")
             .arg(1)
             .arg(from.consumer);
-        let ours: Vec<redis::Value> = self
-            .query(&pending, deadline, Duration::ZERO)
-            .map_err(|err| explain(err, &self.url))?;
+        let ours: Vec<redis::Value> = self.query_again_if_cut(&pending, deadline)?;
         if !ours.is_empty() {
             return Ok(false);
         }
@@ -487,9 +535,24 @@ impl Redis {
             .arg(from.stream)
             .arg(from.group)
             .arg(from.consumer);
-        self.query::<u64>(&del, deadline, Duration::ZERO)
-            .map_err(|err| explain(err, &self.url))?;
+        self.query_again_if_cut::<u64>(&del, deadline)?;
         Ok(true)
+    }
+
+    /// An idempotent command, sent again on a new connection when the reply was cut off: Redis
+    /// restarted, or a stop signal (SIGSTOP/SIGTSTP, then SIGCONT) interrupted the read, which a
+    /// socket with a receive timeout reports as `EINTR` whatever `SA_RESTART` says (signal(7)).
+    fn query_again_if_cut<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        deadline: &Deadline,
+    ) -> anyhow::Result<T> {
+        loop {
+            match self.query(cmd, deadline, Duration::ZERO) {
+                Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
+                done => return done.map_err(|err| failure(err, &self.url, deadline)),
+            }
+        }
     }
 }
 
