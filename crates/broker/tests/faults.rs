@@ -257,7 +257,10 @@ fn fault_a_reader_stopped_mid_read_takes_back_what_redis_handed_it() {
         if !pending.is_empty() {
             break;
         }
-        assert!(handed.elapsed().as_secs() < 10, "Redis never handed the entry over");
+        assert!(
+            handed.elapsed().as_secs() < 10,
+            "Redis never handed the entry over"
+        );
         std::thread::yield_now();
     }
     reader.signal(Signal::SIGCONT);
