@@ -250,23 +250,20 @@ fn fault_a_reader_stopped_mid_read_takes_back_what_redis_handed_it() {
         None,
     )
     .assert_success();
-    // Redis handed it over: pending for the stopped reader's consumer.
+    // Redis hands it over if the stop caught the reader inside XREADGROUP (then it is pending
+    // for the stopped reader's consumer); caught between two BLOCK slices, it is not, and the
+    // reader simply reads it when continued. Either way it must come out within --timeout.
     let handed = std::time::Instant::now();
-    loop {
+    while handed.elapsed() < std::time::Duration::from_secs(1) {
         let pending: Vec<redis::Value> = server.query(&["XPENDING", STREAM, GROUP, "-", "+", "1"]);
         if !pending.is_empty() {
             break;
         }
-        assert!(
-            handed.elapsed().as_secs() < 10,
-            "Redis never handed the entry over"
-        );
         std::thread::yield_now();
     }
     reader.signal(Signal::SIGCONT);
     let done = reader.finish();
-    // Whether this read was cut depends on where the stop caught it (inside `recv`: cut;
-    // between two BLOCK slices: not); either way the message must come out within --timeout.
-    // The contract suite's StopReader schedules hit the cut one in a few dozen runs.
+    // Whether the read was cut depends on where the stop caught it; the contract suite's
+    // StopReader schedules hit the cut one run in a few dozen.
     done.assert_success().assert_stdout(&printed(1));
 }
