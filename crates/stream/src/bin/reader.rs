@@ -53,9 +53,9 @@ struct Args {
     connections: u64,
 
     /// Drop a client whose exchange has not ended SECS seconds after it was accepted; it is
-    /// not counted (0: only --timeout bounds it) [default: --timeout's value].
-    #[arg(long, value_name = "SECS", help_heading = CLIENTS)]
-    client_timeout: Option<Timeout>,
+    /// not counted (0: only --timeout bounds it).
+    #[arg(long, value_name = "SECS", default_value = "10", help_heading = CLIENTS)]
+    client_timeout: Timeout,
 
     /// Exchange with at most N clients at once; the next ones wait in the listen backlog.
     #[arg(long, value_name = "N", default_value = "64", help_heading = CLIENTS,
@@ -105,9 +105,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let limits = Limits {
         connections: args.connections,
         max_clients: args.max_clients as usize,
-        // One slow client may take the whole run, unless told otherwise: `--timeout 0` (a
-        // human typing into `nc`) stays unbounded.
-        client_timeout: args.client_timeout.unwrap_or(args.common.timeout),
+        client_timeout: args.client_timeout,
     };
     let mut server = Server::new(listener, &greeting, limits);
     while let Some(event) = server.next(&deadline)? {
