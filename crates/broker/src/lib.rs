@@ -33,8 +33,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use clap::{Args, ValueEnum};
-use ipc_common::php::{self, JsonFlags, Value};
+use clap::Args;
+use ipc_common::php;
+use ipc_common::php::options::{Format, Printed};
 use ipc_common::runtime::cleanup;
 use ipc_common::runtime::wait::{self, Deadline, Timeout};
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
@@ -653,76 +654,6 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-// The PHP-value options and formats below are mq's, repeated rather than shared: an example crate
-// depends on ipc-common only (docs/architecture.md).
-
-/// What the writer sends instead of the serialized message (`--help`'s "PHP values").
-#[derive(Args, Clone, Debug)]
-#[command(next_help_heading = ipc_common::runtime::cli::heading::PHP_VALUES)]
-pub struct ValueArgs {
-    /// Send the message's bytes as they are (PHP's msg_send with $serialize = false).
-    #[arg(long)]
-    pub raw: bool,
-
-    /// Send this integer instead, serialized as PHP does (`i:42;`).
-    #[arg(
-        long,
-        value_name = "N",
-        allow_negative_numbers = true,
-        conflicts_with = "raw"
-    )]
-    pub int: Option<i64>,
-
-    /// Send this float instead, serialized as PHP does (`d:2.5;`); INF, -INF and NAN too.
-    #[arg(
-        long,
-        value_name = "X",
-        allow_hyphen_values = true,
-        conflicts_with = "raw"
-    )]
-    pub float: Option<f64>,
-
-    /// Send this boolean instead, serialized as PHP does (`b:1;`).
-    #[arg(long, value_name = "true|false", conflicts_with = "raw")]
-    pub bool: Option<bool>,
-
-    /// Send null instead, serialized as PHP does (`N;`).
-    #[arg(long, conflicts_with = "raw")]
-    pub null: bool,
-}
-
-impl ValueArgs {
-    /// The value `--int`, `--float`, `--bool` or `--null` ask for; `None`: the message.
-    pub fn value(&self) -> Option<Value> {
-        match (self.int, self.float, self.bool) {
-            (Some(n), _, _) => Some(Value::Int(n)),
-            (_, Some(x), _) => Some(Value::Float(x)),
-            (_, _, Some(b)) => Some(Value::Bool(b)),
-            _ => self.null.then_some(Value::Null),
-        }
-    }
-}
-
-/// How the reader prints the unserialized value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// As PHP's `echo` prints it: strings as they are, true as 1, false and null as nothing.
-    Echo,
-    /// As JSON, as PHP's `json_encode($value)` writes it (default flags: `\/`, non-ASCII as
-    /// \uXXXX).
-    Json,
-    /// As `json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE)` writes it.
-    JsonUnescaped,
-}
-
-/// A message as the reader prints it.
-#[derive(Debug)]
-pub struct Printed {
-    pub bytes: Vec<u8>,
-    /// An array printed as PHP's `echo` does: `Array`, with PHP's notice.
-    pub array_echoed: bool,
-}
-
 /// The body as the reader prints it: unserialized as PHP's `msg_receive` does (trailing bytes
 /// ignored, as there) and printed the chosen way; `raw`: as it is.
 pub fn decode(body: &[u8], raw: bool, format: Format) -> anyhow::Result<Printed> {
@@ -734,22 +665,7 @@ pub fn decode(body: &[u8], raw: bool, format: Format) -> anyhow::Result<Printed>
     }
     let (value, _) = php::unserialize(body)
         .map_err(|err| anyhow!("not PHP-serialized: {err} (--raw prints it as it is)"))?;
-    let array_echoed = format == Format::Echo && matches!(value, Value::Array(_));
-    let bytes = match format {
-        Format::Echo => value.echo().map_err(|why| anyhow!("{why}"))?,
-        Format::Json | Format::JsonUnescaped => value
-            .to_json_with(if format == Format::JsonUnescaped {
-                JsonFlags::UNESCAPED
-            } else {
-                JsonFlags::DEFAULT
-            })
-            .map(String::into_bytes)
-            .map_err(|why| anyhow!("as JSON: {why}"))?,
-    };
-    Ok(Printed {
-        bytes,
-        array_echoed,
-    })
+    format.print(&value).map_err(|why| anyhow!("{why}"))
 }
 
 #[cfg(test)]
@@ -772,7 +688,7 @@ mod tests {
 
     #[test]
     fn decodes_as_the_sysv_reader_does() {
-        let body = php::serialize(&Value::String(b"hi".to_vec()));
+        let body = php::serialize(&php::Value::String(b"hi".to_vec()));
         assert_eq!(decode(&body, false, Format::Echo).unwrap().bytes, b"hi");
         assert_eq!(decode(&body, true, Format::Echo).unwrap().bytes, body);
         assert_eq!(decode(b"i:42;", false, Format::Json).unwrap().bytes, b"42");

@@ -12,7 +12,8 @@ use ipc_common::runtime::paths::{self, KeyFile as Created};
 use ipc_common::runtime::wait::Deadline;
 use ipc_common::sysv::{self, Key, MsgBuf};
 
-use crate::{Format, Printed, Queue, Removal, Wanted};
+use crate::{Queue, Removal, Wanted};
+use ipc_common::php::options::{Format, Printed, ValueArgs};
 
 /// What `mq-reader` takes and keeps (the default heading).
 #[derive(Args, Clone, Debug)]
@@ -199,7 +200,7 @@ pub fn create_key_file(path: &Path, mode: Mode) -> anyhow::Result<Result<Cleanup
 /// With `request`, the value goes inside a request for type `request` ([`crate::serve`]).
 pub fn message_text(
     message: &ipc_common::runtime::cli::MessageArgs,
-    value: &crate::ValueArgs,
+    value: &ValueArgs,
     request: Option<i64>,
     deadline: &Deadline,
 ) -> anyhow::Result<(Vec<u8>, String)> {

@@ -42,8 +42,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, anyhow, bail};
-use clap::{Args, ValueEnum};
-use ipc_common::php::{self, JsonFlags, Value};
+use clap::Args;
+use ipc_common::php;
+use ipc_common::php::options::{Format, Printed};
 use ipc_common::runtime::cleanup::Cleanup;
 use ipc_common::runtime::cli::{Mode, parse_proj_id};
 use ipc_common::runtime::paths;
@@ -76,97 +77,15 @@ pub struct KeyArgs {
 pub const ENVIRONMENT: &str =
     "  IPC_MQ_KEY_FILE, IPC_MQ_PROJ, IPC_MQ_TYPE (--key-file, --proj, --type)";
 
-/// What the writer sends instead of the serialized message (`--help`'s "PHP values").
-#[derive(Args, Clone, Debug)]
-#[command(next_help_heading = ipc_common::runtime::cli::heading::PHP_VALUES)]
-pub struct ValueArgs {
-    /// Send the message's bytes as they are (PHP's msg_send with $serialize = false).
-    #[arg(long)]
-    pub raw: bool,
-
-    /// Send this integer instead, serialized as PHP does (`i:42;`).
-    #[arg(
-        long,
-        value_name = "N",
-        allow_negative_numbers = true,
-        conflicts_with = "raw"
-    )]
-    pub int: Option<i64>,
-
-    /// Send this float instead, serialized as PHP does (`d:2.5;`); INF, -INF and NAN too.
-    #[arg(
-        long,
-        value_name = "X",
-        allow_hyphen_values = true,
-        conflicts_with = "raw"
-    )]
-    pub float: Option<f64>,
-
-    /// Send this boolean instead, serialized as PHP does (`b:1;`).
-    #[arg(long, value_name = "true|false", conflicts_with = "raw")]
-    pub bool: Option<bool>,
-
-    /// Send null instead, serialized as PHP does (`N;`).
-    #[arg(long, conflicts_with = "raw")]
-    pub null: bool,
-}
-
-impl ValueArgs {
-    /// The value `--int`, `--float`, `--bool` or `--null` ask for; `None`: the message.
-    pub fn value(&self) -> Option<Value> {
-        match (self.int, self.float, self.bool) {
-            (Some(n), _, _) => Some(Value::Int(n)),
-            (_, Some(x), _) => Some(Value::Float(x)),
-            (_, _, Some(b)) => Some(Value::Bool(b)),
-            _ => self.null.then_some(Value::Null),
-        }
-    }
-}
-
-/// How the reader prints the unserialized value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// As PHP's `echo` prints it: strings as they are, true as 1, false and null as nothing.
-    Echo,
-    /// As JSON, as PHP's `json_encode($value)` writes it (default flags: `\/`, non-ASCII as
-    /// \uXXXX).
-    Json,
-    /// As `json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE)` writes it.
-    JsonUnescaped,
-}
-
-/// A message as the reader prints it.
-#[derive(Debug)]
-pub struct Printed {
-    pub bytes: Vec<u8>,
-    /// An array printed as PHP's `echo` does: `Array`, with PHP's notice.
-    pub array_echoed: bool,
-}
-
 /// Unserializes the mtext as PHP's `msg_receive` does (trailing bytes ignored, as there) and
 /// prints the value the chosen way.
 pub fn decode(text: &[u8], key: Key, format: Format) -> anyhow::Result<Printed> {
     let (value, _) = php::unserialize(text).map_err(|err| {
         anyhow!("message on queue {key} is not PHP-serialized: {err} (--raw prints it as it is)")
     })?;
-    let array_echoed = format == Format::Echo && matches!(value, Value::Array(_));
-    let bytes = match format {
-        Format::Echo => value
-            .echo()
-            .map_err(|why| anyhow!("print the message on queue {key}: {why}"))?,
-        Format::Json | Format::JsonUnescaped => value
-            .to_json_with(if format == Format::JsonUnescaped {
-                JsonFlags::UNESCAPED
-            } else {
-                JsonFlags::DEFAULT
-            })
-            .map(String::into_bytes)
-            .map_err(|why| anyhow!("print the message on queue {key} as JSON: {why}"))?,
-    };
-    Ok(Printed {
-        bytes,
-        array_echoed,
-    })
+    format
+        .print(&value)
+        .map_err(|why| anyhow!("print the message on queue {key}: {why}"))
 }
 
 /// A queue and the key it was found by, which names it in messages (`ipcs -q` shows both).

@@ -15,9 +15,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use broker::Format;
 use clap::Parser;
 use clap::builder::TypedValueParser;
+use ipc_common::php::options::Format;
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, heading};
 use ipc_common::runtime::report;
 use ipc_common::say;

@@ -61,7 +61,7 @@ struct Args {
     message: MessageArgs,
 
     #[command(flatten)]
-    value: broker::ValueArgs,
+    value: ipc_common::php::options::ValueArgs,
 
     #[command(flatten)]
     common: CommonArgs,

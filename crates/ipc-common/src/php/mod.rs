@@ -10,6 +10,7 @@
 //! input justifies. See `shared/docs/php-formats.md` for the formats.
 
 mod float;
+pub mod options;
 mod print;
 mod serialize;
 pub mod sysvsem;

@@ -14,12 +14,13 @@ use std::sync::{Arc, atomic::Ordering};
 
 use anyhow::Context;
 use clap::{ArgGroup, Parser};
+use ipc_common::php::options::ValueArgs;
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs, ModeArgs};
 use ipc_common::runtime::report;
 use ipc_common::say;
 use ipc_common::sysv::{self, MsgBuf};
 use mq::serve::RequestArgs;
-use mq::{KeyArgs, ProjId, ValueArgs};
+use mq::{KeyArgs, ProjId};
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
