@@ -40,6 +40,8 @@ use ipc_common::runtime::cleanup;
 use ipc_common::runtime::wait::{self, Deadline, Timeout};
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
 
+pub mod cli;
+
 /// The blog's message (the SysV queue's).
 pub const MESSAGE: &str = "Hello from Writer: Message Queue";
 /// Where Redis listens by default.
@@ -634,26 +636,6 @@ impl Entry {
     }
 }
 
-/// A consumer name of our own: host and process id, as unique as the group needs.
-pub fn default_consumer() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}-{}", std::process::id())
-}
-
-/// `--claim-after SECS`'s parser.
-pub fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !(0.0..=1e9).contains(&secs) {
-        return Err(format!("`{text}` is out of range: 0 to 1e9 seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// The body as the reader prints it: unserialized as PHP's `msg_receive` does (trailing bytes
 /// ignored, as there) and printed the chosen way; `raw`: as it is.
 pub fn decode(body: &[u8], raw: bool, format: Format) -> anyhow::Result<Printed> {
@@ -693,14 +675,5 @@ mod tests {
         assert_eq!(decode(&body, true, Format::Echo).unwrap().bytes, body);
         assert_eq!(decode(b"i:42;", false, Format::Json).unwrap().bytes, b"42");
         assert!(decode(b"not serialized", false, Format::Echo).is_err());
-    }
-
-    #[test]
-    fn claim_after_parses_seconds() {
-        assert_eq!(parse_secs("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_secs("0.25").unwrap(), Duration::from_millis(250));
-        assert!(
-            parse_secs("-1").is_err() && parse_secs("NaN").is_err() && parse_secs("1e10").is_err()
-        );
     }
 }

@@ -7,13 +7,12 @@ use anyhow::Context;
 use clap::Args;
 use ipc_common::runtime::cleanup::Cleanup;
 use ipc_common::runtime::cli::Mode;
-use ipc_common::runtime::cli::heading;
 use ipc_common::runtime::paths::{self, KeyFile as Created};
 use ipc_common::runtime::wait::Deadline;
 use ipc_common::sysv::{self, Key, MsgBuf};
 
 use crate::{Queue, Removal, Wanted};
-use ipc_common::php::options::{Format, Printed, ValueArgs};
+use ipc_common::php::options::{PrintArgs, Printed, ValueArgs};
 
 /// What `mq-reader` takes and keeps (the default heading).
 #[derive(Args, Clone, Debug)]
@@ -48,19 +47,6 @@ impl ReadArgs {
             None => sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax"),
         }
     }
-}
-
-/// How `mq-reader` prints (`--help`'s "PHP values").
-#[derive(Args, Clone, Debug)]
-#[command(next_help_heading = heading::PHP_VALUES)]
-pub struct PrintArgs {
-    /// Print the message's bytes as they are, for a writer that sent --raw.
-    #[arg(long)]
-    pub raw: bool,
-
-    /// How to print the unserialized value.
-    #[arg(long, value_enum, default_value_t = Format::Echo, conflicts_with = "raw")]
-    pub format: Format,
 }
 
 /// A copy of the message the reader is about to take, and how it prints.

@@ -13,17 +13,12 @@
 //! ```
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use clap::builder::TypedValueParser;
-use ipc_common::php::options::Format;
-use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, heading};
+use ipc_common::php::options::PrintArgs;
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT};
 use ipc_common::runtime::report;
 use ipc_common::say;
-
-/// `--help`'s heading of the consumer group's options.
-const GROUP: &str = "Consumer group (at least once)";
 
 /// The command line; each field's doc comment is its `--help` text.
 #[derive(Parser, Debug)]
@@ -46,41 +41,11 @@ struct Args {
     #[command(flatten)]
     server: broker::ServerArgs,
 
-    /// The consumer group: readers in one group share the messages, each message goes to one.
-    #[arg(long, value_name = "NAME", default_value = broker::DEFAULT_GROUP,
-        env = "IPC_BROKER_GROUP", hide_env = true, help_heading = GROUP)]
-    group: String,
+    #[command(flatten)]
+    read: broker::cli::ReadArgs,
 
-    /// This reader's name in the group [default: HOST-PID].
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "IPC_BROKER_CONSUMER",
-        hide_env = true
-    )]
-    consumer: Option<String>,
-
-    /// Take over a message another reader received but did not acknowledge once it has been
-    /// pending this long (a reader that died); 0 takes any pending message at once.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = broker::parse_secs,
-        help_heading = GROUP)]
-    claim_after: Duration,
-
-    /// Print at most N bytes per message [default: Redis's limit, 512 MiB]; a longer message is
-    /// not acknowledged and stays pending.
-    #[arg(long, value_name = "N", default_value_t = broker::REDIS_MAX_BULK,
-        value_parser = clap::value_parser!(u64).range(1..=broker::REDIS_MAX_BULK as u64)
-            .map(|n| n as usize), hide_default_value = true)]
-    max_size: usize,
-
-    /// Print the message's bytes as they are, for a writer that sent --raw.
-    #[arg(long, help_heading = heading::PHP_VALUES)]
-    raw: bool,
-
-    /// How to print the unserialized value.
-    #[arg(long, value_enum, default_value_t = Format::Echo, conflicts_with = "raw",
-        help_heading = heading::PHP_VALUES)]
-    format: Format,
+    #[command(flatten)]
+    print: PrintArgs,
 
     #[command(flatten)]
     common: CommonArgs,
@@ -93,16 +58,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
-    let consumer = args
-        .consumer
-        .clone()
-        .unwrap_or_else(broker::default_consumer);
-    let from = broker::Group {
-        stream: &args.server.stream,
-        group: &args.group,
-        consumer: &consumer,
-        claim_after: args.claim_after,
-    };
+    let from = args.read.on(&args.server.stream);
     let mut redis = broker::connect(&args.server, &deadline)?;
     say!(deadline, "connected to {}", redis.url);
     if redis.create_group(from.stream, from.group, &deadline)? {
@@ -128,7 +84,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         entry.describe()
     );
     // Not acknowledged unless printed: a message we cannot print stays pending for another try.
-    let printed = entry.printed(stream, args.max_size, args.raw, args.format)?;
+    let printed = entry.printed(
+        stream,
+        args.read.max_size,
+        args.print.raw,
+        args.print.format,
+    )?;
     if printed.array_echoed {
         report::warn(format_args!(
             "Array to string conversion (--format json shows the array)"
@@ -146,7 +107,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     if redis.forget_consumer(&from, &deadline)? {
         say!(
             deadline,
-            "removed consumer {consumer} from group {}",
+            "removed consumer {} from group {}",
+            from.consumer,
             from.group
         );
     }

@@ -14,12 +14,9 @@
 
 use std::process::ExitCode;
 
-use clap::builder::TypedValueParser;
 use clap::{ArgGroup, Parser};
-use ipc_common::php::{self, Value};
-use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs, MessageLimit};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs};
 use ipc_common::runtime::report;
-use ipc_common::runtime::wait::Deadline;
 use ipc_common::say;
 
 /// The command line; each field's doc comment is its `--help` text.
@@ -44,18 +41,8 @@ struct Args {
     #[command(flatten)]
     server: broker::ServerArgs,
 
-    /// The message type (the SysV mtype), sent as the entry's `type` field.
-    #[arg(long = "type", value_name = "N", default_value = "1", env = "IPC_BROKER_TYPE",
-        hide_env = true, value_parser = clap::value_parser!(i64).range(1..),
-        help_heading = "Message")]
-    mtype: i64,
-
-    /// Refuse a message (as sent, serialized or not) over N bytes [default: Redis's own limit
-    /// on a string, 512 MiB].
-    #[arg(long, value_name = "N", default_value_t = broker::REDIS_MAX_BULK, help_heading = "Message",
-        value_parser = clap::value_parser!(u64).range(1..=broker::REDIS_MAX_BULK as u64)
-            .map(|n| n as usize))]
-    max_size: usize,
+    #[command(flatten)]
+    write: broker::cli::WriteArgs,
 
     #[command(flatten)]
     message: MessageArgs,
@@ -75,48 +62,16 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
     let stream = &args.server.stream;
-    let body = message_body(&args, &deadline)?;
+    let body = args.write.body(&args.message, &args.value, &deadline)?;
 
     let mut redis = broker::connect(&args.server, &deadline)?;
     say!(deadline, "connected to {}", redis.url);
-    let id = redis.add(stream, args.mtype, &body, &deadline)?;
+    let id = redis.add(stream, args.write.mtype, &body, &deadline)?;
     say!(
         deadline,
         "added {} bytes as type {} to stream {stream}: entry {id}",
         body.len(),
-        args.mtype
+        args.write.mtype
     );
     Ok(())
-}
-
-/// The `body` field: the value serialized as PHP's `msg_send` does, or the message's bytes as
-/// they are with `--raw`; refused before connecting when over --max-size.
-fn message_body(args: &Args, deadline: &Deadline) -> anyhow::Result<Vec<u8>> {
-    let limit = MessageLimit {
-        bytes: args.max_size,
-        why: format!(
-            "--max-size, {} by default: Redis's proto-max-bulk-len",
-            broker::REDIS_MAX_BULK
-        )
-        .into(),
-    };
-    let body = match args.value.value() {
-        Some(value) => php::serialize(&value),
-        None => {
-            let bytes = args.message.payload(broker::MESSAGE, limit, deadline)?;
-            match args.value.raw {
-                true => bytes,
-                false => php::serialize(&Value::String(bytes)),
-            }
-        }
-    };
-    if body.len() > args.max_size {
-        anyhow::bail!(
-            "the message is {} bytes as sent (serialized: {}), over --max-size {}: send less",
-            body.len(),
-            !args.value.raw,
-            args.max_size
-        );
-    }
-    Ok(body)
 }

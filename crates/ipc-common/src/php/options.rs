@@ -1,6 +1,7 @@
 //! The PHP-value options every queue writer shares (`--raw`, `--int`, `--float`, `--bool`,
-//! `--null`) and how a reader prints an unserialized value (`--format`): one definition for the
-//! SysV queue (`mq`) and the queue on Redis Streams (`broker`), which carry the same bytes.
+//! `--null`), the readers' (`--raw`, `--format`) and how a reader prints an unserialized value:
+//! one definition for the SysV queue (`mq`) and the queue on Redis Streams (`broker`), which
+//! carry the same bytes.
 
 use clap::{Args, ValueEnum};
 
@@ -51,6 +52,19 @@ impl ValueArgs {
             _ => self.null.then_some(Value::Null),
         }
     }
+}
+
+/// How a queue reader prints (`--help`'s "PHP values").
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = crate::runtime::cli::heading::PHP_VALUES)]
+pub struct PrintArgs {
+    /// Print the message's bytes as they are, for a writer that sent --raw.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// How to print the unserialized value.
+    #[arg(long, value_enum, default_value_t = Format::Echo, conflicts_with = "raw")]
+    pub format: Format,
 }
 
 /// How the reader prints the unserialized value.

@@ -12,11 +12,12 @@
 
 use std::process::ExitCode;
 
+use ipc_common::php::options::PrintArgs;
 use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
 use ipc_common::runtime::report;
 use ipc_common::say;
 use ipc_common::sysv::MsgBuf;
-use mq::cli::{PrintArgs, ReadArgs};
+use mq::cli::ReadArgs;
 use mq::serve::{ServeArgs, Server, step_deadline};
 use mq::{KeyArgs, ProjId, Wanted};
 
