@@ -255,6 +255,12 @@ fn plan(args: &Args) -> Plan {
         notes.push("iceoryx2 not measured: ipc-bench was built without it (cargo build --release -p bench --features iceoryx2)".into());
     }
     let keep = |m: &Mech| keep(m) && (bench::peers::BUILT || m.imps() != [Imp::Peer]);
+    let redis_rows = [Mech::RedisUnix, Mech::RedisTcp];
+    let redis = bench::redis::installed();
+    if !redis && redis_rows.iter().any(named) {
+        notes.push(bench::redis::SKIP_NOTE.into());
+    }
+    let keep = |m: &Mech| keep(m) && (redis || !redis_rows.contains(m));
     let mechs: Vec<Mech> = Mech::MECHANISMS.into_iter().filter(keep).collect();
     let floors: Vec<Mech> = Mech::FLOORS.into_iter().filter(keep).collect();
     let imps = if args.imps.is_empty() {
