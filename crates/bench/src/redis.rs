@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use broker::{Group, Redis, ServerArgs};
-use ipc_common::runtime::cleanup::Cleanup;
+use ipc_common::runtime::cleanup::{self, Cleanup};
 use ipc_common::runtime::wait::{self, Deadline};
 
 use crate::link::{Link, STOP, seq_of};
@@ -69,6 +69,8 @@ impl Server {
     /// Starts redis-server for `mech` in a new directory `dir` and waits (until `deadline`) for
     /// it to answer `PING`.
     pub fn start(mech: Mech, dir: &Path, deadline: &Deadline) -> anyhow::Result<Server> {
+        // A run being stopped starts no more servers.
+        cleanup::check_interrupted()?;
         if let Some(name) = broker::PASSWORD_ENV
             .iter()
             .find(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
