@@ -137,12 +137,25 @@ impl Server {
                 output.try_clone().context("duplicate the log file")?,
             ))
             .stderr(Stdio::from(output));
-        // SAFETY: between fork and exec only prctl(2), which is async-signal-safe; it asks the
-        // kernel to kill redis-server if this thread ends without our guard having run (SIGKILL
-        // of the bench).
+        // Every CPU: the measuring side is pinned to one (with --pin) and its children inherit
+        // that; the server, a third process, goes wherever the scheduler puts it, as the tools do.
+        // SAFETY: cpu_set_t is a plain bit set; all-zero is the empty set, and CPU_SET writes
+        // bits within its size.
+        let mut every_cpu: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            // SAFETY: as above, `cpu` is below CPU_SETSIZE.
+            unsafe { libc::CPU_SET(cpu, &mut every_cpu) };
+        }
+        // SAFETY: between fork and exec only sched_setaffinity(2) and prctl(2), both
+        // async-signal-safe system calls on memory the closure owns. The kernel keeps the CPUs
+        // that exist and are allowed; PR_SET_PDEATHSIG kills redis-server if this thread ends
+        // without our guard having run (SIGKILL of the bench).
         unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+            command.pre_exec(move || {
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                if libc::sched_setaffinity(0, size, &every_cpu) == -1
+                    || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
