@@ -175,7 +175,7 @@ impl Mech {
                 Some("SO_SNDBUF raised to fit; over 64 KiB not measured (net.core.wmem_max)".into())
             }
             Mech::RedisUnix | Mech::RedisTcp => {
-                Some("XADD, XREADGROUP, XACK: 3 round trips to redis-server a message".into())
+                Some("XADD, XREADGROUP, XACK: 3 round trips to redis-server per message".into())
             }
             Mech::ShmZc => Some(
                 "zero-copy: the payload is lent, not moved (its GB/s is not a copy rate)".into(),
