@@ -21,6 +21,7 @@ pub mod peers;
 pub mod plan;
 pub mod progress;
 pub mod raw;
+pub mod redis;
 pub mod results;
 pub mod session;
 pub mod stats;

@@ -4,7 +4,8 @@
 //!
 //! Every measurement runs between two real processes: this one creates the objects (a socket
 //! bound in a private temp dir or on 127.0.0.1 port 0, two FIFOs, an `IPC_PRIVATE` queue, two
-//! `IPC_PRIVATE` segments holding `ipc_ring`s, ...), then starts itself again as the peer
+//! `IPC_PRIVATE` segments holding `ipc_ring`s, a redis-server of its own for the Redis Streams
+//! rows, ...), then starts itself again as the peer
 //! (`ipc-bench peer ...`, hidden), which attaches and says hello through the mechanism: that
 //! hello is the readiness handshake. Then:
 //! - round trip: this side sends a message, the peer sends it back (`send(2)`/`recv(2)`,
@@ -61,12 +62,14 @@ use ipc_ring as ring;
     version,
     args_conflicts_with_subcommands = true,
     about = "Measures round trip and throughput of every IPC mechanism of the blog (UDS and UDP \
-             datagrams, UDS and TCP streams, FIFOs, a SysV queue, a SysV shared-memory ring), \
+             datagrams, UDS and TCP streams, FIFOs, a SysV queue and the same on Redis Streams, \
+             a SysV shared-memory ring), \
              against raw libc, hardware floors, iceoryx2 and standard tools, and checks the blog's \
              claims",
     long_about = "Measures round trip and throughput of every IPC mechanism of the blog (UDS and \
-                  UDP datagrams, UDS and TCP streams, FIFOs, a SysV queue, a SysV shared-memory \
-                  ring), against raw libc, hardware floors (a cache line, a futex), iceoryx2 \
+                  UDP datagrams, UDS and TCP streams, FIFOs, a SysV queue and the same queue on \
+                  Redis Streams over a Unix socket and TCP (when redis-server is installed: the \
+                  bench starts its own), a SysV shared-memory ring), against raw libc, hardware floors (a cache line, a futex), iceoryx2 \
                   (built with --features iceoryx2) and standard tools, with CPU per message, \
                   open-loop tails (--kinds open) and sizes to 4 MiB (--size-sweep), and checks \
                   the blog's claims.\n\nDefaults: 5 repetitions of 200 ms per measurement (about \
@@ -255,6 +258,12 @@ fn plan(args: &Args) -> Plan {
         notes.push("iceoryx2 not measured: ipc-bench was built without it (cargo build --release -p bench --features iceoryx2)".into());
     }
     let keep = |m: &Mech| keep(m) && (bench::peers::BUILT || m.imps() != [Imp::Peer]);
+    let redis_rows = [Mech::RedisUnix, Mech::RedisTcp];
+    let redis = bench::redis::installed();
+    if !redis && redis_rows.iter().any(named) {
+        notes.push(bench::redis::SKIP_NOTE.into());
+    }
+    let keep = |m: &Mech| keep(m) && (redis || !redis_rows.contains(m));
     let mechs: Vec<Mech> = Mech::MECHANISMS.into_iter().filter(keep).collect();
     let floors: Vec<Mech> = Mech::FLOORS.into_iter().filter(keep).collect();
     let imps = if args.imps.is_empty() {

@@ -54,6 +54,7 @@ pub fn with_mechanism<W: WithMechanism>(mech: Mech, what: W) -> anyhow::Result<W
         Mech::Unix | Mech::Tcp => what.with::<Stream>(),
         Mech::Fifo => what.with::<Fifo>(),
         Mech::Mq => what.with::<Queue>(),
+        Mech::RedisUnix | Mech::RedisTcp => what.with::<crate::redis::Streams>(),
         Mech::Shm | Mech::ShmSpin | Mech::ShmZc => what.with::<Ring>(),
         Mech::Iox | Mech::IoxZc => what.with::<Iceoryx2>(),
         Mech::Futex | Mech::Spin => what.with::<Floor>(),

@@ -238,6 +238,8 @@ pub fn text(r: &Results) -> String {
         }
     }
 
+    beside_the_queue(&mut out, r);
+
     let _ = writeln!(out, "\nThe blog's claims");
     for c in r.claims() {
         let _ = writeln!(
@@ -335,6 +337,47 @@ fn wakeups(out: &mut String, r: &Results) {
         out,
         "(median/p99: each round trip timed, a clock read each; batch mean: round trips timed together, the fastest batch: 1000 bare ones for the cache line and the futex, up to 100 through the harness otherwise)"
     );
+}
+
+/// What crossing a host costs: Redis Streams (the broker crate) over the SysV queue (ours both),
+/// round trip and throughput, per size.
+fn beside_the_queue(out: &mut String, r: &Results) {
+    let rows = [Mech::RedisUnix, Mech::RedisTcp];
+    if !r.records.iter().any(|rec| rows.contains(&rec.mech)) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nRedis Streams beside the SysV queue (ours both): round trip median, microseconds, and throughput, as ratios to the queue's"
+    );
+    let _ = writeln!(
+        out,
+        "{:<20} {:>7} {:>9} {:>9} {:>10} {:>10}",
+        "mechanism", "size", "rtt", "rtt/mq", "msg/s", "thr/mq"
+    );
+    for mech in rows {
+        for size in r.sizes() {
+            let rtt = r.rtt(mech, Imp::Ours, size, |s| s.median_ns);
+            let thr = r.thr(mech, Imp::Ours, size, None, Rate::messages_per_sec);
+            if rtt.is_none() && thr.is_none() {
+                continue;
+            }
+            let queue = (Mech::Mq, Imp::Ours, size);
+            let _ = writeln!(
+                out,
+                "{:<20} {:>7} {:>9} {:>9} {:>10} {:>10}",
+                mech.title(),
+                human_bytes(size),
+                opt(rtt.map(|a| a.median), 1),
+                ratio(r.rtt_ratio((mech, Imp::Ours, size), queue)),
+                opt(thr.map(|a| a.median), 0),
+                ratio(r.thr_ratio(
+                    (mech, Imp::Ours, size, None),
+                    (Mech::Mq, Imp::Ours, size, None)
+                ))
+            );
+        }
+    }
 }
 
 /// Our ring beside iceoryx2, like for like: copying and zero-copy.

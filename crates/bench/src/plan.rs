@@ -25,6 +25,11 @@ pub enum Mech {
     Fifo,
     /// A SysV message queue (type 1 one way, type 2 the other).
     Mq,
+    /// Redis Streams over redis-server's Unix socket (XADD; XREADGROUP BLOCK + XACK), a stream
+    /// each way, through the broker crate; needs `redis-server`.
+    RedisUnix,
+    /// Redis Streams over TCP on loopback, as `redis-unix` otherwise.
+    RedisTcp,
     /// The SysV shared-memory ring, blocking hand-off (futex).
     Shm,
     /// The SysV shared-memory ring, spinning before it parks.
@@ -49,13 +54,15 @@ pub enum Mech {
 
 impl Mech {
     /// The mechanisms, in table order.
-    pub const MECHANISMS: [Mech; 11] = [
+    pub const MECHANISMS: [Mech; 13] = [
         Mech::Udg,
         Mech::Udp,
         Mech::Unix,
         Mech::Tcp,
         Mech::Fifo,
         Mech::Mq,
+        Mech::RedisUnix,
+        Mech::RedisTcp,
         Mech::Shm,
         Mech::ShmSpin,
         Mech::ShmZc,
@@ -68,7 +75,8 @@ impl Mech {
     /// Whose implementations this mechanism has.
     pub fn imps(self) -> &'static [Imp] {
         match self {
-            Mech::ShmZc => &[Imp::Ours],
+            // No raw Redis: the rows compare with the SysV queue's.
+            Mech::ShmZc | Mech::RedisUnix | Mech::RedisTcp => &[Imp::Ours],
             Mech::Iox | Mech::IoxZc => &[Imp::Peer],
             Mech::Futex | Mech::Spin | Mech::Eventfd | Mech::Sem => &[Imp::Raw],
             _ => &[Imp::Ours, Imp::Raw],
@@ -88,6 +96,8 @@ impl Mech {
             Mech::Tcp => "tcp",
             Mech::Fifo => "fifo",
             Mech::Mq => "mq",
+            Mech::RedisUnix => "redis-unix",
+            Mech::RedisTcp => "redis-tcp",
             Mech::Shm => "shm",
             Mech::ShmSpin => "shm-spin",
             Mech::ShmZc => "shm-zc",
@@ -109,6 +119,8 @@ impl Mech {
             Mech::Tcp => "TCP",
             Mech::Fifo => "FIFO pair",
             Mech::Mq => "SysV queue",
+            Mech::RedisUnix => "Redis Streams, UDS",
+            Mech::RedisTcp => "Redis Streams, TCP",
             Mech::Shm => "shm ring (futex)",
             Mech::ShmSpin => "shm ring (spin)",
             Mech::ShmZc => "shm ring zero-copy",
@@ -142,6 +154,8 @@ impl Mech {
     pub fn max_size(self) -> usize {
         match self {
             Mech::Udg | Mech::Udp => 64 << 10,
+            // One stream entry's field: Redis's proto-max-bulk-len.
+            Mech::RedisUnix | Mech::RedisTcp => broker::REDIS_MAX_BULK,
             _ => usize::MAX,
         }
     }
@@ -159,6 +173,9 @@ impl Mech {
             )),
             Mech::Udg if size > 16 << 10 => {
                 Some("SO_SNDBUF raised to fit; over 64 KiB not measured (net.core.wmem_max)".into())
+            }
+            Mech::RedisUnix | Mech::RedisTcp => {
+                Some("XADD, XREADGROUP, XACK: 3 round trips to redis-server per message".into())
             }
             Mech::ShmZc => Some(
                 "zero-copy: the payload is lent, not moved (its GB/s is not a copy rate)".into(),

@@ -222,3 +222,111 @@ fn bad_options_are_usage_errors_and_the_peer_is_hidden() {
         "the peer subcommand shows in --help:\n{text}"
     );
 }
+
+/// Whether `redis-server` is on `PATH` (the Redis rows run only then); `false` after the visible
+/// skip line, a panic in CI, where `.ci/run` installs it.
+fn redis_installed() -> bool {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("redis-server").is_file())
+    });
+    if found {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("the Redis rows must run in CI (CI is set): redis-server is not on PATH");
+    }
+    ipc_testkit::skipped(
+        "skipping ipc-bench's Redis rows: redis-server not installed (apt-get install -y redis-server)",
+    );
+    false
+}
+
+/// Processes whose command line mentions `text` (a redis-server started with `--dir` in it).
+fn processes_mentioning(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if line.contains(text) {
+                found.push(format!("{}: {line}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn redis_rows_measure_beside_the_queue_and_leave_no_server_behind() {
+    if !redis_installed() {
+        return;
+    }
+    let dir = temp_dir();
+    let json = dir.path().join("b.json");
+    let mut command = bench();
+    command
+        .args(["--quick", "--reps", "1", "--budget-ms", "20", "--no-sweep"])
+        .args(["--only", "mq,redis-unix,redis-tcp", "--timeout", "20"])
+        .arg("--json")
+        .arg(&json);
+    let proc = ipc_testkit::Proc::spawn("ipc-bench", &mut command);
+    let pid = proc.pid();
+    let done = proc.finish();
+    done.assert_success();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    println!("{stdout}");
+    for text in [
+        "Redis Streams, UDS",
+        "Redis Streams, TCP",
+        "Redis Streams beside the SysV queue",
+    ] {
+        assert!(stdout.contains(text), "no {text:?} in the report");
+    }
+    // mq: ours and raw; the two Redis rows: ours; round trip and throughput at 3 sizes.
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["records"].as_array().unwrap().len(),
+        (2 + 1 + 1) * 2 * 3
+    );
+
+    let private = done
+        .stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("socket files and FIFOs go to "))
+        .expect("the run names its private directory");
+    assert!(!Path::new(private).exists(), "{private} was left behind");
+    let servers = processes_mentioning(private);
+    assert!(
+        servers.is_empty(),
+        "redis-server left running: {servers:#?}"
+    );
+    let left = sysv_objects_of(pid);
+    assert!(left.is_empty(), "SysV objects left behind: {left:#?}");
+}
+
+#[test]
+fn without_redis_server_the_redis_rows_skip_with_a_note() {
+    let empty = temp_dir();
+    let done = run(
+        "ipc-bench without redis-server",
+        bench()
+            .env("PATH", empty.path())
+            .args(["--quick", "--reps", "1", "--budget-ms", "10", "--kinds"])
+            .args([
+                "latency",
+                "--sizes",
+                "64",
+                "--only",
+                "mq,redis-unix,redis-tcp",
+            ]),
+        None,
+    );
+    done.assert_success();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    println!("{stdout}");
+    assert!(stdout.contains("SysV queue"));
+    assert!(!stdout.contains("Redis Streams, "), "a Redis row ran");
+    assert!(
+        stdout.contains("redis-unix, redis-tcp not measured: `redis-server` is not installed"),
+        "no skip note"
+    );
+}

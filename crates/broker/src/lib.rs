@@ -123,6 +123,10 @@ pub struct Redis {
     client: redis::Client,
     pub url: Url,
     con: redis::Connection,
+    /// When [`Redis::receive`] next looks for entries other readers left pending: at once on
+    /// the first receive, then every `claim_after` (a quarter second to a second), so that a
+    /// reader taking many messages does not pay an `XAUTOCLAIM` round trip for each.
+    next_claim: Instant,
 }
 
 impl fmt::Debug for Redis {
@@ -159,7 +163,12 @@ pub fn connect(args: &ServerArgs, deadline: &Deadline) -> anyhow::Result<Redis> 
     }
     .with_context(|| format!("set up a client for {url}"))?;
     let con = open(&client, &url, deadline)?;
-    Ok(Redis { client, url, con })
+    Ok(Redis {
+        client,
+        url,
+        con,
+        next_claim: Instant::now(),
+    })
 }
 
 fn open(
@@ -317,7 +326,8 @@ impl Redis {
     }
 
     /// The next message for `consumer`: one another reader left pending for `claim_after`
-    /// (`XAUTOCLAIM`), else a new one (`XREADGROUP ... BLOCK`, in slices), until `deadline`.
+    /// (`XAUTOCLAIM`, on the first receive and then every `claim_after`, clamped to a quarter
+    /// second to a second), else a new one (`XREADGROUP ... BLOCK`, in slices), until `deadline`.
     /// Reconnects when Redis restarts. Entries that were pending but had been trimmed from the
     /// stream before anyone acknowledged them are lost: their ids go to `lost` as they are found.
     pub fn receive(
@@ -344,15 +354,15 @@ impl Redis {
         lost: &mut dyn FnMut(&str),
     ) -> anyhow::Result<Entry> {
         let mut announced = false;
-        let mut next_claim = Instant::now();
         // After a cut reply, what Redis may have handed us before the cut comes first.
         let mut recover = false;
         loop {
             cleanup::check_interrupted()?;
             let attempt = if std::mem::take(&mut recover) {
                 self.own_pending(from, lost, deadline)
-            } else if Instant::now() >= next_claim {
-                next_claim = Instant::now() + from.claim_after.clamp(SLICE, Duration::from_secs(1));
+            } else if Instant::now() >= self.next_claim {
+                self.next_claim =
+                    Instant::now() + from.claim_after.clamp(SLICE, Duration::from_secs(1));
                 self.claim(from, lost, deadline)
             } else {
                 Ok(None)
