@@ -27,6 +27,10 @@ use anyhow::{Context, bail};
 use broker::{Group, Redis, ServerArgs};
 use ipc_common::runtime::cleanup::{self, Cleanup};
 use ipc_common::runtime::wait::{self, Deadline};
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sys::prctl;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 use crate::link::{Link, STOP, seq_of};
 use crate::mechanism::Mechanism;
@@ -139,12 +143,9 @@ impl Server {
             .stderr(Stdio::from(output));
         // Every CPU: the measuring side is pinned to one (with --pin) and its children inherit
         // that; the server, a third process, goes wherever the scheduler puts it, as the tools do.
-        // SAFETY: cpu_set_t is a plain bit set; all-zero is the empty set, and CPU_SET writes
-        // bits within its size.
-        let mut every_cpu: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        for cpu in 0..libc::CPU_SETSIZE as usize {
-            // SAFETY: as above, `cpu` is below CPU_SETSIZE.
-            unsafe { libc::CPU_SET(cpu, &mut every_cpu) };
+        let mut every_cpu = CpuSet::new();
+        for cpu in 0..CpuSet::count() {
+            every_cpu.set(cpu).context("build the set of every CPU")?;
         }
         // SAFETY: between fork and exec only sched_setaffinity(2) and prctl(2), both
         // async-signal-safe system calls on memory the closure owns. The kernel keeps the CPUs
@@ -152,12 +153,8 @@ impl Server {
         // without our guard having run (SIGKILL of the bench).
         unsafe {
             command.pre_exec(move || {
-                let size = std::mem::size_of::<libc::cpu_set_t>();
-                if libc::sched_setaffinity(0, size, &every_cpu) == -1
-                    || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                sched_setaffinity(Pid::from_raw(0), &every_cpu)?;
+                prctl::set_pdeathsig(Signal::SIGKILL)?;
                 Ok(())
             });
         }
