@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
+use nix::time::ClockId;
+use nix::unistd::Pid;
 
 /// The sequence number that tells the peer the run is over.
 pub const STOP: u64 = u64::MAX;
@@ -71,14 +73,9 @@ pub fn set_peer(pid: i32) {
 }
 
 /// A process's CPU time (user + system) in nanoseconds: `clock_gettime` of `clock`.
-fn cpu_ns(clock: libc::clockid_t) -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write.
-    let ret = unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ret == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+fn cpu_ns(clock: ClockId) -> Option<u64> {
+    let ts = clock.now().ok()?;
+    Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
 }
 
 /// Both sides' CPU clocks at one moment: this process's (`CLOCK_PROCESS_CPUTIME_ID`) and the
@@ -93,16 +90,11 @@ impl CpuMark {
     fn now() -> CpuMark {
         let pid = PEER_PID.load(Ordering::Relaxed);
         let peer = (pid > 0)
-            .then(|| {
-                let mut clock: libc::clockid_t = 0;
-                // SAFETY: writes the clock id of process `pid` into `clock`.
-                let ret = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
-                (ret == 0).then_some(clock)
-            })
+            .then(|| ClockId::pid_cpu_clock_id(Pid::from_raw(pid)).ok())
             .flatten()
             .and_then(cpu_ns);
         CpuMark {
-            own: cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID),
+            own: cpu_ns(ClockId::CLOCK_PROCESS_CPUTIME_ID),
             peer,
         }
     }
