@@ -41,8 +41,7 @@ pub trait Receive {
 
 impl Receive for Vec<u8> {
     fn receive(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.extend_from_slice(bytes);
-        Ok(())
+        crate::keep(self, bytes)
     }
 }
 

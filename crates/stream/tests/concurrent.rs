@@ -410,3 +410,40 @@ fn fault_tcp_client_dropped_at_its_client_timeout_gets_a_reset() {
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
     drop(server);
 }
+
+#[test]
+fn fault_client_sending_more_than_the_server_can_hold_fails_the_run_without_an_abort() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    // 400 MB of address space: the message's buffer cannot grow past 256 MiB.
+    let mut command = ours("/bin/sh");
+    command.args(["-c", "ulimit -v 400000 && exec \"$0\" \"$@\"", READER]);
+    let mut server = Proc::spawn(
+        "stream-reader",
+        &mut bounded(command, &[&unix_url(&path), "--timeout", "60"]),
+    );
+    let url = server.listening_url();
+    let mut flood = Client::connect(&url);
+    let chunk = vec![b'f'; 1 << 20];
+    let mut sent = Ok(());
+    for _ in 0..1024 {
+        sent = flood.stream().write_all(&chunk);
+        if sent.is_err() {
+            break;
+        }
+    }
+    let err = sent.expect_err("the server stops taking the flood");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
+        ),
+        "{err}"
+    );
+    server
+        .finish()
+        .assert_failure(1, "client 1 of 1 failed: receive from the client on")
+        .assert_failure(1, "out of memory holding its message")
+        .assert_stdout(b"");
+    assert!(!path.exists(), "the server removes its socket file");
+}
