@@ -6,7 +6,8 @@
 //! else is refused), `socket(AF_UNIX or AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)`,
 //! `fchmod(--mode)`, `bind` (UDP: then `getsockname`; a group: `setsockopt(IP_ADD_MEMBERSHIP)`),
 //! `recvfrom(MSG_TRUNC)` (`poll` while nothing is queued), `--reply`: `sendto` the sender from
-//! the same socket, `close`, `unlink(PATH)`.
+//! the same socket (UDP on a wildcard address: `setsockopt(IP_PKTINFO)`, `recvmsg`, and `sendmsg`
+//! from the address the datagram was sent to), `close`, `unlink(PATH)`.
 //!
 //! ```text
 //! dgram-reader                                # or: dgram-reader udp://127.0.0.1:9999
@@ -88,7 +89,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut socket = Receiver::bind_with(&args.endpoint, args.mode.mode, &listen)?;
     if args.reply.reply.is_some() {
-        socket.remember_senders();
+        socket.remember_senders()?;
     }
     if let (true, DgramEndpoint::Unix(path)) = (socket.replaced_stale(), &args.endpoint) {
         say!(
