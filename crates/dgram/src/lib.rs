@@ -398,6 +398,7 @@ impl Listen {
                      (to listen on one interface, bind its address)"
                 ))
             }
+            DgramEndpoint::Udp(addr) => group::scoped(addr, self.interface.as_ref()).map(drop),
             _ => Ok(()),
         }
     }
@@ -411,6 +412,9 @@ impl SendOptions {
             return Err(format!(
                 "--interface chooses where multicast goes out: {endpoint} is not a group address"
             ));
+        }
+        if let DgramEndpoint::Udp(addr) = endpoint {
+            group::scoped(addr, self.interface.as_ref())?;
         }
         let audience = match endpoint {
             DgramEndpoint::Udp(addr) => Audience::of(addr, self.broadcast),
@@ -668,8 +672,9 @@ fn bind_udp(addr: SocketAddr, listen: &Listen) -> anyhow::Result<(Socket, Socket
     if listen.shared || multicast {
         group::share_port(&socket, &addr)?;
     }
+    let at = group::scoped(&addr, listen.interface.as_ref()).map_err(|why| anyhow!(why))?;
     socket
-        .bind(&addr.into())
+        .bind(&at.into())
         .with_context(|| format!("bind {addr}"))?;
     if multicast {
         group::join(&socket, addr.ip(), listen.interface.as_ref())?;
@@ -735,7 +740,8 @@ fn connect_udp(
             .with_context(|| format!("setsockopt(SO_BROADCAST) for {addr}"))?,
         Audience::One => {}
     }
-    match socket.connect(&addr.into()) {
+    let to = group::scoped(&addr, options.interface.as_ref()).map_err(|why| anyhow!(why))?;
+    match socket.connect(&to.into()) {
         Ok(()) => Ok(socket),
         Err(err) if errno_of(&err) == Some(Errno::EACCES) => bail!(
             "connect to udp://{addr}: {} (a broadcast address: pass --broadcast to send to \
