@@ -360,3 +360,28 @@ fn a_client_waiting_forever_stops_on_sigterm_and_leaves_nothing() {
     assert_eq!(stopped.status.code(), Some(143), "{stopped:?}");
     assert_no_sysv_objects(&key, b'T');
 }
+
+/// An answer on our type that is not the echo of our request (one left for a client gone whose
+/// pid we now have, or sent for a request that named our type) is not printed as ours: the
+/// client says so on stderr, with its bytes, and waits on for its own answer.
+#[test]
+fn fault_an_answer_that_is_not_ours_is_not_printed_as_ours() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    let _queue = OwnQueue(key.clone());
+    let mut stale = bounded(ours(WRITER), &["--type", "7", "--message", "stale answer"]);
+    stale.arg("--key-file").arg(&key);
+    Proc::spawn("mq-writer --type 7", &mut stale)
+        .finish()
+        .assert_success();
+    let serving = server(&key, &["--requests", "1"]);
+    let asked = client(&key, "mine", &["--reply-type", "7"]).finish();
+    asked.assert_success().assert_stdout(&line("mine"));
+    assert!(
+        asked.stderr.contains("not the answer to our request")
+            && asked.stderr.contains("stale answer"),
+        "{asked:?}"
+    );
+    serving.finish().assert_success();
+    assert_no_sysv_objects(&key, b'T');
+}

@@ -108,7 +108,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     );
 
     if let Some(own) = reply_type {
-        let answer = mq::serve::receive_answer(&mut buf, queue, own, &deadline)?; // msgrcv(own)
+        let answer = mq::serve::receive_answer(&mut buf, queue, own, &text, &deadline)?; // msgrcv(own)
         say!(
             deadline,
             "received the answer of type {own}: {} bytes",
