@@ -58,6 +58,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
     let from = args.read.on(&args.server.stream);
     let mut redis = broker::connect(&args.server, &deadline)?;
     say!(deadline, "connected to {}", redis.url);

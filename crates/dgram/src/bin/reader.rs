@@ -80,6 +80,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
 
     let listen = args.many.listen();
     if let Err(why) = listen.check(&args.endpoint) {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::runtime::cleanup;
 use crate::runtime::wait::TimedOut;
@@ -40,6 +41,40 @@ macro_rules! say {
     ($deadline:expr, $($arg:tt)*) => {
         $deadline.say(format_args!($($arg)*))
     };
+}
+
+/// Whether fd 1 was closed when the process started (`reader >&-`). Rust's runtime opens
+/// /dev/null on a closed fd 1 before `main`, so a payload printed there would vanish with exit
+/// 0: [`note_stdout`] looks first, run by the loader from `.init_array` as C constructors are.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn note_stdout() {
+    // SAFETY: fcntl(F_GETFD) takes no pointer and only reads the descriptor table; -1 (EBADF):
+    // fd 1 is not open.
+    let closed = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED.store(closed, Ordering::Relaxed);
+}
+
+/// The loader calls each function in `.init_array` once, before `main`, with no thread yet;
+/// ours only reads a descriptor's flags and stores an atomic.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static NOTE_STDOUT: extern "C" fn() = note_stdout;
+
+/// Fails if stdout was closed when the process started. A binary that prints what it receives
+/// calls it before it takes anything, so that nothing is taken (from a queue, a pipe, a peer
+/// told it was read) only to be lost.
+pub fn check_stdout() -> anyhow::Result<()> {
+    // Keeps the constructor linked in with whatever uses the check.
+    std::hint::black_box(&NOTE_STDOUT);
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        anyhow::bail!(
+            "stdout is closed (started with >&-): what we receive could not be printed and \
+             would be lost, so nothing is taken; give it somewhere to go (a file, a pipe, or \
+             /dev/null to discard it on purpose)"
+        );
+    }
+    Ok(())
 }
 
 /// Prints a received payload the way the blog's readers `echo` it: the bytes as they are, then

@@ -87,6 +87,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
     let default = stream::server_greeting(&args.endpoint);
     let greeting = args
         .greeting
