@@ -47,12 +47,15 @@ macro_rules! say {
 /// /dev/null on a closed fd 1 before `main`, so a payload printed there would vanish with exit
 /// 0: [`note_stdout`] looks first, run by the loader from `.init_array` as C constructors are.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+/// The same for fd 0 (`writer --message-file - <&-`), which would read as an empty message.
+static STDIN_CLOSED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn note_stdout() {
     // SAFETY: fcntl(F_GETFD) takes no pointer and only reads the descriptor table; -1 (EBADF):
-    // fd 1 is not open.
-    let closed = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1;
-    STDOUT_CLOSED.store(closed, Ordering::Relaxed);
+    // the descriptor is not open.
+    let closed = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED.store(closed(libc::STDOUT_FILENO), Ordering::Relaxed);
+    STDIN_CLOSED.store(closed(libc::STDIN_FILENO), Ordering::Relaxed);
 }
 
 /// The loader calls each function in `.init_array` once, before `main`, with no thread yet;
@@ -72,6 +75,19 @@ pub fn check_stdout() -> anyhow::Result<()> {
             "stdout is closed (started with >&-): what we receive could not be printed and \
              would be lost, so nothing is taken; give it somewhere to go (a file, a pipe, or \
              /dev/null to discard it on purpose)"
+        );
+    }
+    Ok(())
+}
+
+/// Fails if stdin was closed when the process started: a message read from it would be empty
+/// where nobody gave an empty one.
+pub fn check_stdin() -> anyhow::Result<()> {
+    std::hint::black_box(&NOTE_STDOUT);
+    if STDIN_CLOSED.load(Ordering::Relaxed) {
+        anyhow::bail!(
+            "read the message from stdin: stdin is closed (started with <&-), which would read \
+             as an empty message; give it one (a pipe, a file, or </dev/null for an empty one)"
         );
     }
     Ok(())
