@@ -447,3 +447,48 @@ fn fault_client_sending_more_than_the_server_can_hold_fails_the_run_without_an_a
         .assert_stdout(b"");
     assert!(!path.exists(), "the server removes its socket file");
 }
+
+/// Whether the server's end of the TCP connection from `client_port` to `server_port` has read
+/// everything that arrived (its receive queue in /proc/net/tcp is empty).
+fn server_read_all(server_port: u16, client_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
+        port(fields[1]) == server_port
+            && port(fields[2]) == client_port
+            && fields[4].split(':').nth(1) == Some("00000000")
+    })
+}
+
+/// A stop signal ends a counted run (exit 143) while a TCP client is in its exchange: the server
+/// read its whole message but had not printed it. The client gets a reset, not an end of stream
+/// it would take for "the server read all of it".
+#[test]
+fn fault_tcp_client_in_its_exchange_at_a_stop_signal_gets_a_reset() {
+    let (mut server, url) = reader(&["tcp://127.0.0.1:0", "--connections", "2", "--timeout", "30"]);
+    let Client::Tcp(mut client) = Client::connect(&url) else {
+        unreachable!("a tcp:// URL")
+    };
+    client.write_all(b"a whole message").unwrap();
+    let mut greeting = vec![0; SERVER_IP.len()];
+    client.read_exact(&mut greeting).unwrap();
+    let server_port = port_in(&url);
+    let client_port = client.local_addr().unwrap().port();
+    let deadline = std::time::Instant::now() + STEP;
+    while !server_read_all(server_port, client_port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never read our message"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.signal(Signal::SIGTERM);
+    server
+        .finish()
+        .assert_failure(143, "interrupted by SIGTERM")
+        .assert_stdout(b"");
+    let _ = client.shutdown(Shutdown::Write);
+    let err = client.read_to_end(&mut Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+}
