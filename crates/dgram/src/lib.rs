@@ -114,11 +114,20 @@ pub struct Receiver {
     buf: Vec<u8>,
     _socket_file: Option<Cleanup>,
     replaced_stale: bool,
-    /// `Some` once [`Receiver::remember_senders`] asked for it: the last datagram's sender.
-    sender: Option<Option<SockAddr>>,
-    /// UDP on a wildcard address, remembering senders: the last datagram's own destination
-    /// (`IP_PKTINFO`/`IPV6_RECVPKTINFO`), which a reply must come from (see [`Receiver::reply`]).
-    to_us: Option<Option<ToUs>>,
+    /// `Some` once [`Receiver::remember_senders`] asked for it (boxed: an address is 132
+    /// bytes, and most readers never ask).
+    senders: Option<Box<Senders>>,
+}
+
+/// What a reader that answers notes of the last datagram.
+#[derive(Debug, Default)]
+struct Senders {
+    /// Its sender.
+    from: Option<SockAddr>,
+    /// UDP on a wildcard address: `IP_PKTINFO`/`IPV6_RECVPKTINFO` is on, and `to_us` is where
+    /// it was sent, which a reply must come from (see [`Receiver::remember_senders`]).
+    pktinfo: bool,
+    to_us: Option<ToUs>,
 }
 
 /// Where a datagram came in: the local address it was sent to and the interface.
@@ -172,8 +181,7 @@ impl Receiver {
             buf,
             _socket_file: socket_file,
             replaced_stale,
-            sender: None,
-            to_us: None,
+            senders: None,
         })
     }
 
@@ -185,7 +193,7 @@ impl Receiver {
     /// takes datagrams from that address alone, and the kernel would otherwise answer from the
     /// address its route picks (127.0.0.1 for a datagram sent to 127.0.0.2).
     pub fn remember_senders(&mut self) -> anyhow::Result<()> {
-        self.sender = Some(None);
+        let mut senders = Senders::default();
         if let DgramEndpoint::Udp(addr) = &self.url
             && addr.ip().is_unspecified()
         {
@@ -200,8 +208,9 @@ impl Receiver {
                     self.url
                 )
             })?;
-            self.to_us = Some(None);
+            senders.pktinfo = true;
         }
+        self.senders = Some(Box::new(senders));
         Ok(())
     }
 
@@ -214,7 +223,12 @@ impl Receiver {
     /// unconnected socket), the reply counts as sent.
     /// Returns the address answered (`udp://HOST:PORT`, `udg://@NAME`, `udg://PATH`).
     pub fn reply(&self, reply: &[u8], deadline: &Deadline) -> anyhow::Result<String> {
-        let Some(Some(to)) = &self.sender else {
+        let Some(Senders {
+            from: Some(to),
+            to_us,
+            ..
+        }) = self.senders.as_deref()
+        else {
             bail!("reply on {}: no datagram received yet", self.url);
         };
         let Some(to_url) = sender_url(to) else {
@@ -225,9 +239,8 @@ impl Receiver {
                 self.url
             );
         };
-        let from = self.to_us.flatten();
         loop {
-            let sent = match (from, to.as_socket()) {
+            let sent = match (*to_us, to.as_socket()) {
                 (Some(from), Some(to)) => send_from(self.socket.as_raw_fd(), reply, from, to),
                 _ => self
                     .socket
@@ -289,20 +302,20 @@ impl Receiver {
     pub fn recv(&mut self, deadline: &Deadline) -> anyhow::Result<&[u8]> {
         let fd = self.socket.as_raw_fd();
         loop {
-            let received = match &mut self.sender {
+            let received = match self.senders.as_deref_mut() {
                 None => recv(fd, &mut self.buf, MsgFlags::MSG_TRUNC),
-                Some(sender) if self.to_us.is_some() => {
+                Some(senders) if senders.pktinfo => {
                     recv_to_us(fd, &mut self.buf).map(|(size, from, to_us)| {
-                        *sender = from;
-                        self.to_us = Some(to_us);
+                        senders.from = from;
+                        senders.to_us = to_us;
                         size
                     })
                 }
-                Some(sender) => self
+                Some(senders) => self
                     .socket
                     .recv_from_with_flags(as_uninit(&mut self.buf), MsgFlags::MSG_TRUNC.bits())
                     .map(|(size, from)| {
-                        *sender = Some(from);
+                        senders.from = Some(from);
                         size
                     })
                     .map_err(|err| errno_of(&err).unwrap_or(Errno::UnknownErrno)),

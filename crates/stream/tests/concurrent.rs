@@ -466,7 +466,7 @@ fn server_read_all(server_port: u16, client_port: u16) -> bool {
 /// it would take for "the server read all of it".
 #[test]
 fn fault_tcp_client_in_its_exchange_at_a_stop_signal_gets_a_reset() {
-    let (mut server, url) = reader(&["tcp://127.0.0.1:0", "--connections", "2", "--timeout", "30"]);
+    let (server, url) = reader(&["tcp://127.0.0.1:0", "--connections", "2", "--timeout", "30"]);
     let Client::Tcp(mut client) = Client::connect(&url) else {
         unreachable!("a tcp:// URL")
     };
