@@ -492,3 +492,46 @@ fn fault_tcp_client_in_its_exchange_at_a_stop_signal_gets_a_reset() {
     let err = client.read_to_end(&mut Vec::new()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
 }
+
+/// A server of several clients whose stdout's reader goes away after the first line
+/// (`stream-reader --connections 2 | head -n1`): the second client's message, read whole, is
+/// printed nowhere, so the run fails saying so. (It exited 0.)
+#[test]
+fn fault_server_whose_stdout_goes_away_fails_naming_the_client() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = temp_dir();
+    let url = unix_url(&dir.path().join("s.sock"));
+    let mut serving = Command::new("timeout")
+        .args(["10", READER, &url, "--connections", "2", "--timeout", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(serving.stdout.take().unwrap());
+    let writer = |message: &str| {
+        let args = [url.as_str(), "--message", message];
+        Proc::spawn("stream-writer", &mut bounded(ours(WRITER), &args)).finish()
+    };
+    writer("one").assert_success();
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "one\n");
+    drop(stdout);
+
+    writer("two");
+    let status = serving.wait().unwrap();
+    let mut stderr = String::new();
+    serving
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the message of client 2 was taken but not printed"),
+        "{stderr}"
+    );
+}

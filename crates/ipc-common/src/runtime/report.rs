@@ -113,6 +113,20 @@ pub fn print_payload(payload: &[u8]) -> anyhow::Result<()> {
         })
 }
 
+/// [`print_payload`] for a server, which prints message after message: there a stdout whose
+/// reader went away is a failure, not the end of a `reader | head -c1`. The message `what` names
+/// was taken from its sender, who may already have been told it was read, and is printed
+/// nowhere: the error says so (and `what` should carry it, if small, so it is not lost).
+pub fn print_taken(payload: &[u8], what: fmt::Arguments<'_>) -> anyhow::Result<()> {
+    print_payload(payload).map_err(|err| match err.is::<StdoutClosed>() {
+        true => anyhow::anyhow!(
+            "{what} was taken but not printed: stdout was closed (whoever read it went away); \
+             serve with a stdout that is read to the end"
+        ),
+        false => err,
+    })
+}
+
 /// `write(2)` to fd 1 until all of `bytes` went out.
 fn write_all_fd(mut bytes: &[u8]) -> io::Result<()> {
     let stdout = io::stdout();

@@ -112,7 +112,9 @@ fn serve(args: &Args) -> anyhow::Result<()> {
     say!(deadline, "serving requests of type 1 on queue {key}");
     for _ in mq::serve::counting(requests) {
         let request = server.take(&step_deadline(&args.common, requests == 0))?; // msgrcv(1)
-        report::print_payload(&request.line)?; // write(1)
+        let line = &request.line;
+        let what = format_args!("the request {}", line.escape_ascii());
+        report::print_taken(line, what)?; // write(1)
         let (pid, len) = (request.reply_type, request.answer.len());
         match server.answer(&request, &step_deadline(&args.common, false))? {
             true => say!(deadline, "answered {len} bytes as type {pid}"), // msgsnd(pid)
