@@ -5,7 +5,8 @@
 //!
 //! Steps: connect (retried while Redis is not there yet), `XGROUP CREATE ... 0 MKSTREAM` (once),
 //! `XAUTOCLAIM` (a dead reader's message), else `XREADGROUP ... BLOCK` in slices of 250 ms until
-//! --timeout, `write(1)`, `XACK`, `XGROUP DELCONSUMER` (our consumer, nothing pending for it).
+//! --timeout, `write(1)`, `XACK`, `EVAL` of `XPENDING` + `XGROUP DELCONSUMER` (our consumer,
+//! if nothing is pending for it, in one step).
 //!
 //! ```text
 //! cargo run -p broker --bin broker-writer
