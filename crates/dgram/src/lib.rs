@@ -789,6 +789,8 @@ fn sender_url(addr: &SockAddr) -> Option<String> {
 
 /// `recvmsg(2)` with `MSG_TRUNC` and the `IP_PKTINFO`/`IPV6_PKTINFO` message: the datagram's
 /// real size, its sender and where it was sent to.
+/// UDP only: nix's `recvmsg` is not used for Unix sockets, where it panicked on an abstract
+/// sender (docs/architecture.md).
 fn recv_to_us(
     fd: std::os::fd::RawFd,
     buf: &mut [u8],
