@@ -58,6 +58,13 @@ pub const FIELD_BODY: &str = "body";
 pub const PASSWORD_ENV: [&str; 2] = ["IPC_BROKER_PASSWORD", "REDISCLI_AUTH"];
 /// Redis's own limit on one string (`proto-max-bulk-len`, 512 MiB by default).
 pub const REDIS_MAX_BULK: usize = 512 << 20;
+/// `XGROUP DELCONSUMER` only if nothing is pending for the consumer, in one step
+/// ([`Redis::forget_consumer`]): 1 removed, 0 kept.
+const FORGET_CONSUMER: &str = "\
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1";
+
 /// The longest a `BLOCK` lasts before we look at signals and the deadline again.
 pub const SLICE: Duration = Duration::from_millis(250);
 
@@ -524,46 +531,41 @@ impl Redis {
         }
     }
 
-    /// Removes our consumer from the group once nothing is pending for it (`XGROUP DELCONSUMER`
+    /// Removes our consumer from the group if nothing is pending for it (`XGROUP DELCONSUMER`
     /// would drop its pending entries): consumers named per process would otherwise pile up.
+    /// The look and the removal are one script, which Redis runs without anything in between:
+    /// a reader sharing our consumer name (`--consumer`, or HOST-PID alike in two containers)
+    /// may receive an entry under it at any moment, and separate XPENDING and DELCONSUMER
+    /// dropped that entry from the pending list, for good. A Redis that refuses scripts (an
+    /// ACL without `@scripting`, or `EVAL` renamed away) keeps the consumer: `false`, as when
+    /// something is pending.
     pub fn forget_consumer(
         &mut self,
         from: &Group<'_>,
         deadline: &Deadline,
     ) -> anyhow::Result<bool> {
-        let mut pending = redis::cmd("XPENDING");
-        pending
-            .arg(from.stream)
-            .arg(from.group)
-            .arg("-")
-            .arg("+")
+        let mut forget = redis::cmd("EVAL");
+        forget
+            .arg(FORGET_CONSUMER)
             .arg(1)
-            .arg(from.consumer);
-        let ours: Vec<redis::Value> = self.query_again_if_cut(&pending, deadline)?;
-        if !ours.is_empty() {
-            return Ok(false);
-        }
-        let mut del = redis::cmd("XGROUP");
-        del.arg("DELCONSUMER")
             .arg(from.stream)
             .arg(from.group)
             .arg(from.consumer);
-        self.query_again_if_cut::<u64>(&del, deadline)?;
-        Ok(true)
-    }
-
-    /// An idempotent command, sent again on a new connection when the reply was cut off: Redis
-    /// restarted, or a stop signal (SIGSTOP/SIGTSTP, then SIGCONT) interrupted the read, which a
-    /// socket with a receive timeout reports as `EINTR` whatever `SA_RESTART` says (signal(7)).
-    fn query_again_if_cut<T: redis::FromRedisValue>(
-        &mut self,
-        cmd: &redis::Cmd,
-        deadline: &Deadline,
-    ) -> anyhow::Result<T> {
         loop {
-            match self.query(cmd, deadline, Duration::ZERO) {
+            match self.query::<i64>(&forget, deadline, Duration::ZERO) {
+                Ok(removed) => return Ok(removed == 1),
+                // Idempotent, so sent again on a new connection when the reply was cut off: Redis
+                // restarted, or a stop signal (SIGSTOP/SIGTSTP, then SIGCONT) interrupted the
+                // read, which a socket with a receive timeout reports as `EINTR` whatever
+                // `SA_RESTART` says (signal(7)).
                 Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
-                done => return done.map_err(|err| failure(err, &self.url, deadline)),
+                Err(err)
+                    if err.code() == Some("NOPERM")
+                        || err.to_string().contains("unknown command") =>
+                {
+                    return Ok(false);
+                }
+                Err(err) => return Err(failure(err, &self.url, deadline)),
             }
         }
     }

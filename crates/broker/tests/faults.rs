@@ -267,3 +267,101 @@ fn fault_a_reader_stopped_mid_read_takes_back_what_redis_handed_it() {
     // StopReader schedules hit the cut one run in a few dozen.
     done.assert_success().assert_stdout(&printed(1));
 }
+
+/// Forwards one connection at `listen` to Redis at `upstream`; just before a command naming
+/// DELCONSUMER goes through, runs `meanwhile` (another client's command, in the window
+/// between the reader's look and its removal).
+fn proxy_with_a_step_before_delconsumer(
+    listen: &std::path::Path,
+    upstream: std::path::PathBuf,
+    meanwhile: impl FnOnce() + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let listener = UnixListener::bind(listen).unwrap();
+    std::thread::spawn(move || {
+        let (client, _) = listener.accept().unwrap();
+        let server = UnixStream::connect(upstream).unwrap();
+        for s in [&client, &server] {
+            s.set_read_timeout(Some(ipc_testkit::STEP)).unwrap();
+        }
+        let (mut from_server, mut to_client) =
+            (server.try_clone().unwrap(), client.try_clone().unwrap());
+        let back = std::thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n @ 1..) = from_server.read(&mut buf) {
+                if to_client.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut from_client, mut to_server) = (client, server);
+        let mut meanwhile = Some(meanwhile);
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = from_client.read(&mut buf) {
+            if buf[..n].windows(11).any(|w| w == b"DELCONSUMER") {
+                if let Some(step) = meanwhile.take() {
+                    step();
+                }
+            }
+            if to_server.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to_server.shutdown(std::net::Shutdown::Both);
+        back.join().unwrap();
+    })
+}
+
+/// Two readers that share a consumer name (`--consumer`, or HOST-PID alike in two containers):
+/// one removes the consumer after its message while the other has just received one under
+/// that name. XGROUP DELCONSUMER drops a consumer's pending entries, so the check (XPENDING)
+/// and the removal must be one step: the other reader's entry must stay pending, or a reader
+/// killed before acknowledging it would lose it for good.
+#[test]
+fn fault_removing_our_consumer_never_drops_an_entry_pending_under_its_name() {
+    if !available() {
+        return;
+    }
+    let server = Server::start(&[]);
+    for n in 1..=2 {
+        run(
+            "writer",
+            &mut ours(WRITER, &server.unix_url(), &["--message", &message(n)]),
+            None,
+        )
+        .assert_success();
+    }
+    let proxy = server.dir.path().join("proxy.sock");
+    let admin_url = server.unix_url();
+    let forwarding = proxy_with_a_step_before_delconsumer(&proxy, server.socket(), move || {
+        // The other reader, named alike, receives message 2 now.
+        let client = redis::Client::open(admin_url.replace("unix://", "redis+unix://")).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg("shared")
+            .arg("COUNT")
+            .arg(1)
+            .arg("STREAMS")
+            .arg(STREAM)
+            .arg(">")
+            .query(&mut con)
+            .unwrap();
+    });
+    let url = format!("unix://{}", proxy.display());
+    run(
+        "reader",
+        &mut ours(READER, &url, &["--consumer", "shared"]),
+        None,
+    )
+    .assert_success()
+    .assert_stdout(&printed(1));
+    forwarding.join().unwrap();
+    assert_eq!(
+        server.pending(STREAM, GROUP),
+        1,
+        "message 2 is no longer pending"
+    );
+}

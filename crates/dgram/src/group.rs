@@ -116,6 +116,31 @@ impl Interface {
     }
 }
 
+/// An IPv6 group of interface- or link-local scope (ff01::/16, ff02::/16, and the same with
+/// flags) exists once per link: its address is incomplete without the interface, its scope id.
+/// Returns `addr` with the interface's index as that scope id; other addresses as they are.
+/// Without `--interface` such a group is a usage error saying so (`bind(2)` and `connect(2)`
+/// would say only EINVAL).
+pub fn scoped(addr: &SocketAddr, interface: Option<&Interface>) -> Result<SocketAddr, String> {
+    let SocketAddr::V6(v6) = addr else {
+        return Ok(*addr);
+    };
+    // The scope is the low nibble of the second byte: 1 interface-local, 2 link-local.
+    let link_scoped = v6.ip().is_multicast() && matches!(v6.ip().octets()[1] & 0x0f, 1 | 2);
+    match (link_scoped, interface) {
+        (false, _) => Ok(*addr),
+        (true, None) => Err(format!(
+            "udp://{addr} is a link-local group: --interface names the link it is on (as the \
+             scope id of the address)"
+        )),
+        (true, Some(interface)) => {
+            let mut v6 = *v6;
+            v6.set_scope_id(interface.index);
+            Ok(SocketAddr::V6(v6))
+        }
+    }
+}
+
 /// `SO_REUSEADDR` and `SO_REUSEPORT`, before `bind(2)`: several readers on one port, each
 /// getting every multicast and broadcast datagram. (A unicast datagram still goes to one.)
 pub fn share_port(socket: &Socket, addr: &SocketAddr) -> anyhow::Result<()> {

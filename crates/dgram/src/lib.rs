@@ -18,7 +18,10 @@ use ipc_common::sockets::endpoint::DgramEndpoint;
 use ipc_common::sockets::sock::{self, errno_of};
 use nix::errno::Errno;
 use nix::poll::PollFlags;
-use nix::sys::socket::{MsgFlags, recv, send};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage, recv, recvmsg, send, sendmsg,
+    setsockopt, sockopt,
+};
 use socket2::{Domain, SockAddr, Socket};
 
 pub mod cli;
@@ -111,8 +114,27 @@ pub struct Receiver {
     buf: Vec<u8>,
     _socket_file: Option<Cleanup>,
     replaced_stale: bool,
-    /// `Some` once [`Receiver::remember_senders`] asked for it: the last datagram's sender.
-    sender: Option<Option<SockAddr>>,
+    /// `Some` once [`Receiver::remember_senders`] asked for it (boxed: an address is 132
+    /// bytes, and most readers never ask).
+    senders: Option<Box<Senders>>,
+}
+
+/// What a reader that answers notes of the last datagram.
+#[derive(Debug, Default)]
+struct Senders {
+    /// Its sender.
+    from: Option<SockAddr>,
+    /// UDP on a wildcard address: `IP_PKTINFO`/`IPV6_RECVPKTINFO` is on, and `to_us` is where
+    /// it was sent, which a reply must come from (see [`Receiver::remember_senders`]).
+    pktinfo: bool,
+    to_us: Option<ToUs>,
+}
+
+/// Where a datagram came in: the local address it was sent to and the interface.
+#[derive(Clone, Copy, Debug)]
+struct ToUs {
+    addr: std::net::IpAddr,
+    ifindex: u32,
 }
 
 /// How a UDP reader listens besides its address: see [`Receiver::bind_with`].
@@ -159,14 +181,37 @@ impl Receiver {
             buf,
             _socket_file: socket_file,
             replaced_stale,
-            sender: None,
+            senders: None,
         })
     }
 
     /// From now on, [`Receiver::recv`] notes each datagram's sender (`recvfrom(2)`
     /// asking for the address, where `recv(2)` asks for none), so that [`Receiver::reply`] can answer it.
-    pub fn remember_senders(&mut self) {
-        self.sender = Some(None);
+    ///
+    /// A UDP reader on a wildcard address (`0.0.0.0`, `[::]`) also notes the address each
+    /// datagram was sent to (`IP_PKTINFO`, `IPV6_RECVPKTINFO`): a writer's connected socket
+    /// takes datagrams from that address alone, and the kernel would otherwise answer from the
+    /// address its route picks (127.0.0.1 for a datagram sent to 127.0.0.2).
+    pub fn remember_senders(&mut self) -> anyhow::Result<()> {
+        let mut senders = Senders::default();
+        if let DgramEndpoint::Udp(addr) = &self.url
+            && addr.ip().is_unspecified()
+        {
+            let fd = self.socket.as_fd();
+            let set = match addr {
+                SocketAddr::V4(_) => setsockopt(&fd, sockopt::Ipv4PacketInfo, &true),
+                SocketAddr::V6(_) => setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true),
+            };
+            set.with_context(|| {
+                format!(
+                    "setsockopt(IP_PKTINFO) on {}: to answer from the address written to",
+                    self.url
+                )
+            })?;
+            senders.pktinfo = true;
+        }
+        self.senders = Some(Box::new(senders));
+        Ok(())
     }
 
     /// Answers the last datagram's sender with `reply`: `sendto(2)` its address, from the
@@ -178,7 +223,12 @@ impl Receiver {
     /// unconnected socket), the reply counts as sent.
     /// Returns the address answered (`udp://HOST:PORT`, `udg://@NAME`, `udg://PATH`).
     pub fn reply(&self, reply: &[u8], deadline: &Deadline) -> anyhow::Result<String> {
-        let Some(Some(to)) = &self.sender else {
+        let Some(Senders {
+            from: Some(to),
+            to_us,
+            ..
+        }) = self.senders.as_deref()
+        else {
             bail!("reply on {}: no datagram received yet", self.url);
         };
         let Some(to_url) = sender_url(to) else {
@@ -190,10 +240,13 @@ impl Receiver {
             );
         };
         loop {
-            let sent = self
-                .socket
-                .send_to_with_flags(reply, to, MsgFlags::MSG_NOSIGNAL.bits())
-                .map_err(|err| errno_of(&err).unwrap_or(Errno::UnknownErrno));
+            let sent = match (*to_us, to.as_socket()) {
+                (Some(from), Some(to)) => send_from(self.socket.as_raw_fd(), reply, from, to),
+                _ => self
+                    .socket
+                    .send_to_with_flags(reply, to, MsgFlags::MSG_NOSIGNAL.bits())
+                    .map_err(|err| errno_of(&err).unwrap_or(Errno::UnknownErrno)),
+            };
             match sent {
                 Ok(_) => return Ok(to_url),
                 Err(Errno::EAGAIN) => {
@@ -249,13 +302,20 @@ impl Receiver {
     pub fn recv(&mut self, deadline: &Deadline) -> anyhow::Result<&[u8]> {
         let fd = self.socket.as_raw_fd();
         loop {
-            let received = match &mut self.sender {
+            let received = match self.senders.as_deref_mut() {
                 None => recv(fd, &mut self.buf, MsgFlags::MSG_TRUNC),
-                Some(sender) => self
+                Some(senders) if senders.pktinfo => {
+                    recv_to_us(fd, &mut self.buf).map(|(size, from, to_us)| {
+                        senders.from = from;
+                        senders.to_us = to_us;
+                        size
+                    })
+                }
+                Some(senders) => self
                     .socket
                     .recv_from_with_flags(as_uninit(&mut self.buf), MsgFlags::MSG_TRUNC.bits())
                     .map(|(size, from)| {
-                        *sender = Some(from);
+                        senders.from = Some(from);
                         size
                     })
                     .map_err(|err| errno_of(&err).unwrap_or(Errno::UnknownErrno)),
@@ -351,6 +411,7 @@ impl Listen {
                      (to listen on one interface, bind its address)"
                 ))
             }
+            DgramEndpoint::Udp(addr) => group::scoped(addr, self.interface.as_ref()).map(drop),
             _ => Ok(()),
         }
     }
@@ -364,6 +425,9 @@ impl SendOptions {
             return Err(format!(
                 "--interface chooses where multicast goes out: {endpoint} is not a group address"
             ));
+        }
+        if let DgramEndpoint::Udp(addr) = endpoint {
+            group::scoped(addr, self.interface.as_ref())?;
         }
         let audience = match endpoint {
             DgramEndpoint::Udp(addr) => Audience::of(addr, self.broadcast),
@@ -621,8 +685,9 @@ fn bind_udp(addr: SocketAddr, listen: &Listen) -> anyhow::Result<(Socket, Socket
     if listen.shared || multicast {
         group::share_port(&socket, &addr)?;
     }
+    let at = group::scoped(&addr, listen.interface.as_ref()).map_err(|why| anyhow!(why))?;
     socket
-        .bind(&addr.into())
+        .bind(&at.into())
         .with_context(|| format!("bind {addr}"))?;
     if multicast {
         group::join(&socket, addr.ip(), listen.interface.as_ref())?;
@@ -688,7 +753,8 @@ fn connect_udp(
             .with_context(|| format!("setsockopt(SO_BROADCAST) for {addr}"))?,
         Audience::One => {}
     }
-    match socket.connect(&addr.into()) {
+    let to = group::scoped(&addr, options.interface.as_ref()).map_err(|why| anyhow!(why))?;
+    match socket.connect(&to.into()) {
         Ok(()) => Ok(socket),
         Err(err) if errno_of(&err) == Some(Errno::EACCES) => bail!(
             "connect to udp://{addr}: {} (a broadcast address: pass --broadcast to send to \
@@ -719,6 +785,83 @@ fn sender_url(addr: &SockAddr) -> Option<String> {
     }
     addr.as_abstract_namespace()
         .map(|name| format!("udg://@{}", name.escape_ascii()))
+}
+
+/// `recvmsg(2)` with `MSG_TRUNC` and the `IP_PKTINFO`/`IPV6_PKTINFO` message: the datagram's
+/// real size, its sender and where it was sent to.
+/// UDP only: nix's `recvmsg` is not used for Unix sockets, where it panicked on an abstract
+/// sender (docs/architecture.md).
+fn recv_to_us(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+) -> Result<(usize, Option<SockAddr>, Option<ToUs>), Errno> {
+    let mut cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_TRUNC)?;
+    let from = msg.address.and_then(|addr| {
+        let inet = match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+            (Some(v4), _) => SocketAddr::from(std::net::SocketAddrV4::from(*v4)),
+            (_, Some(v6)) => SocketAddr::from(std::net::SocketAddrV6::from(*v6)),
+            _ => return None,
+        };
+        Some(SockAddr::from(inet))
+    });
+    let mut to_us = None;
+    for message in msg.cmsgs()? {
+        to_us = match message {
+            // ipi_spec_dst: the local address of the datagram (for a broadcast one, the
+            // interface's own address), the one ip(7) says a reply should come from.
+            ControlMessageOwned::Ipv4PacketInfo(info) => Some(ToUs {
+                addr: std::net::Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)).into(),
+                ifindex: 0,
+            }),
+            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                let addr = std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                // A group address cannot be a source: the kernel then picks one.
+                (!addr.is_multicast()).then_some(ToUs {
+                    addr: addr.into(),
+                    ifindex: info.ipi6_ifindex,
+                })
+            }
+            _ => to_us,
+        };
+    }
+    Ok((msg.bytes, from, to_us))
+}
+
+/// `sendmsg(2)` of `reply` to `to`, from the local address `from` (`IP_PKTINFO`/`IPV6_PKTINFO`).
+fn send_from(
+    fd: std::os::fd::RawFd,
+    reply: &[u8],
+    from: ToUs,
+    to: SocketAddr,
+) -> Result<usize, Errno> {
+    let iov = [std::io::IoSlice::new(reply)];
+    let to = SockaddrStorage::from(to);
+    let flags = MsgFlags::MSG_NOSIGNAL;
+    match from.addr {
+        std::net::IpAddr::V4(addr) => {
+            let info = nix::libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: nix::libc::in_addr {
+                    s_addr: u32::from(addr).to_be(),
+                },
+                ipi_addr: nix::libc::in_addr { s_addr: 0 },
+            };
+            let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+            sendmsg(fd, &iov, &cmsg, flags, Some(&to))
+        }
+        std::net::IpAddr::V6(addr) => {
+            let info = nix::libc::in6_pktinfo {
+                ipi6_addr: nix::libc::in6_addr {
+                    s6_addr: addr.octets(),
+                },
+                ipi6_ifindex: from.ifindex,
+            };
+            let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+            sendmsg(fd, &iov, &cmsg, flags, Some(&to))
+        }
+    }
 }
 
 /// The error for a datagram over the protocol's limit, naming the limit.

@@ -93,3 +93,16 @@ fn stdin_that_never_ends_is_waited_for_only_until_the_timeout() {
     );
     drop(stdin);
 }
+
+/// `dgram-writer --message-file - <&-`: Rust's runtime puts /dev/null on a closed fd 0, which
+/// would read as an empty message sent with exit 0; refused, before anything is sent.
+#[test]
+fn fault_closed_stdin_is_refused_not_sent_as_an_empty_message() {
+    let dir = temp_dir();
+    let url = DGRAM.url(&dir.path().join("s.sock"));
+    let mut command = ours("/bin/sh");
+    command.args(["-c", "exec \"$0\" \"$@\" <&-", DGRAM.writer]);
+    command.args([&url, "--message-file", "-", "--timeout", "1"]);
+    ipc_testkit::run("dgram-writer <&-", &mut command, None).assert_failure(1, "stdin is closed");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}

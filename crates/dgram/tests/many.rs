@@ -115,6 +115,26 @@ fn multicast_ipv6_reaches_three_readers() {
     all_got_it(readers);
 }
 
+/// A link-local group (ff02::/16) exists once per link: the interface is part of its address
+/// (the scope id), which `--interface` gives; without it `bind(2)` and `connect(2)` say only
+/// EINVAL, so it is a usage error saying what to add.
+#[test]
+fn multicast_ipv6_link_local_group_is_joined_on_the_named_interface() {
+    let Some(ns) = Netns::create() else { return };
+    let (readers, port) = three_readers(
+        &ns,
+        |port| format!("udp://[ff02::4242]:{port}"),
+        [
+            &["--interface", "v0"],
+            &["--interface", "v0"],
+            &["--interface", "fd77::1"],
+        ],
+    );
+    let url = format!("udp://[ff02::4242]:{port}");
+    send(&ns, &url, &["--interface", "v0"]).assert_success();
+    all_got_it(readers);
+}
+
 #[test]
 fn broadcast_reaches_three_shared_readers_and_needs_the_flag() {
     let Some(ns) = Netns::create() else { return };
@@ -157,7 +177,17 @@ fn fault_dead_reader_does_not_stop_the_others() {
 /// Options that make no sense for the address are usage errors (exit 2), not ignored.
 #[test]
 fn options_that_do_not_fit_the_address_are_usage_errors() {
-    let cases: [(&str, &[&str], &str); 6] = [
+    let cases: [(&str, &[&str], &str); 8] = [
+        (
+            WRITER,
+            &["udp://[ff02::4242]:9"],
+            "a link-local group: --interface names the link",
+        ),
+        (
+            READER,
+            &["udp://[ff12::4242]:0"],
+            "a link-local group: --interface names the link",
+        ),
         (
             WRITER,
             &["udp://239.255.0.1:9", "--expect-reply"],

@@ -275,3 +275,27 @@ fn our_writer_gets_php_listeners_reply() {
         "left behind"
     );
 }
+
+/// A reader bound to the wildcard address answers from the address the writer sent to: the
+/// writer's connected socket takes datagrams from that address alone, so a reply from the
+/// address the route picks (127.0.0.1 for a datagram sent to 127.0.0.2) would never reach it.
+#[test]
+fn fault_reader_on_the_wildcard_address_answers_from_the_address_written_to() {
+    let dir = temp_dir();
+    let mut reader = reader("udp://0.0.0.0:0", &["--reply", PONG]);
+    let port = reader
+        .listening_url()
+        .rsplit_once(':')
+        .map(|(_, port)| port.to_string())
+        .unwrap();
+    let url = format!("udp://127.0.0.2:{port}");
+    let written =
+        Proc::spawn("writer", &mut writer(&url, dir.path(), &["--expect-reply"])).finish();
+    written
+        .assert_success()
+        .assert_stdout(format!("{PONG}\n").as_bytes());
+    reader
+        .finish()
+        .assert_success()
+        .assert_stdout(format!("{PING}\n").as_bytes());
+}

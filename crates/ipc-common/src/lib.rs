@@ -12,8 +12,8 @@
 //!   variable-store layout and the `sem_get` lock;
 //! - [`seq`]: sequence-stamped messages and the loss/duplicate/reorder check of load runs;
 //!
-//! `unsafe` lives in two modules only, each block with its `SAFETY` line: `sysv` and
-//! `sockets::queued`.
+//! `unsafe` lives in three modules only, each block with its `SAFETY` line: `sysv`,
+//! `sockets::queued`, and `runtime::report`'s constructor that notes a closed stdout.
 
 pub mod php;
 pub mod runtime;

@@ -318,20 +318,47 @@ pub fn counting(requests: u64) -> impl Iterator<Item = u64> {
 }
 
 /// `msgrcv(reply_type)` until the answer to our request is there or `deadline` passes; returns
-/// it as PHP's `echo` prints it.
+/// it as PHP's `echo` prints it. `request` is the body we sent: an answer is ours only if it is
+/// the echo of its message. Another message on our type (an answer left for a client gone whose
+/// pid we have now, or sent for a request that named our type) is not printed as ours: it is
+/// said through `deadline`, its bytes with it, and the wait goes on.
 pub fn receive_answer(
     buf: &mut MsgBuf,
     queue: Queue,
     reply_type: i64,
+    request: &[u8],
     deadline: &Deadline,
 ) -> anyhow::Result<Vec<u8>> {
+    let expected = parse(request)
+        .context("our own request (a bug: it should have been a request)")?
+        .answer;
     let max_len = sysv::msgmax().context("read msgmax from /proc/sys/kernel/msgmax")?;
     let wanted = Wanted {
         queue,
         desired_type: reply_type,
     };
     let mut answer = Vec::new();
-    crate::receive_announced(buf, wanted, max_len, &mut answer, deadline)
-        .context("the answer to our request (is `mq-reader --serve` running on this queue?)")?;
-    Ok(crate::decode(&answer, queue.key, crate::Format::Echo)?.bytes)
+    loop {
+        crate::receive_announced(buf, wanted, max_len, &mut answer, deadline)
+            .context("the answer to our request (is `mq-reader --serve` running on this queue?)")?;
+        if is_echo(&answer, &expected) {
+            return Ok(crate::decode(&answer, queue.key, crate::Format::Echo)?.bytes);
+        }
+        deadline.say(format_args!(
+            "took a message of type {reply_type} from queue {} that is not the answer to our \
+             request (not the echo of our message): one left for a client gone whose pid we \
+             have now, or sent for a request that named our type; its {} bytes: {}; waiting on \
+             for ours (--reply-type N: a type nobody else uses)",
+            queue.key,
+            answer.len(),
+            answer.escape_ascii()
+        ));
+    }
+}
+
+/// Whether `answer` is the message we sent, serialized again (by us or by PHP, whose text for
+/// the same value may differ: compared as we serialize the value it holds).
+fn is_echo(answer: &[u8], expected: &[u8]) -> bool {
+    answer == expected
+        || php::unserialize(answer).is_ok_and(|(value, _)| php::serialize(&value) == expected)
 }

@@ -95,3 +95,27 @@ fn hostile_another_user_is_refused_by_default_and_admitted_with_the_mode() {
 fn hostile_eacces_names_mode_and_trust_uid() {
     scenarios::eacces_names_mode_and_trust_uid(&MQ, temp_dir().path());
 }
+
+/// A reader started with stdout closed (`mq-reader >&-`) takes nothing: Rust's runtime puts
+/// /dev/null on a closed fd 1, so the message would be taken off the queue and printed into
+/// nothing, with exit 0. It stays queued for a reader that can print it.
+#[test]
+fn fault_reader_with_stdout_closed_takes_nothing() {
+    let dir = temp_dir();
+    let key = ipc_testkit::key_file(dir.path());
+    let key_arg = key.to_str().expect("a UTF-8 temp path");
+    let mut write = ipc_testkit::bounded(ipc_testkit::ours(MQ.writer), &["--message", "keep me"]);
+    write.args(["--key-file", key_arg]);
+    ipc_testkit::run("mq-writer", &mut write, None).assert_success();
+
+    let mut closed = ipc_testkit::ours("/bin/sh");
+    closed.args(["-c", "exec \"$0\" \"$@\" >&-", MQ.reader, "--timeout", "1"]);
+    closed.args(["--key-file", key_arg]);
+    ipc_testkit::run("mq-reader >&-", &mut closed, None).assert_failure(1, "stdout is closed");
+
+    let mut read = ipc_testkit::bounded(ipc_testkit::ours(MQ.reader), &["--key-file", key_arg]);
+    ipc_testkit::run("mq-reader", &mut read, None)
+        .assert_success()
+        .assert_stdout(&line("keep me"));
+    assert_no_sysv_objects(&key, b'T');
+}

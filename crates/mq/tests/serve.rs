@@ -360,3 +360,78 @@ fn a_client_waiting_forever_stops_on_sigterm_and_leaves_nothing() {
     assert_eq!(stopped.status.code(), Some(143), "{stopped:?}");
     assert_no_sysv_objects(&key, b'T');
 }
+
+/// An answer on our type that is not the echo of our request (one left for a client gone whose
+/// pid we now have, or sent for a request that named our type) is not printed as ours: the
+/// client says so on stderr, with its bytes, and waits on for its own answer.
+#[test]
+fn fault_an_answer_that_is_not_ours_is_not_printed_as_ours() {
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    let _queue = OwnQueue(key.clone());
+    let mut stale = bounded(ours(WRITER), &["--type", "7", "--message", "stale answer"]);
+    stale.arg("--key-file").arg(&key);
+    Proc::spawn("mq-writer --type 7", &mut stale)
+        .finish()
+        .assert_success();
+    let serving = server(&key, &["--requests", "1"]);
+    let asked = client(&key, "mine", &["--reply-type", "7"]).finish();
+    asked.assert_success().assert_stdout(&line("mine"));
+    assert!(
+        asked.stderr.contains("not the answer to our request")
+            && asked.stderr.contains("stale answer"),
+        "{asked:?}"
+    );
+    serving.finish().assert_success();
+    assert_no_sysv_objects(&key, b'T');
+}
+
+/// A server whose stdout's reader goes away after the first line (`mq-reader --serve | head
+/// -n1`) then takes a request it cannot print: exit 1 naming that request, not exit 0 as a
+/// single message's `reader | head -c1` is. (It exited 0, the request printed nowhere.)
+#[test]
+fn fault_server_whose_stdout_goes_away_fails_naming_the_request_taken() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    let dir = temp_dir();
+    let key = key_file(dir.path());
+    let _queue = OwnQueue(key.clone());
+    let mut serving = Command::new("timeout")
+        .args(["10", READER, "--serve", "--requests", "2", "--timeout", "5"])
+        .arg("--key-file")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The server first, so that the queue is its own, which it removes when it fails.
+    let mut stderr = BufReader::new(serving.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("serving requests of type 1") {
+        said.clear();
+        assert_ne!(stderr.read_line(&mut said).unwrap(), 0, "the server ended");
+    }
+    let one = client(&key, "one", &[]);
+    let pid = one.pid();
+    one.finish().assert_success().assert_stdout(&line("one"));
+    let mut stdout = BufReader::new(serving.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, format!("{}\n", request_line(pid, "one")));
+    drop(stdout);
+
+    let two = client(&key, "two", &["--timeout", "2"]).finish();
+    assert!(!two.status.success(), "{two:?}");
+    let status = serving.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let stderr = rest;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("was taken but not printed: stdout was closed")
+            && stderr.contains(r#"\"message\":\"two\""#),
+        "{stderr}"
+    );
+    assert_no_sysv_objects(&key, b'T');
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ipc_common::runtime::cleanup::Cleanup;
-use ipc_common::runtime::cli::Mode;
+use ipc_common::runtime::cli::{MessageLimit, Mode};
 use ipc_common::runtime::paths::SocketKind;
 use ipc_common::runtime::wait::Deadline;
 use ipc_common::sockets::endpoint::StreamEndpoint;
@@ -36,6 +36,31 @@ pub const CLIENT_IP: &str = "Hello from Client: TCP/IP [Stream]";
 
 /// Bytes a connection reads at a time.
 const READ_CHUNK: usize = 64 << 10;
+
+/// The most of a peer's message either side holds: what a writer sends at most
+/// ([`MessageLimit::IN_MEMORY`]).
+pub const MAX_MESSAGE: usize = MessageLimit::IN_MEMORY.bytes;
+
+/// Appends `bytes` of the peer's message to `message`, or an error once it would pass
+/// [`MAX_MESSAGE`] or memory runs out: a peer that sends without end is refused, not an abort
+/// of the whole process (a server's other clients included).
+pub fn keep(message: &mut Vec<u8>, bytes: &[u8]) -> anyhow::Result<()> {
+    let len = message.len().saturating_add(bytes.len());
+    if len > MAX_MESSAGE {
+        bail!(
+            "its message is over {MAX_MESSAGE} bytes, the most we hold in memory (1 GiB): not \
+             printed (it must send less)"
+        );
+    }
+    if message.try_reserve(bytes.len()).is_err() {
+        bail!(
+            "out of memory holding its message ({len} bytes so far): not printed (it must send \
+             less, or a server serve fewer at once: --max-clients)"
+        );
+    }
+    message.extend_from_slice(bytes);
+    Ok(())
+}
 
 /// The server's greeting for this kind of endpoint.
 pub fn server_greeting(endpoint: &StreamEndpoint) -> &'static str {
@@ -253,10 +278,7 @@ impl Conn {
         received.clear();
         self.exchange(
             &mut OneMessage::new(message),
-            &mut |bytes: &[u8]| {
-                received.extend_from_slice(bytes);
-                Ok(())
-            },
+            &mut |bytes: &[u8]| keep(received, bytes),
             deadline,
         )
     }

@@ -41,8 +41,7 @@ pub trait Receive {
 
 impl Receive for Vec<u8> {
     fn receive(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.extend_from_slice(bytes);
-        Ok(())
+        crate::keep(self, bytes)
     }
 }
 
@@ -176,7 +175,7 @@ impl<R> fmt::Debug for Server<'_, R> {
 struct Client<'g, R> {
     /// Accept order, 1, 2, ...: names it in a dropped line.
     connection: u64,
-    socket: Socket,
+    socket: Connection,
     exchange: Exchange,
     greeting: OneMessage<'g>,
     message: R,
@@ -310,7 +309,7 @@ impl<'g, R: Receive> Server<'g, R> {
         fds.extend(
             self.clients
                 .iter()
-                .map(|client| PollFd::new(client.socket.as_fd(), client.wants)),
+                .map(|client| PollFd::new(client.socket.socket.as_fd(), client.wants)),
         );
         match poll(&mut fds, self.poll_timeout(deadline, now)) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -375,7 +374,10 @@ impl<'g, R: Receive> Server<'g, R> {
                 .and_then(|limit| Instant::now().checked_add(limit));
             let client = Client {
                 connection: self.accepted,
-                socket,
+                socket: Connection {
+                    socket,
+                    ended: false,
+                },
                 exchange: Exchange::new(EndOfStream::AfterPeer),
                 greeting: OneMessage::new(self.greeting),
                 message: (self.new_receiver)(),
@@ -393,7 +395,7 @@ impl<'g, R: Receive> Server<'g, R> {
     fn step(&mut self, mut client: Client<'g, R>) -> Option<Client<'g, R>> {
         let message = &mut client.message;
         let outcome = client.exchange.step(
-            &client.socket,
+            &client.socket.socket,
             &mut client.greeting,
             &mut |bytes: &[u8]| message.receive(bytes),
             &mut self.read_buf,
@@ -407,6 +409,7 @@ impl<'g, R: Receive> Server<'g, R> {
             Ok(Step::Done(done)) => Ok(done),
             Err(err) => Err(err),
         };
+        client.socket.ended = true;
         if crate::left_without_a_word(&outcome) {
             self.events.push_back(Event::NotAClient);
             return None;
@@ -474,11 +477,27 @@ impl<'g, R: Receive> Server<'g, R> {
     }
 }
 
+/// An accepted connection's socket. Closed before its exchange ended (dropped at its
+/// `--client-timeout`, at the end of the run, or with the server on a stop signal or an
+/// error) it closes with `SO_LINGER` 0: over TCP the client gets a reset, not an end of
+/// stream it would take for the end of our greeting, and for "the server read all of it",
+/// though its message was never printed.
+struct Connection {
+    socket: Socket,
+    ended: bool,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.socket.set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
 impl<R> Client<'_, R> {
-    /// Closes the connection in the middle of its exchange. Over TCP with `SO_LINGER` 0: the
-    /// client gets a reset, not an end of stream it would take for the end of our greeting.
+    /// Closes the connection in the middle of its exchange (a reset over TCP: [`Connection`]).
     fn drop_as(self, why: Dropped) -> Event<R> {
-        let _ = self.socket.set_linger(Some(Duration::ZERO));
         Event::Dropped {
             connection: self.connection,
             received: self.exchange.progress().received,

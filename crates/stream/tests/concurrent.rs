@@ -410,3 +410,128 @@ fn fault_tcp_client_dropped_at_its_client_timeout_gets_a_reset() {
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
     drop(server);
 }
+
+#[test]
+fn fault_client_sending_more_than_the_server_can_hold_fails_the_run_without_an_abort() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    // 400 MB of address space: the message's buffer cannot grow past 256 MiB.
+    let mut command = ours("/bin/sh");
+    command.args(["-c", "ulimit -v 400000 && exec \"$0\" \"$@\"", READER]);
+    let mut server = Proc::spawn(
+        "stream-reader",
+        &mut bounded(command, &[&unix_url(&path), "--timeout", "60"]),
+    );
+    let url = server.listening_url();
+    let mut flood = Client::connect(&url);
+    let chunk = vec![b'f'; 1 << 20];
+    let mut sent = Ok(());
+    for _ in 0..1024 {
+        sent = flood.stream().write_all(&chunk);
+        if sent.is_err() {
+            break;
+        }
+    }
+    let err = sent.expect_err("the server stops taking the flood");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
+        ),
+        "{err}"
+    );
+    server
+        .finish()
+        .assert_failure(1, "client 1 of 1 failed: receive from the client on")
+        .assert_failure(1, "out of memory holding its message")
+        .assert_stdout(b"");
+    assert!(!path.exists(), "the server removes its socket file");
+}
+
+/// Whether the server's end of the TCP connection from `client_port` to `server_port` has read
+/// everything that arrived (its receive queue in /proc/net/tcp is empty).
+fn server_read_all(server_port: u16, client_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
+        port(fields[1]) == server_port
+            && port(fields[2]) == client_port
+            && fields[4].split(':').nth(1) == Some("00000000")
+    })
+}
+
+/// A stop signal ends a counted run (exit 143) while a TCP client is in its exchange: the server
+/// read its whole message but had not printed it. The client gets a reset, not an end of stream
+/// it would take for "the server read all of it".
+#[test]
+fn fault_tcp_client_in_its_exchange_at_a_stop_signal_gets_a_reset() {
+    let (server, url) = reader(&["tcp://127.0.0.1:0", "--connections", "2", "--timeout", "30"]);
+    let Client::Tcp(mut client) = Client::connect(&url) else {
+        unreachable!("a tcp:// URL")
+    };
+    client.write_all(b"a whole message").unwrap();
+    let mut greeting = vec![0; SERVER_IP.len()];
+    client.read_exact(&mut greeting).unwrap();
+    let server_port = port_in(&url);
+    let client_port = client.local_addr().unwrap().port();
+    let deadline = std::time::Instant::now() + STEP;
+    while !server_read_all(server_port, client_port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never read our message"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.signal(Signal::SIGTERM);
+    server
+        .finish()
+        .assert_failure(143, "interrupted by SIGTERM")
+        .assert_stdout(b"");
+    let _ = client.shutdown(Shutdown::Write);
+    let err = client.read_to_end(&mut Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+}
+
+/// A server of several clients whose stdout's reader goes away after the first line
+/// (`stream-reader --connections 2 | head -n1`): the second client's message, read whole, is
+/// printed nowhere, so the run fails saying so. (It exited 0.)
+#[test]
+fn fault_server_whose_stdout_goes_away_fails_naming_the_client() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = temp_dir();
+    let url = unix_url(&dir.path().join("s.sock"));
+    let mut serving = Command::new("timeout")
+        .args(["10", READER, &url, "--connections", "2", "--timeout", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(serving.stdout.take().unwrap());
+    let writer = |message: &str| {
+        let args = [url.as_str(), "--message", message];
+        Proc::spawn("stream-writer", &mut bounded(ours(WRITER), &args)).finish()
+    };
+    writer("one").assert_success();
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "one\n");
+    drop(stdout);
+
+    writer("two");
+    let status = serving.wait().unwrap();
+    let mut stderr = String::new();
+    serving
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the message of client 2 was taken but not printed"),
+        "{stderr}"
+    );
+}

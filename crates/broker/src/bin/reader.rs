@@ -5,7 +5,8 @@
 //!
 //! Steps: connect (retried while Redis is not there yet), `XGROUP CREATE ... 0 MKSTREAM` (once),
 //! `XAUTOCLAIM` (a dead reader's message), else `XREADGROUP ... BLOCK` in slices of 250 ms until
-//! --timeout, `write(1)`, `XACK`, `XGROUP DELCONSUMER` (our consumer, nothing pending for it).
+//! --timeout, `write(1)`, `XACK`, `EVAL` of `XPENDING` + `XGROUP DELCONSUMER` (our consumer,
+//! if nothing is pending for it, in one step).
 //!
 //! ```text
 //! cargo run -p broker --bin broker-writer
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
     let from = args.read.on(&args.server.stream);
     let mut redis = broker::connect(&args.server, &deadline)?;
     say!(deadline, "connected to {}", redis.url);

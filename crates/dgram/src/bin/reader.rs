@@ -6,7 +6,8 @@
 //! else is refused), `socket(AF_UNIX or AF_INET, SOCK_DGRAM|SOCK_NONBLOCK)`,
 //! `fchmod(--mode)`, `bind` (UDP: then `getsockname`; a group: `setsockopt(IP_ADD_MEMBERSHIP)`),
 //! `recvfrom(MSG_TRUNC)` (`poll` while nothing is queued), `--reply`: `sendto` the sender from
-//! the same socket, `close`, `unlink(PATH)`.
+//! the same socket (UDP on a wildcard address: `setsockopt(IP_PKTINFO)`, `recvmsg`, and `sendmsg`
+//! from the address the datagram was sent to), `close`, `unlink(PATH)`.
 //!
 //! ```text
 //! dgram-reader                                # or: dgram-reader udp://127.0.0.1:9999
@@ -79,6 +80,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
 
     let listen = args.many.listen();
     if let Err(why) = listen.check(&args.endpoint) {
@@ -88,7 +90,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut socket = Receiver::bind_with(&args.endpoint, args.mode.mode, &listen)?;
     if args.reply.reply.is_some() {
-        socket.remember_senders();
+        socket.remember_senders()?;
     }
     if let (true, DgramEndpoint::Unix(path)) = (socket.replaced_stale(), &args.endpoint) {
         say!(

@@ -84,6 +84,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             .exit();
     }
     let deadline = args.common.start();
+    if options.expect_reply {
+        report::check_stdout()?; // before we send: the reply would have nowhere to go
+    }
     let limit = dgram::message_limit(&args.endpoint)?;
     let message = args
         .message

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
     let path = &args.path;
 
     let created = fifo::create_or_use(path, args.mode.mode)?;

@@ -114,6 +114,7 @@ impl MessageArgs {
             text.clone().into_vec()
         } else if let Some(path) = &self.message_file {
             if path.as_os_str() == "-" {
+                crate::runtime::report::check_stdin()?;
                 input::read_bounded(std::io::stdin().as_fd(), &limit, deadline, "stdin")?
             } else {
                 let file = input::open(path)

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::runtime::cleanup;
 use crate::runtime::wait::TimedOut;
@@ -42,6 +43,56 @@ macro_rules! say {
     };
 }
 
+/// Whether fd 1 was closed when the process started (`reader >&-`). Rust's runtime opens
+/// /dev/null on a closed fd 1 before `main`, so a payload printed there would vanish with exit
+/// 0: [`note_stdout`] looks first, run by the loader from `.init_array` as C constructors are.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+/// The same for fd 0 (`writer --message-file - <&-`), which would read as an empty message.
+static STDIN_CLOSED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn note_stdout() {
+    // SAFETY: fcntl(F_GETFD) takes no pointer and only reads the descriptor table; -1 (EBADF):
+    // the descriptor is not open.
+    let closed = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED.store(closed(libc::STDOUT_FILENO), Ordering::Relaxed);
+    STDIN_CLOSED.store(closed(libc::STDIN_FILENO), Ordering::Relaxed);
+}
+
+/// The loader calls each function in `.init_array` once, before `main`, with no thread yet;
+/// ours only reads a descriptor's flags and stores an atomic.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static NOTE_STDOUT: extern "C" fn() = note_stdout;
+
+/// Fails if stdout was closed when the process started. A binary that prints what it receives
+/// calls it before it takes anything, so that nothing is taken (from a queue, a pipe, a peer
+/// told it was read) only to be lost.
+pub fn check_stdout() -> anyhow::Result<()> {
+    // Keeps the constructor linked in with whatever uses the check.
+    std::hint::black_box(&NOTE_STDOUT);
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        anyhow::bail!(
+            "stdout is closed (started with >&-): what we receive could not be printed and \
+             would be lost, so nothing is taken; give it somewhere to go (a file, a pipe, or \
+             /dev/null to discard it on purpose)"
+        );
+    }
+    Ok(())
+}
+
+/// Fails if stdin was closed when the process started: a message read from it would be empty
+/// where nobody gave an empty one.
+pub fn check_stdin() -> anyhow::Result<()> {
+    std::hint::black_box(&NOTE_STDOUT);
+    if STDIN_CLOSED.load(Ordering::Relaxed) {
+        anyhow::bail!(
+            "read the message from stdin: stdin is closed (started with <&-), which would read \
+             as an empty message; give it one (a pipe, a file, or </dev/null for an empty one)"
+        );
+    }
+    Ok(())
+}
+
 /// Prints a received payload the way the blog's readers `echo` it: the bytes as they are, then
 /// one newline, in one `write(2)` when the kernel takes it whole (a line is never split by
 /// another process's output on a shared terminal or log).
@@ -60,6 +111,20 @@ pub fn print_payload(payload: &[u8]) -> anyhow::Result<()> {
             io::ErrorKind::BrokenPipe => anyhow::Error::new(StdoutClosed),
             _ => anyhow::Error::new(err).context("write to stdout"),
         })
+}
+
+/// [`print_payload`] for a server, which prints message after message: there a stdout whose
+/// reader went away is a failure, not the end of a `reader | head -c1`. The message `what` names
+/// was taken from its sender, who may already have been told it was read, and is printed
+/// nowhere: the error says so (and `what` should carry it, if small, so it is not lost).
+pub fn print_taken(payload: &[u8], what: fmt::Arguments<'_>) -> anyhow::Result<()> {
+    print_payload(payload).map_err(|err| match err.is::<StdoutClosed>() {
+        true => anyhow::anyhow!(
+            "{what} was taken but not printed: stdout was closed (whoever read it went away); \
+             serve with a stdout that is read to the end"
+        ),
+        false => err,
+    })
 }
 
 /// `write(2)` to fd 1 until all of `bytes` went out.

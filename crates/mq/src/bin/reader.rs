@@ -63,6 +63,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
     let (key_file, proj) = (&args.key.key_file, args.key.proj);
     let keyed = mq::wait_for_key(key_file, proj, &deadline)?; // statx
     let key = keyed.key;
@@ -105,12 +106,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
 /// `msgsnd(reply_type)`; at the end `msgctl(IPC_RMID)` once every answer was read.
 fn serve(args: &Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
     let mut server = Server::open(&args.key, args.mode.mode)?; // openat(O_CREAT), msgget
     let (key, requests) = (server.queue.key, args.serve.requests);
     say!(deadline, "serving requests of type 1 on queue {key}");
     for _ in mq::serve::counting(requests) {
         let request = server.take(&step_deadline(&args.common, requests == 0))?; // msgrcv(1)
-        report::print_payload(&request.line)?; // write(1)
+        let line = &request.line;
+        let what = format_args!("the request {}", line.escape_ascii());
+        report::print_taken(line, what)?; // write(1)
         let (pid, len) = (request.reply_type, request.answer.len());
         match server.answer(&request, &step_deadline(&args.common, false))? {
             true => say!(deadline, "answered {len} bytes as type {pid}"), // msgsnd(pid)

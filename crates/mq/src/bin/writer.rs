@@ -65,6 +65,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    if args.request.request {
+        report::check_stdout()?; // before we send: the answer would have nowhere to go
+    }
     let (key_file, proj, mode) = (&args.key.key_file, args.key.proj, args.mode.mode);
     let reply_type = args.request.reply_type()?;
     let (text, why) = mq::cli::message_text(&args.message, &args.value, reply_type, &deadline)?;
@@ -108,7 +111,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     );
 
     if let Some(own) = reply_type {
-        let answer = mq::serve::receive_answer(&mut buf, queue, own, &deadline)?; // msgrcv(own)
+        let answer = mq::serve::receive_answer(&mut buf, queue, own, &text, &deadline)?; // msgrcv(own)
         say!(
             deadline,
             "received the answer of type {own}: {} bytes",

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
     let (segment, read) = (&args.segment, &args.read);
     let name = segment.wait_for_key(&deadline)?; // ftok
     let id = segment.wait_for_segment(&name, &deadline)?; // shmget

@@ -87,6 +87,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before anything is taken: nowhere to print it
     let default = stream::server_greeting(&args.endpoint);
     let greeting = args
         .greeting
@@ -111,7 +112,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     while let Some(event) = server.next(&deadline)? {
         say!(deadline, "{event}");
         if let Event::Served(client) = event {
-            report::print_payload(&client.message)?;
+            // One client of many: a stdout gone is a failure (report::print_taken).
+            match args.connections {
+                1 => report::print_payload(&client.message)?,
+                _ => {
+                    let what = format_args!("the message of client {}", client.number);
+                    report::print_taken(&client.message, what)?;
+                }
+            }
         }
     }
     server.close()

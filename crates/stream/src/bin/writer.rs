@@ -66,6 +66,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.common.start();
+    report::check_stdout()?; // before we send: the greeting would have nowhere to go
     let default = stream::client_message(&args.endpoint);
     let message = args
         .message
