@@ -45,12 +45,13 @@ macro_rules! say {
 
 /// Whether fd 1 was closed when the process started (`reader >&-`). Rust's runtime opens
 /// /dev/null on a closed fd 1 before `main`, so a payload printed there would vanish with exit
-/// 0: [`note_stdout`] looks first, run by the loader from `.init_array` as C constructors are.
+/// 0: [`note_standard_fds`] looks first, run by the loader from `.init_array` as C
+/// constructors are.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 /// The same for fd 0 (`writer --message-file - <&-`), which would read as an empty message.
 static STDIN_CLOSED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn note_stdout() {
+extern "C" fn note_standard_fds() {
     // SAFETY: fcntl(F_GETFD) takes no pointer and only reads the descriptor table; -1 (EBADF):
     // the descriptor is not open.
     let closed = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
@@ -62,14 +63,14 @@ extern "C" fn note_stdout() {
 /// ours only reads a descriptor's flags and stores an atomic.
 #[used]
 #[unsafe(link_section = ".init_array")]
-static NOTE_STDOUT: extern "C" fn() = note_stdout;
+static NOTE_STANDARD_FDS: extern "C" fn() = note_standard_fds;
 
 /// Fails if stdout was closed when the process started. A binary that prints what it receives
 /// calls it before it takes anything, so that nothing is taken (from a queue, a pipe, a peer
 /// told it was read) only to be lost.
 pub fn check_stdout() -> anyhow::Result<()> {
     // Keeps the constructor linked in with whatever uses the check.
-    std::hint::black_box(&NOTE_STDOUT);
+    std::hint::black_box(&NOTE_STANDARD_FDS);
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         anyhow::bail!(
             "stdout is closed (started with >&-): what we receive could not be printed and \
@@ -83,7 +84,7 @@ pub fn check_stdout() -> anyhow::Result<()> {
 /// Fails if stdin was closed when the process started: a message read from it would be empty
 /// where nobody gave an empty one.
 pub fn check_stdin() -> anyhow::Result<()> {
-    std::hint::black_box(&NOTE_STDOUT);
+    std::hint::black_box(&NOTE_STANDARD_FDS);
     if STDIN_CLOSED.load(Ordering::Relaxed) {
         anyhow::bail!(
             "read the message from stdin: stdin is closed (started with <&-), which would read \
