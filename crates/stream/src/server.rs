@@ -61,6 +61,10 @@ pub enum Event<R = Vec<u8>> {
     /// A connection that left without a word before taking our greeting: another server's
     /// stale-socket probe or a port scan ([`crate::left_without_a_word`]), not counted.
     NotAClient,
+    /// The process ran out of file descriptors accepting a connection: the server serves the
+    /// `serving` connections it has, and the next clients wait in the listen backlog until one of
+    /// them ends (as past `max_clients`).
+    OutOfDescriptors { serving: usize },
     /// A connection dropped in the middle of its exchange, not counted: what it sent so far is
     /// not a whole message, and is not printed.
     Dropped {
@@ -118,6 +122,12 @@ impl<R> fmt::Display for Event<R> {
             Event::NotAClient => f.write_str(
                 "a connection left without a word before taking our greeting: not a client",
             ),
+            Event::OutOfDescriptors { serving } => write!(
+                f,
+                "out of file descriptors (`ulimit -n`) with {serving} connections open: the next \
+                 clients wait in the listen backlog until one ends (lower --max-clients or raise \
+                 `ulimit -n`)"
+            ),
             Event::Dropped {
                 connection,
                 received,
@@ -147,6 +157,8 @@ pub struct Server<'g, R = Vec<u8>> {
     peer: String,
     greeting: &'g [u8],
     limits: Limits,
+    /// Out of file descriptors at this many connections: no more until one of them ends.
+    fd_room: Option<usize>,
     /// A new connection's [`Receive`].
     new_receiver: Box<dyn FnMut() -> R + 'g>,
     clients: Vec<Client<'g, R>>,
@@ -210,6 +222,7 @@ impl<'g, R: Receive> Server<'g, R> {
                 max_clients: limits.max_clients.max(1),
                 ..limits
             },
+            fd_room: None,
             clients: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
             accepted: 0,
@@ -264,6 +277,13 @@ impl<'g, R: Receive> Server<'g, R> {
         }
     }
 
+    /// How many connections may be in their exchange now.
+    fn room(&self) -> usize {
+        self.fd_room.map_or(self.limits.max_clients, |room| {
+            room.min(self.limits.max_clients)
+        })
+    }
+
     fn count_reached(&self) -> bool {
         self.limits.connections != 0 && self.counted >= self.limits.connections
     }
@@ -295,8 +315,12 @@ impl<'g, R: Receive> Server<'g, R> {
             return Err(deadline.timed_out(self.waiting_for()));
         }
 
-        // The listener is polled only while there is room: the rest wait in the backlog.
-        let accepting = self.clients.len() < self.limits.max_clients;
+        // The listener is polled only while there is room: the rest wait in the backlog. A
+        // connection that ended since we ran out of descriptors freed one: try again.
+        if self.fd_room.is_some_and(|room| self.clients.len() < room) {
+            self.fd_room = None;
+        }
+        let accepting = self.clients.len() < self.room();
         let wake = cleanup::wake_fd();
         let mut fds = Vec::with_capacity(self.clients.len() + 2);
         fds.extend(wake.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
@@ -343,13 +367,20 @@ impl<'g, R: Receive> Server<'g, R> {
 
     /// `accept4(2)`s while clients wait and there is room, each greeted at once.
     fn accept(&mut self) -> anyhow::Result<()> {
-        while self.clients.len() < self.limits.max_clients && !self.count_reached() {
+        while self.clients.len() < self.room() && !self.count_reached() {
             let socket = match self.listener.socket.accept() {
                 Ok((socket, _)) => socket,
                 Err(err) => match sock::errno_of(&err) {
                     // The client gave up meanwhile, or nobody else waits.
                     Some(Errno::ECONNABORTED | Errno::EINTR) => continue,
                     Some(Errno::EAGAIN) => return Ok(()),
+                    // The connection stays queued: serve those we have, take it when one ends.
+                    Some(Errno::EMFILE | Errno::ENFILE) if !self.clients.is_empty() => {
+                        let serving = self.clients.len();
+                        self.fd_room = Some(serving);
+                        self.events.push_back(Event::OutOfDescriptors { serving });
+                        return Ok(());
+                    }
                     Some(Errno::EMFILE | Errno::ENFILE) => {
                         return Err(err).with_context(|| {
                             format!(

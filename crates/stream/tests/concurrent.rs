@@ -535,3 +535,32 @@ fn fault_server_whose_stdout_goes_away_fails_naming_the_client() {
         "{stderr}"
     );
 }
+
+#[test]
+fn fault_out_of_file_descriptors_the_next_clients_wait_in_the_backlog() {
+    let dir = temp_dir();
+    let path = dir.path().join("s.sock");
+    // Room for a few connections besides the server's own descriptors, far below --max-clients.
+    let mut command = ours("/bin/sh");
+    command.args(["-c", "ulimit -n 12 && exec \"$0\" \"$@\"", READER]);
+    let args = [unix_url(&path), "--connections".into(), "20".into()];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = Proc::spawn(
+        "stream-reader",
+        &mut bounded(command, &[&args[..], &["--timeout", "60"]].concat()),
+    );
+    let url = server.listening_url();
+    let clients: Vec<Client> = (0..20).map(|_| Client::connect(&url)).collect();
+    server.wait_for_stderr("out of file descriptors (`ulimit -n`) with");
+    // In order: each one ending frees the descriptor the next one in the backlog needs.
+    for (i, client) in clients.into_iter().enumerate() {
+        let answer = client.swap(format!("client {i:02}").as_bytes());
+        assert_eq!(answer, SERVER_UDS.as_bytes(), "client {i}");
+    }
+    let expected: String = (0..20).map(|i| format!("client {i:02}\n")).collect();
+    server
+        .finish()
+        .assert_success()
+        .assert_stdout(expected.as_bytes());
+    assert!(!path.exists(), "the server removes its socket file");
+}
