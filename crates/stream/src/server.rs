@@ -63,7 +63,7 @@ pub enum Event<R = Vec<u8>> {
     NotAClient,
     /// The process ran out of file descriptors accepting a connection: the server serves the
     /// `serving` connections it has, and the next clients wait in the listen backlog until one of
-    /// them ends (as past `max_clients`).
+    /// them ends (as past `max_clients`). Once a run, however often it happens.
     OutOfDescriptors { serving: usize },
     /// A connection dropped in the middle of its exchange, not counted: what it sent so far is
     /// not a whole message, and is not printed.
@@ -159,6 +159,8 @@ pub struct Server<'g, R = Vec<u8>> {
     limits: Limits,
     /// Out of file descriptors at this many connections: no more until one of them ends.
     fd_room: Option<usize>,
+    /// [`Event::OutOfDescriptors`] came already: it comes once a run.
+    said_out_of_fds: bool,
     /// A new connection's [`Receive`].
     new_receiver: Box<dyn FnMut() -> R + 'g>,
     clients: Vec<Client<'g, R>>,
@@ -223,6 +225,7 @@ impl<'g, R: Receive> Server<'g, R> {
                 ..limits
             },
             fd_room: None,
+            said_out_of_fds: false,
             clients: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
             accepted: 0,
@@ -378,7 +381,9 @@ impl<'g, R: Receive> Server<'g, R> {
                     Some(Errno::EMFILE | Errno::ENFILE) if !self.clients.is_empty() => {
                         let serving = self.clients.len();
                         self.fd_room = Some(serving);
-                        self.events.push_back(Event::OutOfDescriptors { serving });
+                        if !std::mem::replace(&mut self.said_out_of_fds, true) {
+                            self.events.push_back(Event::OutOfDescriptors { serving });
+                        }
                         return Ok(());
                     }
                     Some(Errno::EMFILE | Errno::ENFILE) => {

@@ -558,9 +558,9 @@ fn fault_out_of_file_descriptors_the_next_clients_wait_in_the_backlog() {
         assert_eq!(answer, SERVER_UDS.as_bytes(), "client {i}");
     }
     let expected: String = (0..20).map(|i| format!("client {i:02}\n")).collect();
-    server
-        .finish()
-        .assert_success()
-        .assert_stdout(expected.as_bytes());
+    let done = server.finish();
+    done.assert_success().assert_stdout(expected.as_bytes());
+    let said = done.stderr.matches("out of file descriptors").count();
+    assert_eq!(said, 1, "said once a run");
     assert!(!path.exists(), "the server removes its socket file");
 }
