@@ -79,7 +79,7 @@ option";
 pub struct ServerArgs {
     /// The Redis server: redis://[USER@]HOST[:PORT][/DB], rediss://... for TLS, or
     /// unix:///path/to/redis.sock. No password in it: see IPC_BROKER_PASSWORD.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_URL, value_parser = parse_url,
+    #[arg(long, value_name = "URL", default_value = DEFAULT_URL, value_parser = UrlParser,
         env = "IPC_BROKER_URL", hide_env = true)]
     pub url: Url,
 
@@ -91,6 +91,30 @@ pub struct ServerArgs {
     /// For rediss://: trust this CA certificate (PEM) instead of the system's.
     #[arg(long, value_name = "FILE", env = "IPC_BROKER_TLS_CA", hide_env = true)]
     pub tls_ca: Option<PathBuf>,
+}
+
+/// `--url`'s parser: [`parse_url`], failing with clap's usage error (exit 2) in words of its
+/// own, where clap's would repeat the value, and with it a password.
+#[derive(Clone, Copy, Debug)]
+pub struct UrlParser;
+
+impl clap::builder::TypedValueParser for UrlParser {
+    type Value = Url;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Url, clap::Error> {
+        let name = arg.map_or_else(|| "--url".to_owned(), ToString::to_string);
+        let invalid = |why: String| {
+            let why = format!("invalid value for '{name}': {why}");
+            cmd.clone().error(clap::error::ErrorKind::InvalidValue, why)
+        };
+        let text = value.to_str().ok_or_else(|| invalid("not UTF-8".into()))?;
+        parse_url(text).map_err(invalid)
+    }
 }
 
 /// A parsed `--url`, and how it reads in messages (it holds no password).
@@ -106,12 +130,12 @@ impl fmt::Display for Url {
     }
 }
 
-/// `--url`'s parser: what the redis crate accepts, without a password (usage error: it would
-/// be visible to every user in `ps`).
+/// What the redis crate accepts as a URL, without a password (it would be visible to every
+/// user in `ps`). The error does not repeat `text`: it may hold one.
 pub fn parse_url(text: &str) -> Result<Url, String> {
     let info = text
         .into_connection_info()
-        .map_err(|err| format!("`{text}` is not a Redis URL: {err}"))?;
+        .map_err(|err| format!("not a Redis URL: {err}"))?;
     if info.redis.password.is_some() {
         return Err(format!(
             "the URL holds a password, which every user on this host can read in `ps`: remove \

@@ -243,10 +243,17 @@ fn the_password_comes_from_the_environment_and_a_wrong_one_is_clear() {
     )
     .assert_success()
     .assert_stdout(PRINTED);
-    // On the command line it is a usage error, before anything connects.
+    // On the command line it is a usage error, before anything connects, that does not
+    // repeat it (the terminal, a CI log); nor does the error of a URL that does not parse.
     let with_password = format!("redis://:s3cret@127.0.0.1:{}", server.port);
-    run("writer", &mut ours(WRITER, &with_password, &[]), None)
-        .assert_failure(2, "the URL holds a password");
+    for (url, why) in [
+        (with_password.as_str(), "the URL holds a password"),
+        ("redis://:s3cret@[::1", "not a Redis URL"),
+    ] {
+        let refused = run("writer", &mut ours(WRITER, url, &[]), None);
+        refused.assert_failure(2, why);
+        assert!(!refused.stderr.contains("s3cret"), "{refused:?}");
+    }
 }
 
 /// Redis not there yet: the reader waits (within --timeout) for its socket to appear.
