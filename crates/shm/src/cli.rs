@@ -9,14 +9,14 @@ use anyhow::{Context, bail};
 use clap::Args;
 use ipc_common::php::{Value, serialize, sysvshm};
 use ipc_common::runtime::cleanup::Cleanup;
-use ipc_common::runtime::cli::{MessageLimit, Mode, heading};
+use ipc_common::runtime::cli::{MessageLimit, Mode, heading, usage_error};
 use ipc_common::runtime::paths::{self, KeyFile};
 use ipc_common::runtime::wait::Deadline;
 use ipc_common::sysv::{self, ShmId};
 
 use crate::{
     AfterRead, Api, DEFAULT_SIZE, DEFAULT_VAR, Format, Opened, Ours, SegmentArgs, SegmentKey,
-    Shared, ValueArgs, check_api, check_owner, parse_size, print_value, read_message, usage_error,
+    Shared, ValueArgs, check_api, check_owner, parse_size, print_value, read_message,
     wait_for_segment,
 };
 

@@ -79,7 +79,7 @@ use ipc_common::php::sysvsem::Semaphore;
 use ipc_common::php::sysvshm::{self, StoreError};
 use ipc_common::php::{JsonFlags, Value, unserialize};
 use ipc_common::runtime::cleanup::Cleanup;
-use ipc_common::runtime::cli::{Mode, parse_proj_id};
+use ipc_common::runtime::cli::{Mode, parse_proj_id, usage_error};
 use ipc_common::runtime::paths;
 use ipc_common::runtime::trust;
 use ipc_common::runtime::wait::{Deadline, TimedOut, retry};
@@ -1191,13 +1191,6 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
             "`{text}` is not a segment size: give a positive number of bytes"
         )),
     }
-}
-
-/// Rejects option combinations clap cannot express, with clap's usage error (exit 2).
-pub fn usage_error<C: clap::CommandFactory>(message: impl fmt::Display) -> ! {
-    C::command()
-        .error(clap::error::ErrorKind::ArgumentConflict, message)
-        .exit()
 }
 
 #[cfg(test)]

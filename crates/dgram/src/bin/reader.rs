@@ -16,11 +16,10 @@
 
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use dgram::Receiver;
 use dgram::cli::{ReaderManyArgs, ReaderReplyArgs};
-use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, ModeArgs, usage_error};
 use ipc_common::runtime::report;
 use ipc_common::say;
 use ipc_common::sockets::endpoint::DgramEndpoint;
@@ -84,9 +83,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let listen = args.many.listen();
     if let Err(why) = listen.check(&args.endpoint) {
-        Args::command()
-            .error(ErrorKind::ArgumentConflict, why)
-            .exit();
+        usage_error::<Args>(why);
     }
     let mut socket = Receiver::bind_with(&args.endpoint, args.mode.mode, &listen)?;
     if args.reply.reply.is_some() {

@@ -16,10 +16,10 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use dgram::Sender;
 use dgram::cli::{WriterManyArgs, WriterReplyArgs};
-use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs};
+use ipc_common::runtime::cli::{CommonArgs, ENVIRONMENT, MessageArgs, usage_error};
 use ipc_common::runtime::report;
 use ipc_common::say;
 use ipc_common::sockets::endpoint::DgramEndpoint;
@@ -79,9 +79,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let options = args.many.options(&args.reply);
     if let Err(why) = options.check(&args.endpoint) {
-        Args::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, why)
-            .exit();
+        usage_error::<Args>(why);
     }
     let deadline = args.common.start();
     if options.expect_reply {

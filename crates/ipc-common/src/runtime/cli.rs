@@ -15,6 +15,14 @@ use crate::runtime::report;
 use crate::runtime::trust::TrustArgs;
 use crate::runtime::wait::{Deadline, Timeout};
 
+/// Rejects what clap cannot check itself (options that do not fit together) with clap's usage
+/// error: `error: ...`, the usage line, exit 2.
+pub fn usage_error<C: clap::CommandFactory>(message: impl fmt::Display) -> ! {
+    C::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
+}
+
 /// The `--help` headings every binary shares, after its own (the blog's) options.
 pub mod heading {
     /// Who may use what a run creates, and whose objects it uses.
