@@ -11,6 +11,34 @@ fn bench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ipc-bench"))
 }
 
+/// Runs ipc-bench to its end and checks what every run must do: exit 0, a report (printed for
+/// the log) with each of `sections`, no SysV object left behind, and its private directory gone.
+/// The run, for the caller's own checks.
+fn report_with(command: &mut Command, sections: &[&str]) -> (ipc_testkit::Finished, String) {
+    let proc = ipc_testkit::Proc::spawn("ipc-bench", command);
+    let pid = proc.pid();
+    let done = proc.finish();
+    done.assert_success();
+    let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
+    println!("{stdout}");
+    for section in sections {
+        assert!(stdout.contains(section), "no {section:?} in the report");
+    }
+    let left = sysv_objects_of(pid);
+    assert!(left.is_empty(), "SysV objects left behind: {left:#?}");
+    if let Some(private) = private_dir(&done) {
+        assert!(!Path::new(private).exists(), "{private} was left behind");
+    }
+    (done, stdout)
+}
+
+/// The run's private directory, as its progress names it.
+fn private_dir(done: &ipc_testkit::Finished) -> Option<&str> {
+    done.stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("socket files and FIFOs go to "))
+}
+
 /// SysV objects in `/proc/sysvipc/{shm,msg}` that process `pid` created (shm) or used last
 /// (queues record only the last sender and receiver).
 fn sysv_objects_of(pid: u32) -> Vec<String> {
@@ -57,20 +85,15 @@ fn every_mechanism_measures_and_writes_the_report_and_files() {
         .arg(&csv)
         .arg("--plot")
         .arg(&svg);
-    let proc = ipc_testkit::Proc::spawn("ipc-bench", &mut command);
-    let pid = proc.pid();
-    let done = proc.finish();
-    done.assert_success();
-    let stdout = String::from_utf8_lossy(&done.stdout);
-    println!("{stdout}");
-    for section in [
-        "Round trip (ping-pong)",
-        "One-way throughput",
-        "The blog's claims",
-        "Targets:",
-    ] {
-        assert!(stdout.contains(section), "no {section:?} in the report");
-    }
+    let (done, stdout) = report_with(
+        &mut command,
+        &[
+            "Round trip (ping-pong)",
+            "One-way throughput",
+            "The blog's claims",
+            "Targets:",
+        ],
+    );
     for mech in [
         "UDS datagram",
         "UDP",
@@ -94,14 +117,10 @@ fn every_mechanism_measures_and_writes_the_report_and_files() {
     assert_eq!(rows.lines().count(), 1 + 8 * 2 * 2 * 3 + 2, "{rows}");
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 
-    let private = done
-        .stderr
-        .lines()
-        .find_map(|line| line.strip_prefix("socket files and FIFOs go to "))
-        .expect("the run names its private directory");
-    assert!(!Path::new(private).exists(), "{private} was left behind");
-    let left = sysv_objects_of(pid);
-    assert!(left.is_empty(), "SysV objects left behind: {left:#?}");
+    assert!(
+        private_dir(&done).is_some(),
+        "the run names its private directory"
+    );
 }
 
 #[test]
@@ -126,20 +145,15 @@ fn zero_copy_wake_ups_open_loop_and_a_4_mib_message_measure() {
         .arg(&json)
         .arg("--plot")
         .arg(&svg);
-    let proc = ipc_testkit::Proc::spawn("ipc-bench", &mut command);
-    let pid = proc.pid();
-    let done = proc.finish();
-    done.assert_success();
-    let stdout = String::from_utf8_lossy(&done.stdout);
-    println!("{stdout}");
-    for section in [
-        "Wake-up matrix",
-        "Open loop",
-        "shm ring zero-copy",
-        "SysV semaphore",
-    ] {
-        assert!(stdout.contains(section), "no {section:?} in the report");
-    }
+    report_with(
+        &mut command,
+        &[
+            "Wake-up matrix",
+            "Open loop",
+            "shm ring zero-copy",
+            "SysV semaphore",
+        ],
+    );
     // Round trips: shm-zc (ours) and shm-spin, mq (ours and raw) at 2 sizes; 4 wake-ups; the
     // open loop at 64 B for the 3 mechanisms.
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -162,8 +176,6 @@ fn zero_copy_wake_ups_open_loop_and_a_4_mib_message_measure() {
             chart.display()
         );
     }
-    let left = sysv_objects_of(pid);
-    assert!(left.is_empty(), "SysV objects left behind: {left:#?}");
 }
 
 #[test]
@@ -268,19 +280,14 @@ fn redis_rows_measure_beside_the_queue_and_leave_no_server_behind() {
         .args(["--only", "mq,redis-unix,redis-tcp", "--timeout", "20"])
         .arg("--json")
         .arg(&json);
-    let proc = ipc_testkit::Proc::spawn("ipc-bench", &mut command);
-    let pid = proc.pid();
-    let done = proc.finish();
-    done.assert_success();
-    let stdout = String::from_utf8_lossy(&done.stdout);
-    println!("{stdout}");
-    for text in [
-        "Redis Streams, UDS",
-        "Redis Streams, TCP",
-        "Redis Streams beside the SysV queue",
-    ] {
-        assert!(stdout.contains(text), "no {text:?} in the report");
-    }
+    let (done, _) = report_with(
+        &mut command,
+        &[
+            "Redis Streams, UDS",
+            "Redis Streams, TCP",
+            "Redis Streams beside the SysV queue",
+        ],
+    );
     // mq: ours and raw; the two Redis rows: ours; round trip and throughput at 3 sizes.
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(
@@ -288,19 +295,12 @@ fn redis_rows_measure_beside_the_queue_and_leave_no_server_behind() {
         (2 + 1 + 1) * 2 * 3
     );
 
-    let private = done
-        .stderr
-        .lines()
-        .find_map(|line| line.strip_prefix("socket files and FIFOs go to "))
-        .expect("the run names its private directory");
-    assert!(!Path::new(private).exists(), "{private} was left behind");
+    let private = private_dir(&done).expect("the run names its private directory");
     let servers = processes_mentioning(private);
     assert!(
         servers.is_empty(),
         "redis-server left running: {servers:#?}"
     );
-    let left = sysv_objects_of(pid);
-    assert!(left.is_empty(), "SysV objects left behind: {left:#?}");
 }
 
 #[test]
