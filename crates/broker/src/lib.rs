@@ -15,7 +15,9 @@
 //! dies between the two leaves the entry pending, and the next reader takes it over
 //! (`XAUTOCLAIM`) once it has been idle for `--claim-after`: the message is printed again if the
 //! first reader had printed it. Nothing acknowledged is delivered again; nothing unacknowledged is
-//! dropped by a reader (an entry it cannot print stays pending). Redis itself drops entries only
+//! dropped by a reader: an entry it cannot print stays pending until Redis has delivered it
+//! `--max-deliveries` times, then is moved, whole, to a dead-letter stream
+//! ([`Redis::receive_printable`]). Redis itself drops entries only
 //! when they are trimmed (`XTRIM`, `XADD MAXLEN`) or the stream is deleted, and loses the last
 //! second of writes on a crash unless `appendfsync always`: see the crate README.
 //!
@@ -665,7 +667,7 @@ impl Redis {
     }
 
     /// Moves entry `id`, which we could not print, to the dead-letter stream and acknowledges
-    /// it, in one `EVAL` ([`SET_ASIDE`]), if it is still pending for us and has been delivered
+    /// it, in one `EVAL` (`SET_ASIDE`), if it is still pending for us and has been delivered
     /// `dead.max_deliveries` times (Redis counts: `XREADGROUP` 1, each `XAUTOCLAIM` or `XCLAIM`
     /// one more). Never `XDEL`: the entry stays in the stream, as every acknowledged one.
     pub fn set_aside(
