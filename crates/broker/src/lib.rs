@@ -654,6 +654,11 @@ impl Redis {
                     "{why:#}: not acknowledged; no longer pending for us (another reader took it over, or it \
                      was acknowledged), so not moved aside"
                 ),
+                SetAside::Unknown => bail!(
+                    "{why:#}: the connection dropped while moving it to stream {key}, and it is \
+                     no longer pending for us: either it was moved (redis-cli XRANGE {key} - + \
+                     shows it) or another reader took it over"
+                ),
                 SetAside::Trimmed => bail!(
                     "{why:#}: not acknowledged; since trimmed from stream {stream}: nothing to move aside"
                 ),
@@ -689,12 +694,16 @@ impl Redis {
             .arg(id)
             .arg(from.consumer)
             .arg(dead.max_deliveries);
+        let mut resent = false;
         let reply = loop {
             match self.query::<Vec<redis::Value>>(&cmd, deadline, Duration::ZERO) {
                 Ok(reply) => break reply,
                 // Sent again on a new connection when the reply was cut off: if the first one
                 // ran, the entry is no longer pending for us and the second does nothing.
-                Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
+                Err(err) if err.is_io_error() && !err.is_timeout() => {
+                    self.reconnect(deadline)?;
+                    resent = true;
+                }
                 Err(err)
                     if err.code() == Some("NOPERM")
                         || err.to_string().contains("unknown command") =>
@@ -727,6 +736,7 @@ impl Redis {
                 other => bail!("EVAL moving entry {id} aside answered {other:?}"),
             },
             Some(redis::Value::Int(-1)) => SetAside::Trimmed,
+            Some(redis::Value::Int(0)) if resent => SetAside::Unknown,
             Some(redis::Value::Int(0)) => SetAside::NotOurs,
             other => bail!("EVAL moving entry {id} aside answered {other:?}"),
         })
@@ -762,6 +772,9 @@ pub enum SetAside {
     Never,
     /// No longer pending for us: another reader took it over, or it was acknowledged.
     NotOurs,
+    /// No longer pending for us after the connection dropped mid-`EVAL`: either that `EVAL`
+    /// moved it, or another reader took it over.
+    Unknown,
     /// Trimmed from the stream: nothing to move.
     Trimmed,
     /// Left pending: Redis refused `EVAL` (this error).
