@@ -163,16 +163,25 @@ fn fault_without_scripting_an_unprintable_entry_stays_pending() {
     if !available() {
         return;
     }
-    let server = Server::start(&["--rename-command", "EVAL", ""]);
-    let url = server.unix_url();
-    poison_then_good(&server, &[("body", b"not serialized")]);
-    run(
-        "reader",
-        &mut reader(&url, &["--max-deliveries", "1"]),
-        None,
-    )
-    .assert_failure(1, "Redis refused the script that moves and acknowledges it");
-    assert_eq!(server.pending(STREAM, GROUP), 1);
-    let exists: usize = server.query(&["EXISTS", DEAD]);
-    assert_eq!(exists, 0);
+    // EVAL renamed away, and an ACL without @scripting (NOPERM).
+    for acl in [false, true] {
+        let server = match acl {
+            false => Server::start(&["--rename-command", "EVAL", ""]),
+            true => Server::start(&[]),
+        };
+        if acl {
+            let _: () = server.query(&["ACL", "SETUSER", "default", "-@scripting"]);
+        }
+        let url = server.unix_url();
+        poison_then_good(&server, &[("body", b"not serialized")]);
+        run(
+            "reader",
+            &mut reader(&url, &["--max-deliveries", "1"]),
+            None,
+        )
+        .assert_failure(1, "Redis refused the script that moves and acknowledges it");
+        assert_eq!(server.pending(STREAM, GROUP), 1);
+        let exists: usize = server.query(&["EXISTS", DEAD]);
+        assert_eq!(exists, 0);
+    }
 }
