@@ -10,7 +10,7 @@ use ipc_common::php::{self, Value};
 use ipc_common::runtime::cli::{MessageArgs, MessageLimit};
 use ipc_common::runtime::wait::Deadline;
 
-use crate::{DEFAULT_GROUP, Group, MESSAGE, REDIS_MAX_BULK};
+use crate::{DEFAULT_GROUP, DeadLetter, Group, MESSAGE, REDIS_MAX_BULK};
 
 /// `--help`'s heading of the consumer group's options.
 const GROUP: &str = "Consumer group (at least once)";
@@ -86,6 +86,18 @@ pub struct ReadArgs {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     pub claim_after: Duration,
 
+    /// Move a message no reader could print (not one of ours, not PHP-serialized, over
+    /// --max-size) to the dead-letter stream once Redis has delivered it N times, and
+    /// acknowledge it, so it no longer blocks every reader; then take the next. Below N it stays
+    /// pending and the reader fails. 0: never move it.
+    #[arg(long, value_name = "N", default_value = "3")]
+    pub max_deliveries: u64,
+
+    /// The dead-letter stream: messages moved there keep their id and fields [default:
+    /// STREAM:dead].
+    #[arg(long, value_name = "KEY")]
+    pub dead_letter: Option<String>,
+
     /// Print at most N bytes per message [default: Redis's limit, 512 MiB]; a longer message is
     /// not acknowledged and stays pending.
     #[arg(long, value_name = "N", default_value_t = REDIS_MAX_BULK, hide_default_value = true,
@@ -102,6 +114,17 @@ impl ReadArgs {
             group: &self.group,
             consumer: &self.consumer,
             claim_after: self.claim_after,
+        }
+    }
+
+    /// Where the messages nobody can print go, for `stream`.
+    pub fn dead_letter(&self, stream: &str) -> DeadLetter {
+        DeadLetter {
+            key: self
+                .dead_letter
+                .clone()
+                .unwrap_or_else(|| format!("{stream}:dead")),
+            max_deliveries: self.max_deliveries,
         }
     }
 }

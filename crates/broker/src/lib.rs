@@ -15,7 +15,9 @@
 //! dies between the two leaves the entry pending, and the next reader takes it over
 //! (`XAUTOCLAIM`) once it has been idle for `--claim-after`: the message is printed again if the
 //! first reader had printed it. Nothing acknowledged is delivered again; nothing unacknowledged is
-//! dropped by a reader (an entry it cannot print stays pending). Redis itself drops entries only
+//! dropped by a reader: an entry it cannot print stays pending until Redis has delivered it
+//! `--max-deliveries` times, then is moved, whole, to a dead-letter stream
+//! ([`Redis::receive_printable`]). Redis itself drops entries only
 //! when they are trimmed (`XTRIM`, `XADD MAXLEN`) or the stream is deleted, and loses the last
 //! second of writes on a crash unless `appendfsync always`: see the crate README.
 //!
@@ -64,6 +66,24 @@ const FORGET_CONSUMER: &str = "\
 if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
 redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 return 1";
+
+/// Moves an entry nobody can print to the dead-letter stream ([`Redis::set_aside`]), in one step
+/// so that a crash between the copy and the `XACK` can neither lose it nor leave it in both
+/// places: only if it is still pending for us and has been delivered at least ARGV[4] times.
+/// The copy keeps the original id unless the dead-letter stream already holds a later one
+/// (entries set aside out of order, or from several streams): then Redis gives it a new one.
+/// Replies `{1, id there, deliveries}` moved, `{2, deliveries}` below the limit, `{0}` no longer pending
+/// for us, `{-1}` trimmed from the stream.
+const SET_ASIDE: &str = "\
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return {0} end
+if p[1][4] < tonumber(ARGV[4]) then return {2, p[1][4]} end
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #e == 0 then return {-1} end
+local id = redis.pcall('XADD', KEYS[2], ARGV[2], unpack(e[1][2]))
+if type(id) == 'table' and id.err then id = redis.call('XADD', KEYS[2], '*', unpack(e[1][2])) end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return {1, id, p[1][4]}";
 
 /// The longest a `BLOCK` lasts before we look at signals and the deadline again.
 pub const SLICE: Duration = Duration::from_millis(250);
@@ -595,6 +615,196 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// The next message `print` accepts, with what it printed: [`Redis::receive`], and an entry
+    /// `print` refuses is set aside ([`Redis::set_aside`]) once delivered
+    /// `dead.max_deliveries` times, and the next one taken, within the same `deadline`; below
+    /// the limit, `print`'s error with how many deliveries are left. `warn` gets one line for
+    /// each entry set aside or found trimmed.
+    pub fn receive_printable(
+        &mut self,
+        from: &Group<'_>,
+        dead: &DeadLetter,
+        deadline: &Deadline,
+        warn: &mut dyn FnMut(fmt::Arguments<'_>),
+        print: &mut dyn FnMut(&Entry) -> anyhow::Result<Printed>,
+    ) -> anyhow::Result<(Entry, Printed)> {
+        loop {
+            let entry = self.receive(from, deadline, &mut |id| {
+                warn(format_args!(
+                    "entry {id} was received by a reader that never acknowledged it, and has \
+                     since been trimmed from stream {}: that message is lost",
+                    from.stream
+                ));
+            })?;
+            let stream = from.stream;
+            deadline.say(format_args!(
+                "received {} from stream {stream}",
+                entry.describe()
+            ));
+            let why = match print(&entry) {
+                Ok(printed) => return Ok((entry, printed)),
+                Err(why) => why,
+            };
+            let there = self.set_aside(from, dead, &entry.id, deadline)?;
+            let (id, key) = (&entry.id, &dead.key);
+            match there {
+                SetAside::Moved {
+                    id: there,
+                    deliveries,
+                } => warn(format_args!(
+                    "{why:#}; delivered {}, so moved to stream {key} as entry {there} and \
+                     acknowledged: it no longer blocks stream {stream} (redis-cli XRANGE {key} \
+                     {there} {there} shows it)",
+                    times(deliveries)
+                )),
+                SetAside::Below(n) => bail!(
+                    "{why:#}: left pending, not acknowledged; delivered {}: after {} it is moved \
+                     to stream {key} (--max-deliveries {})",
+                    times(n),
+                    match dead.max_deliveries.saturating_sub(n).max(1) {
+                        1 => "1 more delivery".to_owned(),
+                        more => format!("{more} more deliveries"),
+                    },
+                    dead.max_deliveries
+                ),
+                SetAside::Never => {
+                    bail!(
+                        "{why:#}: left pending, not acknowledged; never moved aside (--max-deliveries \
+                     0): another reader may print it, or remove it by hand"
+                    )
+                }
+                SetAside::NotOurs => bail!(
+                    "{why:#}: not acknowledged; no longer pending for us (another reader took it over, or it \
+                     was acknowledged), so not moved aside"
+                ),
+                SetAside::Unknown => bail!(
+                    "{why:#}: the connection dropped while moving it to stream {key}, and it is \
+                     no longer pending for us: either it was moved (redis-cli XRANGE {key} - + \
+                     shows it) or another reader took it over"
+                ),
+                SetAside::Trimmed => bail!(
+                    "{why:#}: not acknowledged; since trimmed from stream {stream}: nothing to move aside"
+                ),
+                SetAside::Refused(err) => bail!(
+                    "{why:#}: left pending, not acknowledged; cannot be moved aside to stream {key}: Redis refused the script \
+                     that moves and acknowledges it in one step ({err}); allow EVAL \
+                     (@scripting) or remove entry {id} by hand"
+                ),
+            }
+        }
+    }
+
+    /// Moves entry `id`, which we could not print, to the dead-letter stream and acknowledges
+    /// it, in one `EVAL` (`SET_ASIDE`), if it is still pending for us and has been delivered
+    /// `dead.max_deliveries` times (Redis counts: `XREADGROUP` 1, each `XAUTOCLAIM` or `XCLAIM`
+    /// one more). Never `XDEL`: the entry stays in the stream, as every acknowledged one.
+    pub fn set_aside(
+        &mut self,
+        from: &Group<'_>,
+        dead: &DeadLetter,
+        id: &str,
+        deadline: &Deadline,
+    ) -> anyhow::Result<SetAside> {
+        if dead.max_deliveries == 0 {
+            return Ok(SetAside::Never);
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SET_ASIDE)
+            .arg(2)
+            .arg(from.stream)
+            .arg(&dead.key)
+            .arg(from.group)
+            .arg(id)
+            .arg(from.consumer)
+            .arg(dead.max_deliveries);
+        let mut resent = false;
+        let reply = loop {
+            match self.query::<Vec<redis::Value>>(&cmd, deadline, Duration::ZERO) {
+                Ok(reply) => break reply,
+                // Sent again on a new connection when the reply was cut off: if the first one
+                // ran, the entry is no longer pending for us and the second does nothing.
+                Err(err) if err.is_io_error() && !err.is_timeout() => {
+                    self.reconnect(deadline)?;
+                    resent = true;
+                }
+                Err(err)
+                    if err.code() == Some("NOPERM")
+                        || err.to_string().contains("unknown command") =>
+                {
+                    return Ok(SetAside::Refused(err.to_string()));
+                }
+                Err(err) => {
+                    return Err(failure(err, &self.url, deadline).context(format!(
+                        "move entry {id} of stream {} to stream {}: it stays pending",
+                        from.stream, dead.key
+                    )));
+                }
+            }
+        };
+        let text = |v: Option<&redis::Value>| match v {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s.clone(),
+            other => format!("{other:?}"),
+        };
+        Ok(match reply.first() {
+            Some(redis::Value::Int(1)) => SetAside::Moved {
+                id: text(reply.get(1)),
+                deliveries: match reply.get(2) {
+                    Some(redis::Value::Int(n)) => (*n).max(0) as u64,
+                    _ => dead.max_deliveries,
+                },
+            },
+            Some(redis::Value::Int(2)) => match reply.get(1) {
+                Some(redis::Value::Int(n)) => SetAside::Below((*n).max(0) as u64),
+                other => bail!("EVAL moving entry {id} aside answered {other:?}"),
+            },
+            Some(redis::Value::Int(-1)) => SetAside::Trimmed,
+            Some(redis::Value::Int(0)) if resent => SetAside::Unknown,
+            Some(redis::Value::Int(0)) => SetAside::NotOurs,
+            other => bail!("EVAL moving entry {id} aside answered {other:?}"),
+        })
+    }
+}
+
+/// "once", "2 times".
+fn times(n: u64) -> String {
+    match n {
+        1 => "once".into(),
+        n => format!("{n} times"),
+    }
+}
+
+/// Where entries nobody can print go ([`Redis::set_aside`]), and after how many deliveries.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    /// The dead-letter stream.
+    pub key: String,
+    /// Deliveries after which an entry that cannot be printed is moved; 0: never.
+    pub max_deliveries: u64,
+}
+
+/// What [`Redis::set_aside`] did with an entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetAside {
+    /// Moved to the dead-letter stream, where it has this `id`, and acknowledged, after this
+    /// many `deliveries`.
+    Moved { id: String, deliveries: u64 },
+    /// Left pending: delivered this many times, fewer than the limit.
+    Below(u64),
+    /// Left pending: `max_deliveries` is 0.
+    Never,
+    /// No longer pending for us: another reader took it over, or it was acknowledged.
+    NotOurs,
+    /// No longer pending for us after the connection dropped mid-`EVAL`: either that `EVAL`
+    /// moved it, or another reader took it over.
+    Unknown,
+    /// Trimmed from the stream: nothing to move.
+    Trimmed,
+    /// Left pending: Redis refused `EVAL` (this error).
+    Refused(String),
+}
+
 /// Where a reader reads: the stream, its group, its own consumer name, and how long another
 /// reader's pending entry must have been idle before it is taken over.
 #[derive(Clone, Copy, Debug)]
@@ -629,7 +839,7 @@ impl Entry {
     }
 
     /// The body as the reader prints it ([`decode`]), if at most `max_size` bytes; an error says
-    /// the entry stays pending.
+    /// why not ([`Redis::receive_printable`] says what becomes of the entry).
     pub fn printed(
         &self,
         stream: &str,
@@ -639,18 +849,15 @@ impl Entry {
     ) -> anyhow::Result<Printed> {
         let id = &self.id;
         let body = self.body.as_deref().with_context(|| {
-            format!("entry {id} of stream {stream} has no `body` string field: not one of ours; left pending")
+            format!("entry {id} of stream {stream} has no `body` string field: not one of ours")
         })?;
         if body.len() > max_size {
             bail!(
-                "entry {id} of stream {stream} is {} bytes, over --max-size {max_size}: left \
-                 pending, not acknowledged",
+                "entry {id} of stream {stream} is {} bytes, over --max-size {max_size}",
                 body.len()
             );
         }
-        decode(body, raw, format).with_context(|| {
-            format!("print entry {id} of stream {stream}: left pending, not acknowledged")
-        })
+        decode(body, raw, format).with_context(|| format!("print entry {id} of stream {stream}"))
     }
 
     fn from(id: redis::streams::StreamId, claimed: bool) -> Entry {

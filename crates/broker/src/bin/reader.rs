@@ -5,7 +5,8 @@
 //!
 //! Steps: connect (retried while Redis is not there yet), `XGROUP CREATE ... 0 MKSTREAM` (once),
 //! `XAUTOCLAIM` (a dead reader's message), else `XREADGROUP ... BLOCK` in slices of 250 ms until
-//! --timeout, `write(1)`, `XACK`, `EVAL` of `XPENDING` + `XGROUP DELCONSUMER` (our consumer,
+//! --timeout (an entry nobody can print: `EVAL` of `XADD` to the dead-letter stream + `XACK`
+//! after --max-deliveries), `write(1)`, `XACK`, `EVAL` of `XPENDING` + `XGROUP DELCONSUMER` (our consumer,
 //! if nothing is pending for it, in one step).
 //!
 //! ```text
@@ -32,7 +33,9 @@ use ipc_common::say;
         echo), then acknowledges it (XACK). Delivery is AT LEAST ONCE: a reader killed between \
         receiving and acknowledging leaves the message pending, and the next reader takes it over \
         (XAUTOCLAIM) once it has been idle --claim-after seconds, so it may be printed twice. A \
-        message this reader cannot print as asked is not acknowledged: it stays pending. Waits up \
+        message this reader cannot print as asked is not acknowledged: it stays pending, until \
+        Redis has delivered it --max-deliveries times; then it is moved to a dead-letter stream \
+        (XADD + XACK in one EVAL) and the next message is taken. Waits up \
         to --timeout (default 10 s) for Redis and for a message. The password, if any, is read \
         from IPC_BROKER_PASSWORD (or REDISCLI_AUTH), never from the command line.",
     after_help = format!("{ENVIRONMENT}\n{}\n  IPC_BROKER_GROUP, IPC_BROKER_CONSUMER (--group, \
@@ -72,26 +75,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    let entry = redis.receive(&from, &deadline, &mut |id| {
-        report::warn(format_args!(
-            "entry {id} was received by a reader that never acknowledged it, and has since been \
-             trimmed from stream {}: that message is lost",
-            from.stream
-        ));
-    })?;
-    let (id, stream) = (&entry.id, from.stream);
-    say!(
-        deadline,
-        "received {} from stream {stream}",
-        entry.describe()
-    );
-    // Not acknowledged unless printed: a message we cannot print stays pending for another try.
-    let printed = entry.printed(
-        stream,
-        args.read.max_size,
-        args.print.raw,
-        args.print.format,
+    // Not acknowledged unless printed: a message we cannot print stays pending for another try,
+    // until --max-deliveries moves it to the dead-letter stream and we take the next.
+    let (entry, printed) = redis.receive_printable(
+        &from,
+        &args.read.dead_letter(from.stream),
+        &deadline,
+        &mut |line| report::warn(line),
+        &mut |entry| {
+            let (raw, format) = (args.print.raw, args.print.format);
+            entry.printed(from.stream, args.read.max_size, raw, format)
+        },
     )?;
+    let id = &entry.id;
     if printed.array_echoed {
         report::warn(format_args!(
             "Array to string conversion (--format json shows the array)"
