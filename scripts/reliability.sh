@@ -361,6 +361,7 @@ done
 # The queue on Redis Streams: Redis restarted and killed, a stream trimmed, the limits (skips
 # with one line without redis-server).
 run_tests "broker faults" -p broker --test faults
+run_tests "broker dead letters" -p broker --test poison
 # Many peers: replies that never come or go to a writer that left, a dead multicast reader,
 # clients that die before their answer, a full queue, silent and half-written stream clients
 # among 500 (the namespace tests skip with one line without root).
