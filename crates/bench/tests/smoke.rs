@@ -330,3 +330,55 @@ fn without_redis_server_the_redis_rows_skip_with_a_note() {
         "no skip note"
     );
 }
+
+/// The smallest run that still prints a report, its stdout redirected by the shell
+/// (`redirect`, e.g. `>&-`): the test harness would otherwise pipe it.
+fn tiny_run_into(redirect: &str) -> Command {
+    let mut command = Command::new("/bin/sh");
+    let script = format!("exec \"$0\" \"$@\" {redirect}");
+    command.args(["-c", &script, env!("CARGO_BIN_EXE_ipc-bench")]);
+    command.args([
+        "--quick",
+        "--reps",
+        "1",
+        "--only",
+        "udg",
+        "--kinds",
+        "latency",
+        "--sizes",
+        "64",
+        "--impl",
+        "raw",
+        "--no-sweep",
+        "--no-tools",
+        "--timeout",
+        "5",
+    ]);
+    command
+}
+
+/// A report that cannot be written is a one-line error, exit 1: it once panicked in `print!`
+/// (exit 101 and a backtrace) with stdout on a full disk.
+#[test]
+fn fault_stdout_full_is_an_error_not_a_panic() {
+    if !Path::new("/dev/full").exists() {
+        ipc_testkit::skipped("skipping: no /dev/full to write the report to");
+        return;
+    }
+    let done = run(
+        "ipc-bench >/dev/full",
+        &mut tiny_run_into(">/dev/full"),
+        None,
+    );
+    done.assert_failure(1, "stdout");
+    assert!(!done.stderr.contains("panicked"), "{done:?}");
+}
+
+/// Started with stdout closed, the report would go to the /dev/null Rust's runtime puts on fd 1,
+/// and the run would exit 0 having shown nobody anything: it refuses before measuring.
+#[test]
+fn fault_stdout_closed_is_refused_before_measuring() {
+    let done = run("ipc-bench >&-", &mut tiny_run_into(">&-"), None);
+    done.assert_failure(1, "stdout is closed");
+    assert!(!done.stderr.contains("rep 1:"), "measured anyway: {done:?}");
+}
