@@ -460,3 +460,19 @@ fn a_command_that_cannot_start_is_one_error() {
         finished.stderr
     );
 }
+
+/// A width sizes the picture's lines: an absurd one is a usage error, not an allocation of
+/// exabytes (it aborted, exit 134) or a picture that fills the memory.
+#[test]
+fn fault_absurd_width_is_a_usage_error_not_an_abort() {
+    for width in ["18446744073709551615", "4294967296", "100001"] {
+        let mut command = ipc_testkit::ours(TRACE);
+        command.args(["--width", width, "fifo", "--endpoint", "/nonexistent/ipct"]);
+        let finished = run("ipc-trace --width", &mut command, None);
+        finished.assert_failure(2, "--width");
+        assert!(
+            !finished.stderr.contains("memory allocation"),
+            "{finished:?}"
+        );
+    }
+}

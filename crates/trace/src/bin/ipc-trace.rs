@@ -115,6 +115,7 @@ struct Args {
         long,
         value_name = "COLUMNS",
         default_value_t = 100,
+        value_parser = parse_width,
         help_heading = "Output"
     )]
     width: usize,
@@ -167,6 +168,20 @@ struct Plan {
     /// The writer, given the reader's readiness line.
     writer: SecondSide,
     first: Order,
+}
+
+/// The widest picture drawn: every line of it is allocated at this width, so an absurd number
+/// would abort on allocation (or fill the memory) instead of failing as a usage error.
+const MAX_WIDTH: usize = 10_000;
+
+fn parse_width(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n <= MAX_WIDTH => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a width: give 0 to {MAX_WIDTH} columns (the picture is at least 60 \
+             wide)"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
