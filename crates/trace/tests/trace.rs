@@ -476,3 +476,79 @@ fn fault_absurd_width_is_a_usage_error_not_an_abort() {
         );
     }
 }
+
+/// Whether process `pid` still runs (a zombie has ended; only its parent can reap it).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// SIGTERM mid-trace ends what ipc-trace started: both straces and the processes they trace
+/// (strace leaves its tracees running when it dies), and its temp dir of trace files. It once
+/// died at once and left all four processes running and the dir behind.
+#[test]
+fn fault_sigterm_mid_trace_ends_the_traced_pair_and_removes_the_temp_dir() {
+    if !strace_present() {
+        return;
+    }
+    let dir = ipc_testkit::temp_dir();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let pid_file = |side: &str| dir.path().join(format!("{side}.pid"));
+    let side = |side: &str, ready: &str| {
+        let file = pid_file(side).display().to_string();
+        format!("{ready}echo $$ > {file}.new && mv {file}.new {file} && exec sleep 60")
+    };
+    let mut command = ipc_testkit::ours(TRACE);
+    command.env("TMPDIR", &tmp).args(["--timeout", "30", "--"]);
+    command.args([
+        "sh",
+        "-c",
+        &side("reader", "echo listening on x >&2; "),
+        "--",
+    ]);
+    command.args(["sh", "-c", &side("writer", "")]);
+    let trace = ipc_testkit::Proc::spawn("ipc-trace sleepers", &mut command);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pids: Vec<i32> = ["reader", "writer"]
+        .iter()
+        .map(|side| {
+            loop {
+                if let Some(pid) = std::fs::read_to_string(pid_file(side))
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok())
+                {
+                    break pid;
+                }
+                assert!(std::time::Instant::now() < deadline, "no {side} started");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .collect();
+    trace.signal(ipc_testkit::Signal::SIGTERM);
+    let finished = trace.finish();
+
+    let left: Vec<i32> = pids.iter().copied().filter(|&pid| alive(pid)).collect();
+    for &pid in &left {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    }
+    assert_eq!(finished.status.code(), Some(143), "{finished:?}");
+    assert!(left.is_empty(), "traced processes left running: {left:?}");
+    let files: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(files.is_empty(), "left in TMPDIR: {files:?}");
+}

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use ipc_common::runtime::cleanup;
 use trace::examples::{Example, Peer};
 use trace::model::{Exchange, Side};
 use trace::render;
@@ -207,8 +208,19 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
+    // SIGINT, SIGTERM and SIGHUP end the pair (both straces and what they trace) and remove
+    // the temp dir, instead of killing ipc-trace alone and leaving all of that behind.
+    if let Err(err) = cleanup::install_signal_handlers() {
+        eprintln!("error: {err:#}");
+        return ExitCode::FAILURE;
+    }
     match run(&args, strace, plan) {
         Ok(code) => code,
+        Err(err) if err.chain().any(|cause| cause.is::<cleanup::Interrupted>()) => {
+            eprintln!("{err:#}: ended the traced pair and removed what this process created");
+            let signal = cleanup::stop_signal().unwrap_or(15);
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(143))
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
