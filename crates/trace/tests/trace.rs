@@ -552,3 +552,44 @@ fn fault_sigterm_mid_trace_ends_the_traced_pair_and_removes_the_temp_dir() {
         .collect();
     assert!(files.is_empty(), "left in TMPDIR: {files:?}");
 }
+
+/// `ipc-trace ARGS` with its stdout and stderr redirected by the shell as `redirect` says (the
+/// harness would pipe them).
+fn trace_redirected(redirect: &str, args: &[&str]) -> Finished {
+    let mut command = ipc_testkit::ours("/bin/sh");
+    let script = format!("exec \"$0\" \"$@\" {redirect}");
+    command.args(["-c", &script, TRACE]).args(args);
+    run(&format!("ipc-trace {redirect}"), &mut command, None)
+}
+
+/// The picture is the payload: a stdout that fails (a full disk) is an error, not exit 0 with
+/// the picture lost (a reader that went away, `| head`, stays no error).
+#[test]
+fn fault_stdout_full_is_an_error_not_a_silent_success() {
+    if !strace_present() || !Path::new("/dev/full").exists() {
+        return;
+    }
+    let dir = ipc_testkit::temp_dir();
+    let fifo = dir.path().join("f");
+    let done = trace_redirected(
+        ">/dev/full",
+        &["fifo", "--endpoint", fifo.to_str().unwrap()],
+    );
+    done.assert_failure(1, "stdout");
+}
+
+/// An error line that cannot be written (stderr on a full disk or a closed pipe) is dropped:
+/// the exit code still tells, never a panic in `eprintln!` (exit 101).
+#[test]
+fn fault_stderr_full_keeps_the_exit_code_not_a_panic() {
+    if !strace_present() || !Path::new("/dev/full").exists() {
+        return;
+    }
+    let done = trace_redirected("2>/dev/full", &["nope"]);
+    assert_eq!(done.status.code(), Some(2), "{done:?}");
+    let done = trace_redirected(
+        "2>/dev/full",
+        &["--svg", "/nonexistent/x.svg", "--", "true", "--", "true"],
+    );
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+}

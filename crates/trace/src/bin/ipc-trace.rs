@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use ipc_common::runtime::cleanup;
+use ipc_common::runtime::{cleanup, report};
 use trace::examples::{Example, Peer};
 use trace::model::{Exchange, Side};
 use trace::render;
@@ -194,35 +194,37 @@ fn main() -> ExitCode {
         }
     };
     let Some(strace) = run::find_strace() else {
-        eprintln!(
+        report::stderr_line(format_args!(
             "error: strace is not on PATH: ipc-trace runs the pair under it; install Debian's {} package (apt-get install {})",
             run::STRACE_PACKAGE,
             run::STRACE_PACKAGE
-        );
+        ));
         return ExitCode::from(USAGE);
     };
     let plan = match plan(&args) {
         Ok(plan) => plan,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            report::stderr_line(format_args!("error: {err:#}"));
             return ExitCode::from(USAGE);
         }
     };
     // SIGINT, SIGTERM and SIGHUP end the pair (both straces and what they trace) and remove
     // the temp dir, instead of killing ipc-trace alone and leaving all of that behind.
     if let Err(err) = cleanup::install_signal_handlers() {
-        eprintln!("error: {err:#}");
+        report::stderr_line(format_args!("error: {err:#}"));
         return ExitCode::FAILURE;
     }
     match run(&args, strace, plan) {
         Ok(code) => code,
         Err(err) if err.chain().any(|cause| cause.is::<cleanup::Interrupted>()) => {
-            eprintln!("{err:#}: ended the traced pair and removed what this process created");
+            report::stderr_line(format_args!(
+                "{err:#}: ended the traced pair and removed what this process created"
+            ));
             let signal = cleanup::stop_signal().unwrap_or(15);
             ExitCode::from(u8::try_from(128 + signal).unwrap_or(143))
         }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            report::stderr_line(format_args!("error: {err:#}"));
             ExitCode::FAILURE
         }
     }
@@ -560,8 +562,17 @@ fn run(args: &Args, strace: PathBuf, plan: Plan) -> anyhow::Result<ExitCode> {
             out.push_str(&format!("{what} written to {}\n", path.display()));
         }
     }
-    // stdout carries the picture; a closed stdout (`| head`) is not an error.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    // stdout carries the picture; a reader that went away (`| head`) is not an error, a
+    // stdout that fails (a full disk) is: the picture would be lost with exit 0.
+    if let Err(err) = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut std::io::stdout()))
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(anyhow::Error::new(err).context(
+            "write the picture to stdout (give it a file or pipe with room, or --quiet with \
+             --svg/--json)",
+        ));
+    }
     Ok(if killed {
         ExitCode::from(124)
     } else if failed {
