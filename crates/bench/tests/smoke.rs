@@ -382,3 +382,96 @@ fn fault_stdout_closed_is_refused_before_measuring() {
     done.assert_failure(1, "stdout is closed");
     assert!(!done.stderr.contains("rep 1:"), "measured anyway: {done:?}");
 }
+
+/// The children of process `pid`'s main thread.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .collect()
+}
+
+/// Whether process `pid` still runs (a zombie has ended).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            Some(!matches!(
+                stat.rsplit_once(')')?.1.split_whitespace().next()?,
+                "Z" | "X"
+            ))
+        })
+        .unwrap_or(false)
+}
+
+/// SIGKILL of the bench (no chance to clean up) ends its peer too: with `--timeout 0` the peer
+/// once waited forever for a partner that was gone, an orphan holding its SysV objects.
+#[test]
+fn fault_sigkill_of_the_bench_ends_its_peer() {
+    let dir = temp_dir();
+    let mut command = bench();
+    command.env("TMPDIR", dir.path()).args([
+        "--quick",
+        "--reps",
+        "1000",
+        "--only",
+        "mq",
+        "--kinds",
+        "latency",
+        "--sizes",
+        "64",
+        "--impl",
+        "raw",
+        "--no-sweep",
+        "--no-tools",
+        "--timeout",
+        "0",
+    ]);
+    let proc = ipc_testkit::Proc::spawn("ipc-bench --timeout 0", &mut command);
+    let pid = proc.pid();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let peer = loop {
+        let peer = children_of(pid).into_iter().find(|&child| {
+            std::fs::read(format!("/proc/{child}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(6).any(|w| w == b"\0peer\0"))
+        });
+        if let Some(peer) = peer {
+            break peer;
+        }
+        assert!(std::time::Instant::now() < deadline, "no peer started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    proc.signal(ipc_testkit::Signal::SIGKILL);
+    let done = proc.finish();
+    // SIGKILL left the private directory (documented: only SIGKILL does): remove it.
+    if let Some(private) = private_dir(&done) {
+        let _ = std::fs::remove_dir_all(private);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while running(peer) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let orphan = running(peer);
+    if orphan {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(peer as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    // SIGKILL left the bench's SysV objects (documented: only SIGKILL does): remove them.
+    for (kind, flag) in [("msg", "-q"), ("shm", "-m")] {
+        for object in sysv_objects_of(pid)
+            .into_iter()
+            .chain(sysv_objects_of(peer))
+        {
+            if let Some(id) = object
+                .strip_prefix(&format!("{kind}: "))
+                .and_then(|line| line.split_whitespace().nth(1))
+            {
+                let _ = Command::new("ipcrm").args([flag, id]).status();
+            }
+        }
+    }
+    assert!(!orphan, "the peer {peer} outlived the bench");
+}
