@@ -593,3 +593,14 @@ fn fault_stderr_full_keeps_the_exit_code_not_a_panic() {
     );
     assert_eq!(done.status.code(), Some(1), "{done:?}");
 }
+
+/// The pair's binaries take --timeout up to 1e9 seconds: a larger one is ipc-trace's own usage
+/// error, not a run whose two sides both fail on it and whose last words are clap's
+/// "For more information, try '--help'.".
+#[test]
+fn a_timeout_the_pair_would_refuse_is_a_usage_error() {
+    let mut command = ipc_testkit::ours(TRACE);
+    command.args(["--timeout", "18446744073709551615", "fifo"]);
+    command.args(["--endpoint", "/nonexistent/ipct"]);
+    run("ipc-trace --timeout huge", &mut command, None).assert_failure(2, "--timeout");
+}

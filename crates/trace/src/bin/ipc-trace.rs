@@ -82,7 +82,13 @@ struct Args {
 
     /// Both sides get --timeout SECS; the first gets that long to say it is ready, and both
     /// are killed 10 s after that (0: no limit)
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        // The pair's binaries take at most 1e9 seconds: beyond, both sides would fail on it.
+        value_parser = clap::value_parser!(u64).range(..=1_000_000_000)
+    )]
     timeout: u64,
 
     /// Write the SVG sequence diagram to FILE
