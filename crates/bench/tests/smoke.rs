@@ -475,3 +475,33 @@ fn fault_sigkill_of_the_bench_ends_its_peer() {
     }
     assert!(!orphan, "the peer {peer} outlived the bench");
 }
+
+/// Measurements that fail (a timeout far too short) are warned about on stderr; a stderr that
+/// fails drops the warnings, the exit code still tells (124), never a panic in `eprintln!`
+/// (exit 101).
+#[test]
+fn fault_stderr_full_with_failed_measurements_keeps_the_exit_code() {
+    if !Path::new("/dev/full").exists() {
+        ipc_testkit::skipped("skipping: no /dev/full to write the warnings to");
+        return;
+    }
+    let mut command = Command::new("/bin/sh");
+    command.args(["-c", "exec \"$0\" \"$@\" >/dev/null 2>/dev/full"]);
+    command.arg(env!("CARGO_BIN_EXE_ipc-bench")).args([
+        "--quick",
+        "--reps",
+        "1",
+        "--only",
+        "udg",
+        "--kinds",
+        "latency",
+        "--sizes",
+        "64",
+        "--no-sweep",
+        "--no-tools",
+        "--timeout",
+        "0.000001",
+    ]);
+    let done = run("ipc-bench 2>/dev/full", &mut command, None);
+    assert_eq!(done.status.code(), Some(124), "{done:?}");
+}
