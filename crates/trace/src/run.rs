@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use ipc_common::runtime::cleanup;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -255,6 +255,19 @@ pub fn run_pair(
     let dir = match &options.raw_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            // An earlier run's files would be read as this run's, and the thread ids they name
+            // (gone, perhaps reused by anyone's process) killed at the limit.
+            if let Some((_, old)) = [Side::Reader, Side::Writer]
+                .into_iter()
+                .find_map(|side| thread_files(dir, side).into_iter().next())
+            {
+                bail!(
+                    "--raw {}: it holds an earlier run's trace files ({}); give a new or empty \
+                     directory",
+                    dir.display(),
+                    old.display()
+                );
+            }
             dir.clone()
         }
         None => {

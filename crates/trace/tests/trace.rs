@@ -604,3 +604,28 @@ fn a_timeout_the_pair_would_refuse_is_a_usage_error() {
     command.args(["--endpoint", "/nonexistent/ipct"]);
     run("ipc-trace --timeout huge", &mut command, None).assert_failure(2, "--timeout");
 }
+
+/// `--raw DIR` that holds an earlier run's trace files is refused: they were read as this run's
+/// (transfers of the earlier run in the picture, exit 0), and at the time limit or a stop
+/// signal the thread ids they name, long gone and perhaps reused by anyone's process, were sent
+/// SIGKILL.
+#[test]
+fn fault_raw_dir_with_an_earlier_runs_trace_files_is_refused() {
+    if !strace_present() {
+        return;
+    }
+    let dir = ipc_testkit::temp_dir();
+    let raw = dir.path().join("raw");
+    std::fs::create_dir(&raw).unwrap();
+    std::fs::write(raw.join("reader.1"), "1.0 exit_group(0) = ?\n").unwrap();
+    let fifo = dir.path().join("f");
+    let mut command = ipc_testkit::ours(TRACE);
+    command.args(["--raw", raw.to_str().unwrap(), "fifo", "--endpoint"]);
+    command.arg(&fifo);
+    run("ipc-trace --raw used", &mut command, None).assert_failure(1, "earlier run");
+    assert_eq!(
+        std::fs::read_to_string(raw.join("reader.1")).unwrap(),
+        "1.0 exit_group(0) = ?\n"
+    );
+    assert!(!fifo.exists(), "the pair ran anyway");
+}

@@ -103,7 +103,7 @@ struct Args {
     #[arg(long, help_heading = "Output")]
     all: bool,
 
-    /// Keep strace's own files (DIR/reader.TID, DIR/writer.TID) in DIR
+    /// Keep strace's own files (DIR/reader.TID, DIR/writer.TID) in DIR, a new or empty one
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     raw: Option<PathBuf>,
 
