@@ -201,6 +201,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     // Applies --trust-uid; each measurement starts its own, silent, deadline from --timeout.
     let _ = args.common.start();
+    // Minutes of measuring for a report that would vanish into the runtime's /dev/null.
+    ipc_common::runtime::report::check_stdout().map_err(|_| {
+        anyhow::anyhow!(
+            "print the report: stdout is closed (started with >&-), so nothing is measured; give \
+             it somewhere to go (a file, a pipe, or /dev/null with --json/--csv/--plot)"
+        )
+    })?;
     bench::progress::set_quiet(args.common.quiet);
     let started = Instant::now();
     if let (Some(cpu), _) = args.pin.cpus() {
@@ -218,7 +225,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     results.meta.load_after = suite::loadavg();
     results.meta.secs = started.elapsed().as_secs_f64();
 
-    print!("{}", output::text(&results));
+    // Not print!: it panics when stdout fails (a full disk); the report is the run's payload.
+    let report = output::text(&results);
+    ipc_common::runtime::report::print_payload(
+        report.strip_suffix('\n').unwrap_or(&report).as_bytes(),
+    )
+    .context("print the report (write it to a file or a pipe that has room)")?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&output::json(&results)).context("format JSON")?;
         output::write(path, &(text + "\n"))?;

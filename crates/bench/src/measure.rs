@@ -39,10 +39,11 @@ pub fn peer(args: PeerArgs) -> anyhow::Result<()> {
     let deadline = Deadline::after(args.timeout);
     let spec = args.spec();
     let _watchdog = Watchdog::arm(deadline, move || {
-        eprintln!(
+        // Not eprintln!: its panic on a failing stderr would end this thread before the exit.
+        report::stderr_line(format_args!(
             "error: {}",
             deadline.timed_out(format_args!("the measuring side of {spec} (peer gave up)"))
-        );
+        ));
         cleanup::run_all();
         std::process::exit(i32::from(report::EXIT_TIMED_OUT));
     });

@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -89,6 +90,16 @@ impl<'a> Ctx<'a> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        // SAFETY: between fork and exec only prctl(2), an async-signal-safe system call.
+        // PR_SET_PDEATHSIG: a bench killed outright (SIGKILL, no cleanup) takes its peer with
+        // it; otherwise the peer waits for a partner that is gone, forever with --timeout 0.
+        // The peer is started from the main thread, which lives as long as the process.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                Ok(())
+            });
+        }
         let child = command
             .spawn()
             .with_context(|| format!("start the peer process for {}", self.spec))?;

@@ -116,7 +116,11 @@ pub fn run(
                 });
             }
             Err(err) => {
-                eprintln!("warning: rep {}: {err:#}", rep + 1);
+                // Not eprintln!: a stderr that fails (full, a closed pipe) drops the line, no panic.
+                ipc_common::runtime::report::stderr_line(format_args!(
+                    "warning: rep {}: {err:#}",
+                    rep + 1
+                ));
                 results
                     .notes
                     .push(format!("failed: rep {}: {err:#}", rep + 1));

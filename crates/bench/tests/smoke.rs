@@ -330,3 +330,178 @@ fn without_redis_server_the_redis_rows_skip_with_a_note() {
         "no skip note"
     );
 }
+
+/// The smallest run that still prints a report, its stdout redirected by the shell
+/// (`redirect`, e.g. `>&-`): the test harness would otherwise pipe it.
+fn tiny_run_into(redirect: &str) -> Command {
+    let mut command = Command::new("/bin/sh");
+    let script = format!("exec \"$0\" \"$@\" {redirect}");
+    command.args(["-c", &script, env!("CARGO_BIN_EXE_ipc-bench")]);
+    command.args([
+        "--quick",
+        "--reps",
+        "1",
+        "--only",
+        "udg",
+        "--kinds",
+        "latency",
+        "--sizes",
+        "64",
+        "--impl",
+        "raw",
+        "--no-sweep",
+        "--no-tools",
+        "--timeout",
+        "5",
+    ]);
+    command
+}
+
+/// A report that cannot be written is a one-line error, exit 1: it once panicked in `print!`
+/// (exit 101 and a backtrace) with stdout on a full disk.
+#[test]
+fn fault_stdout_full_is_an_error_not_a_panic() {
+    if !Path::new("/dev/full").exists() {
+        ipc_testkit::skipped("skipping: no /dev/full to write the report to");
+        return;
+    }
+    let done = run(
+        "ipc-bench >/dev/full",
+        &mut tiny_run_into(">/dev/full"),
+        None,
+    );
+    done.assert_failure(1, "stdout");
+    assert!(!done.stderr.contains("panicked"), "{done:?}");
+}
+
+/// Started with stdout closed, the report would go to the /dev/null Rust's runtime puts on fd 1,
+/// and the run would exit 0 having shown nobody anything: it refuses before measuring.
+#[test]
+fn fault_stdout_closed_is_refused_before_measuring() {
+    let done = run("ipc-bench >&-", &mut tiny_run_into(">&-"), None);
+    done.assert_failure(1, "stdout is closed");
+    assert!(!done.stderr.contains("rep 1:"), "measured anyway: {done:?}");
+}
+
+/// The children of process `pid`'s main thread.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .collect()
+}
+
+/// Whether process `pid` still runs (a zombie has ended).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            Some(!matches!(
+                stat.rsplit_once(')')?.1.split_whitespace().next()?,
+                "Z" | "X"
+            ))
+        })
+        .unwrap_or(false)
+}
+
+/// SIGKILL of the bench (no chance to clean up) ends its peer too: with `--timeout 0` the peer
+/// once waited forever for a partner that was gone, an orphan holding its SysV objects.
+#[test]
+fn fault_sigkill_of_the_bench_ends_its_peer() {
+    let dir = temp_dir();
+    let mut command = bench();
+    command.env("TMPDIR", dir.path()).args([
+        "--quick",
+        "--reps",
+        "1000",
+        "--only",
+        "mq",
+        "--kinds",
+        "latency",
+        "--sizes",
+        "64",
+        "--impl",
+        "raw",
+        "--no-sweep",
+        "--no-tools",
+        "--timeout",
+        "0",
+    ]);
+    let proc = ipc_testkit::Proc::spawn("ipc-bench --timeout 0", &mut command);
+    let pid = proc.pid();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let peer = loop {
+        let peer = children_of(pid).into_iter().find(|&child| {
+            std::fs::read(format!("/proc/{child}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(6).any(|w| w == b"\0peer\0"))
+        });
+        if let Some(peer) = peer {
+            break peer;
+        }
+        assert!(std::time::Instant::now() < deadline, "no peer started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    proc.signal(ipc_testkit::Signal::SIGKILL);
+    let done = proc.finish();
+    // SIGKILL left the private directory (documented: only SIGKILL does): remove it.
+    if let Some(private) = private_dir(&done) {
+        let _ = std::fs::remove_dir_all(private);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while running(peer) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let orphan = running(peer);
+    if orphan {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(peer as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    // SIGKILL left the bench's SysV objects (documented: only SIGKILL does): remove them.
+    for (kind, flag) in [("msg", "-q"), ("shm", "-m")] {
+        for object in sysv_objects_of(pid)
+            .into_iter()
+            .chain(sysv_objects_of(peer))
+        {
+            if let Some(id) = object
+                .strip_prefix(&format!("{kind}: "))
+                .and_then(|line| line.split_whitespace().nth(1))
+            {
+                let _ = Command::new("ipcrm").args([flag, id]).status();
+            }
+        }
+    }
+    assert!(!orphan, "the peer {peer} outlived the bench");
+}
+
+/// Measurements that fail (a timeout far too short) are warned about on stderr; a stderr that
+/// fails drops the warnings, the exit code still tells (124), never a panic in `eprintln!`
+/// (exit 101).
+#[test]
+fn fault_stderr_full_with_failed_measurements_keeps_the_exit_code() {
+    if !Path::new("/dev/full").exists() {
+        ipc_testkit::skipped("skipping: no /dev/full to write the warnings to");
+        return;
+    }
+    let mut command = Command::new("/bin/sh");
+    command.args(["-c", "exec \"$0\" \"$@\" >/dev/null 2>/dev/full"]);
+    command.arg(env!("CARGO_BIN_EXE_ipc-bench")).args([
+        "--quick",
+        "--reps",
+        "1",
+        "--only",
+        "udg",
+        "--kinds",
+        "latency",
+        "--sizes",
+        "64",
+        "--no-sweep",
+        "--no-tools",
+        "--timeout",
+        "0.000001",
+    ]);
+    let done = run("ipc-bench 2>/dev/full", &mut command, None);
+    assert_eq!(done.status.code(), Some(124), "{done:?}");
+}

@@ -96,7 +96,23 @@ pub(crate) struct WriterArgs {
 pub(crate) fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Reader(args) => read(args),
-        Command::Writer(args) => write(args),
+        Command::Writer(args) => {
+            // A saturated range would send fewer than --count and still exit 0.
+            if args.first_seq.checked_add(args.count).is_none() {
+                clap::Error::raw(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--first-seq {} with --count {} numbers messages past {}: give a \
+                         smaller --first-seq\n",
+                        args.first_seq,
+                        args.count,
+                        u64::MAX
+                    ),
+                )
+                .exit()
+            }
+            write(args)
+        }
     }
 }
 
@@ -187,7 +203,7 @@ fn write(args: WriterArgs) -> anyhow::Result<()> {
     let mut sender = Sender::connect(&args.endpoint, &deadline)?;
 
     let mut datagram = Vec::with_capacity(seq::STAMP_LEN + payload.len());
-    for seq in args.first_seq..args.first_seq.saturating_add(args.count) {
+    for seq in args.first_seq..args.first_seq + args.count {
         seq::stamp_into(&mut datagram, seq, &payload);
         sender.send(&datagram, &deadline)?;
     }

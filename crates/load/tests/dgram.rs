@@ -300,3 +300,18 @@ fn the_examples_no_longer_take_the_load_options() {
         ipc_testkit::run(name, &mut command, None).assert_failure(2, "unexpected argument");
     }
 }
+
+/// Sequence numbers that would run past u64::MAX are refused before anything is sent: the
+/// writer once sent none of them (an empty saturated range) and still said "sent 2" and
+/// exited 0 while the reader got nothing.
+#[test]
+fn a_first_seq_that_overflows_is_a_usage_error_not_a_silent_success() {
+    let dir = temp_dir();
+    let url = udg(&dir.path().join("s.sock"));
+    let (reader, _) = listening_load_reader(&[&url, "--count", "2", "--timeout", "2"]);
+    let writer = load_writer(&[&url, "--count", "2", "--first-seq", "18446744073709551615"]);
+    let got = writer.finish();
+    got.assert_failure(2, "--first-seq");
+    assert!(!got.stderr.contains("sent "), "{got:?}");
+    reader.finish().assert_failure(124, "timed out");
+}

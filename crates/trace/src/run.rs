@@ -10,7 +10,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use ipc_common::runtime::cleanup;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use wait_timeout::ChildExt;
@@ -52,6 +53,9 @@ pub struct Options {
     /// Where the trace files go (a private temp dir when `None`).
     pub raw_dir: Option<PathBuf>,
 }
+
+/// How often a wait looks whether a stop signal (SIGINT, SIGTERM, SIGHUP) arrived.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 /// How one side ended and what it left.
 #[derive(Debug)]
@@ -154,43 +158,48 @@ impl Running {
     }
 
     /// Waits until a stderr line says the side is ready (and returns it), or it ends, or the
-    /// deadline passes (`None` both times).
+    /// deadline passes, or a stop signal arrives (`None` each time).
     fn wait_ready(&mut self, deadline: Instant) -> Option<String> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || cleanup::stop_signal().is_some() {
                 return None;
             }
-            match self.lines.recv_timeout(left) {
+            match self.lines.recv_timeout(left.min(SIGNAL_POLL)) {
                 Ok(line) => {
                     self.seen.push(line.clone());
                     if line.contains("listening on ") || line.contains("waiting for ") {
                         return Some(line);
                     }
                 }
+                Err(RecvTimeoutError::Timeout) => {}
                 // Stderr closed: the side ended.
-                Err(RecvTimeoutError::Disconnected | RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => return None,
             }
         }
     }
 
-    /// Waits for the end (until `deadline`, then kills the traced processes and strace).
+    /// Waits for the end (until `deadline` or a stop signal, then kills the traced processes and
+    /// strace).
     fn finish(mut self, deadline: Instant, dir: &Path) -> Outcome {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let status = match self.child.wait_timeout(left) {
-            Ok(Some(status)) => Some(status),
-            _ => {
-                // Strace leaves its tracees running when it dies: kill them by the thread ids
-                // its files name (all ours), then strace itself.
-                for (tid, _) in thread_files(dir, self.side) {
-                    if let Ok(tid) = i32::try_from(tid) {
-                        let _ = kill(Pid::from_raw(tid), Signal::SIGKILL);
-                    }
-                }
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                None
+        let status = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let stop = left.is_zero() || cleanup::stop_signal().is_some();
+            match self.child.wait_timeout(left.min(SIGNAL_POLL)) {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if !stop => continue,
+                _ => {}
             }
+            // Strace leaves its tracees running when it dies: kill them by the thread ids
+            // its files name (all ours), then strace itself.
+            for (tid, _) in thread_files(dir, self.side) {
+                if let Ok(tid) = i32::try_from(tid) {
+                    let _ = kill(Pid::from_raw(tid), Signal::SIGKILL);
+                }
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            break None;
         };
         let stdout = self
             .stdout
@@ -246,6 +255,19 @@ pub fn run_pair(
     let dir = match &options.raw_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            // An earlier run's files would be read as this run's, and the thread ids they name
+            // (gone, perhaps reused by anyone's process) killed at the limit.
+            if let Some((_, old)) = [Side::Reader, Side::Writer]
+                .into_iter()
+                .find_map(|side| thread_files(dir, side).into_iter().next())
+            {
+                bail!(
+                    "--raw {}: it holds an earlier run's trace files ({}); give a new or empty \
+                     directory",
+                    dir.display(),
+                    old.display()
+                );
+            }
             dir.clone()
         }
         None => {
@@ -262,6 +284,10 @@ pub fn run_pair(
     };
     let mut first = Running::start(first_side, &first, options, &dir)?;
     let ready = first.wait_ready(deadline_after(options.ready_within));
+    if let Err(stop) = cleanup::check_interrupted() {
+        first.finish(Instant::now(), &dir);
+        return Err(stop.into());
+    }
     let second_command = second_for(ready.as_deref());
     let second = match Running::start(second_side, &second_command, options, &dir) {
         Ok(second) => second,
@@ -273,6 +299,9 @@ pub fn run_pair(
     let deadline = deadline_after(options.limit);
     let first = first.finish(deadline, &dir);
     let second = second.finish(deadline, &dir);
+    // A stop signal ended both sides early: no picture of a cut run; the temp dir goes with
+    // `temp` (what --raw named is the caller's, and stays).
+    cleanup::check_interrupted()?;
     Ok(match options.order {
         Order::ReaderFirst => [first, second],
         Order::WriterFirst => [second, first],

@@ -460,3 +460,172 @@ fn a_command_that_cannot_start_is_one_error() {
         finished.stderr
     );
 }
+
+/// A width sizes the picture's lines: an absurd one is a usage error, not an allocation of
+/// exabytes (it aborted, exit 134) or a picture that fills the memory.
+#[test]
+fn fault_absurd_width_is_a_usage_error_not_an_abort() {
+    for width in ["18446744073709551615", "4294967296", "100001"] {
+        let mut command = ipc_testkit::ours(TRACE);
+        command.args(["--width", width, "fifo", "--endpoint", "/nonexistent/ipct"]);
+        let finished = run("ipc-trace --width", &mut command, None);
+        finished.assert_failure(2, "--width");
+        assert!(
+            !finished.stderr.contains("memory allocation"),
+            "{finished:?}"
+        );
+    }
+}
+
+/// Whether process `pid` still runs (a zombie has ended; only its parent can reap it).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// SIGTERM mid-trace ends what ipc-trace started: both straces and the processes they trace
+/// (strace leaves its tracees running when it dies), and its temp dir of trace files. It once
+/// died at once and left all four processes running and the dir behind.
+#[test]
+fn fault_sigterm_mid_trace_ends_the_traced_pair_and_removes_the_temp_dir() {
+    if !strace_present() {
+        return;
+    }
+    let dir = ipc_testkit::temp_dir();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let pid_file = |side: &str| dir.path().join(format!("{side}.pid"));
+    let side = |side: &str, ready: &str| {
+        let file = pid_file(side).display().to_string();
+        format!("{ready}echo $$ > {file}.new && mv {file}.new {file} && exec sleep 60")
+    };
+    let mut command = ipc_testkit::ours(TRACE);
+    command.env("TMPDIR", &tmp).args(["--timeout", "30", "--"]);
+    command.args([
+        "sh",
+        "-c",
+        &side("reader", "echo listening on x >&2; "),
+        "--",
+    ]);
+    command.args(["sh", "-c", &side("writer", "")]);
+    let trace = ipc_testkit::Proc::spawn("ipc-trace sleepers", &mut command);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pids: Vec<i32> = ["reader", "writer"]
+        .iter()
+        .map(|side| {
+            loop {
+                if let Some(pid) = std::fs::read_to_string(pid_file(side))
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok())
+                {
+                    break pid;
+                }
+                assert!(std::time::Instant::now() < deadline, "no {side} started");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .collect();
+    trace.signal(ipc_testkit::Signal::SIGTERM);
+    let finished = trace.finish();
+
+    let left: Vec<i32> = pids.iter().copied().filter(|&pid| alive(pid)).collect();
+    for &pid in &left {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    }
+    assert_eq!(finished.status.code(), Some(143), "{finished:?}");
+    assert!(left.is_empty(), "traced processes left running: {left:?}");
+    let files: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(files.is_empty(), "left in TMPDIR: {files:?}");
+}
+
+/// `ipc-trace ARGS` with its stdout and stderr redirected by the shell as `redirect` says (the
+/// harness would pipe them).
+fn trace_redirected(redirect: &str, args: &[&str]) -> Finished {
+    let mut command = ipc_testkit::ours("/bin/sh");
+    let script = format!("exec \"$0\" \"$@\" {redirect}");
+    command.args(["-c", &script, TRACE]).args(args);
+    run(&format!("ipc-trace {redirect}"), &mut command, None)
+}
+
+/// The picture is the payload: a stdout that fails (a full disk) is an error, not exit 0 with
+/// the picture lost (a reader that went away, `| head`, stays no error).
+#[test]
+fn fault_stdout_full_is_an_error_not_a_silent_success() {
+    if !strace_present() || !Path::new("/dev/full").exists() {
+        return;
+    }
+    let dir = ipc_testkit::temp_dir();
+    let fifo = dir.path().join("f");
+    let done = trace_redirected(
+        ">/dev/full",
+        &["fifo", "--endpoint", fifo.to_str().unwrap()],
+    );
+    done.assert_failure(1, "stdout");
+}
+
+/// An error line that cannot be written (stderr on a full disk or a closed pipe) is dropped:
+/// the exit code still tells, never a panic in `eprintln!` (exit 101).
+#[test]
+fn fault_stderr_full_keeps_the_exit_code_not_a_panic() {
+    if !strace_present() || !Path::new("/dev/full").exists() {
+        return;
+    }
+    let done = trace_redirected("2>/dev/full", &["nope"]);
+    assert_eq!(done.status.code(), Some(2), "{done:?}");
+    let done = trace_redirected(
+        "2>/dev/full",
+        &["--svg", "/nonexistent/x.svg", "--", "true", "--", "true"],
+    );
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+}
+
+/// The pair's binaries take --timeout up to 1e9 seconds: a larger one is ipc-trace's own usage
+/// error, not a run whose two sides both fail on it and whose last words are clap's
+/// "For more information, try '--help'.".
+#[test]
+fn a_timeout_the_pair_would_refuse_is_a_usage_error() {
+    let mut command = ipc_testkit::ours(TRACE);
+    command.args(["--timeout", "18446744073709551615", "fifo"]);
+    command.args(["--endpoint", "/nonexistent/ipct"]);
+    run("ipc-trace --timeout huge", &mut command, None).assert_failure(2, "--timeout");
+}
+
+/// `--raw DIR` that holds an earlier run's trace files is refused: they were read as this run's
+/// (transfers of the earlier run in the picture, exit 0), and at the time limit or a stop
+/// signal the thread ids they name, long gone and perhaps reused by anyone's process, were sent
+/// SIGKILL.
+#[test]
+fn fault_raw_dir_with_an_earlier_runs_trace_files_is_refused() {
+    if !strace_present() {
+        return;
+    }
+    let dir = ipc_testkit::temp_dir();
+    let raw = dir.path().join("raw");
+    std::fs::create_dir(&raw).unwrap();
+    std::fs::write(raw.join("reader.1"), "1.0 exit_group(0) = ?\n").unwrap();
+    let fifo = dir.path().join("f");
+    let mut command = ipc_testkit::ours(TRACE);
+    command.args(["--raw", raw.to_str().unwrap(), "fifo", "--endpoint"]);
+    command.arg(&fifo);
+    run("ipc-trace --raw used", &mut command, None).assert_failure(1, "earlier run");
+    assert_eq!(
+        std::fs::read_to_string(raw.join("reader.1")).unwrap(),
+        "1.0 exit_group(0) = ?\n"
+    );
+    assert!(!fifo.exists(), "the pair ran anyway");
+}

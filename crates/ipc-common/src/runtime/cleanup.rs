@@ -118,8 +118,8 @@ static WAKE: OnceLock<OwnedFd> = OnceLock::new();
 /// pipe and returns [`Interrupted`], so the run unwinds, its cleanup guards remove what it
 /// created, and [`crate::runtime::report::main`] exits 128+N. A second signal of the same kind, if the
 /// first is not yet handled, ends the process at once (its default action). Called once by
-/// [`crate::runtime::report::main`].
-pub(crate) fn install_signal_handlers() -> anyhow::Result<()> {
+/// [`crate::runtime::report::main`], or by a binary with exit codes of its own (`ipc-trace`).
+pub fn install_signal_handlers() -> anyhow::Result<()> {
     let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
         .context("pipe2 for the signal handlers")?;
     let flag = STOP_SIGNAL.get_or_init(|| Arc::new(AtomicUsize::new(0)));

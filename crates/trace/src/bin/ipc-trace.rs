@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use ipc_common::runtime::{cleanup, report};
 use trace::examples::{Example, Peer};
 use trace::model::{Exchange, Side};
 use trace::render;
@@ -81,7 +82,13 @@ struct Args {
 
     /// Both sides get --timeout SECS; the first gets that long to say it is ready, and both
     /// are killed 10 s after that (0: no limit)
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        // The pair's binaries take at most 1e9 seconds: beyond, both sides would fail on it.
+        value_parser = clap::value_parser!(u64).range(..=1_000_000_000)
+    )]
     timeout: u64,
 
     /// Write the SVG sequence diagram to FILE
@@ -96,7 +103,7 @@ struct Args {
     #[arg(long, help_heading = "Output")]
     all: bool,
 
-    /// Keep strace's own files (DIR/reader.TID, DIR/writer.TID) in DIR
+    /// Keep strace's own files (DIR/reader.TID, DIR/writer.TID) in DIR, a new or empty one
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     raw: Option<PathBuf>,
 
@@ -115,6 +122,7 @@ struct Args {
         long,
         value_name = "COLUMNS",
         default_value_t = 100,
+        value_parser = parse_width,
         help_heading = "Output"
     )]
     width: usize,
@@ -169,6 +177,20 @@ struct Plan {
     first: Order,
 }
 
+/// The widest picture drawn: every line of it is allocated at this width, so an absurd number
+/// would abort on allocation (or fill the memory) instead of failing as a usage error.
+const MAX_WIDTH: usize = 10_000;
+
+fn parse_width(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n <= MAX_WIDTH => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a width: give 0 to {MAX_WIDTH} columns (the picture is at least 60 \
+             wide)"
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
@@ -178,24 +200,37 @@ fn main() -> ExitCode {
         }
     };
     let Some(strace) = run::find_strace() else {
-        eprintln!(
+        report::stderr_line(format_args!(
             "error: strace is not on PATH: ipc-trace runs the pair under it; install Debian's {} package (apt-get install {})",
             run::STRACE_PACKAGE,
             run::STRACE_PACKAGE
-        );
+        ));
         return ExitCode::from(USAGE);
     };
     let plan = match plan(&args) {
         Ok(plan) => plan,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            report::stderr_line(format_args!("error: {err:#}"));
             return ExitCode::from(USAGE);
         }
     };
+    // SIGINT, SIGTERM and SIGHUP end the pair (both straces and what they trace) and remove
+    // the temp dir, instead of killing ipc-trace alone and leaving all of that behind.
+    if let Err(err) = cleanup::install_signal_handlers() {
+        report::stderr_line(format_args!("error: {err:#}"));
+        return ExitCode::FAILURE;
+    }
     match run(&args, strace, plan) {
         Ok(code) => code,
+        Err(err) if err.chain().any(|cause| cause.is::<cleanup::Interrupted>()) => {
+            report::stderr_line(format_args!(
+                "{err:#}: ended the traced pair and removed what this process created"
+            ));
+            let signal = cleanup::stop_signal().unwrap_or(15);
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(143))
+        }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            report::stderr_line(format_args!("error: {err:#}"));
             ExitCode::FAILURE
         }
     }
@@ -533,8 +568,17 @@ fn run(args: &Args, strace: PathBuf, plan: Plan) -> anyhow::Result<ExitCode> {
             out.push_str(&format!("{what} written to {}\n", path.display()));
         }
     }
-    // stdout carries the picture; a closed stdout (`| head`) is not an error.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    // stdout carries the picture; a reader that went away (`| head`) is not an error, a
+    // stdout that fails (a full disk) is: the picture would be lost with exit 0.
+    if let Err(err) = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut std::io::stdout()))
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(anyhow::Error::new(err).context(
+            "write the picture to stdout (give it a file or pipe with room, or --quiet with \
+             --svg/--json)",
+        ));
+    }
     Ok(if killed {
         ExitCode::from(124)
     } else if failed {
