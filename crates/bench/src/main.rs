@@ -245,6 +245,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         output::plot_open(&results, path)?;
     }
+    if results.records.is_empty() && results.tools.is_empty() && failures.is_empty() {
+        // Exit 0 must mean something was measured.
+        anyhow::bail!(
+            "nothing was measured: no mechanism of --only has a figure of --kinds (the floors \
+             and wake-ups have round trips only; see the report's notes); ask for latency or \
+             throughput, or name other mechanisms"
+        );
+    }
     match failures.len() {
         0 => Ok(()),
         n => Err(failures
@@ -321,7 +329,11 @@ fn plan(args: &Args) -> Plan {
         } else if args.sizes.is_empty() {
             SIZES.to_vec()
         } else {
-            args.sizes.clone()
+            // Each size once, in order, however often it was named.
+            let mut sizes = args.sizes.clone();
+            sizes.sort_unstable();
+            sizes.dedup();
+            sizes
         },
         imps,
         mechs,

@@ -505,3 +505,15 @@ fn fault_stderr_full_with_failed_measurements_keeps_the_exit_code() {
     let done = run("ipc-bench 2>/dev/full", &mut command, None);
     assert_eq!(done.status.code(), Some(124), "{done:?}");
 }
+
+#[test]
+fn a_run_that_measures_nothing_fails_saying_so() {
+    let done = run(
+        "ipc-bench with nothing to measure",
+        bench().args([
+            "--quick", "--reps", "1", "--only", "futex", "--kinds", "open",
+        ]),
+        None,
+    );
+    done.assert_failure(1, "nothing was measured");
+}
