@@ -452,9 +452,25 @@ pub fn open_or_create(
             // Another writer created it between our two shmget calls: use theirs.
             Err(Errno::EEXIST) => continue,
             Err(errno) => {
-                return Err(errno).with_context(|| {
-                    format!("shmget create {name} of {size} bytes (mode {mode})")
-                });
+                // The kernel's limits on a segment (shmmax) and on all of them (shmall, ENOMEM
+                // also when memory is short): name them, so the fix is in the message.
+                let hint = match errno {
+                    Errno::EINVAL | Errno::ENOMEM => {
+                        let limit = |name: &str| {
+                            std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+                                .map_or_else(|_| "?".into(), |text| text.trim().to_owned())
+                        };
+                        format!(
+                            " (over the kernel's limits, shmmax {} bytes a segment and shmall \
+                             {} pages in all in /proc/sys/kernel, or the memory there is): give \
+                             a smaller --size",
+                            limit("shmmax"),
+                            limit("shmall")
+                        )
+                    }
+                    _ => String::new(),
+                };
+                anyhow::bail!("shmget create {name} of {size} bytes (mode {mode}): {errno}{hint}");
             }
         }
     }

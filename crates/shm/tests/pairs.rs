@@ -652,6 +652,18 @@ fn an_oversized_shmop_message_is_refused_and_the_run_leaves_nothing() {
 }
 
 #[test]
+fn a_segment_over_the_kernels_limits_is_refused_naming_them() {
+    let dir = temp_dir();
+    let key_file = dir.path().join("key");
+    for api in ["sysv", "shmop"] {
+        let refused = write(&key_file, &["--api", api, "--size", &u64::MAX.to_string()]);
+        refused.assert_failure(1, "over the kernel's limits, shmmax");
+        refused.assert_failure(1, "give a smaller --size");
+        assert!(!key_file.exists(), "the failed run removed its key file");
+    }
+}
+
+#[test]
 fn options_that_do_not_fit_the_api_are_usage_errors() {
     let dir = temp_dir();
     let key_file = dir.path().join("key");
