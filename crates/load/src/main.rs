@@ -47,11 +47,30 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    ipc_common::runtime::report::main(|| match args.command {
+    // A reader's one line on stdout is its result: refused before anything is taken when it
+    // would go to the /dev/null Rust's runtime puts on a closed stdout.
+    let reads = matches!(
+        &args.command,
+        Command::Dgram(dgram_load::Command::Reader(_))
+            | Command::Stream(stream_load::Command::Reader(_))
+            | Command::Fifo(fifo_load::Command::Reader(_))
+            | Command::Shm(shm_load::Command::Reader(_))
+            | Command::Mq(mq_load::Command::Reader(_))
+    );
+    ipc_common::runtime::report::main(|| {
+        if reads {
+            ipc_common::runtime::report::check_stdout()?;
+        }
+        dispatch(args.command)
+    })
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Dgram(command) => dgram_load::run(command),
         Command::Stream(command) => stream_load::run(command),
         Command::Fifo(command) => fifo_load::run(command),
         Command::Shm(command) => shm_load::run(command),
         Command::Mq(command) => mq_load::run(command),
-    })
+    }
 }

@@ -157,3 +157,17 @@ fn fault_reader_killed_mid_stream_the_writer_says_the_reader_left() {
     assert!(is_fifo(&path));
     a_fresh_pair_works(&path);
 }
+
+/// A reader's summary line is its result: with stdout closed it takes nothing, so the writer's
+/// messages stay for a reader that can report them.
+#[test]
+fn fault_reader_with_stdout_closed_takes_nothing() {
+    let dir = temp_dir();
+    let path = dir.path().join("load.fifo");
+    let mut closed = ours("/bin/sh");
+    closed.args(["-c", "exec \"$0\" \"$@\" >&-", IPC_LOAD, "fifo-reader"]);
+    closed.arg(&path).args(["--count", "1", "--timeout", "5"]);
+    ipc_testkit::run("ipc-load fifo-reader >&-", &mut closed, None)
+        .assert_failure(1, "stdout is closed");
+    assert!(!path.exists(), "nothing created");
+}
