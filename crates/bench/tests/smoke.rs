@@ -436,10 +436,16 @@ fn fault_sigkill_of_the_bench_ends_its_peer() {
             std::fs::read(format!("/proc/{child}/cmdline"))
                 .is_ok_and(|cmdline| cmdline.windows(6).any(|w| w == b"\0peer\0"))
         });
-        if let Some(peer) = peer {
+        // Killed only once the peer has used the queue: a queue nobody has sent to or received
+        // from names no pid in /proc/sysvipc/msg (it has no creator column), and could not be
+        // told from another's and removed below.
+        if let Some(peer) = peer.filter(|&peer| !sysv_objects_of(peer).is_empty()) {
             break peer;
         }
-        assert!(std::time::Instant::now() < deadline, "no peer started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no peer started measuring"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
     proc.signal(ipc_testkit::Signal::SIGKILL);
