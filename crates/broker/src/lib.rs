@@ -230,7 +230,16 @@ fn open(
     let mut announced = false;
     wait::retry(deadline, format_args!("Redis at {url}"), || {
         let left = deadline.remaining().unwrap_or(Duration::from_secs(3600));
-        match client.get_connection_with_timeout(left.max(Duration::from_millis(1))) {
+        let ready = client
+            .get_connection_with_timeout(left.max(Duration::from_millis(1)))
+            .and_then(|mut con| {
+                // Connected is not ready: a Redis loading its data after a restart accepts the
+                // connection and answers every command with LOADING until it is done.
+                con.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+                redis::cmd("PING").query::<()>(&mut con)?;
+                Ok(con)
+            });
+        match ready {
             Ok(con) => Ok(Some(con)),
             Err(err) if not_there_yet(&err) => {
                 if !announced {
@@ -438,7 +447,10 @@ impl Redis {
                     announced = true;
                 }
                 Ok(None) => {}
-                Err(err) if err.is_io_error() && !err.is_timeout() => {
+                Err(err)
+                    if (err.is_io_error() && !err.is_timeout())
+                        || err.kind() == ErrorKind::BusyLoadingError =>
+                {
                     self.reconnect(deadline)?;
                     recover = true;
                 }

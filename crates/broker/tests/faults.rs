@@ -365,3 +365,77 @@ fn fault_removing_our_consumer_never_drops_an_entry_pending_under_its_name() {
         "message 2 is no longer pending"
     );
 }
+
+/// A stand-in for a Redis that has just restarted: it accepts connections at once but answers
+/// `-LOADING` to the first `loading` commands that need its data (PING included), then `+PONG`
+/// and one `XADD` id; the client's own handshake (`CLIENT ...`, `HELLO`) gets `+OK`.
+fn loading_redis(loading: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut refused = 0;
+        'clients: for client in listener.incoming() {
+            let client = client.unwrap();
+            client.set_read_timeout(Some(ipc_testkit::STEP)).unwrap();
+            let mut reader = BufReader::new(client.try_clone().unwrap());
+            let mut writer = client;
+            loop {
+                // One command: *N, then N bulk strings; the first names it.
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue 'clients;
+                }
+                let n: usize = line.trim_start_matches('*').trim().parse().unwrap();
+                let mut words = Vec::new();
+                for _ in 0..n {
+                    let mut len = String::new();
+                    reader.read_line(&mut len).unwrap();
+                    let len: usize = len.trim_start_matches('$').trim().parse().unwrap();
+                    let mut word = vec![0; len + 2];
+                    std::io::Read::read_exact(&mut reader, &mut word).unwrap();
+                    words.push(String::from_utf8_lossy(&word[..len]).to_uppercase());
+                }
+                let name = words[0].clone();
+                seen.push(name.clone());
+                let reply = match name.as_str() {
+                    "CLIENT" | "HELLO" | "SELECT" => "+OK\r\n".to_owned(),
+                    _ if refused < loading => {
+                        refused += 1;
+                        "-LOADING Redis is loading the dataset in memory\r\n".to_owned()
+                    }
+                    "PING" => "+PONG\r\n".to_owned(),
+                    "XADD" => {
+                        writer.write_all(b"$15\r\n1700000000000-0\r\n").unwrap();
+                        return seen;
+                    }
+                    _ => "-ERR unexpected\r\n".to_owned(),
+                };
+                writer.write_all(reply.as_bytes()).unwrap();
+            }
+        }
+        seen
+    });
+    (url, server)
+}
+
+/// Redis restarted and still loading its data: the writer waits (within --timeout) until it
+/// answers, instead of failing on the first command with LOADING.
+#[test]
+fn fault_a_redis_still_loading_its_data_is_waited_for() {
+    let (url, server) = loading_redis(3);
+    let done = run(
+        "writer",
+        &mut ours(WRITER, &url, &["--timeout", "10"]),
+        None,
+    );
+    done.assert_success();
+    assert!(done.stderr.contains("added"), "{}", done.stderr);
+    let seen = server.join().unwrap();
+    assert_eq!(
+        seen.iter().filter(|name| *name == "XADD").count(),
+        1,
+        "{seen:?}"
+    );
+}
