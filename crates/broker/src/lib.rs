@@ -241,6 +241,9 @@ fn open(
             });
         match ready {
             Ok(con) => Ok(Some(con)),
+            // A stop signal's SIGCONT cut a read short (EINTR on a socket with a timeout): the
+            // connection is in an unknown state, so a new one.
+            Err(err) if interrupted(&err) => Ok(None),
             Err(err) if not_there_yet(&err) => {
                 if !announced {
                     deadline.say(format_args!("waiting for Redis at {url} ({err})"));
@@ -261,6 +264,13 @@ fn not_there_yet(err: &RedisError) -> bool {
     err.is_connection_refusal()
         || err.is_connection_dropped()
         || err.kind() == ErrorKind::BusyLoadingError
+}
+
+/// Whether a call failed with `EINTR`.
+fn interrupted(err: &RedisError) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
 }
 
 /// [`explain`], except that a reply that did not come before the deadline is a timeout (124).

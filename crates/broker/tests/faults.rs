@@ -368,12 +368,17 @@ fn fault_removing_our_consumer_never_drops_an_entry_pending_under_its_name() {
 
 /// A stand-in for a Redis that has just restarted: it accepts connections at once but answers
 /// `-LOADING` to the first `loading` commands that need its data (PING included), then `+PONG`
-/// and one `XADD` id; the client's own handshake (`CLIENT ...`, `HELLO`) gets `+OK`.
-fn loading_redis(loading: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+/// and one `XADD` id; the client's own handshake (`CLIENT ...`, `HELLO`) gets `+OK`. With
+/// `hold`, the first PING is answered only once the test says so (`held` is sent first).
+fn loading_redis(
+    loading: usize,
+    hold: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
+) -> (String, std::thread::JoinHandle<Vec<String>>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("redis://{}", listener.local_addr().unwrap());
     let server = std::thread::spawn(move || {
+        let mut hold = hold;
         let mut seen = Vec::new();
         let mut refused = 0;
         'clients: for client in listener.incoming() {
@@ -399,6 +404,12 @@ fn loading_redis(loading: usize) -> (String, std::thread::JoinHandle<Vec<String>
                 }
                 let name = words[0].clone();
                 seen.push(name.clone());
+                if name == "PING"
+                    && let Some((held, release)) = hold.take()
+                {
+                    held.send(()).unwrap();
+                    release.recv().unwrap();
+                }
                 let reply = match name.as_str() {
                     "CLIENT" | "HELLO" | "SELECT" => "+OK\r\n".to_owned(),
                     _ if refused < loading => {
@@ -424,7 +435,7 @@ fn loading_redis(loading: usize) -> (String, std::thread::JoinHandle<Vec<String>
 /// answers, instead of failing on the first command with LOADING.
 #[test]
 fn fault_a_redis_still_loading_its_data_is_waited_for() {
-    let (url, server) = loading_redis(3);
+    let (url, server) = loading_redis(3, None);
     let done = run(
         "writer",
         &mut ours(WRITER, &url, &["--timeout", "10"]),
@@ -438,4 +449,41 @@ fn fault_a_redis_still_loading_its_data_is_waited_for() {
         1,
         "{seen:?}"
     );
+}
+
+/// A stop signal while connecting (SIGSTOP, then SIGCONT, while the writer waits for Redis's
+/// PONG) may cut the read short with EINTR (whether it reaches us depends on which read the
+/// redis crate is in: some retry it): the writer connects again instead of failing. Ten rounds,
+/// so that the cut comes in some of them.
+#[test]
+fn fault_a_writer_stopped_while_connecting_connects_again() {
+    let mut cut = 0;
+    for _ in 0..10 {
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let (url, server) = loading_redis(0, Some((held_tx, release_rx)));
+        let writer = Proc::spawn("writer", &mut ours(WRITER, &url, &["--timeout", "10"]));
+        held.recv_timeout(ipc_testkit::STEP)
+            .expect("the writer's PING");
+        writer.signal(Signal::SIGSTOP);
+        // Continued only once really stopped (state T in /proc/PID/stat).
+        let stat = format!("/proc/{}/stat", writer.pid());
+        let asked = std::time::Instant::now();
+        while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") T ")) {
+            assert!(
+                asked.elapsed() < ipc_testkit::STEP,
+                "the writer did not stop"
+            );
+            std::thread::yield_now();
+        }
+        writer.signal(Signal::SIGCONT);
+        // Answered late: to a writer that gave the connection up, or to one still reading it.
+        release.send(()).unwrap();
+        writer.finish().assert_success();
+        let seen = server.join().unwrap();
+        let pings = seen.iter().filter(|name| *name == "PING").count();
+        assert!((1..=2).contains(&pings), "{seen:?}");
+        cut += usize::from(pings == 2);
+    }
+    println!("the stop cut the read in {cut} of 10 rounds");
 }
