@@ -72,8 +72,8 @@ return 1";
 /// places: only if it is still pending for us and has been delivered at least ARGV[4] times.
 /// The copy keeps the original id unless the dead-letter stream already holds a later one
 /// (entries set aside out of order, or from several streams): then Redis gives it a new one.
-/// Replies `{1, id there, deliveries}` moved, `{2, deliveries}` below the limit, `{0}` no longer pending
-/// for us, `{-1}` trimmed from the stream.
+/// Replies `{1, id there, deliveries}` moved, `{2, deliveries}` below the limit, `{0}` no longer
+/// pending for us, `{-1}` trimmed from the stream.
 const SET_ASIDE: &str = "\
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return {0} end
@@ -266,6 +266,11 @@ fn not_there_yet(err: &RedisError) -> bool {
         || err.kind() == ErrorKind::BusyLoadingError
 }
 
+/// Whether Redis refused a script: an ACL without `@scripting` (NOPERM), or `EVAL` renamed away.
+fn scripts_refused(err: &RedisError) -> bool {
+    err.code() == Some("NOPERM") || err.to_string().contains("unknown command")
+}
+
 /// Whether a call failed with `EINTR`.
 fn interrupted(err: &RedisError) -> bool {
     std::error::Error::source(err)
@@ -313,6 +318,27 @@ impl Redis {
         self.con.set_read_timeout(left)?;
         self.con.set_write_timeout(left)?;
         cmd.query(&mut self.con)
+    }
+
+    /// An idempotent command, sent again on a new connection when the reply was cut off: Redis
+    /// restarted, or a stop signal (SIGSTOP/SIGTSTP, then SIGCONT) interrupted the read, which a
+    /// socket with a receive timeout reports as `EINTR` whatever `SA_RESTART` says (signal(7)).
+    /// Redis's answer (or its error), and whether the command went out more than once.
+    fn query_idempotent<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        deadline: &Deadline,
+    ) -> anyhow::Result<(redis::RedisResult<T>, bool)> {
+        let mut resent = false;
+        loop {
+            match self.query(cmd, deadline, Duration::ZERO) {
+                Err(err) if err.is_io_error() && !err.is_timeout() => {
+                    self.reconnect(deadline)?;
+                    resent = true;
+                }
+                done => return Ok((done, resent)),
+            }
+        }
     }
 
     /// Connects again after the connection dropped (Redis restarted), within `deadline`.
@@ -382,16 +408,11 @@ impl Redis {
             .arg(group)
             .arg("0")
             .arg("MKSTREAM");
-        loop {
-            match self.query::<()>(&cmd, deadline, Duration::ZERO) {
-                Ok(()) => return Ok(true),
-                Err(err) if err.code() == Some("BUSYGROUP") => return Ok(false),
-                Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
-                Err(err) => {
-                    return Err(failure(err, &self.url, deadline)
-                        .context(format!("XGROUP CREATE {stream} {group} 0 MKSTREAM")));
-                }
-            }
+        match self.query_idempotent::<()>(&cmd, deadline)?.0 {
+            Ok(()) => Ok(true),
+            Err(err) if err.code() == Some("BUSYGROUP") => Ok(false),
+            Err(err) => Err(failure(err, &self.url, deadline)
+                .context(format!("XGROUP CREATE {stream} {group} 0 MKSTREAM"))),
         }
     }
 
@@ -583,17 +604,12 @@ impl Redis {
     pub fn ack(&mut self, from: &Group<'_>, id: &str, deadline: &Deadline) -> anyhow::Result<bool> {
         let mut cmd = redis::cmd("XACK");
         cmd.arg(from.stream).arg(from.group).arg(id);
-        loop {
-            match self.query::<u64>(&cmd, deadline, Duration::ZERO) {
-                Ok(n) => return Ok(n == 1),
-                Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
-                Err(err) => {
-                    return Err(failure(err, &self.url, deadline).context(format!(
-                        "XACK {} {} {id}: the message stays pending and will be delivered again",
-                        from.stream, from.group
-                    )));
-                }
-            }
+        match self.query_idempotent::<u64>(&cmd, deadline)?.0 {
+            Ok(n) => Ok(n == 1),
+            Err(err) => Err(failure(err, &self.url, deadline).context(format!(
+                "XACK {} {} {id}: the message stays pending and will be delivered again",
+                from.stream, from.group
+            ))),
         }
     }
 
@@ -617,27 +633,13 @@ impl Redis {
             .arg(from.stream)
             .arg(from.group)
             .arg(from.consumer);
-        loop {
-            match self.query::<i64>(&forget, deadline, Duration::ZERO) {
-                Ok(removed) => return Ok(removed == 1),
-                // Idempotent, so sent again on a new connection when the reply was cut off: Redis
-                // restarted, or a stop signal (SIGSTOP/SIGTSTP, then SIGCONT) interrupted the
-                // read, which a socket with a receive timeout reports as `EINTR` whatever
-                // `SA_RESTART` says (signal(7)).
-                Err(err) if err.is_io_error() && !err.is_timeout() => self.reconnect(deadline)?,
-                Err(err)
-                    if err.code() == Some("NOPERM")
-                        || err.to_string().contains("unknown command") =>
-                {
-                    return Ok(false);
-                }
-                Err(err) => return Err(failure(err, &self.url, deadline)),
-            }
+        match self.query_idempotent::<i64>(&forget, deadline)?.0 {
+            Ok(removed) => Ok(removed == 1),
+            Err(err) if scripts_refused(&err) => Ok(false),
+            Err(err) => Err(failure(err, &self.url, deadline)),
         }
     }
-}
 
-impl Redis {
     /// The next message `print` accepts, with what it printed: [`Redis::receive`], and an entry
     /// `print` refuses is set aside ([`Redis::set_aside`]) once delivered
     /// `dead.max_deliveries` times, and the next one taken, within the same `deadline`; below
@@ -690,15 +692,13 @@ impl Redis {
                     },
                     dead.max_deliveries
                 ),
-                SetAside::Never => {
-                    bail!(
-                        "{why:#}: left pending, not acknowledged; never moved aside (--max-deliveries \
-                     0): another reader may print it, or remove it by hand"
-                    )
-                }
+                SetAside::Never => bail!(
+                    "{why:#}: left pending, not acknowledged; never moved aside \
+                     (--max-deliveries 0): another reader may print it, or remove it by hand"
+                ),
                 SetAside::NotOurs => bail!(
-                    "{why:#}: not acknowledged; no longer pending for us (another reader took it over, or it \
-                     was acknowledged), so not moved aside"
+                    "{why:#}: not acknowledged; no longer pending for us (another reader took it \
+                     over, or it was acknowledged), so not moved aside"
                 ),
                 SetAside::Unknown => bail!(
                     "{why:#}: the connection dropped while moving it to stream {key}, and it is \
@@ -706,12 +706,13 @@ impl Redis {
                      shows it) or another reader took it over"
                 ),
                 SetAside::Trimmed => bail!(
-                    "{why:#}: not acknowledged; since trimmed from stream {stream}: nothing to move aside"
+                    "{why:#}: not acknowledged; since trimmed from stream {stream}: nothing to \
+                     move aside"
                 ),
                 SetAside::Refused(err) => bail!(
-                    "{why:#}: left pending, not acknowledged; cannot be moved aside to stream {key}: Redis refused the script \
-                     that moves and acknowledges it in one step ({err}); allow EVAL \
-                     (@scripting) or remove entry {id} by hand"
+                    "{why:#}: left pending, not acknowledged; cannot be moved aside to stream \
+                     {key}: Redis refused the script that moves and acknowledges it in one step \
+                     ({err}); allow EVAL (@scripting) or remove entry {id} by hand"
                 ),
             }
         }
@@ -740,28 +741,17 @@ impl Redis {
             .arg(id)
             .arg(from.consumer)
             .arg(dead.max_deliveries);
-        let mut resent = false;
-        let reply = loop {
-            match self.query::<Vec<redis::Value>>(&cmd, deadline, Duration::ZERO) {
-                Ok(reply) => break reply,
-                // Sent again on a new connection when the reply was cut off: if the first one
-                // ran, the entry is no longer pending for us and the second does nothing.
-                Err(err) if err.is_io_error() && !err.is_timeout() => {
-                    self.reconnect(deadline)?;
-                    resent = true;
-                }
-                Err(err)
-                    if err.code() == Some("NOPERM")
-                        || err.to_string().contains("unknown command") =>
-                {
-                    return Ok(SetAside::Refused(err.to_string()));
-                }
-                Err(err) => {
-                    return Err(failure(err, &self.url, deadline).context(format!(
-                        "move entry {id} of stream {} to stream {}: it stays pending",
-                        from.stream, dead.key
-                    )));
-                }
+        // Sent again when the reply was cut off: if the first one ran, the entry is no longer
+        // pending for us and the second does nothing.
+        let (reply, resent) = self.query_idempotent::<Vec<redis::Value>>(&cmd, deadline)?;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(err) if scripts_refused(&err) => return Ok(SetAside::Refused(err.to_string())),
+            Err(err) => {
+                return Err(failure(err, &self.url, deadline).context(format!(
+                    "move entry {id} of stream {} to stream {}: it stays pending",
+                    from.stream, dead.key
+                )));
             }
         };
         let text = |v: Option<&redis::Value>| match v {
