@@ -320,14 +320,16 @@ pub fn counting(requests: u64) -> impl Iterator<Item = u64> {
 /// `msgrcv(reply_type)` until the answer to our request is there or `deadline` passes; returns
 /// it as PHP's `echo` prints it. `request` is the body we sent: an answer is ours only if it is
 /// the echo of its message. Another message on our type (an answer left for a client gone whose
-/// pid we have now, or sent for a request that named our type) is not printed as ours: it is
-/// said through `deadline`, its bytes with it, and the wait goes on.
+/// pid we have now, or sent for a request that named our type) is not printed as ours: it goes
+/// to `stray`, its bytes with it (taken off the queue, it must not vanish, `--quiet` or not),
+/// and the wait goes on.
 pub fn receive_answer(
     buf: &mut MsgBuf,
     queue: Queue,
     reply_type: i64,
     request: &[u8],
     deadline: &Deadline,
+    stray: &mut dyn FnMut(fmt::Arguments<'_>),
 ) -> anyhow::Result<Vec<u8>> {
     let expected = parse(request)
         .context("our own request (a bug: it should have been a request)")?
@@ -344,7 +346,7 @@ pub fn receive_answer(
         if is_echo(&answer, &expected) {
             return Ok(crate::decode(&answer, queue.key, crate::Format::Echo)?.bytes);
         }
-        deadline.say(format_args!(
+        stray(format_args!(
             "took a message of type {reply_type} from queue {} that is not the answer to our \
              request (not the echo of our message): one left for a client gone whose pid we \
              have now, or sent for a request that named our type; its {} bytes: {}; waiting on \

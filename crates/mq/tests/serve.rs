@@ -363,7 +363,8 @@ fn a_client_waiting_forever_stops_on_sigterm_and_leaves_nothing() {
 
 /// An answer on our type that is not the echo of our request (one left for a client gone whose
 /// pid we now have, or sent for a request that named our type) is not printed as ours: the
-/// client says so on stderr, with its bytes, and waits on for its own answer.
+/// client says so on stderr, with its bytes (`--quiet` too: the message was taken off the
+/// queue), and waits on for its own answer.
 #[test]
 fn fault_an_answer_that_is_not_ours_is_not_printed_as_ours() {
     let dir = temp_dir();
@@ -375,7 +376,7 @@ fn fault_an_answer_that_is_not_ours_is_not_printed_as_ours() {
         .finish()
         .assert_success();
     let serving = server(&key, &["--requests", "1"]);
-    let asked = client(&key, "mine", &["--reply-type", "7"]).finish();
+    let asked = client(&key, "mine", &["--reply-type", "7", "--quiet"]).finish();
     asked.assert_success().assert_stdout(&line("mine"));
     assert!(
         asked.stderr.contains("not the answer to our request")

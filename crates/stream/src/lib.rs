@@ -48,8 +48,8 @@ pub fn keep(message: &mut Vec<u8>, bytes: &[u8]) -> anyhow::Result<()> {
     let len = message.len().saturating_add(bytes.len());
     if len > MAX_MESSAGE {
         bail!(
-            "its message is over {MAX_MESSAGE} bytes, the most we hold in memory (1 GiB): not \
-             printed (it must send less)"
+            "its message is over {MAX_MESSAGE} bytes, the most we hold in memory: not printed \
+             (it must send less)"
         );
     }
     if message.try_reserve(bytes.len()).is_err() {

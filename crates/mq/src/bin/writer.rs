@@ -111,7 +111,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     );
 
     if let Some(own) = reply_type {
-        let answer = mq::serve::receive_answer(&mut buf, queue, own, &text, &deadline)?; // msgrcv(own)
+        let stray = &mut |line: std::fmt::Arguments<'_>| report::warn(line);
+        let answer = mq::serve::receive_answer(&mut buf, queue, own, &text, &deadline, stray)?; // msgrcv(own)
         say!(
             deadline,
             "received the answer of type {own}: {} bytes",
