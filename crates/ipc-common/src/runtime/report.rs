@@ -155,6 +155,13 @@ impl fmt::Display for StdoutClosed {
 
 impl std::error::Error for StdoutClosed {}
 
+/// The exit code of a run a stop signal ended: 128+N, as a shell reports a process signal N
+/// killed.
+pub fn stopped_exit_code() -> ExitCode {
+    let signal = cleanup::stop_signal().unwrap_or(15);
+    ExitCode::from(u8::try_from(128 + signal).unwrap_or(143))
+}
+
 /// Runs a binary's `run`, removing what it created and reporting its error as one line.
 ///
 /// Exit codes: 0 success (also when stdout was closed early, as in `reader | head -c1`),
@@ -170,9 +177,8 @@ pub fn main(run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(err) if err.chain().any(|cause| cause.is::<cleanup::Interrupted>()) => {
-            let signal = cleanup::stop_signal().unwrap_or(15);
             stderr_line(format_args!("{err:#}: removed what this process created"));
-            ExitCode::from(u8::try_from(128 + signal).unwrap_or(143))
+            stopped_exit_code()
         }
         Err(err) => {
             stderr_line(format_args!("error: {err:#}"));

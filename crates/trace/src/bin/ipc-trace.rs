@@ -226,8 +226,7 @@ fn main() -> ExitCode {
             report::stderr_line(format_args!(
                 "{err:#}: ended the traced pair and removed what this process created"
             ));
-            let signal = cleanup::stop_signal().unwrap_or(15);
-            ExitCode::from(u8::try_from(128 + signal).unwrap_or(143))
+            report::stopped_exit_code()
         }
         Err(err) => {
             report::stderr_line(format_args!("error: {err:#}"));
