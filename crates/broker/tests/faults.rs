@@ -366,14 +366,18 @@ fn fault_removing_our_consumer_never_drops_an_entry_pending_under_its_name() {
     );
 }
 
+/// What the stand-in saw: the commands' names in order, and the `XADD`'s words.
+type Seen = (Vec<String>, Vec<Vec<u8>>);
+
 /// A stand-in for a Redis that has just restarted: it accepts connections at once but answers
 /// `-LOADING` to the first `loading` commands that need its data (PING included), then `+PONG`
 /// and one `XADD` id; the client's own handshake (`CLIENT ...`, `HELLO`) gets `+OK`. With
 /// `hold`, the first PING is answered only once the test says so (`held` is sent first).
+/// The thread returns the commands' names in order and the `XADD`'s words, byte for byte.
 fn loading_redis(
     loading: usize,
     hold: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
-) -> (String, std::thread::JoinHandle<Vec<String>>) {
+) -> (String, std::thread::JoinHandle<Seen>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("redis://{}", listener.local_addr().unwrap());
@@ -400,9 +404,10 @@ fn loading_redis(
                     let len: usize = len.trim_start_matches('$').trim().parse().unwrap();
                     let mut word = vec![0; len + 2];
                     std::io::Read::read_exact(&mut reader, &mut word).unwrap();
-                    words.push(String::from_utf8_lossy(&word[..len]).to_uppercase());
+                    word.truncate(len);
+                    words.push(word);
                 }
-                let name = words[0].clone();
+                let name = String::from_utf8_lossy(&words[0]).to_uppercase();
                 seen.push(name.clone());
                 if name == "PING"
                     && let Some((held, release)) = hold.take()
@@ -419,14 +424,14 @@ fn loading_redis(
                     "PING" => "+PONG\r\n".to_owned(),
                     "XADD" => {
                         writer.write_all(b"$15\r\n1700000000000-0\r\n").unwrap();
-                        return seen;
+                        return (seen, words);
                     }
                     _ => "-ERR unexpected\r\n".to_owned(),
                 };
                 writer.write_all(reply.as_bytes()).unwrap();
             }
         }
-        seen
+        (seen, Vec::new())
     });
     (url, server)
 }
@@ -442,13 +447,28 @@ fn fault_a_redis_still_loading_its_data_is_waited_for() {
         None,
     );
     done.assert_success();
-    assert!(done.stderr.contains("added"), "{}", done.stderr);
-    let seen = server.join().unwrap();
+    assert!(
+        done.stderr.contains("entry 1700000000000-0"),
+        "{}",
+        done.stderr
+    );
+    let (seen, xadd) = server.join().unwrap();
     assert_eq!(
         seen.iter().filter(|name| *name == "XADD").count(),
         1,
         "{seen:?}"
     );
+    // The message, serialized as PHP's msg_send does, is what went out.
+    let expected: [&[u8]; 7] = [
+        b"XADD",
+        STREAM.as_bytes(),
+        b"*",
+        b"type",
+        b"1",
+        b"body",
+        b"s:32:\"Hello from Writer: Message Queue\";",
+    ];
+    assert_eq!(xadd, expected.map(<[u8]>::to_vec), "{seen:?}");
 }
 
 /// A stop signal while connecting (SIGSTOP, then SIGCONT, while the writer waits for Redis's
@@ -480,7 +500,11 @@ fn fault_a_writer_stopped_while_connecting_connects_again() {
         // Answered late: to a writer that gave the connection up, or to one still reading it.
         release.send(()).unwrap();
         writer.finish().assert_success();
-        let seen = server.join().unwrap();
+        let (seen, xadd) = server.join().unwrap();
+        assert_eq!(
+            xadd.last().map(Vec::as_slice),
+            Some(&b"s:32:\"Hello from Writer: Message Queue\";"[..])
+        );
         let pings = seen.iter().filter(|name| *name == "PING").count();
         assert!((1..=2).contains(&pings), "{seen:?}");
         cut += usize::from(pings == 2);
